@@ -1,0 +1,34 @@
+# Makefile for the outbox extension (PGXS)
+
+MODULE_big = outbox
+EXTENSION = outbox
+DATA = src/outbox--1.0.sql
+PGFILEDESC = "outbox - transactional outbox to a STOMP broker"
+
+STOMP_OBJS = \
+	src/stomp/stomp_hosts.o
+
+OBJS = \
+	$(WIN32RES) \
+	src/capture.o \
+	src/message.o \
+	src/outbox.o \
+	src/publish.o \
+	src/published.o \
+	src/settings.o \
+	src/uuid7.o \
+	$(STOMP_OBJS)
+
+PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK = -lssl -lcrypto
+
+REGRESS = capture
+REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
+	--temp-instance=./tmp_regress --load-extension=outbox
+
+TAP_TESTS = 1
+PROVE_FLAGS = -I $(srcdir)/t/lib
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

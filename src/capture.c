@@ -1,0 +1,466 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *		  The trigger of published tables, and its per-backend cache.
+ *
+ * outbox.publish() puts the trigger outbox_capture (AFTER INSERT OR UPDATE,
+ * FOR EACH ROW) on a table.  For each row it writes one outbox.published
+ * row per configuration of the table, in the same transaction, with the
+ * body that DESIGN.md describes:
+ *
+ * - all columns: to_jsonb() of the row, PostgreSQL's own rendering of
+ *   every type (numeric stays exact, timestamps ISO 8601);
+ * - fields: the same rendering of a row made of the primary key column(s)
+ *   and the named columns;
+ * - serializer: what the user's function returns for the row.
+ *
+ * Per-row work parses no SQL.  The configurations of a table are read from
+ * outbox.publish_config once and kept in a backend-local hash table, with
+ * the columns resolved to attribute numbers and the serializer looked up.
+ * An entry is dropped on a relcache invalidation of its table: ALTER TABLE
+ * sends one, and so does every change of outbox.publish_config (its trigger
+ * outbox_publish_config_changed invalidates the table concerned).  A change
+ * of any function drops every entry, since a serializer may be redefined.
+ *
+ * src/capture.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "nodes/makefuncs.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/regproc.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
+
+#include "outbox.h"
+
+PG_FUNCTION_INFO_V1(outbox_capture);
+PG_FUNCTION_INFO_V1(outbox_publish_config_changed);
+
+/* One configuration of a published table, ready for per-row use */
+typedef struct CaptureConfig
+{
+	char	   *destination;
+	char	   *version;		/* NULL if none */
+	/* fields mode: primary key and named columns, else natts == 0 */
+	int			natts;
+	AttrNumber *attnums;
+	TupleDesc	projection;		/* blessed record type of those columns */
+	/* serializer mode */
+	bool		has_serializer;
+	FmgrInfo	serializer;
+	bool		serializer_returns_json;	/* else jsonb */
+} CaptureConfig;
+
+/* The configurations of one table */
+typedef struct CaptureEntry
+{
+	Oid			relid;			/* hash key */
+	bool		valid;
+	MemoryContext context;		/* holds the configurations */
+	int			nconfigs;
+	CaptureConfig *configs;
+} CaptureEntry;
+
+static HTAB *capture_cache = NULL;
+
+/* to_jsonb(record), with an expression that tells it its argument's type */
+static FmgrInfo to_jsonb_finfo;
+
+static void capture_cache_init(void);
+static void capture_relcache_callback(Datum arg, Oid relid);
+static void capture_syscache_callback(Datum arg, int cacheid,
+									  uint32 hashvalue);
+static CaptureEntry *capture_entry(Relation rel);
+static void load_configs(CaptureEntry *entry, Relation rel);
+static void resolve_fields(CaptureConfig *config, Relation rel,
+						   ArrayType *fields);
+static Jsonb *build_body(CaptureConfig *config, Relation rel,
+						 HeapTuple tuple);
+
+/*
+ * Set up the cache and its invalidation callbacks, once per backend.
+ */
+static void
+capture_cache_init(void)
+{
+	HASHCTL		ctl;
+	FuncExpr   *expr;
+	MemoryContext oldcontext;
+
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(CaptureEntry);
+	ctl.hcxt = CacheMemoryContext;
+	capture_cache = hash_create("outbox capture cache", 64, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	CacheRegisterRelcacheCallback(capture_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, capture_syscache_callback,
+								  (Datum) 0);
+
+	/*
+	 * to_jsonb(anyelement) finds its argument's type in fn_expr; every row
+	 * we pass is a composite datum that carries its own row type.
+	 */
+	oldcontext = MemoryContextSwitchTo(CacheMemoryContext);
+	fmgr_info_cxt(F_TO_JSONB, &to_jsonb_finfo, CacheMemoryContext);
+	expr = makeFuncExpr(F_TO_JSONB, JSONBOID,
+						list_make1(makeNullConst(RECORDOID, -1, InvalidOid)),
+						InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	to_jsonb_finfo.fn_expr = (Node *) expr;
+	MemoryContextSwitchTo(oldcontext);
+}
+
+/*
+ * Mark the entry of relid, or every entry, as needing a reload.
+ */
+static void
+capture_relcache_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	CaptureEntry *entry;
+
+	if (OidIsValid(relid))
+	{
+		entry = hash_search(capture_cache, &relid, HASH_FIND, NULL);
+		if (entry != NULL)
+			entry->valid = false;
+		return;
+	}
+
+	hash_seq_init(&status, capture_cache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		entry->valid = false;
+}
+
+/*
+ * A function changed: a serializer may have been redefined.
+ */
+static void
+capture_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	capture_relcache_callback(arg, InvalidOid);
+}
+
+/*
+ * Return the valid cache entry of a published table, loading it if needed.
+ */
+static CaptureEntry *
+capture_entry(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	CaptureEntry *entry;
+	bool		found;
+
+	if (capture_cache == NULL)
+		capture_cache_init();
+
+	entry = hash_search(capture_cache, &relid, HASH_ENTER, &found);
+	if (!found)
+	{
+		entry->valid = false;
+		entry->context = NULL;
+	}
+	if (!entry->valid)
+	{
+		/*
+		 * The old configurations may still be in use further up the stack
+		 * (a serializer that writes to the same table): free them at the end
+		 * of the transaction rather than now.
+		 */
+		if (entry->context != NULL)
+			MemoryContextSetParent(entry->context, TopTransactionContext);
+		entry->context = AllocSetContextCreate(CacheMemoryContext,
+											   "outbox capture entry",
+											   ALLOCSET_SMALL_SIZES);
+		entry->nconfigs = 0;
+		entry->configs = NULL;
+
+		/*
+		 * Set valid first: an invalidation that arrives while we read the
+		 * configurations clears it again, and the next row reloads.
+		 */
+		entry->valid = true;
+		PG_TRY();
+		{
+			load_configs(entry, rel);
+		}
+		PG_CATCH();
+		{
+			entry->valid = false;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	return entry;
+}
+
+/*
+ * Read the configurations of rel from outbox.publish_config into entry.
+ */
+static void
+load_configs(CaptureEntry *entry, Relation rel)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	uint64		i;
+	int			ret;
+
+	args[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	ret = SPI_execute_with_args("SELECT destination, version, fields, serializer::oid"
+								"  FROM outbox.publish_config"
+								" WHERE relid::oid = $1"
+								" ORDER BY destination, version NULLS FIRST",
+								1, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read outbox.publish_config: %s",
+			 SPI_result_code_string(ret));
+
+	entry->configs = MemoryContextAllocZero(entry->context,
+											sizeof(CaptureConfig) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		CaptureConfig *config = &entry->configs[i];
+		MemoryContext oldcontext;
+		Datum		value;
+		bool		isnull;
+
+		oldcontext = MemoryContextSwitchTo(entry->context);
+		config->destination = TextDatumGetCString(SPI_getbinval(row, desc, 1, &isnull));
+		value = SPI_getbinval(row, desc, 2, &isnull);
+		config->version = isnull ? NULL : TextDatumGetCString(value);
+
+		value = SPI_getbinval(row, desc, 4, &isnull);
+		if (!isnull)
+		{
+			Oid			serializer = DatumGetObjectId(value);
+
+			fmgr_info_cxt(serializer, &config->serializer, entry->context);
+			config->has_serializer = true;
+			config->serializer_returns_json = (get_func_rettype(serializer) == JSONOID);
+		}
+		else
+		{
+			value = SPI_getbinval(row, desc, 3, &isnull);
+			if (!isnull)
+				resolve_fields(config, rel, DatumGetArrayTypeP(value));
+		}
+		MemoryContextSwitchTo(oldcontext);
+		entry->nconfigs++;
+	}
+
+	SPI_finish();
+}
+
+/*
+ * Resolve the columns of a fields configuration: the primary key columns in
+ * column order, then the named ones, each once.  Runs in the entry's memory
+ * context.
+ */
+static void
+resolve_fields(CaptureConfig *config, Relation rel, ArrayType *fields)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Bitmapset  *pkey = RelationGetIndexAttrBitmap(rel,
+												  INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	Datum	   *names;
+	int			nnames;
+	int			i;
+	int			member = -1;
+
+	deconstruct_array(fields, TEXTOID, -1, false, TYPALIGN_INT,
+					  &names, NULL, &nnames);
+	config->attnums = palloc(sizeof(AttrNumber) * (bms_num_members(pkey) + nnames));
+	config->natts = 0;
+
+	while ((member = bms_next_member(pkey, member)) >= 0)
+		config->attnums[config->natts++] = member + FirstLowInvalidHeapAttributeNumber;
+
+	for (i = 0; i < nnames; i++)
+	{
+		char	   *name = TextDatumGetCString(names[i]);
+		AttrNumber	attnum = SPI_fnumber(desc, name);
+		int			j;
+		bool		seen = false;
+
+		if (attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" published by outbox does not exist in table \"%s\"",
+							name, RelationGetRelationName(rel)),
+					 errhint("Call outbox.publish() again with the table's current columns.")));
+		for (j = 0; j < config->natts; j++)
+			seen |= (config->attnums[j] == attnum);
+		if (!seen)
+			config->attnums[config->natts++] = attnum;
+	}
+
+	config->projection = CreateTemplateTupleDesc(config->natts);
+	for (i = 0; i < config->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, config->attnums[i] - 1);
+
+		TupleDescInitEntry(config->projection, (AttrNumber) (i + 1),
+						   NameStr(attr->attname), attr->atttypid,
+						   attr->atttypmod, attr->attndims);
+		TupleDescInitEntryCollation(config->projection, (AttrNumber) (i + 1),
+									attr->attcollation);
+	}
+	config->projection = BlessTupleDesc(config->projection);
+	bms_free(pkey);
+}
+
+/*
+ * The body of the message of one configuration for one row.
+ */
+static Jsonb *
+build_body(CaptureConfig *config, Relation rel, HeapTuple tuple)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum		row;
+
+	if (config->has_serializer)
+	{
+		LOCAL_FCINFO(fcinfo, 1);
+		Datum		result;
+
+		InitFunctionCallInfoData(*fcinfo, &config->serializer, 1,
+								 InvalidOid, NULL, NULL);
+		fcinfo->args[0].value = heap_copy_tuple_as_datum(tuple, desc);
+		fcinfo->args[0].isnull = false;
+		result = FunctionCallInvoke(fcinfo);
+		if (fcinfo->isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("serializer %s returned NULL for a row of table \"%s\"",
+							format_procedure(config->serializer.fn_oid),
+							RelationGetRelationName(rel)),
+					 errhint("A serializer must return the message body as a JSON value.")));
+		if (config->serializer_returns_json)
+			result = DirectFunctionCall1(jsonb_in,
+										 CStringGetDatum(TextDatumGetCString(result)));
+		return DatumGetJsonbP(result);
+	}
+
+	if (config->natts > 0)
+	{
+		Datum	   *values = palloc(sizeof(Datum) * config->natts);
+		bool	   *nulls = palloc(sizeof(bool) * config->natts);
+		int			i;
+
+		for (i = 0; i < config->natts; i++)
+			values[i] = heap_getattr(tuple, config->attnums[i], desc, &nulls[i]);
+		row = HeapTupleGetDatum(heap_form_tuple(config->projection, values,
+												nulls));
+	}
+	else
+		row = heap_copy_tuple_as_datum(tuple, desc);
+
+	return DatumGetJsonbP(FunctionCall1(&to_jsonb_finfo, row));
+}
+
+/*
+ * Trigger AFTER INSERT OR UPDATE FOR EACH ROW of published tables.
+ */
+Datum
+outbox_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tuple;
+	CaptureEntry *entry;
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("outbox.capture() must be fired AFTER INSERT OR UPDATE FOR EACH ROW"),
+				 errhint("Use outbox.publish() to publish a table.")));
+
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+
+	entry = capture_entry(trigdata->tg_relation);
+	for (i = 0; i < entry->nconfigs; i++)
+	{
+		CaptureConfig *config = &entry->configs[i];
+		OutboxMessage message;
+
+		memset(&message, 0, sizeof(message));
+		outbox_uuid_v7(&message.id);
+		message.destination = config->destination;
+		message.version = config->version;
+		message.body = build_body(config, trigdata->tg_relation, tuple);
+		message.added = GetCurrentTransactionStartTimestamp();
+		message.expires_at_isnull = true;
+		outbox_insert_published(&message);
+	}
+
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * Trigger AFTER INSERT OR UPDATE OR DELETE (row) and AFTER TRUNCATE
+ * (statement) on outbox.publish_config: make every backend reload the
+ * configurations of the tables concerned at its next command.
+ */
+Datum
+outbox_publish_config_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tuples[2];
+	int			relid_attnum;
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "outbox_publish_config_changed must be fired as a trigger");
+
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		CacheInvalidateRelcacheAll();
+		return PointerGetDatum(NULL);
+	}
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	relid_attnum = SPI_fnumber(desc, "relid");
+	tuples[0] = trigdata->tg_trigtuple;
+	tuples[1] = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : NULL;
+	for (i = 0; i < 2; i++)
+	{
+		bool		isnull;
+		Datum		relid;
+
+		if (tuples[i] == NULL)
+			continue;
+		relid = heap_getattr(tuples[i], relid_attnum, desc, &isnull);
+
+		/* a dropped table's backends were told by the DROP itself */
+		if (!isnull && SearchSysCacheExists1(RELOID, relid))
+			CacheInvalidateRelcacheByRelid(DatumGetObjectId(relid));
+	}
+	return PointerGetDatum(NULL);
+}

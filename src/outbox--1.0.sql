@@ -1,0 +1,203 @@
+/* src/outbox--1.0.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION outbox" to load this file. \quit
+
+CREATE SCHEMA outbox;
+GRANT USAGE ON SCHEMA outbox TO PUBLIC;
+
+CREATE TYPE outbox.message_status AS ENUM ('scheduled', 'succeeded', 'failed');
+
+CREATE FUNCTION outbox.uuid_generate_v7()
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'outbox_uuid_generate_v7'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION outbox.uuid_generate_v7() IS
+'a time-ordered (version 7) UUID, increasing within a session';
+
+-- The outbox.  Rows arrive from the capture trigger of published tables or
+-- by hand; either way the BEFORE INSERT trigger below (or the same C code
+-- called by the capture trigger) applies the version suffix, validates the
+-- destination and headers, and generates the dop-* headers.
+CREATE TABLE outbox.published (
+	id			uuid NOT NULL DEFAULT outbox.uuid_generate_v7(),
+	destination text NOT NULL,
+	version		text,
+	body		jsonb NOT NULL,
+	headers		jsonb NOT NULL DEFAULT '{}',
+	added		timestamptz NOT NULL DEFAULT now(),
+	expires_at	timestamptz NOT NULL,
+	retry		integer NOT NULL DEFAULT 0 CHECK (retry >= 0),
+	status		outbox.message_status NOT NULL DEFAULT 'scheduled',
+	last_error	text,
+	next_attempt_at timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT published_pkey PRIMARY KEY (id)
+);
+COMMENT ON TABLE outbox.published IS
+'messages to send to the broker once their transaction commits';
+CREATE INDEX published_scheduled_idx ON outbox.published (id)
+	WHERE status = 'scheduled';
+CREATE INDEX published_added_idx ON outbox.published (added);
+
+CREATE FUNCTION outbox.published_before_insert()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'outbox_published_before_insert'
+LANGUAGE C;
+CREATE TRIGGER published_before_insert
+	BEFORE INSERT ON outbox.published
+	FOR EACH ROW EXECUTE FUNCTION outbox.published_before_insert();
+
+-- One row per (table, destination, version) given to outbox.publish().
+CREATE TABLE outbox.publish_config (
+	relid		regclass NOT NULL,
+	destination text NOT NULL,
+	version		text,
+	fields		text[],
+	serializer	regprocedure,
+	CONSTRAINT publish_config_key UNIQUE NULLS NOT DISTINCT (relid, destination, version),
+	CONSTRAINT publish_config_fields_or_serializer
+		CHECK (fields IS NULL OR serializer IS NULL)
+);
+COMMENT ON TABLE outbox.publish_config IS
+'what outbox.publish() captures: one row per table, destination and version';
+GRANT SELECT ON outbox.publish_config TO PUBLIC;
+
+-- Every change of a configuration reaches each backend's capture cache
+-- through a relcache invalidation of the table concerned.
+CREATE FUNCTION outbox.publish_config_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'outbox_publish_config_changed'
+LANGUAGE C;
+CREATE TRIGGER publish_config_changed
+	AFTER INSERT OR UPDATE OR DELETE ON outbox.publish_config
+	FOR EACH ROW EXECUTE FUNCTION outbox.publish_config_changed();
+CREATE TRIGGER publish_config_truncated
+	AFTER TRUNCATE ON outbox.publish_config
+	FOR EACH STATEMENT EXECUTE FUNCTION outbox.publish_config_changed();
+
+-- Consumed messages: the inbox that makes each message take effect once.
+CREATE TABLE outbox.received (
+	id			uuid NOT NULL DEFAULT outbox.uuid_generate_v7(),
+	msg_id		text NOT NULL,
+	headers		jsonb,
+	body		jsonb,
+	added		timestamptz NOT NULL DEFAULT now(),
+	expires_at	timestamptz NOT NULL DEFAULT now() + interval '1 day',
+	retry		integer NOT NULL DEFAULT 0 CHECK (retry >= 0),
+	status		outbox.message_status NOT NULL DEFAULT 'succeeded',
+	CONSTRAINT received_pkey PRIMARY KEY (id),
+	CONSTRAINT received_msg_id_key UNIQUE (msg_id)
+);
+COMMENT ON TABLE outbox.received IS
+'messages consumed by subscriptions, one row per message id';
+CREATE INDEX received_added_idx ON outbox.received (added);
+
+-- One row per consumer.
+CREATE TABLE outbox.subscription (
+	queue_name	text NOT NULL,
+	callback	regprocedure NOT NULL,
+	destination text NOT NULL,
+	run_as		regrole NOT NULL,
+	created		timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT subscription_pkey PRIMARY KEY (queue_name)
+);
+COMMENT ON TABLE outbox.subscription IS
+'consumers: each runs its callback as run_as for every message of its queue';
+GRANT SELECT ON outbox.subscription TO PUBLIC;
+
+CREATE FUNCTION outbox.publish(
+	"table" regclass,
+	destination text,
+	version text DEFAULT NULL,
+	fields text[] DEFAULT NULL,
+	serializer text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'outbox_publish'
+LANGUAGE C;
+COMMENT ON FUNCTION outbox.publish(regclass, text, text, text[], text) IS
+'publish every inserted or updated row of a table to a destination';
+
+CREATE FUNCTION outbox.unpublish(
+	"table" regclass,
+	destination text DEFAULT NULL,
+	version text DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'outbox_unpublish'
+LANGUAGE C;
+COMMENT ON FUNCTION outbox.unpublish(regclass, text, text) IS
+'stop publishing a table (all its configurations, one destination, or one version)';
+
+CREATE FUNCTION outbox.capture()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'outbox_capture'
+LANGUAGE C;
+COMMENT ON FUNCTION outbox.capture() IS
+'trigger of published tables: writes one outbox.published row per configuration';
+
+/*
+ * DDL must never leave a configuration that silently stops capturing.  After
+ * each DDL command that can touch one: configurations of dropped tables are
+ * removed (their trigger went with them); a command that would leave a
+ * configuration naming a missing column or serializer, or a published table
+ * without its trigger, is refused.
+ */
+CREATE FUNCTION outbox.check_publish_config()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	bad record;
+BEGIN
+	DELETE FROM outbox.publish_config c
+	 WHERE NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = c.relid);
+
+	SELECT c.relid::oid AS relid, f.name INTO bad
+	  FROM outbox.publish_config c, unnest(c.fields) AS f(name)
+	 WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+						WHERE a.attrelid = c.relid AND a.attname = f.name
+						  AND a.attnum > 0 AND NOT a.attisdropped)
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'column "%" of table % is published by outbox',
+			bad.name, bad.relid::regclass
+			USING ERRCODE = 'dependent_objects_still_exist',
+				  DETAIL = 'outbox.publish() was given this column in its fields.',
+				  HINT = 'Call outbox.publish() again without this column, or outbox.unpublish() the table first.';
+	END IF;
+
+	SELECT c.relid::oid AS relid, c.serializer::oid AS serializer INTO bad
+	  FROM outbox.publish_config c
+	 WHERE c.serializer IS NOT NULL
+	   AND NOT EXISTS (SELECT 1 FROM pg_proc p WHERE p.oid = c.serializer)
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'function % is the serializer of a publication of table %',
+			bad.serializer, bad.relid::regclass
+			USING ERRCODE = 'dependent_objects_still_exist',
+				  HINT = 'Call outbox.publish() again without this serializer, or outbox.unpublish() the table first.';
+	END IF;
+
+	SELECT c.relid::oid AS relid INTO bad
+	  FROM outbox.publish_config c
+	 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t
+						WHERE t.tgrelid = c.relid AND t.tgname = 'outbox_capture'
+						  AND t.tgfoid = 'outbox.capture()'::regprocedure)
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'table % is published by outbox and needs its trigger "outbox_capture"',
+			bad.relid::regclass
+			USING ERRCODE = 'dependent_objects_still_exist',
+				  HINT = 'Use outbox.unpublish() to stop publishing the table.';
+	END IF;
+END;
+$$;
+
+CREATE EVENT TRIGGER outbox_check_publish_config ON ddl_command_end
+	WHEN TAG IN ('ALTER TABLE', 'DROP TABLE', 'DROP SCHEMA', 'DROP OWNED',
+				 'DROP FUNCTION', 'DROP ROUTINE', 'DROP TRIGGER', 'DROP TYPE',
+				 'ALTER TRIGGER')
+	EXECUTE FUNCTION outbox.check_publish_config();
+
+REVOKE ALL ON FUNCTION outbox.check_publish_config() FROM PUBLIC;

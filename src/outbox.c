@@ -1,0 +1,32 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.c
+ *		  Entry point of the outbox extension.
+ *
+ * The library must be loaded through shared_preload_libraries: its
+ * settings are read by background workers, and later by the workers
+ * themselves, which only the postmaster can start at server start.
+ *
+ * src/outbox.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+
+#include "outbox.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/*
+ * Module load: define the settings.
+ */
+void
+_PG_init(void)
+{
+	outbox_define_settings();
+}

@@ -1,0 +1,103 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.h
+ *		  Declarations shared by the files of the outbox extension.
+ *
+ * One private header for the whole module, grouped by the file that
+ * defines each symbol.  The STOMP client under src/stomp/ knows nothing of
+ * PostgreSQL and has headers of its own.
+ *
+ * src/outbox.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef OUTBOX_H
+#define OUTBOX_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "datatype/timestamp.h"
+#include "utils/rel.h"
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+/* Longest destination the broker is given, in bytes, version suffix included */
+#define OUTBOX_MAX_DESTINATION_LEN	255
+/* Longest version, as in the seed's model */
+#define OUTBOX_MAX_VERSION_LEN		100
+/* How long a message may wait to be sent before it is failed as expired */
+#define OUTBOX_DEFAULT_EXPIRY_USECS (USECS_PER_DAY)
+
+/* in settings.c */
+extern char *outbox_stomp_host_and_ports;
+extern char *outbox_stomp_username;
+extern char *outbox_stomp_passcode;
+extern char *outbox_stomp_vhost;
+extern char *outbox_stomp_heartbeats;
+extern bool outbox_stomp_use_ssl;
+extern char *outbox_stomp_key_file;
+extern char *outbox_stomp_cert_file;
+extern char *outbox_stomp_ca_certs;
+extern int	outbox_stomp_ssl_min_protocol;
+extern char *outbox_stomp_ssl_password;
+extern bool outbox_stomp_verify_hostname;
+extern char *outbox_stomp_queue_headers;
+extern bool outbox_exclusive_queue;
+extern int	outbox_maximum_backoff;
+extern int	outbox_maximum_retry_attempts;
+extern int	outbox_pause_for_retry;
+extern int	outbox_wait_retry;
+extern int	outbox_published_chunk_size;
+extern int	outbox_days_to_keep_data;
+extern int	outbox_remove_data_interval;
+extern char *outbox_generate_headers;
+extern int	outbox_poll_interval;
+extern int	outbox_consumer_shutdown_timeout;
+extern char *outbox_database_name;
+extern int	outbox_send_timeout;
+extern char *outbox_correlation_id;
+
+extern void outbox_define_settings(void);
+extern const char *outbox_ssl_protocol_name(int protocol);
+
+/* in uuid7.c */
+extern void outbox_uuid_v7(pg_uuid_t *uuid);
+extern void outbox_uuid_v4(pg_uuid_t *uuid);
+
+/* in message.c */
+
+/*
+ * A message on its way into outbox.published.  The capture trigger fills one
+ * from a captured row, the BEFORE INSERT trigger from a row inserted by hand;
+ * outbox_complete_message() then gives both the same treatment.
+ */
+typedef struct OutboxMessage
+{
+	pg_uuid_t	id;
+	char	   *destination;	/* as given; suffixed with the version */
+	char	   *version;		/* NULL if none */
+	Jsonb	   *body;
+	Jsonb	   *headers;		/* the user's own, or NULL; then the final set */
+	TimestampTz added;
+	bool		expires_at_isnull;
+	TimestampTz expires_at;
+} OutboxMessage;
+
+extern void outbox_check_destination(const char *destination,
+									 const char *version);
+extern void outbox_complete_message(OutboxMessage *message, Relation rel);
+extern char *outbox_header_value_text(JsonbValue *value, const char *key);
+
+/* in published.c */
+extern Oid	outbox_published_relid(void);
+extern HeapTuple outbox_form_published_tuple(Relation rel,
+											 OutboxMessage *message);
+extern void outbox_insert_published(OutboxMessage *message);
+
+/* in capture.c */
+extern void outbox_capture_init(void);
+
+/* in publish.c: outbox.publish() and outbox.unpublish() live there */
+
+#endif							/* OUTBOX_H */

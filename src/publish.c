@@ -1,0 +1,411 @@
+/*-------------------------------------------------------------------------
+ *
+ * publish.c
+ *		  outbox.publish() and outbox.unpublish().
+ *
+ * Everything a configuration names is validated here, where it enters, so
+ * that a configuration never breaks users' writes later: the table (an
+ * ordinary table the caller owns), the destination and version (message.c),
+ * the columns, and the serializer (exists, takes the table's row type,
+ * returns json or jsonb).
+ *
+ * outbox.publish_config is written as its owner (the role that created the
+ * extension), since table owners do not have privileges on it; the capture
+ * trigger is created and dropped as the caller, who owns the table.
+ *
+ * src/publish.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/catalog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "outbox.h"
+
+PG_FUNCTION_INFO_V1(outbox_publish);
+PG_FUNCTION_INFO_V1(outbox_unpublish);
+
+/* name of the capture trigger outbox.publish() puts on a table */
+#define CAPTURE_TRIGGER_NAME "outbox_capture"
+
+static Relation open_published_table(Oid relid, const char *function);
+static void check_fields(Relation rel, ArrayType *fields);
+static Oid	lookup_serializer(Relation rel, const char *name);
+static Oid	publish_config_owner(void);
+static void execute_as(Oid role, const char *sql, int nargs, Oid *argtypes,
+					   Datum *args, const char *nulls, int expected);
+static bool has_capture_trigger(Oid relid);
+
+/*
+ * Open the table an outbox function was given, locked against concurrent
+ * trigger changes, after checking that it can be published by the caller.
+ */
+static Relation
+open_published_table(Oid relid, const char *function)
+{
+	Relation	rel;
+	char		relkind;
+
+	rel = table_open(relid, ShareRowExclusiveLock);
+	relkind = rel->rd_rel->relkind;
+
+	if (relkind == RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot publish partitioned table \"%s\"",
+						RelationGetRelationName(rel)),
+				 errhint("Publish its partitions instead.")));
+	if (relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
+				 errdetail("%s() takes ordinary tables only.", function)));
+	if (IsCatalogRelation(rel) ||
+		RelationGetNamespace(rel) == get_namespace_oid("outbox", false))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot publish table \"%s\"", RelationGetRelationName(rel)),
+				 errdetail("System catalogs and the outbox extension's own tables cannot be published.")));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE,
+					   RelationGetRelationName(rel));
+	return rel;
+}
+
+/*
+ * Check that every name in fields is a column of rel.
+ */
+static void
+check_fields(Relation rel, ArrayType *fields)
+{
+	Datum	   *names;
+	bool	   *nulls;
+	int			nnames;
+	int			i;
+
+	if (ARR_NDIM(fields) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("fields must be a one-dimensional array of column names")));
+	deconstruct_array(fields, TEXTOID, -1, false, TYPALIGN_INT,
+					  &names, &nulls, &nnames);
+	if (nnames == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("fields must name at least one column"),
+				 errhint("Pass NULL to publish all columns.")));
+	for (i = 0; i < nnames; i++)
+	{
+		char	   *name;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("fields must not contain NULL")));
+		name = TextDatumGetCString(names[i]);
+		if (SPI_fnumber(RelationGetDescr(rel), name) <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"%s\" does not exist",
+							name, RelationGetRelationName(rel))));
+	}
+}
+
+/*
+ * Resolve a serializer, given as a function name or a full signature, to a
+ * function of one argument of rel's row type returning json or jsonb.
+ */
+static Oid
+lookup_serializer(Relation rel, const char *name)
+{
+	Oid			rowtype = rel->rd_rel->reltype;
+	Oid			funcoid;
+	Oid			rettype;
+	HeapTuple	proctup;
+	Form_pg_proc procform;
+
+	if (strchr(name, '(') != NULL)
+		funcoid = DatumGetObjectId(DirectFunctionCall1(regprocedurein,
+													   CStringGetDatum(name)));
+	else
+	{
+		List	   *names = stringToQualifiedNameList(name);
+
+		funcoid = LookupFuncName(names, 1, &rowtype, true);
+		if (!OidIsValid(funcoid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("serializer function %s(%s) does not exist",
+							name, format_type_be(rowtype)),
+					 errhint("A serializer takes one argument of the table's row type and returns json or jsonb.")));
+	}
+
+	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcoid));
+	if (!HeapTupleIsValid(proctup))
+		elog(ERROR, "cache lookup failed for function %u", funcoid);
+	procform = (Form_pg_proc) GETSTRUCT(proctup);
+	rettype = procform->prorettype;
+
+	if (procform->prokind != PROKIND_FUNCTION || procform->proretset ||
+		procform->pronargs != 1 || procform->proargtypes.values[0] != rowtype)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("function %s cannot serialize rows of table \"%s\"",
+						format_procedure(funcoid), RelationGetRelationName(rel)),
+				 errdetail("A serializer takes exactly one argument of type %s and returns one value.",
+						   format_type_be(rowtype))));
+	ReleaseSysCache(proctup);
+
+	if (rettype != JSONOID && rettype != JSONBOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("serializer %s must return json or jsonb",
+						format_procedure(funcoid)),
+				 errdetail("It returns %s.", format_type_be(rettype))));
+
+	if (pg_proc_aclcheck(funcoid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION,
+					   format_procedure(funcoid));
+	return funcoid;
+}
+
+/*
+ * Return the owner of outbox.publish_config.
+ */
+static Oid
+publish_config_owner(void)
+{
+	Oid			relid;
+	HeapTuple	tuple;
+	Oid			owner;
+
+	relid = get_relname_relid("publish_config",
+							  get_namespace_oid("outbox", false));
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/*
+ * Run one SQL statement through SPI as role; error out unless it returns
+ * the expected SPI code.  The caller is connected to SPI.
+ */
+static void
+execute_as(Oid role, const char *sql, int nargs, Oid *argtypes, Datum *args,
+		   const char *nulls, int expected)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			ret;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(role, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	ret = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, false, 0);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	if (ret != expected)
+		elog(ERROR, "could not run \"%s\": %s", sql,
+			 SPI_result_code_string(ret));
+}
+
+/*
+ * Whether relid has the capture trigger.
+ */
+static bool
+has_capture_trigger(Oid relid)
+{
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		args[2];
+	int			ret;
+
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = CStringGetTextDatum(CAPTURE_TRIGGER_NAME);
+	ret = SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger"
+								" WHERE tgrelid = $1 AND tgname = $2",
+								2, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_trigger: %s", SPI_result_code_string(ret));
+	return SPI_processed > 0;
+}
+
+/*
+ * SQL: outbox.publish(table, destination, version, fields, serializer).
+ * Creates or replaces the configuration of (table, destination, version)
+ * and puts the capture trigger on the table if it is not there yet.
+ */
+Datum
+outbox_publish(PG_FUNCTION_ARGS)
+{
+	Relation	rel;
+	Oid			relid;
+	char	   *destination;
+	char	   *version = NULL;
+	ArrayType  *fields = NULL;
+	Oid			serializer = InvalidOid;
+	Oid			argtypes[5] = {OIDOID, TEXTOID, TEXTOID, TEXTARRAYOID, OIDOID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table must not be NULL")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("destination must not be NULL")));
+	relid = PG_GETARG_OID(0);
+	destination = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!PG_ARGISNULL(2))
+		version = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (!PG_ARGISNULL(3))
+		fields = PG_GETARG_ARRAYTYPE_P(3);
+
+	rel = open_published_table(relid, "outbox.publish");
+	outbox_check_destination(destination, version);
+
+	if (!PG_ARGISNULL(4))
+	{
+		serializer = lookup_serializer(rel,
+									   text_to_cstring(PG_GETARG_TEXT_PP(4)));
+		if (fields != NULL)
+		{
+			ereport(NOTICE,
+					(errmsg("fields are ignored when a serializer is given"),
+					 errdetail("The serializer alone makes the message body.")));
+			fields = NULL;
+		}
+	}
+	if (fields != NULL)
+		check_fields(rel, fields);
+
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = CStringGetTextDatum(destination);
+	args[2] = version ? CStringGetTextDatum(version) : (Datum) 0;
+	nulls[2] = version ? ' ' : 'n';
+	args[3] = fields ? PointerGetDatum(fields) : (Datum) 0;
+	nulls[3] = fields ? ' ' : 'n';
+	args[4] = ObjectIdGetDatum(serializer);
+	nulls[4] = OidIsValid(serializer) ? ' ' : 'n';
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	execute_as(publish_config_owner(),
+			   "INSERT INTO outbox.publish_config"
+			   " (relid, destination, version, fields, serializer)"
+			   " VALUES ($1, $2, $3, $4, $5)"
+			   " ON CONFLICT ON CONSTRAINT publish_config_key"
+			   " DO UPDATE SET fields = EXCLUDED.fields,"
+			   "               serializer = EXCLUDED.serializer",
+			   5, argtypes, args, nulls, SPI_OK_INSERT);
+
+	if (!has_capture_trigger(relid))
+	{
+		char	   *sql;
+
+		sql = psprintf("CREATE TRIGGER " CAPTURE_TRIGGER_NAME
+					   " AFTER INSERT OR UPDATE ON %s"
+					   " FOR EACH ROW EXECUTE FUNCTION outbox.capture()",
+					   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												  RelationGetRelationName(rel)));
+		execute_as(GetUserId(), sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	}
+
+	SPI_finish();
+	table_close(rel, NoLock);
+	PG_RETURN_VOID();
+}
+
+/*
+ * SQL: outbox.unpublish(table, destination, version).  Removes the table's
+ * configurations (all of them, those of one destination, or one version)
+ * and the capture trigger with the last one; returns how many were removed.
+ */
+Datum
+outbox_unpublish(PG_FUNCTION_ARGS)
+{
+	Relation	rel;
+	Oid			relid;
+	Oid			argtypes[3] = {OIDOID, TEXTOID, TEXTOID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	uint64		removed;
+	int			ret;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table must not be NULL")));
+	if (PG_ARGISNULL(1) && !PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a version needs its destination")));
+	relid = PG_GETARG_OID(0);
+	rel = open_published_table(relid, "outbox.unpublish");
+
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	execute_as(publish_config_owner(),
+			   "DELETE FROM outbox.publish_config"
+			   " WHERE relid::oid = $1"
+			   "   AND ($2::text IS NULL OR destination = $2)"
+			   "   AND ($3::text IS NULL OR version = $3)",
+			   3, argtypes, args, nulls, SPI_OK_DELETE);
+	removed = SPI_processed;
+
+	if (removed == 0)
+		ereport(NOTICE,
+				(errmsg("table \"%s\" has no matching outbox publication",
+						RelationGetRelationName(rel))));
+
+	ret = SPI_execute_with_args("SELECT 1 FROM outbox.publish_config"
+								" WHERE relid::oid = $1",
+								1, argtypes, args, nulls, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read outbox.publish_config: %s",
+			 SPI_result_code_string(ret));
+
+	if (SPI_processed == 0 && has_capture_trigger(relid))
+	{
+		char	   *sql;
+
+		sql = psprintf("DROP TRIGGER " CAPTURE_TRIGGER_NAME " ON %s",
+					   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												  RelationGetRelationName(rel)));
+		execute_as(GetUserId(), sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	}
+
+	SPI_finish();
+	table_close(rel, NoLock);
+	PG_RETURN_INT32((int32) removed);
+}

@@ -1,0 +1,566 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.c
+ *		  The outbox.* configuration parameters.
+ *
+ * Every setting of the seed library has a GUC here (see DESIGN.md for the
+ * mapping).  Each value is checked when it is set: a check hook refuses a
+ * bad value with a detail that says what is wrong, and the GUC machinery
+ * names the setting.  A worker that reloads its configuration therefore
+ * never sees a bad value; it keeps the last good one.
+ *
+ * The broker credentials are superuser-only, and the passwords are shown
+ * masked even to superusers.
+ *
+ * src/settings.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+#include "utils/varlena.h"
+
+#include "outbox.h"
+#include "stomp/stomp_hosts.h"
+
+/* the largest heart-beat interval accepted, in milliseconds: one hour */
+#define MAX_HEARTBEAT_MS	3600000
+/* the longest correlation id accepted, in bytes */
+#define MAX_CORRELATION_ID_LEN	255
+
+char	   *outbox_stomp_host_and_ports = NULL;
+char	   *outbox_stomp_username = NULL;
+char	   *outbox_stomp_passcode = NULL;
+char	   *outbox_stomp_vhost = NULL;
+char	   *outbox_stomp_heartbeats = NULL;
+bool		outbox_stomp_use_ssl = false;
+char	   *outbox_stomp_key_file = NULL;
+char	   *outbox_stomp_cert_file = NULL;
+char	   *outbox_stomp_ca_certs = NULL;
+int			outbox_stomp_ssl_min_protocol = 0;
+char	   *outbox_stomp_ssl_password = NULL;
+bool		outbox_stomp_verify_hostname = true;
+char	   *outbox_stomp_queue_headers = NULL;
+bool		outbox_exclusive_queue = false;
+int			outbox_maximum_backoff = 3600;
+int			outbox_maximum_retry_attempts = 50;
+int			outbox_pause_for_retry = 240;
+int			outbox_wait_retry = 60;
+int			outbox_published_chunk_size = 200;
+int			outbox_days_to_keep_data = 30;
+int			outbox_remove_data_interval = 86400;
+char	   *outbox_generate_headers = NULL;
+int			outbox_poll_interval = 1000;
+int			outbox_consumer_shutdown_timeout = 90;
+char	   *outbox_database_name = NULL;
+int			outbox_send_timeout = 30;
+char	   *outbox_correlation_id = NULL;
+
+static const struct config_enum_entry ssl_protocol_options[] = {
+	{"TLSv1", 10, false},
+	{"TLSv1.1", 11, false},
+	{"TLSv1.2", 12, false},
+	{"TLSv1.3", 13, false},
+	{NULL, 0, false}
+};
+
+static bool check_host_and_ports(char **newval, void **extra, GucSource source);
+static bool check_connect_header(char **newval, void **extra, GucSource source);
+static bool check_vhost(char **newval, void **extra, GucSource source);
+static bool check_heartbeats(char **newval, void **extra, GucSource source);
+static bool check_queue_headers(char **newval, void **extra, GucSource source);
+static bool check_function_name(char **newval, void **extra, GucSource source);
+static bool check_database_names(char **newval, void **extra, GucSource source);
+static bool check_correlation_id(char **newval, void **extra, GucSource source);
+static const char *show_secret(const char *value);
+static const char *show_passcode(void);
+static const char *show_ssl_password(void);
+
+/*
+ * Return the name of an outbox.stomp_ssl_min_protocol value, e.g. "TLSv1.2".
+ */
+const char *
+outbox_ssl_protocol_name(int protocol)
+{
+	const struct config_enum_entry *entry;
+
+	for (entry = ssl_protocol_options; entry->name != NULL; entry++)
+	{
+		if (entry->val == protocol)
+			return entry->name;
+	}
+	elog(ERROR, "unknown TLS protocol version %d", protocol);
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Define every outbox.* setting; called once from _PG_init.
+ */
+void
+outbox_define_settings(void)
+{
+	DefineCustomStringVariable("outbox.stomp_host_and_ports",
+							   "Broker addresses to connect to, tried in order.",
+							   "A comma-separated list of host:port; an IPv6 address is written in brackets, as [::1]:61613.",
+							   &outbox_stomp_host_and_ports,
+							   "127.0.0.1:61613",
+							   PGC_SIGHUP, 0,
+							   check_host_and_ports, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.stomp_username",
+							   "User name the workers log in to the broker with.",
+							   NULL,
+							   &outbox_stomp_username,
+							   "guest",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_connect_header, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.stomp_passcode",
+							   "Password the workers log in to the broker with.",
+							   "It is never shown: SHOW prints it masked.",
+							   &outbox_stomp_passcode,
+							   "guest",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_connect_header, NULL, show_passcode);
+
+	DefineCustomStringVariable("outbox.stomp_vhost",
+							   "Virtual host on the broker, sent as the STOMP host header.",
+							   NULL,
+							   &outbox_stomp_vhost,
+							   "/",
+							   PGC_SIGHUP, 0,
+							   check_vhost, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.stomp_heartbeats",
+							   "STOMP heart-beats as outgoing,incoming milliseconds; 0 disables a direction.",
+							   NULL,
+							   &outbox_stomp_heartbeats,
+							   "10000,10000",
+							   PGC_SIGHUP, 0,
+							   check_heartbeats, NULL, NULL);
+
+	DefineCustomBoolVariable("outbox.stomp_use_ssl",
+							 "Connects to the broker over TLS.",
+							 NULL,
+							 &outbox_stomp_use_ssl,
+							 false,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.stomp_key_file",
+							   "File holding the private key of the client certificate for TLS.",
+							   NULL,
+							   &outbox_stomp_key_file,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.stomp_cert_file",
+							   "File holding the client certificate for TLS.",
+							   NULL,
+							   &outbox_stomp_cert_file,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.stomp_ca_certs",
+							   "File of CA certificates the broker's certificate is verified against.",
+							   "Empty uses the system's default CA certificates.",
+							   &outbox_stomp_ca_certs,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("outbox.stomp_ssl_min_protocol",
+							 "Oldest TLS protocol version accepted.",
+							 NULL,
+							 &outbox_stomp_ssl_min_protocol,
+							 12,
+							 ssl_protocol_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.stomp_ssl_password",
+							   "Password of the client certificate's private key.",
+							   "It is never shown: SHOW prints it masked.",
+							   &outbox_stomp_ssl_password,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, show_ssl_password);
+
+	DefineCustomBoolVariable("outbox.stomp_verify_hostname",
+							 "Checks that the broker's TLS certificate names the host connected to.",
+							 NULL,
+							 &outbox_stomp_verify_hostname,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.stomp_queue_headers",
+							   "Headers of the SUBSCRIBE frames that declare consumers' queues.",
+							   "A comma-separated list of name:value.",
+							   &outbox_stomp_queue_headers,
+							   "durable:true,auto-delete:false,prefetch-count:1",
+							   PGC_SIGHUP, 0,
+							   check_queue_headers, NULL, NULL);
+
+	DefineCustomBoolVariable("outbox.exclusive_queue",
+							 "Declares consumers' queues exclusive to their connection.",
+							 NULL,
+							 &outbox_exclusive_queue,
+							 false,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox.maximum_backoff",
+							"Longest wait between two attempts to connect to the broker.",
+							NULL,
+							&outbox_maximum_backoff,
+							3600, 1, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox.maximum_retry_attempts",
+							"Attempts to send a message the broker refuses before it is failed.",
+							NULL,
+							&outbox_maximum_retry_attempts,
+							50, 1, 1000000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox.pause_for_retry",
+							"Pause before the later attempts to send a message the broker refused.",
+							NULL,
+							&outbox_pause_for_retry,
+							240, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox.wait_retry",
+							"Time between the later attempts to send a message the broker refused.",
+							NULL,
+							&outbox_wait_retry,
+							60, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox.published_chunk_size",
+							"Messages the publisher sends in one pass.",
+							NULL,
+							&outbox_published_chunk_size,
+							200, 1, 10000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox.days_to_keep_data",
+							"Days sent, failed and received messages are kept before they are deleted.",
+							NULL,
+							&outbox_days_to_keep_data,
+							30, 1, 36500,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox.remove_data_interval",
+							"Time between two deletions of old messages.",
+							NULL,
+							&outbox_remove_data_interval,
+							86400, 1, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.generate_headers",
+							   "Function adding headers to every message.",
+							   "It takes an outbox.published row and returns jsonb; empty means the built-in headers only.",
+							   &outbox_generate_headers,
+							   "",
+							   PGC_SUSET, 0,
+							   check_function_name, NULL, NULL);
+
+	DefineCustomIntVariable("outbox.poll_interval",
+							"Time between two looks at the outbox when no commit woke the publisher.",
+							NULL,
+							&outbox_poll_interval,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox.consumer_shutdown_timeout",
+							"Time a stopping consumer waits for the message in flight.",
+							NULL,
+							&outbox_consumer_shutdown_timeout,
+							90, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.database_name",
+							   "Databases the outbox workers run in.",
+							   "A comma-separated list of database names.",
+							   &outbox_database_name,
+							   "postgres",
+							   PGC_POSTMASTER, 0,
+							   check_database_names, NULL, NULL);
+
+	DefineCustomIntVariable("outbox.send_timeout",
+							"Longest wait of outbox.send_event() for the broker's receipt.",
+							NULL,
+							&outbox_send_timeout,
+							30, 1, INT_MAX / 1000,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.correlation_id",
+							   "Correlation id of the messages of this transaction (header dop-correlation-id).",
+							   "Set it with SET LOCAL; empty gives each message a fresh UUID.",
+							   &outbox_correlation_id,
+							   "",
+							   PGC_USERSET, 0,
+							   check_correlation_id, NULL, NULL);
+
+	MarkGUCPrefixReserved("outbox");
+}
+
+/*
+ * outbox.stomp_host_and_ports: a non-empty list of host:port.
+ */
+static bool
+check_host_and_ports(char **newval, void **extra, GucSource source)
+{
+	char		error[256];
+
+	if (!stomp_host_list_validate(*newval, error, sizeof(error)))
+	{
+		GUC_check_errdetail("%s", error);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Return the first CR, LF or control character of value, or NULL.  Such
+ * characters cannot travel in the broker's CONNECT frame.
+ */
+static const char *
+find_control_character(const char *value)
+{
+	const char *p;
+
+	for (p = value; *p; p++)
+	{
+		if ((unsigned char) *p < 0x20 || *p == 0x7F)
+			return p;
+	}
+	return NULL;
+}
+
+/*
+ * outbox.stomp_username and outbox.stomp_passcode: sent in CONNECT, which
+ * cannot carry line breaks or control characters.  The value itself is not
+ * repeated in the message.
+ */
+static bool
+check_connect_header(char **newval, void **extra, GucSource source)
+{
+	if (find_control_character(*newval) != NULL)
+	{
+		GUC_check_errdetail("It must not contain line breaks or other control characters.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * outbox.stomp_vhost: a non-empty name without control characters.
+ */
+static bool
+check_vhost(char **newval, void **extra, GucSource source)
+{
+	if ((*newval)[0] == '\0')
+	{
+		GUC_check_errdetail("The virtual host must not be empty; the broker's default is \"/\".");
+		return false;
+	}
+	return check_connect_header(newval, extra, source);
+}
+
+/*
+ * Parse a non-negative number of milliseconds from *p up to a comma or the
+ * end, advancing *p; return false if there is none or it is too large.
+ */
+static bool
+parse_milliseconds(const char **p, int *result)
+{
+	long		value = 0;
+	const char *s = *p;
+
+	while (*s == ' ')
+		s++;
+	if (*s < '0' || *s > '9')
+		return false;
+	while (*s >= '0' && *s <= '9')
+	{
+		value = value * 10 + (*s - '0');
+		if (value > MAX_HEARTBEAT_MS)
+			return false;
+		s++;
+	}
+	while (*s == ' ')
+		s++;
+	*result = (int) value;
+	*p = s;
+	return true;
+}
+
+/*
+ * outbox.stomp_heartbeats: "outgoing,incoming" in milliseconds.
+ */
+static bool
+check_heartbeats(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval;
+	int			outgoing;
+	int			incoming;
+
+	if (!parse_milliseconds(&p, &outgoing) || *p++ != ',' ||
+		!parse_milliseconds(&p, &incoming) || *p != '\0')
+	{
+		GUC_check_errdetail("It must be two numbers of milliseconds from 0 to %d, outgoing and incoming, separated by a comma, as in \"10000,10000\".",
+							MAX_HEARTBEAT_MS);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * outbox.stomp_queue_headers: a comma-separated list of name:value, each
+ * name non-empty, no control characters anywhere.  Empty is allowed.
+ */
+static bool
+check_queue_headers(char **newval, void **extra, GucSource source)
+{
+	const char *item = *newval;
+
+	if (find_control_character(*newval) != NULL)
+	{
+		GUC_check_errdetail("It must not contain line breaks or other control characters.");
+		return false;
+	}
+	while (*item != '\0')
+	{
+		const char *end = strchr(item, ',');
+		const char *colon = strchr(item, ':');
+		size_t		len = end ? (size_t) (end - item) : strlen(item);
+
+		if (colon == NULL || colon >= item + len || colon == item)
+		{
+			GUC_check_errdetail("\"%.*s\" is not of the form name:value.",
+								(int) len, item);
+			return false;
+		}
+		if (end == NULL)
+			break;
+		item = end + 1;
+	}
+	return true;
+}
+
+/*
+ * outbox.generate_headers: empty, or a possibly schema-qualified function
+ * name.  Whether the function exists is checked when it is called, since
+ * settings are also read outside any database.
+ */
+static bool
+check_function_name(char **newval, void **extra, GucSource source)
+{
+	char	   *rawname;
+	List	   *names;
+	bool		ok;
+
+	if ((*newval)[0] == '\0')
+		return true;
+
+	rawname = pstrdup(*newval);
+	ok = SplitIdentifierString(rawname, '.', &names);
+	if (ok && (list_length(names) < 1 || list_length(names) > 2))
+		ok = false;
+	list_free(names);
+	pfree(rawname);
+	if (!ok)
+	{
+		GUC_check_errdetail("It must be a function name, optionally schema-qualified, as in \"myschema.my_headers\".");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * outbox.database_name: a non-empty comma-separated list of names.
+ */
+static bool
+check_database_names(char **newval, void **extra, GucSource source)
+{
+	char	   *rawnames = pstrdup(*newval);
+	List	   *names;
+	bool		ok;
+
+	ok = SplitGUCList(rawnames, ',', &names) && names != NIL;
+	list_free(names);
+	pfree(rawnames);
+	if (!ok)
+	{
+		GUC_check_errdetail("It must be a comma-separated list of one or more database names.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * outbox.correlation_id: at most MAX_CORRELATION_ID_LEN bytes, no control
+ * characters, as it becomes a header of every message.
+ */
+static bool
+check_correlation_id(char **newval, void **extra, GucSource source)
+{
+	if (strlen(*newval) > MAX_CORRELATION_ID_LEN)
+	{
+		GUC_check_errdetail("It must be at most %d bytes long.",
+							MAX_CORRELATION_ID_LEN);
+		return false;
+	}
+	if (find_control_character(*newval) != NULL)
+	{
+		GUC_check_errdetail("It must not contain line breaks or other control characters.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Show a secret setting masked: empty stays empty so that one can tell
+ * whether it is set at all.
+ */
+static const char *
+show_secret(const char *value)
+{
+	return (value == NULL || value[0] == '\0') ? "" : "********";
+}
+
+/*
+ * SHOW outbox.stomp_passcode.
+ */
+static const char *
+show_passcode(void)
+{
+	return show_secret(outbox_stomp_passcode);
+}
+
+/*
+ * SHOW outbox.stomp_ssl_password.
+ */
+static const char *
+show_ssl_password(void)
+{
+	return show_secret(outbox_stomp_ssl_password);
+}
