@@ -167,14 +167,14 @@ BEGIN
 				  HINT = 'Call outbox.publish() again without this column, or outbox.unpublish() the table first.';
 	END IF;
 
-	SELECT c.relid::oid AS relid, c.serializer::oid AS serializer INTO bad
+	SELECT c.relid::oid AS relid INTO bad
 	  FROM outbox.publish_config c
 	 WHERE c.serializer IS NOT NULL
 	   AND NOT EXISTS (SELECT 1 FROM pg_proc p WHERE p.oid = c.serializer)
 	 LIMIT 1;
 	IF FOUND THEN
-		RAISE EXCEPTION 'function % is the serializer of a publication of table %',
-			bad.serializer, bad.relid::regclass
+		RAISE EXCEPTION 'cannot drop the serializer of a publication of table %',
+			bad.relid::regclass
 			USING ERRCODE = 'dependent_objects_still_exist',
 				  HINT = 'Call outbox.publish() again without this serializer, or outbox.unpublish() the table first.';
 	END IF;

@@ -231,7 +231,8 @@ execute_as(Oid role, const char *sql, int nargs, Oid *argtypes, Datum *args,
 }
 
 /*
- * Whether relid has the capture trigger.
+ * Whether relid has the capture trigger, as of this command (not read-only:
+ * the check must see what the function itself just changed).
  */
 static bool
 has_capture_trigger(Oid relid)
@@ -244,7 +245,7 @@ has_capture_trigger(Oid relid)
 	args[1] = CStringGetTextDatum(CAPTURE_TRIGGER_NAME);
 	ret = SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger"
 								" WHERE tgrelid = $1 AND tgname = $2",
-								2, argtypes, args, NULL, true, 1);
+								2, argtypes, args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_trigger: %s", SPI_result_code_string(ret));
 	return SPI_processed > 0;
@@ -388,9 +389,10 @@ outbox_unpublish(PG_FUNCTION_ARGS)
 				(errmsg("table \"%s\" has no matching outbox publication",
 						RelationGetRelationName(rel))));
 
+	/* not read-only, to see the rows just deleted */
 	ret = SPI_execute_with_args("SELECT 1 FROM outbox.publish_config"
 								" WHERE relid::oid = $1",
-								1, argtypes, args, nulls, true, 1);
+								1, argtypes, args, nulls, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read outbox.publish_config: %s",
 			 SPI_result_code_string(ret));

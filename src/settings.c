@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <limits.h>
 
 #include "utils/guc.h"
@@ -72,6 +73,7 @@ static bool check_connect_header(char **newval, void **extra, GucSource source);
 static bool check_vhost(char **newval, void **extra, GucSource source);
 static bool check_heartbeats(char **newval, void **extra, GucSource source);
 static bool check_queue_headers(char **newval, void **extra, GucSource source);
+static const char *scan_identifier(const char *p);
 static bool check_function_name(char **newval, void **extra, GucSource source);
 static bool check_database_names(char **newval, void **extra, GucSource source);
 static bool check_correlation_id(char **newval, void **extra, GucSource source);
@@ -124,7 +126,7 @@ outbox_define_settings(void)
 							   &outbox_stomp_passcode,
 							   "guest",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
-							   check_connect_header, NULL, show_passcode);
+							   NULL, NULL, show_passcode);
 
 	DefineCustomStringVariable("outbox.stomp_vhost",
 							   "Virtual host on the broker, sent as the STOMP host header.",
@@ -356,9 +358,12 @@ find_control_character(const char *value)
 }
 
 /*
- * outbox.stomp_username and outbox.stomp_passcode: sent in CONNECT, which
- * cannot carry line breaks or control characters.  The value itself is not
- * repeated in the message.
+ * outbox.stomp_username: sent in CONNECT, which cannot carry line breaks or
+ * control characters.
+ *
+ * The passwords have no check hook on purpose: PostgreSQL prints a refused
+ * value in its error message.  A password that CONNECT cannot carry is
+ * reported by the connection, without the password.
  */
 static bool
 check_connect_header(char **newval, void **extra, GucSource source)
@@ -467,27 +472,50 @@ check_queue_headers(char **newval, void **extra, GucSource source)
 }
 
 /*
- * outbox.generate_headers: empty, or a possibly schema-qualified function
- * name.  Whether the function exists is checked when it is called, since
- * settings are also read outside any database.
+ * Return the end of the SQL identifier starting at p (quoted or not), or
+ * NULL if there is none.
+ */
+static const char *
+scan_identifier(const char *p)
+{
+	if (*p == '"')
+	{
+		for (p++; *p != '\0'; p++)
+		{
+			if (*p == '"')
+			{
+				if (p[1] != '"')
+					return p + 1;
+				p++;
+			}
+		}
+		return NULL;
+	}
+	if (!(isalpha((unsigned char) *p) || *p == '_' || IS_HIGHBIT_SET(*p)))
+		return NULL;
+	for (p++; isalnum((unsigned char) *p) || *p == '_' || *p == '$' ||
+		 IS_HIGHBIT_SET(*p); p++)
+		;
+	return p;
+}
+
+/*
+ * outbox.generate_headers: empty, or a function name, optionally
+ * schema-qualified.  Whether the function exists is checked when it is
+ * called, since settings are also read outside any database.
  */
 static bool
 check_function_name(char **newval, void **extra, GucSource source)
 {
-	char	   *rawname;
-	List	   *names;
-	bool		ok;
+	const char *p = *newval;
 
-	if ((*newval)[0] == '\0')
+	if (*p == '\0')
 		return true;
 
-	rawname = pstrdup(*newval);
-	ok = SplitIdentifierString(rawname, '.', &names);
-	if (ok && (list_length(names) < 1 || list_length(names) > 2))
-		ok = false;
-	list_free(names);
-	pfree(rawname);
-	if (!ok)
+	p = scan_identifier(p);
+	if (p != NULL && *p == '.')
+		p = scan_identifier(p + 1);
+	if (p == NULL || *p != '\0')
 	{
 		GUC_check_errdetail("It must be a function name, optionally schema-qualified, as in \"myschema.my_headers\".");
 		return false;

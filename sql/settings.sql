@@ -1,0 +1,92 @@
+--
+-- Every outbox.* setting refuses a bad value with a message naming it.
+-- Settings that only postgresql.conf may change are tried through
+-- ALTER SYSTEM, which checks values the same way.
+--
+SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'outbox.%' ORDER BY name;
+
+-- the prefix is reserved
+SET outbox.no_such_setting = 1;
+
+ALTER SYSTEM SET outbox.stomp_host_and_ports = '';
+ALTER SYSTEM SET outbox.stomp_host_and_ports = 'localhost';
+ALTER SYSTEM SET outbox.stomp_host_and_ports = 'localhost:0';
+ALTER SYSTEM SET outbox.stomp_host_and_ports = 'localhost:65536';
+ALTER SYSTEM SET outbox.stomp_host_and_ports = 'localhost:61613,';
+ALTER SYSTEM SET outbox.stomp_host_and_ports = 'localhost:6161x';
+ALTER SYSTEM SET outbox.stomp_host_and_ports = '::1:61613';
+ALTER SYSTEM SET outbox.stomp_host_and_ports = '[::1:61613';
+ALTER SYSTEM SET outbox.stomp_host_and_ports = 'a b:61613';
+ALTER SYSTEM SET outbox.stomp_host_and_ports = 'rabbit-1:61613, [::1]:61614 ,10.0.0.1:1';
+ALTER SYSTEM SET outbox.stomp_username = E'gu\nest';
+ALTER SYSTEM SET outbox.stomp_vhost = '';
+ALTER SYSTEM SET outbox.stomp_vhost = E'/\n';
+ALTER SYSTEM SET outbox.stomp_heartbeats = '10000';
+ALTER SYSTEM SET outbox.stomp_heartbeats = '-1,0';
+ALTER SYSTEM SET outbox.stomp_heartbeats = '10000,abc';
+ALTER SYSTEM SET outbox.stomp_heartbeats = '10000,3600001';
+ALTER SYSTEM SET outbox.stomp_heartbeats = '0,0';
+ALTER SYSTEM SET outbox.stomp_use_ssl = 'maybe';
+ALTER SYSTEM SET outbox.stomp_ssl_min_protocol = 'SSLv3';
+ALTER SYSTEM SET outbox.stomp_ssl_min_protocol = 'TLSv1.3';
+ALTER SYSTEM SET outbox.stomp_verify_hostname = 'sometimes';
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable';
+ALTER SYSTEM SET outbox.stomp_queue_headers = ':true';
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true,,x:y';
+ALTER SYSTEM SET outbox.stomp_queue_headers = E'durable:\ntrue';
+ALTER SYSTEM SET outbox.stomp_queue_headers = '';
+ALTER SYSTEM SET outbox.exclusive_queue = 'perhaps';
+ALTER SYSTEM SET outbox.maximum_backoff = 0;
+ALTER SYSTEM SET outbox.maximum_backoff = '1 fortnight';
+ALTER SYSTEM SET outbox.maximum_backoff = '2h';
+ALTER SYSTEM SET outbox.maximum_retry_attempts = 0;
+ALTER SYSTEM SET outbox.maximum_retry_attempts = 'many';
+ALTER SYSTEM SET outbox.pause_for_retry = -1;
+ALTER SYSTEM SET outbox.wait_retry = -1;
+ALTER SYSTEM SET outbox.published_chunk_size = 0;
+ALTER SYSTEM SET outbox.published_chunk_size = 10001;
+ALTER SYSTEM SET outbox.days_to_keep_data = 0;
+ALTER SYSTEM SET outbox.remove_data_interval = 0;
+ALTER SYSTEM SET outbox.poll_interval = '5ms';
+ALTER SYSTEM SET outbox.poll_interval = '2h';
+ALTER SYSTEM SET outbox.consumer_shutdown_timeout = -1;
+ALTER SYSTEM SET outbox.database_name = '';
+ALTER SYSTEM SET outbox.database_name = 'a,,b';
+ALTER SYSTEM SET outbox.generate_headers = '1+1';
+ALTER SYSTEM SET outbox.generate_headers = 'f()';
+ALTER SYSTEM SET outbox.generate_headers = '"unterminated';
+ALTER SYSTEM SET outbox.generate_headers = 'schema.';
+ALTER SYSTEM SET outbox.generate_headers = 'my_schema."My Headers"';
+ALTER SYSTEM RESET ALL;
+
+-- postgresql.conf-only settings cannot be changed in a session
+SET outbox.stomp_host_and_ports = '127.0.0.1:61613';
+SET outbox.database_name = 'postgres';
+
+-- session settings
+SET outbox.send_timeout = 0;
+SET outbox.send_timeout = 'soon';
+SET outbox.send_timeout = '2min';
+SHOW outbox.send_timeout;
+SET outbox.correlation_id = E'req\n1';
+SET outbox.correlation_id = E'req\t1';
+SELECT set_config('outbox.correlation_id', repeat('c', 256), false);
+SELECT length(set_config('outbox.correlation_id', repeat('c', 255), false));
+RESET outbox.correlation_id;
+SET outbox.generate_headers = 'a.b.c';
+SET outbox.generate_headers = '"Quoted".name';
+RESET ALL;
+
+-- The broker credentials are superuser-only, and the passcode never shows.
+SHOW outbox.stomp_passcode;
+SHOW outbox.stomp_ssl_password;
+SELECT setting FROM pg_settings WHERE name = 'outbox.stomp_passcode';
+CREATE ROLE outbox_plain;
+SET ROLE outbox_plain;
+SHOW outbox.stomp_passcode;
+SHOW outbox.stomp_username;
+SHOW outbox.stomp_host_and_ports;
+SET outbox.generate_headers = 'my_headers';
+SELECT count(*) FROM pg_settings WHERE name = 'outbox.stomp_passcode';
+RESET ROLE;
+DROP ROLE outbox_plain;
