@@ -182,5 +182,5 @@ SELECT count(DISTINCT id) AS ids,
   FROM outbox.published;
 
 -- leave nothing published for the next tests
-SELECT outbox.unpublish(relid) FROM (SELECT DISTINCT relid FROM outbox.publish_config) c;
+SELECT sum(outbox.unpublish(relid)) AS unpublished FROM (SELECT DISTINCT relid FROM outbox.publish_config) c;
 TRUNCATE outbox.published;

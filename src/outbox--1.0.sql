@@ -37,7 +37,7 @@ COMMENT ON TABLE outbox.published IS
 'messages to send to the broker once their transaction commits';
 CREATE INDEX published_scheduled_idx ON outbox.published (id)
 	WHERE status = 'scheduled';
-CREATE INDEX published_added_idx ON outbox.published (added);
+-- Retention finds old rows through the primary key: ids are time-ordered.
 
 CREATE FUNCTION outbox.published_before_insert()
 RETURNS trigger
@@ -90,7 +90,6 @@ CREATE TABLE outbox.received (
 );
 COMMENT ON TABLE outbox.received IS
 'messages consumed by subscriptions, one row per message id';
-CREATE INDEX received_added_idx ON outbox.received (added);
 
 -- One row per consumer.
 CREATE TABLE outbox.subscription (

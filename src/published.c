@@ -7,7 +7,8 @@
  *
  * - the capture trigger of a published table builds an OutboxMessage and
  *   calls outbox_insert_published(), which writes the row through the heap
- *   and index APIs directly: no SQL is parsed or planned per row, and the
+ *   and index APIs directly: no SQL is parsed or planned per row, the
+ *   relation and its indexes stay open until the transaction ends, and the
  *   row is written whatever the privileges of the role writing the
  *   published table, since the table's owner asked for it to be published;
  *
@@ -33,12 +34,61 @@
 #include "executor/spi.h"
 #include "nodes/makefuncs.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/rel.h"
 
 #include "outbox.h"
 
 PG_FUNCTION_INFO_V1(outbox_published_before_insert);
+
+/* The columns of outbox.published */
+typedef enum PublishedColumn
+{
+	COLUMN_DROPPED,
+	COLUMN_ID,
+	COLUMN_DESTINATION,
+	COLUMN_VERSION,
+	COLUMN_BODY,
+	COLUMN_HEADERS,
+	COLUMN_ADDED,
+	COLUMN_EXPIRES_AT,
+	COLUMN_RETRY,
+	COLUMN_STATUS,
+	COLUMN_LAST_ERROR,
+	COLUMN_NEXT_ATTEMPT_AT
+} PublishedColumn;
+
+/*
+ * What the capture trigger writes outbox.published with, kept open from the
+ * first captured row of a transaction to its end.
+ */
+typedef struct PublishedWriter
+{
+	Relation	rel;
+	bool		stale;			/* outbox.published changed: reopen */
+	EState	   *estate;
+	ResultRelInfo *resultRelInfo;
+	TupleTableSlot *slot;
+	PublishedColumn *columns;	/* what each column of rel is */
+	Datum		scheduled;		/* the 'scheduled' status */
+} PublishedWriter;
+
+static PublishedWriter *writer = NULL;
+
+static void map_columns(TupleDesc desc, PublishedColumn *map);
+static HeapTuple form_tuple(TupleDesc desc, const PublishedColumn *map,
+							Datum scheduled, OutboxMessage *message);
+static Datum scheduled_status(TupleDesc desc, const PublishedColumn *map);
+static void writer_close(bool release);
+static void writer_xact_callback(XactEvent event, void *arg);
+static void writer_subxact_callback(SubXactEvent event,
+									SubTransactionId mySubid,
+									SubTransactionId parentSubid, void *arg);
+static void writer_relcache_callback(Datum arg, Oid relid);
+static PublishedWriter *writer_open(void);
 
 /*
  * Return the OID of outbox.published, or error out if the extension is not
@@ -61,93 +111,275 @@ outbox_published_relid(void)
 }
 
 /*
- * Form a row of outbox.published (rel) from a completed message; the
- * columns a message does not carry get the script's defaults.
+ * Name each column of outbox.published (desc) once, so that forming a row
+ * does not compare names per row.
  */
-HeapTuple
-outbox_form_published_tuple(Relation rel, OutboxMessage *message)
+static void
+map_columns(TupleDesc desc, PublishedColumn *map)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-	Datum	   *values = palloc0(sizeof(Datum) * desc->natts);
-	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	static const char *const names[] = {
+		[COLUMN_ID] = "id",
+		[COLUMN_DESTINATION] = "destination",
+		[COLUMN_VERSION] = "version",
+		[COLUMN_BODY] = "body",
+		[COLUMN_HEADERS] = "headers",
+		[COLUMN_ADDED] = "added",
+		[COLUMN_EXPIRES_AT] = "expires_at",
+		[COLUMN_RETRY] = "retry",
+		[COLUMN_STATUS] = "status",
+		[COLUMN_LAST_ERROR] = "last_error",
+		[COLUMN_NEXT_ATTEMPT_AT] = "next_attempt_at",
+	};
 	int			i;
 
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute attr = TupleDescAttr(desc, i);
-		const char *name = NameStr(attr->attname);
+		int			column;
 
-		nulls[i] = false;
+		map[i] = COLUMN_DROPPED;
 		if (attr->attisdropped)
-			nulls[i] = true;
-		else if (strcmp(name, "id") == 0)
-			values[i] = UUIDPGetDatum(&message->id);
-		else if (strcmp(name, "destination") == 0)
-			values[i] = CStringGetTextDatum(message->destination);
-		else if (strcmp(name, "version") == 0)
+			continue;
+		for (column = COLUMN_ID; column < lengthof(names); column++)
 		{
-			if (message->version != NULL)
-				values[i] = CStringGetTextDatum(message->version);
-			else
-				nulls[i] = true;
+			if (strcmp(NameStr(attr->attname), names[column]) == 0)
+				map[i] = (PublishedColumn) column;
 		}
-		else if (strcmp(name, "body") == 0)
-			values[i] = JsonbPGetDatum(message->body);
-		else if (strcmp(name, "headers") == 0)
-			values[i] = JsonbPGetDatum(message->headers);
-		else if (strcmp(name, "added") == 0 ||
-				 strcmp(name, "next_attempt_at") == 0)
-			values[i] = TimestampTzGetDatum(message->added);
-		else if (strcmp(name, "expires_at") == 0)
-			values[i] = TimestampTzGetDatum(message->expires_at);
-		else if (strcmp(name, "retry") == 0)
-			values[i] = Int32GetDatum(0);
-		else if (strcmp(name, "status") == 0)
-			values[i] = DirectFunctionCall2(enum_in,
-											CStringGetDatum("scheduled"),
-											ObjectIdGetDatum(attr->atttypid));
-		else if (strcmp(name, "last_error") == 0)
-			nulls[i] = true;
-		else
-			elog(ERROR, "unexpected column \"%s\" in outbox.published", name);
+		if (map[i] == COLUMN_DROPPED)
+			elog(ERROR, "unexpected column \"%s\" in outbox.published",
+				 NameStr(attr->attname));
+	}
+}
+
+/*
+ * Form a row of outbox.published from a completed message, with the column
+ * map of desc and the value of the 'scheduled' status; the columns a
+ * message does not carry get the defaults of the extension script.
+ */
+static HeapTuple
+form_tuple(TupleDesc desc, const PublishedColumn *map, Datum scheduled,
+		   OutboxMessage *message)
+{
+	Datum	   *values = palloc0(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc0(sizeof(bool) * desc->natts);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		switch (map[i])
+		{
+			case COLUMN_DROPPED:
+			case COLUMN_LAST_ERROR:
+				nulls[i] = true;
+				break;
+			case COLUMN_ID:
+				values[i] = UUIDPGetDatum(&message->id);
+				break;
+			case COLUMN_DESTINATION:
+				values[i] = CStringGetTextDatum(message->destination);
+				break;
+			case COLUMN_VERSION:
+				if (message->version != NULL)
+					values[i] = CStringGetTextDatum(message->version);
+				else
+					nulls[i] = true;
+				break;
+			case COLUMN_BODY:
+				values[i] = JsonbPGetDatum(message->body);
+				break;
+			case COLUMN_HEADERS:
+				values[i] = JsonbPGetDatum(message->headers);
+				break;
+			case COLUMN_ADDED:
+			case COLUMN_NEXT_ATTEMPT_AT:
+				values[i] = TimestampTzGetDatum(message->added);
+				break;
+			case COLUMN_EXPIRES_AT:
+				values[i] = TimestampTzGetDatum(message->expires_at);
+				break;
+			case COLUMN_RETRY:
+				values[i] = Int32GetDatum(0);
+				break;
+			case COLUMN_STATUS:
+				values[i] = scheduled;
+				break;
+		}
 	}
 
 	return heap_form_tuple(desc, values, nulls);
 }
 
 /*
+ * The 'scheduled' value of the status column.
+ */
+static Datum
+scheduled_status(TupleDesc desc, const PublishedColumn *map)
+{
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		if (map[i] == COLUMN_STATUS)
+			return DirectFunctionCall2(enum_in, CStringGetDatum("scheduled"),
+									   ObjectIdGetDatum(TupleDescAttr(desc, i)->atttypid));
+	}
+	elog(ERROR, "outbox.published has no status column");
+	return (Datum) 0;			/* keep compiler quiet */
+}
+
+/*
+ * Form a row of outbox.published (rel) from a completed message, as
+ * outbox.generate_headers is given it.
+ */
+HeapTuple
+outbox_form_published_tuple(Relation rel, OutboxMessage *message)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	PublishedColumn *map = palloc(sizeof(PublishedColumn) * desc->natts);
+
+	map_columns(desc, map);
+	return form_tuple(desc, map, scheduled_status(desc, map), message);
+}
+
+/*
+ * Forget the writer, closing it first if its resources are still held.  They
+ * belong to the top transaction's resource owner, whatever (sub)transaction
+ * or portal was current when it was opened.
+ */
+static void
+writer_close(bool release)
+{
+	if (writer == NULL)
+		return;
+	if (release)
+	{
+		ResourceOwner save = CurrentResourceOwner;
+
+		CurrentResourceOwner = TopTransactionResourceOwner;
+		ExecCloseIndices(writer->resultRelInfo);
+		ExecDropSingleTupleTableSlot(writer->slot);
+		table_close(writer->rel, NoLock);
+		FreeExecutorState(writer->estate);
+		CurrentResourceOwner = save;
+	}
+	writer = NULL;
+}
+
+/*
+ * At commit the writer is closed; at abort the top transaction's resource
+ * owner releases what it held, and only the pointer goes.
+ */
+static void
+writer_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			writer_close(true);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			writer_close(false);
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * A subtransaction that aborts may have done so in the middle of a write:
+ * close the writer rather than trust its state.
+ */
+static void
+writer_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		writer_close(true);
+}
+
+/*
+ * A change of outbox.published (an index added in this very transaction,
+ * say) makes the writer's index list stale: reopen it at the next row.
+ */
+static void
+writer_relcache_callback(Datum arg, Oid relid)
+{
+	if (writer != NULL && (relid == InvalidOid ||
+						   relid == RelationGetRelid(writer->rel)))
+		writer->stale = true;
+}
+
+/*
+ * Return the transaction's writer of outbox.published, opening it if needed.
+ */
+static PublishedWriter *
+writer_open(void)
+{
+	static bool callbacks_registered = false;
+	MemoryContext oldcontext;
+	ResourceOwner save_owner;
+
+	if (writer != NULL && !writer->stale)
+		return writer;
+	if (writer != NULL)
+		writer_close(true);
+
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(writer_xact_callback, NULL);
+		RegisterSubXactCallback(writer_subxact_callback, NULL);
+		CacheRegisterRelcacheCallback(writer_relcache_callback, (Datum) 0);
+		callbacks_registered = true;
+	}
+
+	save_owner = CurrentResourceOwner;
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	oldcontext = MemoryContextSwitchTo(TopTransactionContext);
+
+	writer = palloc0(sizeof(PublishedWriter));
+	writer->rel = table_open(outbox_published_relid(), RowExclusiveLock);
+	writer->estate = CreateExecutorState();
+	writer->resultRelInfo = makeNode(ResultRelInfo);
+	InitResultRelInfo(writer->resultRelInfo, writer->rel, 1, NULL, 0);
+	ExecOpenIndices(writer->resultRelInfo, false);
+	writer->slot = MakeSingleTupleTableSlot(RelationGetDescr(writer->rel),
+											&TTSOpsHeapTuple);
+	writer->columns = palloc(sizeof(PublishedColumn) *
+							 RelationGetDescr(writer->rel)->natts);
+	map_columns(RelationGetDescr(writer->rel), writer->columns);
+	writer->scheduled = scheduled_status(RelationGetDescr(writer->rel),
+										 writer->columns);
+
+	MemoryContextSwitchTo(oldcontext);
+	CurrentResourceOwner = save_owner;
+	return writer;
+}
+
+/*
  * Complete a message and write it into outbox.published, with its index
  * entries, in the current transaction.
+ *
+ * This is the capture trigger's per-row path: the relation, its indexes and
+ * the executor state they need stay open for the rest of the transaction.
  */
 void
 outbox_insert_published(OutboxMessage *message)
 {
-	Relation	rel;
-	EState	   *estate;
-	ResultRelInfo *resultRelInfo;
-	TupleTableSlot *slot;
+	PublishedWriter *w = writer_open();
 
-	rel = table_open(outbox_published_relid(), RowExclusiveLock);
+	outbox_complete_message(message, w->rel);
 
-	outbox_complete_message(message, rel);
-
-	estate = CreateExecutorState();
-	resultRelInfo = makeNode(ResultRelInfo);
-	InitResultRelInfo(resultRelInfo, rel, 1, NULL, 0);
-	ExecOpenIndices(resultRelInfo, false);
-
-	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel),
-								  &TTSOpsHeapTuple);
-	ExecStoreHeapTuple(outbox_form_published_tuple(rel, message), slot, true);
-
-	simple_table_tuple_insert(rel, slot);
-	ExecInsertIndexTuples(resultRelInfo, slot, estate, false, false,
+	ExecStoreHeapTuple(form_tuple(RelationGetDescr(w->rel), w->columns,
+								  w->scheduled, message),
+					   w->slot, false);
+	simple_table_tuple_insert(w->rel, w->slot);
+	ExecInsertIndexTuples(w->resultRelInfo, w->slot, w->estate, false, false,
 						  NULL, NIL);
-
-	ExecCloseIndices(resultRelInfo);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	FreeExecutorState(estate);
-	table_close(rel, NoLock);
+	ExecClearTuple(w->slot);
+	ResetPerTupleExprContext(w->estate);
 }
 
 /*

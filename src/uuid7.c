@@ -11,6 +11,10 @@
  * is made strictly greater than the previous one even when the clock stands
  * still or steps back.  The remaining 62 bits are random.
  *
+ * The random bits come from a per-process generator seeded once from the
+ * operating system's strong source: ids need to be unique, not secret, and
+ * a strong random call per row was a sixth of the capture trigger's time.
+ *
  * src/uuid7.c
  *
  *-------------------------------------------------------------------------
@@ -19,7 +23,9 @@
 
 #include <time.h>
 
+#include "common/pg_prng.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 
 #include "outbox.h"
 
@@ -28,16 +34,34 @@ PG_FUNCTION_INFO_V1(outbox_uuid_generate_v7);
 /* 48 bits of milliseconds and 12 bits of fraction: the last one handed out */
 static uint64 last_timestamp = 0;
 
+/* the generator, and the process it was seeded in (backends are forked) */
+static pg_prng_state random_state;
+static pid_t random_state_pid = 0;
+
 /*
- * Fill uuid with random bytes, failing loudly if the system cannot supply them.
+ * Fill uuid with random bytes.
  */
 static void
 fill_random(pg_uuid_t *uuid)
 {
-	if (!pg_strong_random(uuid->data, UUID_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random values")));
+	uint64		high;
+	uint64		low;
+
+	if (random_state_pid != MyProcPid)
+	{
+		uint64		seed[2];
+
+		if (!pg_strong_random(seed, sizeof(seed)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random values")));
+		pg_prng_seed(&random_state, seed[0] ^ seed[1]);
+		random_state_pid = MyProcPid;
+	}
+	high = pg_prng_uint64(&random_state);
+	low = pg_prng_uint64(&random_state);
+	memcpy(uuid->data, &high, sizeof(high));
+	memcpy(uuid->data + sizeof(high), &low, sizeof(low));
 }
 
 /*
