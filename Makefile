@@ -26,6 +26,10 @@ REGRESS = capture published publish settings
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 
+ISOLATION = capture_cache
+ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf \
+	--temp-instance=./tmp_isolation --load-extension=outbox
+
 TAP_TESTS = 1
 PROVE_FLAGS = -I $(srcdir)/t/lib
 
