@@ -6,17 +6,28 @@ DATA = src/outbox--1.0.sql
 PGFILEDESC = "outbox - transactional outbox to a STOMP broker"
 
 STOMP_OBJS = \
-	src/stomp/stomp_hosts.o
+	src/stomp/stomp_buf.o \
+	src/stomp/stomp_conn.o \
+	src/stomp/stomp_decode.o \
+	src/stomp/stomp_encode.o \
+	src/stomp/stomp_failover.o \
+	src/stomp/stomp_frame.o \
+	src/stomp/stomp_heartbeat.o \
+	src/stomp/stomp_io.o \
+	src/stomp/stomp_tls.o
 
 OBJS = \
 	$(WIN32RES) \
+	src/broker.o \
 	src/capture.o \
 	src/message.o \
 	src/outbox.o \
 	src/publish.o \
 	src/published.o \
+	src/send_event.o \
 	src/settings.o \
 	src/uuid7.o \
+	src/wire.o \
 	$(STOMP_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/src

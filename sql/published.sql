@@ -105,6 +105,7 @@ INSERT INTO outbox.published (destination, body, headers) VALUES ('/t', '{}', '{
 INSERT INTO outbox.published (destination, body, headers) VALUES ('/t', '{}', '{"destination": "/elsewhere"}');
 INSERT INTO outbox.published (destination, body, headers) VALUES ('/t', '{}', '{"receipt": "1"}');
 INSERT INTO outbox.published (destination, body, headers) VALUES ('/t', '{}', '{"content-length": "1"}');
+INSERT INTO outbox.published (destination, body, headers) VALUES ('/t', '{}', '{"transaction": "tx1"}');
 \set VERBOSITY terse
 INSERT INTO outbox.published (destination, body) VALUES (NULL, '{}');
 INSERT INTO outbox.published (destination, body) VALUES ('/t', NULL);

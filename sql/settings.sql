@@ -9,6 +9,7 @@ SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'outbox.%' 
 SET outbox.no_such_setting = 1;
 
 ALTER SYSTEM SET outbox.stomp_host_and_ports = '';
+ALTER SYSTEM SET outbox.stomp_host_and_ports = 'localhost:';
 ALTER SYSTEM SET outbox.stomp_host_and_ports = 'localhost';
 ALTER SYSTEM SET outbox.stomp_host_and_ports = 'localhost:0';
 ALTER SYSTEM SET outbox.stomp_host_and_ports = 'localhost:65536';

@@ -43,20 +43,6 @@
 /* what the seed library puts in dop-msg-type: the name of its model */
 #define OUTBOX_MESSAGE_TYPE "Published"
 
-/*
- * Headers that the STOMP layer sets itself on every SEND; a message may not
- * carry its own, since the broker takes the first of repeated headers.
- */
-static const char *const reserved_headers[] = {
-	"content-length",
-	"content-type",
-	"destination",
-	"receipt",
-	"transaction",
-	"persistent",
-	NULL
-};
-
 /* The function named by outbox.generate_headers, resolved once per name */
 static char *generate_headers_name = NULL;
 static Oid	generate_headers_oid = InvalidOid;
@@ -183,7 +169,6 @@ check_headers(Jsonb *headers, const char *origin)
 	{
 		if (token == WJB_KEY)
 		{
-			const char *const *reserved;
 			int			i;
 
 			key = pnstrdup(v.val.string.val, v.val.string.len);
@@ -200,15 +185,12 @@ check_headers(Jsonb *headers, const char *origin)
 							 errmsg("outbox message header names must not contain line breaks or other control characters"),
 							 errdetail("The headers %s have such a name.", origin)));
 			}
-			for (reserved = reserved_headers; *reserved != NULL; reserved++)
-			{
-				if (strcmp(key, *reserved) == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("outbox message header \"%s\" is reserved", key),
-							 errdetail("The STOMP layer sets \"%s\" on every message itself.",
-									   key)));
-			}
+			/* the broker would take ours: it reads the first of repeats */
+			if (stomp_send_header_reserved(key))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("outbox message header \"%s\" is reserved", key),
+						 errdetail("outbox sets destination, content-length, content-type, receipt and persistent itself, and sends no transaction.")));
 		}
 		else if (token == WJB_VALUE)
 		{

@@ -200,3 +200,14 @@ CREATE EVENT TRIGGER outbox_check_publish_config ON ddl_command_end
 	EXECUTE FUNCTION outbox.check_publish_config();
 
 REVOKE ALL ON FUNCTION outbox.check_publish_config() FROM PUBLIC;
+
+CREATE FUNCTION outbox.send_event(
+	destination text,
+	body jsonb,
+	headers jsonb DEFAULT '{}')
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'outbox_send_event'
+LANGUAGE C;
+COMMENT ON FUNCTION outbox.send_event(text, jsonb, jsonb) IS
+'send one message to the broker now, outside the outbox, and wait for its receipt; returns its dop-msg-id';
+REVOKE ALL ON FUNCTION outbox.send_event(text, jsonb, jsonb) FROM PUBLIC;

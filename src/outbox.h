@@ -17,10 +17,13 @@
 #include "postgres.h"
 
 #include "access/htup.h"
+#include "lib/stringinfo.h"
 #include "datatype/timestamp.h"
 #include "utils/rel.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
+
+#include "stomp/stomp_conn.h"
 
 /* Longest destination the broker is given, in bytes, version suffix included */
 #define OUTBOX_MAX_DESTINATION_LEN	255
@@ -95,9 +98,43 @@ extern HeapTuple outbox_form_published_tuple(Relation rel,
 											 OutboxMessage *message);
 extern void outbox_insert_published(OutboxMessage *message);
 
+/* in wire.c */
+typedef struct OutboxWireMessage
+{
+	StompHeaderPair *headers;
+	size_t		nheaders;
+	char	   *body;
+	size_t		body_len;
+} OutboxWireMessage;
+
+extern void outbox_wire_message(Jsonb *body, Jsonb *headers,
+								OutboxWireMessage *wire);
+
+/* in broker.c */
+typedef struct OutboxBroker
+{
+	StompConn  *conn;
+	StompHostList hosts;
+	bool		holds_fd;		/* one external fd reserved for the socket */
+	bool		login_refused;	/* the last connect failed on the login */
+	char		where[STOMP_MAX_HOST_LEN + 16]; /* host:port connected to */
+	char		refusal[STOMP_ERRMSG_SIZE]; /* what the broker said to it */
+} OutboxBroker;
+
+extern int64 outbox_monotonic_ms(void);
+extern void outbox_broker_init(OutboxBroker *broker);
+extern bool outbox_broker_connect(OutboxBroker *broker, int64 deadline_ms,
+								  StringInfo failures);
+extern int	outbox_broker_wait(OutboxBroker *broker, int64 deadline_ms);
+extern void outbox_broker_wait_interruptible(OutboxBroker *broker,
+											 int64 deadline_ms);
+extern void outbox_broker_close(OutboxBroker *broker);
+extern void outbox_broker_free(OutboxBroker *broker);
+
 /* in capture.c */
 extern void outbox_capture_init(void);
 
 /* in publish.c: outbox.publish() and outbox.unpublish() live there */
+/* in send_event.c: outbox.send_event() lives there */
 
 #endif							/* OUTBOX_H */

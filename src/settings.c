@@ -25,7 +25,6 @@
 #include "utils/varlena.h"
 
 #include "outbox.h"
-#include "stomp/stomp_hosts.h"
 
 /* the largest heart-beat interval accepted, in milliseconds: one hour */
 #define MAX_HEARTBEAT_MS	3600000
@@ -325,18 +324,23 @@ outbox_define_settings(void)
 }
 
 /*
- * outbox.stomp_host_and_ports: a non-empty list of host:port.
+ * outbox.stomp_host_and_ports: a non-empty list of host[:port], parsed as
+ * the connection will parse it.
  */
 static bool
 check_host_and_ports(char **newval, void **extra, GucSource source)
 {
-	char		error[256];
+	StompHostList hosts;
+	char		error[STOMP_ERRMSG_SIZE];
 
-	if (!stomp_host_list_validate(*newval, error, sizeof(error)))
+	if (!stomp_host_list_parse(*newval, &hosts, error, sizeof(error)))
 	{
-		GUC_check_errdetail("%s", error);
+		/* the client's messages are fragments: make a sentence of it */
+		error[0] = pg_toupper((unsigned char) error[0]);
+		GUC_check_errdetail("%s.", error);
 		return false;
 	}
+	stomp_host_list_free(&hosts);
 	return true;
 }
 

@@ -1,0 +1,284 @@
+/*-------------------------------------------------------------------------
+ *
+ * broker.c
+ *		  The STOMP connection inside a PostgreSQL process.
+ *
+ * The STOMP client under src/stomp/ does no waiting of its own; this file
+ * gives it PostgreSQL's: every wait is a WaitLatchOrSocket() with
+ * WL_EXIT_ON_PM_DEATH, so that a backend honours a query cancel or
+ * SIGTERM at its next CHECK_FOR_INTERRUPTS, and a worker sees its latch.
+ * A socket is counted against max_files_per_process: AcquireExternalFD()
+ * before the client opens it, ReleaseExternalFD() once it is closed, on
+ * every path.
+ *
+ * The connection settings come from the outbox.stomp_* GUCs, read when a
+ * connection is set up; the client copies what it keeps.
+ *
+ * src/broker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/fd.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
+
+#include "outbox.h"
+
+/* time allowed to open a TCP connection and log in, per host */
+#define BROKER_CONNECT_TIMEOUT_MS	10000
+
+static void broker_config(StompConnConfig *config);
+static bool broker_attempt(OutboxBroker *broker, const StompHostPort *host,
+						   int64 deadline_ms, StringInfo failures);
+
+/*
+ * Milliseconds on a clock that never steps back.
+ */
+int64
+outbox_monotonic_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64) now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/*
+ * Fill a client configuration from the outbox.stomp_* settings.  The
+ * strings point into the settings; the client copies them.
+ */
+static void
+broker_config(StompConnConfig *config)
+{
+	int64_t		heartbeat_send;
+	int64_t		heartbeat_recv;
+
+	memset(config, 0, sizeof(*config));
+	config->vhost = outbox_stomp_vhost;
+	config->login = outbox_stomp_username;
+	config->passcode = outbox_stomp_passcode;
+	/* the check hook accepted it, so it parses */
+	if (!stomp_heartbeat_parse(outbox_stomp_heartbeats, &heartbeat_send,
+							   &heartbeat_recv))
+		elog(ERROR, "invalid outbox.stomp_heartbeats \"%s\"",
+			 outbox_stomp_heartbeats);
+	config->heartbeat_send_ms = heartbeat_send;
+	config->heartbeat_recv_ms = heartbeat_recv;
+	config->connect_timeout_ms = BROKER_CONNECT_TIMEOUT_MS;
+
+	config->tls.enabled = outbox_stomp_use_ssl;
+	config->tls.ca_file = outbox_stomp_ca_certs;
+	config->tls.cert_file = outbox_stomp_cert_file;
+	config->tls.key_file = outbox_stomp_key_file;
+	config->tls.key_password = outbox_stomp_ssl_password;
+	config->tls.verify_peer = true;
+	config->tls.verify_hostname = outbox_stomp_verify_hostname;
+	config->tls.min_protocol =
+		outbox_ssl_protocol_name(outbox_stomp_ssl_min_protocol);
+}
+
+/*
+ * Set up a broker connection from the current settings, not connected yet.
+ * A setting the client refuses (a TLS file it cannot read, say) is an error.
+ */
+void
+outbox_broker_init(OutboxBroker *broker)
+{
+	StompConnConfig config;
+	char		error[STOMP_ERRMSG_SIZE];
+
+	memset(broker, 0, sizeof(*broker));
+	broker_config(&config);
+
+	if (!stomp_host_list_parse(outbox_stomp_host_and_ports, &broker->hosts,
+							   error, sizeof(error)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for parameter \"outbox.stomp_host_and_ports\""),
+				 errdetail("%s", error)));
+
+	broker->conn = stomp_conn_new(&config, error, sizeof(error));
+	if (broker->conn == NULL)
+	{
+		stomp_host_list_free(&broker->hosts);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("could not set up the STOMP connection: %s", error)));
+	}
+}
+
+/*
+ * Close the connection's socket, if any, and give back its file descriptor.
+ */
+void
+outbox_broker_close(OutboxBroker *broker)
+{
+	if (broker->conn != NULL)
+		stomp_conn_close(broker->conn);
+	if (broker->holds_fd)
+	{
+		ReleaseExternalFD();
+		broker->holds_fd = false;
+	}
+	broker->where[0] = '\0';
+}
+
+/*
+ * Close and free everything the broker connection holds.  Safe to call on a
+ * connection that is half set up, and twice.
+ */
+void
+outbox_broker_free(OutboxBroker *broker)
+{
+	outbox_broker_close(broker);
+	if (broker->conn != NULL)
+	{
+		stomp_conn_free(broker->conn);
+		broker->conn = NULL;
+	}
+	stomp_host_list_free(&broker->hosts);
+}
+
+/*
+ * Wait until the connection's socket is ready for what it wants, its next
+ * timer is due, deadline_ms passes (-1: none), or the latch is set; then
+ * let the client do its I/O.  Returns the WaitLatchOrSocket() result, with
+ * the latch already reset: the caller handles what set it.
+ */
+int
+outbox_broker_wait(OutboxBroker *broker, int64 deadline_ms)
+{
+	int64		now = outbox_monotonic_ms();
+	int64		timeout = stomp_conn_timeout_ms(broker->conn, now);
+	int			wants = stomp_conn_wait_events(broker->conn);
+	int			socket = stomp_conn_socket(broker->conn);
+	int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | WL_TIMEOUT;
+	int			rc;
+
+	if (deadline_ms >= 0 && (timeout < 0 || deadline_ms - now < timeout))
+		timeout = Max(deadline_ms - now, 0);
+	if (timeout < 0)
+		timeout = 60000;		/* no timer at all: look again now and then */
+	if (socket >= 0 && (wants & STOMP_WAIT_READ))
+		events |= WL_SOCKET_READABLE;
+	if (socket >= 0 && (wants & STOMP_WAIT_WRITE))
+		events |= WL_SOCKET_WRITEABLE;
+
+	rc = WaitLatchOrSocket(MyLatch, events, socket, (long) timeout,
+						   PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+
+	stomp_conn_process(broker->conn, outbox_monotonic_ms());
+	return rc;
+}
+
+/*
+ * In a backend: wait as outbox_broker_wait() does, and honour a cancel or
+ * termination request at once.
+ */
+void
+outbox_broker_wait_interruptible(OutboxBroker *broker, int64 deadline_ms)
+{
+	if (outbox_broker_wait(broker, deadline_ms) & WL_LATCH_SET)
+		CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Try one host until the broker accepts the login, fails, or deadline_ms
+ * passes.  On failure the connection is closed, a line is added to failures,
+ * and broker->login_refused tells whether the broker said no to the
+ * credentials.
+ */
+static bool
+broker_attempt(OutboxBroker *broker, const StompHostPort *host,
+			   int64 deadline_ms, StringInfo failures)
+{
+	const char *reason = NULL;
+	bool		connected = false;
+
+	snprintf(broker->where, sizeof(broker->where),
+			 strchr(host->host, ':') ? "[%s]:%d" : "%s:%d",
+			 host->host, host->port);
+
+	if (!AcquireExternalFD())
+	{
+		appendStringInfo(failures, "%s%s: too many open files",
+						 failures->len > 0 ? "; " : "", broker->where);
+		return false;
+	}
+	broker->holds_fd = true;
+
+	if (!stomp_conn_begin(broker->conn, host->host, host->port,
+						  outbox_monotonic_ms()))
+		reason = stomp_conn_error(broker->conn);
+
+	while (reason == NULL && !connected)
+	{
+		StompEvent	event;
+
+		while (!connected && reason == NULL &&
+			   stomp_conn_next_event(broker->conn, &event))
+		{
+			if (event.type == STOMP_EVENT_CONNECTED)
+				connected = true;
+			else if (event.type == STOMP_EVENT_ERROR ||
+					 event.type == STOMP_EVENT_CLOSED)
+			{
+				broker->login_refused = (event.type == STOMP_EVENT_ERROR);
+				reason = stomp_conn_error(broker->conn);
+			}
+			stomp_event_clear(&event);
+		}
+		if (connected || reason != NULL)
+			break;
+		if (outbox_monotonic_ms() >= deadline_ms)
+		{
+			reason = "timed out";
+			break;
+		}
+		outbox_broker_wait_interruptible(broker, deadline_ms);
+	}
+
+	if (connected)
+		return true;
+
+	appendStringInfo(failures, "%s%s: %s", failures->len > 0 ? "; " : "",
+					 broker->where, reason);
+	/* copy the reason before closing clears it */
+	if (broker->login_refused)
+		strlcpy(broker->refusal, reason, sizeof(broker->refusal));
+	outbox_broker_close(broker);
+	return false;
+}
+
+/*
+ * Connect to the first broker of outbox.stomp_host_and_ports that accepts
+ * the login, trying each once in order, until deadline_ms.  Returns true
+ * when connected; otherwise failures says what each host answered, and
+ * broker->login_refused whether a broker refused the credentials (then the
+ * other hosts are not tried: they share the credentials).
+ */
+bool
+outbox_broker_connect(OutboxBroker *broker, int64 deadline_ms,
+					  StringInfo failures)
+{
+	size_t		i;
+
+	broker->login_refused = false;
+	for (i = 0; i < broker->hosts.count; i++)
+	{
+		if (broker_attempt(broker, &broker->hosts.hosts[i], deadline_ms,
+						   failures))
+			return true;
+		if (broker->login_refused || outbox_monotonic_ms() >= deadline_ms)
+			break;
+	}
+	return false;
+}

@@ -1,0 +1,198 @@
+/*-------------------------------------------------------------------------
+ *
+ * send_event.c
+ *		  outbox.send_event(): send one message directly to the broker.
+ *
+ * As in the seed library, this bypasses the outbox: it is not
+ * transactional, and the message is sent whether or not the caller's
+ * transaction commits.  It is the same message as one of the outbox
+ * (validated destination and headers, dop-* headers, persistent:true), and
+ * the function returns only once the broker has confirmed it with a
+ * RECEIPT, or fails with an error that says why: no broker reachable (and
+ * what each host answered), login refused, the broker's ERROR, the
+ * connection lost, or outbox.send_timeout reached.
+ *
+ * src/send_event.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "outbox.h"
+
+PG_FUNCTION_INFO_V1(outbox_send_event);
+
+/* how long a clean DISCONNECT may take once the message is confirmed */
+#define DISCONNECT_WAIT_MS	1000
+
+static void send_and_confirm(OutboxBroker *broker, OutboxMessage *message,
+							 int64 deadline_ms);
+static void disconnect_politely(OutboxBroker *broker);
+
+/*
+ * Send the message on a connected broker and wait for its receipt.
+ */
+static void
+send_and_confirm(OutboxBroker *broker, OutboxMessage *message,
+				 int64 deadline_ms)
+{
+	OutboxWireMessage wire;
+	uint64_t	receipt;
+	StompResult result;
+
+	outbox_wire_message(message->body, message->headers, &wire);
+	result = stomp_conn_send(broker->conn, message->destination,
+							 wire.headers, wire.nheaders, NULL,
+							 wire.body, wire.body_len, &receipt);
+	if (result != STOMP_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not send the message to the STOMP broker at %s",
+						broker->where),
+				 errdetail("%s", stomp_conn_error(broker->conn))));
+
+	for (;;)
+	{
+		StompEvent	event;
+
+		while (stomp_conn_next_event(broker->conn, &event))
+		{
+			StompEventType type = event.type;
+			uint64_t	id = event.receipt_id;
+
+			stomp_event_clear(&event);
+			if (type == STOMP_EVENT_RECEIPT && id == receipt)
+				return;
+			if (type == STOMP_EVENT_ERROR)
+				ereport(ERROR,
+						(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+						 errmsg("STOMP broker at %s refused the message",
+								broker->where),
+						 errdetail("The broker said: %s",
+								   stomp_conn_error(broker->conn))));
+			if (type == STOMP_EVENT_CLOSED)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("connection to the STOMP broker at %s was lost before it confirmed the message",
+								broker->where),
+						 errdetail("%s", stomp_conn_error(broker->conn)),
+						 errhint("The broker may or may not have received the message.")));
+		}
+
+		if (outbox_monotonic_ms() >= deadline_ms)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("STOMP broker at %s did not confirm the message within outbox.send_timeout (%d s)",
+							broker->where, outbox_send_timeout),
+					 errhint("The broker may or may not have received the message.")));
+		outbox_broker_wait_interruptible(broker, deadline_ms);
+	}
+}
+
+/*
+ * Say goodbye with a DISCONNECT and wait a little for its receipt; the
+ * message is confirmed already, so nothing here is an error.
+ */
+static void
+disconnect_politely(OutboxBroker *broker)
+{
+	int64		deadline = outbox_monotonic_ms() + DISCONNECT_WAIT_MS;
+
+	if (stomp_conn_disconnect(broker->conn, outbox_monotonic_ms()) != STOMP_OK)
+		return;
+	while (outbox_monotonic_ms() < deadline)
+	{
+		StompEvent	event;
+		bool		done = false;
+
+		while (stomp_conn_next_event(broker->conn, &event))
+		{
+			done |= (event.type == STOMP_EVENT_CLOSED ||
+					 event.type == STOMP_EVENT_ERROR);
+			stomp_event_clear(&event);
+		}
+		if (done)
+			return;
+		outbox_broker_wait_interruptible(broker, deadline);
+	}
+}
+
+/*
+ * SQL: outbox.send_event(destination text, body jsonb, headers jsonb
+ * default '{}') returns uuid, the message's dop-msg-id.
+ */
+Datum
+outbox_send_event(PG_FUNCTION_ARGS)
+{
+	OutboxMessage message;
+	OutboxBroker broker;
+	Relation	published;
+	int64		deadline;
+	pg_uuid_t  *id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("destination must not be NULL")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("body must not be NULL")));
+
+	memset(&message, 0, sizeof(message));
+	outbox_uuid_v7(&message.id);
+	message.destination = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	message.body = PG_GETARG_JSONB_P(1);
+	message.headers = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	message.added = GetCurrentTimestamp();
+	message.expires_at_isnull = true;
+
+	/* the same checks and headers as a message of the outbox */
+	published = table_open(outbox_published_relid(), AccessShareLock);
+	outbox_complete_message(&message, published);
+	table_close(published, AccessShareLock);
+
+	deadline = outbox_monotonic_ms() + (int64) outbox_send_timeout * 1000;
+	outbox_broker_init(&broker);
+	PG_TRY();
+	{
+		StringInfoData failures;
+
+		initStringInfo(&failures);
+		if (!outbox_broker_connect(&broker, deadline, &failures))
+		{
+			if (broker.login_refused)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						 errmsg("STOMP broker refused the login of user \"%s\"",
+								outbox_stomp_username),
+						 errdetail("The broker said: %s", broker.refusal),
+						 errhint("Check outbox.stomp_username, outbox.stomp_passcode and outbox.stomp_vhost.")));
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not connect to any STOMP broker"),
+					 errdetail("Tried %s.", failures.data),
+					 errhint("Check outbox.stomp_host_and_ports and that the broker is running.")));
+		}
+		send_and_confirm(&broker, &message, deadline);
+		disconnect_politely(&broker);
+	}
+	PG_FINALLY();
+	{
+		outbox_broker_free(&broker);
+	}
+	PG_END_TRY();
+
+	id = palloc(sizeof(pg_uuid_t));
+	*id = message.id;
+	PG_RETURN_UUID_P(id);
+}
