@@ -42,8 +42,10 @@ ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_isolation --load-extension=outbox
 
 TAP_TESTS = 1
-PROVE_FLAGS = -I $(srcdir)/t/lib
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# after the include: Makefile.global sets PROVE_FLAGS empty
+PROVE_FLAGS += -I t/lib
