@@ -24,10 +24,16 @@ OBJS = \
 	src/outbox.o \
 	src/publish.o \
 	src/published.o \
+	src/publisher.o \
+	src/redrive.o \
 	src/send_event.o \
 	src/settings.o \
+	src/shmem.o \
+	src/status.o \
 	src/uuid7.o \
+	src/wakeup.o \
 	src/wire.o \
+	src/workers.o \
 	$(STOMP_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -37,6 +37,9 @@ COMMENT ON TABLE outbox.published IS
 'messages to send to the broker once their transaction commits';
 CREATE INDEX published_scheduled_idx ON outbox.published (id)
 	WHERE status = 'scheduled';
+-- The publisher's isolation lane: messages refused before, by due time.
+CREATE INDEX published_retrying_idx ON outbox.published (next_attempt_at, id)
+	WHERE status = 'scheduled' AND retry > 0;
 -- Retention finds old rows through the primary key: ids are time-ordered.
 
 CREATE FUNCTION outbox.published_before_insert()
@@ -211,3 +214,46 @@ LANGUAGE C;
 COMMENT ON FUNCTION outbox.send_event(text, jsonb, jsonb) IS
 'send one message to the broker now, outside the outbox, and wait for its receipt; returns its dop-msg-id';
 REVOKE ALL ON FUNCTION outbox.send_event(text, jsonb, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION outbox.redrive(
+	destination text DEFAULT NULL,
+	id uuid DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'outbox_redrive'
+LANGUAGE C;
+COMMENT ON FUNCTION outbox.redrive(text, uuid) IS
+'schedule failed messages again (all, one destination, or one id); returns how many';
+REVOKE ALL ON FUNCTION outbox.redrive(text, uuid) FROM PUBLIC;
+
+CREATE FUNCTION outbox.worker_status(
+	OUT pid integer,
+	OUT database name,
+	OUT kind text,
+	OUT state text,
+	OUT broker text,
+	OUT queue text,
+	OUT sent bigint,
+	OUT failed bigint,
+	OUT processed bigint,
+	OUT dead_lettered bigint,
+	OUT last_error text,
+	OUT last_error_at timestamptz,
+	OUT started timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'outbox_worker_status'
+LANGUAGE C;
+
+-- The workers, and the backlog of this database's outbox.
+CREATE VIEW outbox.status AS
+SELECT w.pid, w.database, w.kind, w.state, w.broker, w.queue,
+	   b.pending, b.oldest_pending_age,
+	   w.sent, w.failed, w.processed, w.dead_lettered,
+	   w.last_error, w.last_error_at, w.started
+  FROM outbox.worker_status() w
+  LEFT JOIN LATERAL (
+		SELECT count(*) AS pending, now() - min(p.added) AS oldest_pending_age
+		  FROM outbox.published p
+		 WHERE p.status = 'scheduled') b
+	ON w.kind = 'publisher' AND w.database = current_database();
+COMMENT ON VIEW outbox.status IS
+'outbox workers: state, broker, backlog, counters and last error';

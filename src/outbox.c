@@ -23,10 +23,16 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 /*
- * Module load: define the settings.
+ * Module load: define the settings; at server start also set up shared
+ * memory and register the publishers.
  */
 void
 _PG_init(void)
 {
 	outbox_define_settings();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	outbox_shmem_init();
+	outbox_register_publishers();
 }

@@ -18,6 +18,10 @@
 
 #include "access/htup.h"
 #include "lib/stringinfo.h"
+#include "port/atomics.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
 #include "datatype/timestamp.h"
 #include "utils/rel.h"
 #include "utils/jsonb.h"
@@ -131,10 +135,86 @@ extern void outbox_broker_wait_interruptible(OutboxBroker *broker,
 extern void outbox_broker_close(OutboxBroker *broker);
 extern void outbox_broker_free(OutboxBroker *broker);
 
+/* in shmem.c */
+#define OUTBOX_MAX_WORKERS 64
+
+typedef enum OutboxWorkerKind
+{
+	OUTBOX_WORKER_PUBLISHER,
+	OUTBOX_WORKER_CONSUMER
+} OutboxWorkerKind;
+
+typedef enum OutboxWorkerState
+{
+	OUTBOX_STATE_STARTING,
+	OUTBOX_STATE_WAITING_FOR_EXTENSION,
+	OUTBOX_STATE_CONNECTING,
+	OUTBOX_STATE_CONNECTED,
+	OUTBOX_STATE_BACKING_OFF,
+	OUTBOX_STATE_STOPPING
+} OutboxWorkerState;
+
+typedef enum OutboxCounter
+{
+	OUTBOX_COUNT_SENT,
+	OUTBOX_COUNT_FAILED,
+	OUTBOX_COUNT_PROCESSED,
+	OUTBOX_COUNT_DEAD_LETTERED
+} OutboxCounter;
+
+/* A worker's slot; see shmem.c for who writes what under which lock */
+typedef struct OutboxWorkerSlot
+{
+	/* under OutboxShared->lock */
+	pid_t		pid;			/* 0: free */
+	OutboxWorkerKind kind;
+	Oid			database;
+	Latch	   *latch;
+	/* under mutex, written by the owner */
+	slock_t		mutex;
+	OutboxWorkerState state;
+	char		broker[STOMP_MAX_HOST_LEN + 16];
+	char		queue[NAMEDATALEN * 2];
+	char		last_error[256];
+	TimestampTz last_error_at;
+	TimestampTz started_at;
+	/* atomics, written by the owner; keep them last (status.c copies up to sent) */
+	pg_atomic_uint64 sent;
+	pg_atomic_uint64 failed;
+	pg_atomic_uint64 processed;
+	pg_atomic_uint64 dead_lettered;
+} OutboxWorkerSlot;
+
+typedef struct OutboxShared
+{
+	LWLock	   *lock;
+	OutboxWorkerSlot slots[OUTBOX_MAX_WORKERS];
+} OutboxShared;
+
+extern OutboxShared *outbox_shared;
+
+extern void outbox_shmem_init(void);
+extern OutboxWorkerSlot *outbox_slot_acquire(OutboxWorkerKind kind,
+											 const char *queue_name);
+extern void outbox_slot_set_state(OutboxWorkerState state, const char *broker);
+extern void outbox_slot_set_error(const char *message);
+extern void outbox_slot_count(OutboxCounter counter, uint64 n);
+extern const char *outbox_state_name(OutboxWorkerState state);
+
+/* in wakeup.c */
+extern void outbox_wake_publisher_at_commit(void);
+extern void outbox_wake_publisher(void);
+
+/* in workers.c */
+extern void outbox_register_publishers(void);
+
 /* in capture.c */
 extern void outbox_capture_init(void);
 
 /* in publish.c: outbox.publish() and outbox.unpublish() live there */
 /* in send_event.c: outbox.send_event() lives there */
+/* in publisher.c: the publisher worker's entry point, outbox_publisher_main */
+/* in redrive.c: outbox.redrive() lives there */
+/* in status.c: outbox.worker_status() lives there */
 
 #endif							/* OUTBOX_H */

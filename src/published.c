@@ -380,6 +380,8 @@ outbox_insert_published(OutboxMessage *message)
 						  NULL, NIL);
 	ExecClearTuple(w->slot);
 	ResetPerTupleExprContext(w->estate);
+
+	outbox_wake_publisher_at_commit();
 }
 
 /*
@@ -458,6 +460,7 @@ outbox_published_before_insert(PG_FUNCTION_ARGS)
 		message.expires_at = DatumGetTimestampTz(value);
 
 	outbox_complete_message(&message, trigdata->tg_relation);
+	outbox_wake_publisher_at_commit();
 
 	values[0] = CStringGetTextDatum(message.destination);
 	values[2] = JsonbPGetDatum(message.headers);

@@ -1,0 +1,1034 @@
+/*-------------------------------------------------------------------------
+ *
+ * publisher.c
+ *		  The publisher background worker: every committed outbox row to
+ *		  the broker.
+ *
+ * One publisher runs per database of outbox.database_name.  It is woken by
+ * commits that wrote to the outbox (wakeup.c), and otherwise looks every
+ * outbox.poll_interval.  Each pass:
+ *
+ * 1. The isolation lane: messages the broker refused before (retry > 0)
+ *    whose next attempt is due, and the suspects of a broker ERROR, are
+ *    sent one at a time, each alone on the wire until its receipt, so that
+ *    an ERROR can be charged to the message that caused it.  RabbitMQ's
+ *    ERROR frames carry no receipt-id and close the connection: alone is
+ *    the only way to know.
+ *
+ * 2. The pipelined lane: up to outbox.published_chunk_size fresh rows in
+ *    id order, locked FOR UPDATE SKIP LOCKED, are sent back to back, each
+ *    with persistent:true and a receipt; then one statement marks the
+ *    receipted ones succeeded, and the transaction commits.  A row is never
+ *    marked before its receipt.  Rows past expires_at are failed, with the
+ *    reason in last_error, instead of sent.
+ *
+ * A message therefore never holds up the messages behind it: once refused
+ * it leaves the pipelined lane for good.  Its attempts follow the seed's
+ * schedule (the first ones at once, then outbox.pause_for_retry, then
+ * every outbox.wait_retry); after outbox.maximum_retry_attempts it is
+ * failed, with the broker's message in last_error.  outbox.redrive() puts
+ * failed messages back.
+ *
+ * Retention deletes succeeded and failed outbox rows, and received rows,
+ * older than outbox.days_to_keep_data, at most once per
+ * outbox.remove_data_interval, in batches of their own transactions.
+ * Pending rows are never deleted.
+ *
+ * Error policy:
+ * - The broker unreachable, the connection lost, heart-beats missed:
+ *   retried in place.  Reconnection backs off exponentially with jitter up
+ *   to outbox.maximum_backoff, failing over across
+ *   outbox.stomp_host_and_ports.  No message is charged an attempt, and
+ *   unconfirmed messages stay scheduled: they are sent again (at least
+ *   once).
+ * - A broker ERROR: the session ends; the unconfirmed messages become
+ *   suspects for the isolation lane; the one the broker refuses alone is
+ *   charged one attempt.
+ * - An error in a pass (SQL, the extension dropped meanwhile...): caught,
+ *   logged, shown in outbox.status; the pass is rolled back and the next
+ *   one comes after outbox.poll_interval.
+ * - SIGTERM ends the worker at its next wait, rolling back the pass in
+ *   flight (its unconfirmed rows are sent again later); postmaster death
+ *   ends it at once.  The postmaster restarts a worker that crashed.
+ *
+ * Memory: everything of a pass lives in a context reset before the next;
+ * only the connection (malloc'd by the STOMP client), the saved plans and
+ * the suspects outlive a pass.
+ *
+ * src/publisher.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "outbox.h"
+
+/* first reconnection delay; doubles up to outbox.maximum_backoff */
+#define BACKOFF_BASE_MS			1000
+/* longest wait for the receipts of one chunk before the session is dropped */
+#define CHUNK_RECEIPT_TIMEOUT_MS	60000
+/* messages sent alone per pass, so that the pipelined lane keeps moving */
+#define ISOLATION_PER_PASS		20
+/* how often to say that the extension is still missing */
+#define MISSING_EXTENSION_LOG_MS	300000
+/* rows deleted per retention transaction */
+#define RETENTION_BATCH			5000
+/* attempts made at once before the pause (the seed's schedule) */
+#define IMMEDIATE_ATTEMPTS		3
+
+/* One message of a pass */
+typedef struct PendingMessage
+{
+	pg_uuid_t	id;
+	char	   *destination;
+	Jsonb	   *body;
+	Jsonb	   *headers;
+	int			retry;
+	bool		expired;
+	uint64_t	receipt;		/* 0 if not sent */
+	bool		confirmed;
+} PendingMessage;
+
+/* How a batch of sends ended */
+typedef enum SendOutcome
+{
+	SEND_ALL_CONFIRMED,
+	SEND_BROKER_ERROR,			/* the broker sent an ERROR */
+	SEND_CONNECTION_LOST		/* closed, timed out, or never connected */
+} SendOutcome;
+
+/* The worker's state across passes */
+static OutboxBroker broker;
+static bool broker_ready = false;	/* broker set up from the settings */
+static bool connected = false;
+static int	connect_failures = 0;
+static int64 backoff_until_ms = 0;
+static int64 last_missing_log_ms = -MISSING_EXTENSION_LOG_MS;
+static TimestampTz last_retention = 0;
+static char *broker_settings = NULL;	/* to notice a change on reload */
+static List *suspects = NIL;	/* pg_uuid_t *, in TopMemoryContext */
+static pg_prng_state backoff_prng;
+static MemoryContext pass_context = NULL;
+static char publisher_dbname[NAMEDATALEN];
+
+/* saved plans */
+static SPIPlanPtr fetch_fresh_plan = NULL;
+static SPIPlanPtr fetch_retrying_plan = NULL;
+static SPIPlanPtr fetch_suspect_plan = NULL;
+static SPIPlanPtr mark_succeeded_plan = NULL;
+static SPIPlanPtr mark_failed_plan = NULL;
+static SPIPlanPtr charge_attempt_plan = NULL;
+
+PGDLLEXPORT void outbox_publisher_main(Datum main_arg);
+
+static char *current_broker_settings(void);
+static void reload_settings(void);
+static void disconnect(void);
+static bool ensure_connected(void);
+static bool publisher_pass(void);
+static void wait_for_work(bool more_work);
+static void begin_pass_transaction(void);
+static void end_pass_transaction(void);
+static SPIPlanPtr prepare_plan(const char *sql, int nargs, Oid *argtypes);
+static void prepare_plans(void);
+static void free_plans(void);
+static Datum uuid_array(PendingMessage *messages, int n, bool confirmed_only,
+						bool expired_only);
+static int	fetch_messages(SPIPlanPtr plan, int nargs, Datum *args,
+						   PendingMessage **messages);
+static SendOutcome send_messages(PendingMessage *messages, int n);
+static void mark_outcome(PendingMessage *messages, int n);
+static TimestampTz next_attempt_at(int retry);
+static void charge_attempt(PendingMessage *message, const char *error);
+static bool pipelined_lane(void);
+static bool isolation_lane(void);
+static void remember_suspects(PendingMessage *messages, int n);
+static void forget_suspect(pg_uuid_t *id);
+static void retention(void);
+static int64 retention_batch(const char *sql, Datum floor, Datum cutoff);
+
+/*
+ * The broker settings as one string, to tell whether a reload changed them.
+ */
+static char *
+current_broker_settings(void)
+{
+	return psprintf("%s|%s|%s|%s|%s|%d|%s|%s|%s|%d|%s|%d",
+					outbox_stomp_host_and_ports, outbox_stomp_username,
+					outbox_stomp_passcode, outbox_stomp_vhost,
+					outbox_stomp_heartbeats, outbox_stomp_use_ssl,
+					outbox_stomp_key_file, outbox_stomp_cert_file,
+					outbox_stomp_ca_certs, outbox_stomp_ssl_min_protocol,
+					outbox_stomp_ssl_password, outbox_stomp_verify_hostname);
+}
+
+/*
+ * SIGHUP: reread postgresql.conf (a bad value is refused and the last good
+ * one kept); new broker settings mean a new connection.
+ */
+static void
+reload_settings(void)
+{
+	char	   *settings;
+
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+
+	settings = current_broker_settings();
+	if (broker_settings == NULL || strcmp(settings, broker_settings) != 0)
+	{
+		if (broker_ready)
+		{
+			ereport(LOG,
+					(errmsg("outbox publisher: broker settings changed, reconnecting")));
+			disconnect();
+			outbox_broker_free(&broker);
+			broker_ready = false;
+		}
+		connect_failures = 0;
+		backoff_until_ms = 0;
+		if (broker_settings != NULL)
+			pfree(broker_settings);
+		broker_settings = MemoryContextStrdup(TopMemoryContext, settings);
+	}
+	pfree(settings);
+}
+
+/*
+ * Drop the connection; what it had not confirmed stays scheduled.
+ */
+static void
+disconnect(void)
+{
+	if (broker_ready)
+		outbox_broker_close(&broker);
+	connected = false;
+}
+
+/*
+ * Make sure there is a connection, unless backing off; returns whether there
+ * is one.  A failure schedules the next try with exponential backoff and
+ * full jitter.
+ */
+static bool
+ensure_connected(void)
+{
+	StringInfoData failures;
+	int64		now = outbox_monotonic_ms();
+
+	if (connected)
+		return true;
+	if (now < backoff_until_ms)
+		return false;
+
+	if (!broker_ready)
+	{
+		outbox_broker_init(&broker);
+		broker_ready = true;
+	}
+
+	outbox_slot_set_state(OUTBOX_STATE_CONNECTING, NULL);
+	initStringInfo(&failures);
+	if (outbox_broker_connect(&broker, now + (int64) broker.hosts.count * 15000,
+							  &failures))
+	{
+		connected = true;
+		if (connect_failures > 0)
+			ereport(LOG,
+					(errmsg("outbox publisher connected to the STOMP broker at %s",
+							broker.where)));
+		connect_failures = 0;
+		outbox_slot_set_state(OUTBOX_STATE_CONNECTED, broker.where);
+		return true;
+	}
+
+	connect_failures++;
+	backoff_until_ms = outbox_monotonic_ms() +
+		stomp_backoff_full_jitter(connect_failures, BACKOFF_BASE_MS,
+								  (int64) outbox_maximum_backoff * 1000,
+								  pg_prng_uint64(&backoff_prng));
+	outbox_slot_set_state(OUTBOX_STATE_BACKING_OFF, "");
+	outbox_slot_set_error(psprintf("could not connect: %s", failures.data));
+	/* the first failure and then every tenth are worth a line in the log */
+	if (connect_failures % 10 == 1)
+		ereport(LOG,
+				(errmsg("outbox publisher could not connect to any STOMP broker, attempt %d",
+						connect_failures),
+				 errdetail("Tried %s.", failures.data)));
+	return false;
+}
+
+/*
+ * Start the transaction of a pass, connected to SPI with a snapshot.
+ */
+static void
+begin_pass_transaction(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/*
+ * Commit the transaction of a pass.
+ */
+static void
+end_pass_transaction(void)
+{
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+}
+
+/*
+ * Prepare and keep one plan.
+ */
+static SPIPlanPtr
+prepare_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep the plan of \"%s\"", sql);
+	return plan;
+}
+
+/*
+ * Prepare the statements of a pass, once per worker.
+ */
+static void
+prepare_plans(void)
+{
+	Oid			int_arg[1] = {INT4OID};
+	Oid			uuids_arg[1] = {UUIDARRAYOID};
+	Oid			uuids_int_args[2] = {UUIDARRAYOID, INT4OID};
+	Oid			charge_args[4] = {UUIDOID, INT4OID, TIMESTAMPTZOID, TEXTOID};
+
+	if (fetch_fresh_plan != NULL)
+		return;
+
+	fetch_fresh_plan =
+		prepare_plan("SELECT id, destination, body, headers, retry,"
+					 "       expires_at < now() AS expired"
+					 "  FROM outbox.published"
+					 " WHERE status = 'scheduled' AND retry = 0"
+					 "   AND next_attempt_at <= now() AND id <> ALL ($1)"
+					 " ORDER BY id LIMIT $2"
+					 "   FOR UPDATE SKIP LOCKED",
+					 2, uuids_int_args);
+	fetch_retrying_plan =
+		prepare_plan("SELECT id, destination, body, headers, retry,"
+					 "       expires_at < now() AS expired"
+					 "  FROM outbox.published"
+					 " WHERE status = 'scheduled' AND retry > 0"
+					 "   AND next_attempt_at <= now()"
+					 " ORDER BY next_attempt_at, id LIMIT $1"
+					 "   FOR UPDATE SKIP LOCKED",
+					 1, int_arg);
+	fetch_suspect_plan =
+		prepare_plan("SELECT id, destination, body, headers, retry,"
+					 "       expires_at < now() AS expired"
+					 "  FROM outbox.published"
+					 " WHERE status = 'scheduled' AND id = ANY ($1)"
+					 " ORDER BY id"
+					 "   FOR UPDATE SKIP LOCKED",
+					 1, uuids_arg);
+	mark_succeeded_plan =
+		prepare_plan("UPDATE outbox.published"
+					 "   SET status = 'succeeded', last_error = NULL"
+					 " WHERE id = ANY ($1)",
+					 1, uuids_arg);
+	mark_failed_plan =
+		prepare_plan("UPDATE outbox.published"
+					 "   SET status = 'failed',"
+					 "       last_error = 'expired at ' || expires_at || ' before it could be sent'"
+					 " WHERE id = ANY ($1)",
+					 1, uuids_arg);
+	charge_attempt_plan =
+		prepare_plan("UPDATE outbox.published"
+					 "   SET retry = retry + 1,"
+					 "       status = CASE WHEN retry + 1 >= $2 THEN 'failed'"
+					 "                     ELSE 'scheduled' END::outbox.message_status,"
+					 "       next_attempt_at = $3, last_error = $4"
+					 " WHERE id = $1",
+					 4, charge_args);
+}
+
+/*
+ * Forget the saved plans, to prepare them again at the next pass.
+ */
+static void
+free_plans(void)
+{
+	SPIPlanPtr *plans[] = {&fetch_fresh_plan, &fetch_retrying_plan,
+		&fetch_suspect_plan, &mark_succeeded_plan, &mark_failed_plan,
+	&charge_attempt_plan};
+	int			i;
+
+	for (i = 0; i < lengthof(plans); i++)
+	{
+		if (*plans[i] != NULL)
+			SPI_freeplan(*plans[i]);
+		*plans[i] = NULL;
+	}
+}
+
+/*
+ * A uuid[] of the ids of messages: all, the confirmed ones, or the expired.
+ */
+static Datum
+uuid_array(PendingMessage *messages, int n, bool confirmed_only,
+		   bool expired_only)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
+	int			count = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (confirmed_only && !messages[i].confirmed)
+			continue;
+		if (expired_only && !messages[i].expired)
+			continue;
+		ids[count++] = UUIDPGetDatum(&messages[i].id);
+	}
+	return PointerGetDatum(construct_array(ids, count, UUIDOID, UUID_LEN,
+										   false, TYPALIGN_CHAR));
+}
+
+/*
+ * Run a fetch plan; return the rows locked, as messages.
+ */
+static int
+fetch_messages(SPIPlanPtr plan, int nargs, Datum *args,
+			   PendingMessage **messages)
+{
+	int			ret;
+	uint64		i;
+
+	ret = SPI_execute_plan(plan, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read outbox.published: %s",
+			 SPI_result_code_string(ret));
+
+	*messages = palloc0(sizeof(PendingMessage) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		PendingMessage *m = &(*messages)[i];
+		bool		isnull;
+
+		m->id = *DatumGetUUIDP(SPI_getbinval(row, desc, 1, &isnull));
+		m->destination = TextDatumGetCString(SPI_getbinval(row, desc, 2, &isnull));
+		m->body = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 3, &isnull));
+		m->headers = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 4, &isnull));
+		m->retry = DatumGetInt32(SPI_getbinval(row, desc, 5, &isnull));
+		m->expired = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
+	}
+	return (int) SPI_processed;
+}
+
+/*
+ * Send the messages that are not expired, pipelined, and wait for their
+ * receipts.  Returns how the session went; each message's confirmed flag
+ * tells whether its receipt arrived.
+ */
+static SendOutcome
+send_messages(PendingMessage *messages, int n)
+{
+	int64		deadline = outbox_monotonic_ms() + CHUNK_RECEIPT_TIMEOUT_MS;
+	int			outstanding = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		PendingMessage *m = &messages[i];
+		OutboxWireMessage wire;
+		StompResult result;
+
+		if (m->expired)
+			continue;
+		outbox_wire_message(m->body, m->headers, &wire);
+		for (;;)
+		{
+			result = stomp_conn_send(broker.conn, m->destination,
+									 wire.headers, wire.nheaders, NULL,
+									 wire.body, wire.body_len, &m->receipt);
+			if (result != STOMP_ERR_FULL)
+				break;
+			/* the output buffer is full: let the socket drain it */
+			if (outbox_broker_wait(&broker, deadline) & WL_LATCH_SET)
+				CHECK_FOR_INTERRUPTS();
+			if (outbox_monotonic_ms() >= deadline)
+				return SEND_CONNECTION_LOST;
+		}
+		if (result == STOMP_ERR_STATE)
+			return SEND_CONNECTION_LOST;
+		if (result != STOMP_OK)
+		{
+			/* refused before it left: the broker will never take it */
+			m->receipt = 0;
+			charge_attempt(m, stomp_conn_error(broker.conn));
+			continue;
+		}
+		outstanding++;
+	}
+
+	/* the sends are queued: the first wait writes them */
+	stomp_conn_process(broker.conn, outbox_monotonic_ms());
+	while (outstanding > 0)
+	{
+		StompEvent	event;
+
+		while (stomp_conn_next_event(broker.conn, &event))
+		{
+			StompEventType type = event.type;
+			uint64_t	receipt = event.receipt_id;
+
+			stomp_event_clear(&event);
+			if (type == STOMP_EVENT_RECEIPT)
+			{
+				for (i = 0; i < n; i++)
+				{
+					if (messages[i].receipt == receipt && !messages[i].confirmed)
+					{
+						messages[i].confirmed = true;
+						outstanding--;
+						break;
+					}
+				}
+			}
+			else if (type == STOMP_EVENT_ERROR)
+				return SEND_BROKER_ERROR;
+			else if (type == STOMP_EVENT_CLOSED)
+				return SEND_CONNECTION_LOST;
+		}
+		if (outstanding == 0)
+			break;
+		if (outbox_monotonic_ms() >= deadline)
+			return SEND_CONNECTION_LOST;
+		if (outbox_broker_wait(&broker, deadline) & WL_LATCH_SET)
+			CHECK_FOR_INTERRUPTS();
+	}
+	return SEND_ALL_CONFIRMED;
+}
+
+/*
+ * Mark the confirmed messages succeeded and the expired ones failed.
+ */
+static void
+mark_outcome(PendingMessage *messages, int n)
+{
+	Datum		args[1];
+	int			confirmed = 0;
+	int			expired = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		confirmed += messages[i].confirmed;
+		expired += messages[i].expired;
+	}
+	if (confirmed > 0)
+	{
+		args[0] = uuid_array(messages, n, true, false);
+		if (SPI_execute_plan(mark_succeeded_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not mark outbox messages succeeded");
+		outbox_slot_count(OUTBOX_COUNT_SENT, confirmed);
+	}
+	if (expired > 0)
+	{
+		args[0] = uuid_array(messages, n, false, true);
+		if (SPI_execute_plan(mark_failed_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not mark outbox messages expired");
+		outbox_slot_count(OUTBOX_COUNT_FAILED, expired);
+		ereport(WARNING,
+				(errmsg("outbox publisher: %d message(s) expired before they could be sent",
+						expired),
+				 errhint("Their rows in outbox.published are failed; outbox.redrive() sends them again.")));
+	}
+}
+
+/*
+ * When a message refused retry times may be tried again: the seed's
+ * schedule, the first attempts at once, then a pause, then a steady wait.
+ */
+static TimestampTz
+next_attempt_at(int retry)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (retry < IMMEDIATE_ATTEMPTS)
+		return now;
+	if (retry == IMMEDIATE_ATTEMPTS)
+		return TimestampTzPlusMilliseconds(now, (int64) outbox_pause_for_retry * 1000);
+	return TimestampTzPlusMilliseconds(now, (int64) outbox_wait_retry * 1000);
+}
+
+/*
+ * Charge one attempt to a message the broker refused; after
+ * outbox.maximum_retry_attempts it is failed.
+ */
+static void
+charge_attempt(PendingMessage *message, const char *error)
+{
+	Datum		args[4];
+	int			retry = message->retry + 1;
+
+	args[0] = UUIDPGetDatum(&message->id);
+	args[1] = Int32GetDatum(outbox_maximum_retry_attempts);
+	args[2] = TimestampTzGetDatum(next_attempt_at(retry));
+	args[3] = CStringGetTextDatum(error);
+	if (SPI_execute_plan(charge_attempt_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record a refused outbox message");
+
+	if (retry >= outbox_maximum_retry_attempts)
+	{
+		outbox_slot_count(OUTBOX_COUNT_FAILED, 1);
+		ereport(WARNING,
+				(errmsg("outbox message %s to \"%s\" failed after %d attempts",
+						DatumGetCString(DirectFunctionCall1(uuid_out, args[0])),
+						message->destination, retry),
+				 errdetail("The broker said: %s", error)));
+	}
+	else
+		ereport(LOG,
+				(errmsg("outbox publisher: the broker refused message %s to \"%s\" (attempt %d of %d)",
+						DatumGetCString(DirectFunctionCall1(uuid_out, args[0])),
+						message->destination, retry,
+						outbox_maximum_retry_attempts),
+				 errdetail("The broker said: %s", error)));
+	outbox_slot_set_error(error);
+}
+
+/*
+ * Keep the ids of the unconfirmed messages of a session the broker ended
+ * with an ERROR: the isolation lane will find the culprit.
+ */
+static void
+remember_suspects(PendingMessage *messages, int n)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (messages[i].receipt != 0 && !messages[i].confirmed)
+		{
+			pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+
+			*id = messages[i].id;
+			suspects = lappend(suspects, id);
+		}
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * A suspect was sent alone, whatever the outcome: forget it.
+ */
+static void
+forget_suspect(pg_uuid_t *id)
+{
+	ListCell   *lc;
+
+	foreach(lc, suspects)
+	{
+		pg_uuid_t  *suspect = lfirst(lc);
+
+		if (memcmp(suspect, id, sizeof(pg_uuid_t)) == 0)
+		{
+			suspects = foreach_delete_current(suspects, lc);
+			pfree(suspect);
+			return;
+		}
+	}
+}
+
+/*
+ * Send the suspects and the due retries one at a time, each alone on the
+ * wire: an ERROR then names its culprit.  Returns whether more are waiting.
+ */
+static bool
+isolation_lane(void)
+{
+	int			sent;
+
+	for (sent = 0; sent < ISOLATION_PER_PASS; sent++)
+	{
+		PendingMessage *messages;
+		Datum		args[1];
+		int			n;
+		SendOutcome outcome;
+
+		if (!ensure_connected())
+			return false;
+
+		begin_pass_transaction();
+		if (suspects != NIL)
+		{
+			Datum	   *ids = palloc(sizeof(Datum) * list_length(suspects));
+			ListCell   *lc;
+			int			i = 0;
+
+			foreach(lc, suspects)
+				ids[i++] = UUIDPGetDatum(lfirst(lc));
+			args[0] = PointerGetDatum(construct_array(ids, i, UUIDOID, UUID_LEN,
+													  false, TYPALIGN_CHAR));
+			n = fetch_messages(fetch_suspect_plan, 1, args, &messages);
+			if (n == 0)
+			{
+				/* sent or failed meanwhile (a redrive, a hand update) */
+				list_free_deep(suspects);
+				suspects = NIL;
+				end_pass_transaction();
+				continue;
+			}
+			forget_suspect(&messages[0].id);
+		}
+		else
+		{
+			args[0] = Int32GetDatum(1);
+			n = fetch_messages(fetch_retrying_plan, 1, args, &messages);
+			if (n == 0)
+			{
+				end_pass_transaction();
+				return false;
+			}
+		}
+
+		outcome = send_messages(messages, 1);
+		if (outcome == SEND_BROKER_ERROR)
+			charge_attempt(&messages[0], stomp_conn_error(broker.conn));
+		mark_outcome(messages, 1);
+		end_pass_transaction();
+
+		if (outcome != SEND_ALL_CONFIRMED)
+		{
+			if (outcome == SEND_CONNECTION_LOST)
+			{
+				/* not its fault: it stays a suspect, uncharged */
+				remember_suspects(messages, 1);
+				outbox_slot_set_error(stomp_conn_error(broker.conn));
+			}
+			disconnect();
+			if (outcome == SEND_CONNECTION_LOST)
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Send one chunk of fresh messages, pipelined.  Returns whether the chunk
+ * was full, i.e. more may be waiting.
+ */
+static bool
+pipelined_lane(void)
+{
+	PendingMessage *messages;
+	Datum		args[2];
+	Datum	   *ids;
+	ListCell   *lc;
+	int			i = 0;
+	int			n;
+	SendOutcome outcome;
+
+	if (!ensure_connected())
+		return false;
+
+	begin_pass_transaction();
+	ids = palloc(sizeof(Datum) * Max(list_length(suspects), 1));
+	foreach(lc, suspects)
+		ids[i++] = UUIDPGetDatum(lfirst(lc));
+	args[0] = PointerGetDatum(construct_array(ids, i, UUIDOID, UUID_LEN,
+											  false, TYPALIGN_CHAR));
+	args[1] = Int32GetDatum(outbox_published_chunk_size);
+	n = fetch_messages(fetch_fresh_plan, 2, args, &messages);
+	if (n == 0)
+	{
+		end_pass_transaction();
+		return false;
+	}
+
+	outcome = send_messages(messages, n);
+	mark_outcome(messages, n);
+	end_pass_transaction();
+
+	if (outcome == SEND_BROKER_ERROR)
+	{
+		remember_suspects(messages, n);
+		outbox_slot_set_error(stomp_conn_error(broker.conn));
+		disconnect();
+	}
+	else if (outcome == SEND_CONNECTION_LOST)
+	{
+		outbox_slot_set_error(stomp_conn_error(broker.conn));
+		ereport(LOG,
+				(errmsg("outbox publisher lost its connection to the STOMP broker at %s",
+						broker.where),
+				 errdetail("%s", stomp_conn_error(broker.conn))));
+		disconnect();
+		return false;
+	}
+	return n == outbox_published_chunk_size || outcome == SEND_BROKER_ERROR;
+}
+
+/*
+ * Delete one batch of old rows; returns how many.
+ */
+static int64
+retention_batch(const char *sql, Datum floor, Datum cutoff)
+{
+	Oid			argtypes[3] = {UUIDOID, TIMESTAMPTZOID, INT4OID};
+	Datum		args[3];
+	int64		deleted;
+
+	args[0] = floor;
+	args[1] = cutoff;
+	args[2] = Int32GetDatum(RETENTION_BATCH);
+	begin_pass_transaction();
+	if (SPI_execute_with_args(sql, 3, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete old outbox rows");
+	deleted = (int64) SPI_processed;
+	end_pass_transaction();
+	return deleted;
+}
+
+/*
+ * Delete sent and failed outbox rows and received rows older than
+ * outbox.days_to_keep_data, at most once per outbox.remove_data_interval.
+ * Ids are time-ordered, so the old rows are found at the start of the
+ * primary key; each batch is its own short transaction.
+ */
+static void
+retention(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz cutoff;
+	pg_uuid_t	floor;
+	int64		cutoff_ms;
+	int64		deleted = 0;
+	int64		batch;
+	int			i;
+
+	if (last_retention != 0 &&
+		!TimestampDifferenceExceeds(last_retention, now,
+									outbox_remove_data_interval * 1000))
+		return;
+	last_retention = now;
+
+	cutoff = now - (TimestampTz) outbox_days_to_keep_data * USECS_PER_DAY;
+	/* the smallest v7 id of the cutoff's millisecond */
+	cutoff_ms = cutoff / 1000 +
+		((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000);
+	memset(&floor, 0, sizeof(floor));
+	for (i = 0; i < 6; i++)
+		floor.data[i] = (unsigned char) (cutoff_ms >> (8 * (5 - i)));
+
+	do
+	{
+		CHECK_FOR_INTERRUPTS();
+		batch = retention_batch("DELETE FROM outbox.published WHERE id IN"
+								" (SELECT id FROM outbox.published"
+								"   WHERE id < $1 AND added < $2"
+								"     AND status <> 'scheduled' LIMIT $3)",
+								UUIDPGetDatum(&floor),
+								TimestampTzGetDatum(cutoff));
+		deleted += batch;
+	} while (batch == RETENTION_BATCH);
+	do
+	{
+		CHECK_FOR_INTERRUPTS();
+		batch = retention_batch("DELETE FROM outbox.received WHERE id IN"
+								" (SELECT id FROM outbox.received"
+								"   WHERE id < $1 AND added < $2 LIMIT $3)",
+								UUIDPGetDatum(&floor),
+								TimestampTzGetDatum(cutoff));
+		deleted += batch;
+	} while (batch == RETENTION_BATCH);
+
+	if (deleted > 0)
+		ereport(LOG,
+				(errmsg("outbox publisher deleted " INT64_FORMAT " messages older than %d days",
+						deleted, outbox_days_to_keep_data)));
+}
+
+/*
+ * One pass; returns whether more work is likely waiting.
+ */
+static bool
+publisher_pass(void)
+{
+	bool		installed;
+	bool		more;
+
+	/* is the extension there (yet)? */
+	begin_pass_transaction();
+	installed = OidIsValid(get_extension_oid("outbox", true));
+	if (installed)
+		prepare_plans();
+	end_pass_transaction();
+	if (!installed)
+	{
+		int64		now = outbox_monotonic_ms();
+
+		outbox_slot_set_state(OUTBOX_STATE_WAITING_FOR_EXTENSION, NULL);
+		if (now - last_missing_log_ms >= MISSING_EXTENSION_LOG_MS)
+		{
+			ereport(LOG,
+					(errmsg("outbox publisher is waiting for CREATE EXTENSION outbox in database \"%s\"",
+							publisher_dbname)));
+			last_missing_log_ms = now;
+		}
+		return false;
+	}
+
+	retention();
+	more = isolation_lane();
+	more |= pipelined_lane();
+	return more;
+}
+
+/*
+ * Wait for a commit's wake-up, the poll interval, the end of a backoff, or
+ * the broker; keep the connection's heart-beats going meanwhile.
+ */
+static void
+wait_for_work(bool more_work)
+{
+	int64		now = outbox_monotonic_ms();
+	int64		deadline = now + (more_work ? 0 : outbox_poll_interval);
+
+	if (!connected && backoff_until_ms > now && !more_work)
+		deadline = Min(deadline, backoff_until_ms);
+
+	if (connected)
+	{
+		StompEvent	event;
+		int			rc = outbox_broker_wait(&broker, deadline);
+
+		while (stomp_conn_next_event(broker.conn, &event))
+		{
+			bool		over = (event.type == STOMP_EVENT_ERROR ||
+								event.type == STOMP_EVENT_CLOSED);
+
+			stomp_event_clear(&event);
+			if (over)
+			{
+				ereport(LOG,
+						(errmsg("outbox publisher lost its connection to the STOMP broker at %s",
+								broker.where),
+						 errdetail("%s", stomp_conn_error(broker.conn))));
+				outbox_slot_set_error(stomp_conn_error(broker.conn));
+				disconnect();
+				break;
+			}
+		}
+		if (rc & WL_LATCH_SET)
+			CHECK_FOR_INTERRUPTS();
+	}
+	else
+	{
+		int			rc = WaitLatch(MyLatch,
+								   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								   Max(deadline - now, 0), PG_WAIT_EXTENSION);
+
+		if (rc & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+/*
+ * Entry point of the publisher of one database (bgw_extra names it).
+ */
+void
+outbox_publisher_main(Datum main_arg)
+{
+	strlcpy(publisher_dbname, MyBgworkerEntry->bgw_extra,
+			sizeof(publisher_dbname));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(publisher_dbname, NULL, 0);
+
+	outbox_slot_acquire(OUTBOX_WORKER_PUBLISHER, NULL);
+	pgstat_report_appname("outbox publisher");
+	pg_prng_seed(&backoff_prng, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
+	broker_settings = MemoryContextStrdup(TopMemoryContext,
+										  current_broker_settings());
+	pass_context = AllocSetContextCreate(TopMemoryContext,
+										 "outbox publisher pass",
+										 ALLOCSET_DEFAULT_SIZES);
+	ereport(LOG,
+			(errmsg("outbox publisher started for database \"%s\"",
+					publisher_dbname)));
+
+	for (;;)
+	{
+		bool		more_work = false;
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+			reload_settings();
+
+		MemoryContextReset(pass_context);
+		old = MemoryContextSwitchTo(pass_context);
+		pgstat_report_activity(STATE_RUNNING, "publishing");
+		PG_TRY();
+		{
+			more_work = publisher_pass();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(pass_context);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortOutOfAnyTransaction();
+			/* the plans may name what is gone (the extension dropped) */
+			free_plans();
+			ereport(LOG,
+					(errmsg("outbox publisher pass failed: %s", edata->message)));
+			outbox_slot_set_error(edata->message);
+			disconnect();
+			more_work = false;
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(old);
+		pgstat_report_activity(STATE_IDLE, NULL);
+
+		wait_for_work(more_work);
+	}
+}

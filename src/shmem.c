@@ -1,0 +1,247 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *		  Shared memory: one slot per outbox worker.
+ *
+ * Each background worker (a publisher per database, a consumer per
+ * subscription) owns a slot, in which it publishes what others need:
+ *
+ * - its latch, so that a committing backend can wake it (wakeup.c);
+ * - its state, broker, counters and last error, for outbox.status.
+ *
+ * Locking: OutboxShared->lock (an LWLock) is held exclusively to take or
+ * give back a slot, and shared to walk the slots.  A slot's pid, kind,
+ * database and latch change only under the exclusive lock.  Its other
+ * fields are written only by the worker that owns it: the strings and
+ * timestamps under the slot's spinlock, the counters as atomics.  Readers
+ * copy them under the same spinlock.
+ *
+ * src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#include "outbox.h"
+
+OutboxShared *outbox_shared = NULL;
+
+/* this process's slot, if it is an outbox worker */
+static OutboxWorkerSlot *my_slot = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void outbox_shmem_request(void);
+static void outbox_shmem_startup(void);
+static void release_slot(int code, Datum arg);
+
+/*
+ * Install the shared memory hooks; called from _PG_init.
+ */
+void
+outbox_shmem_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = outbox_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = outbox_shmem_startup;
+}
+
+/*
+ * Ask for the space and the lock.
+ */
+static void
+outbox_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(OutboxShared)));
+	RequestNamedLWLockTranche("outbox", 1);
+}
+
+/*
+ * Create or attach to the slots.
+ */
+static void
+outbox_shmem_startup(void)
+{
+	bool		found;
+	int			i;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	outbox_shared = ShmemInitStruct("outbox", sizeof(OutboxShared), &found);
+	if (!found)
+	{
+		memset(outbox_shared, 0, sizeof(OutboxShared));
+		outbox_shared->lock = &(GetNamedLWLockTranche("outbox"))->lock;
+		for (i = 0; i < OUTBOX_MAX_WORKERS; i++)
+		{
+			OutboxWorkerSlot *slot = &outbox_shared->slots[i];
+
+			SpinLockInit(&slot->mutex);
+			pg_atomic_init_u64(&slot->sent, 0);
+			pg_atomic_init_u64(&slot->failed, 0);
+			pg_atomic_init_u64(&slot->processed, 0);
+			pg_atomic_init_u64(&slot->dead_lettered, 0);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Take a free slot for this worker, or error out if all are taken; the slot
+ * is given back when the process exits, however it exits.
+ */
+OutboxWorkerSlot *
+outbox_slot_acquire(OutboxWorkerKind kind, const char *queue_name)
+{
+	OutboxWorkerSlot *slot = NULL;
+	int			i;
+
+	if (outbox_shared == NULL)
+		elog(ERROR, "outbox shared memory is not set up; is outbox in shared_preload_libraries?");
+
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < OUTBOX_MAX_WORKERS; i++)
+	{
+		if (outbox_shared->slots[i].pid == 0)
+		{
+			slot = &outbox_shared->slots[i];
+			break;
+		}
+	}
+	if (slot == NULL)
+	{
+		LWLockRelease(outbox_shared->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("all %d outbox worker slots are in use", OUTBOX_MAX_WORKERS)));
+	}
+
+	slot->pid = MyProcPid;
+	slot->kind = kind;
+	slot->database = MyDatabaseId;
+	slot->latch = MyLatch;
+	SpinLockAcquire(&slot->mutex);
+	slot->state = OUTBOX_STATE_STARTING;
+	slot->broker[0] = '\0';
+	strlcpy(slot->queue, queue_name ? queue_name : "", sizeof(slot->queue));
+	slot->last_error[0] = '\0';
+	slot->last_error_at = 0;
+	slot->started_at = GetCurrentTimestamp();
+	SpinLockRelease(&slot->mutex);
+	pg_atomic_write_u64(&slot->sent, 0);
+	pg_atomic_write_u64(&slot->failed, 0);
+	pg_atomic_write_u64(&slot->processed, 0);
+	pg_atomic_write_u64(&slot->dead_lettered, 0);
+	LWLockRelease(outbox_shared->lock);
+
+	my_slot = slot;
+	before_shmem_exit(release_slot, (Datum) 0);
+	return slot;
+}
+
+/*
+ * Give the slot back at process exit.
+ */
+static void
+release_slot(int code, Datum arg)
+{
+	if (my_slot == NULL)
+		return;
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
+	my_slot->pid = 0;
+	my_slot->latch = NULL;
+	LWLockRelease(outbox_shared->lock);
+	my_slot = NULL;
+}
+
+/*
+ * Record this worker's state and the broker it talks to (NULL: unchanged).
+ */
+void
+outbox_slot_set_state(OutboxWorkerState state, const char *broker)
+{
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&my_slot->mutex);
+	my_slot->state = state;
+	if (broker != NULL)
+		strlcpy(my_slot->broker, broker, sizeof(my_slot->broker));
+	SpinLockRelease(&my_slot->mutex);
+}
+
+/*
+ * Record this worker's last error, as shown by outbox.status.
+ */
+void
+outbox_slot_set_error(const char *message)
+{
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&my_slot->mutex);
+	strlcpy(my_slot->last_error, message, sizeof(my_slot->last_error));
+	my_slot->last_error_at = GetCurrentTimestamp();
+	SpinLockRelease(&my_slot->mutex);
+}
+
+/*
+ * Count messages for outbox.status.
+ */
+void
+outbox_slot_count(OutboxCounter counter, uint64 n)
+{
+	if (my_slot == NULL || n == 0)
+		return;
+	switch (counter)
+	{
+		case OUTBOX_COUNT_SENT:
+			pg_atomic_fetch_add_u64(&my_slot->sent, n);
+			break;
+		case OUTBOX_COUNT_FAILED:
+			pg_atomic_fetch_add_u64(&my_slot->failed, n);
+			break;
+		case OUTBOX_COUNT_PROCESSED:
+			pg_atomic_fetch_add_u64(&my_slot->processed, n);
+			break;
+		case OUTBOX_COUNT_DEAD_LETTERED:
+			pg_atomic_fetch_add_u64(&my_slot->dead_lettered, n);
+			break;
+	}
+}
+
+/*
+ * Name of a worker state, as outbox.status shows it.
+ */
+const char *
+outbox_state_name(OutboxWorkerState state)
+{
+	switch (state)
+	{
+		case OUTBOX_STATE_STARTING:
+			return "starting";
+		case OUTBOX_STATE_WAITING_FOR_EXTENSION:
+			return "waiting for extension";
+		case OUTBOX_STATE_CONNECTING:
+			return "connecting";
+		case OUTBOX_STATE_CONNECTED:
+			return "connected";
+		case OUTBOX_STATE_BACKING_OFF:
+			return "backing off";
+		case OUTBOX_STATE_STOPPING:
+			return "stopping";
+	}
+	return "unknown";
+}
