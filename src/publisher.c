@@ -87,6 +87,8 @@
 #define CHUNK_RECEIPT_TIMEOUT_MS	60000
 /* messages sent alone per pass, so that the pipelined lane keeps moving */
 #define ISOLATION_PER_PASS		20
+/* how often to look for the extension while it is missing */
+#define MISSING_EXTENSION_CHECK_MS	5000
 /* how often to say that the extension is still missing */
 #define MISSING_EXTENSION_LOG_MS	300000
 /* rows deleted per retention transaction */
@@ -128,6 +130,7 @@ static List *suspects = NIL;	/* pg_uuid_t *, in TopMemoryContext */
 static pg_prng_state backoff_prng;
 static MemoryContext pass_context = NULL;
 static char publisher_dbname[NAMEDATALEN];
+static bool extension_missing = false;
 
 /* saved plans */
 static SPIPlanPtr fetch_fresh_plan = NULL;
@@ -894,6 +897,7 @@ publisher_pass(void)
 	if (installed)
 		prepare_plans();
 	end_pass_transaction();
+	extension_missing = !installed;
 	if (!installed)
 	{
 		int64		now = outbox_monotonic_ms();
@@ -925,8 +929,13 @@ wait_for_work(bool more_work)
 	int64		now = outbox_monotonic_ms();
 	int64		deadline = now + (more_work ? 0 : outbox_poll_interval);
 
-	if (!connected && backoff_until_ms > now && !more_work)
-		deadline = Min(deadline, backoff_until_ms);
+	/* CREATE EXTENSION wakes nobody: look again soon */
+	if (extension_missing)
+		deadline = Min(deadline, now + MISSING_EXTENSION_CHECK_MS);
+
+	/* without a connection, the next try is due when the backoff ends */
+	if (!connected && !extension_missing)
+		deadline = Min(deadline, Max(now, backoff_until_ms));
 
 	if (connected)
 	{

@@ -1,0 +1,104 @@
+# Copyright (c) 2026, outbox contributors
+#
+# OutboxTest::Outbox
+#	What the outbox TAP tests share: a PostgreSQL node with the extension
+#	preloaded and created, and the delivery checker that compares what a
+#	queue holds with what the outbox sent, by dop-msg-id.
+#
+#	my $node = OutboxTest::Outbox::node('name', $broker_host_and_port, "extra.conf = 1\n");
+#	my $got = OutboxTest::Outbox::drain($mq, 'queue', expect => 100);   # { dop-msg-id => times }
+#	my ($missing, $duplicates) = OutboxTest::Outbox::check($node, $got, "destination = '/queue/q'");
+
+package OutboxTest::Outbox;
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use OutboxTest::Stomp;
+
+# A started node with outbox preloaded, pointed at the broker, and the
+# extension created in database postgres.
+sub node
+{
+	my ($name, $broker, $extra) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'outbox'
+outbox.stomp_host_and_ports = '$broker'
+outbox.stomp_heartbeats = '1000,1000'
+} . ($extra // ''));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION outbox');
+	return $node;
+}
+
+# Wait until the outbox of a node holds no scheduled row matching $where.
+sub wait_sent
+{
+	my ($node, $where, $timeout) = @_;
+	$where //= 'true';
+	local $PostgreSQL::Test::Utils::timeout_default = $timeout // 180;
+	return $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM outbox.published WHERE status = 'scheduled' AND ($where)");
+}
+
+# Read every message of a queue (acknowledging each), until $expect have
+# arrived and then $quiet seconds pass with nothing more, or $timeout.
+# Returns { dop-msg-id => number of deliveries } and the frames if asked.
+sub drain
+{
+	my ($mq, $queue, %opt) = @_;
+	my $expect  = $opt{expect} // 0;
+	my $timeout = $opt{timeout} // 120;
+	my $quiet   = $opt{quiet} // 2;
+	my $c = OutboxTest::Stomp->connect(host => $mq->host, port => $mq->stomp_port);
+	my %seen;
+	my @frames;
+	# a queue that is gone holds nothing: for the checker, all of it is lost
+	unless (eval { $c->subscribe("/amq/queue/$queue", 'drain', 'auto'); 1 })
+	{
+		diag("queue $queue cannot be read: $@");
+		return $opt{keep_frames} ? (\%seen, \@frames) : \%seen;
+	}
+	my $deadline = time + $timeout;
+	my $total = 0;
+	while (time < $deadline)
+	{
+		my $wait = $total >= $expect ? $quiet : 5;
+		my $f = $c->receive_frame($wait);
+		if (!$f)
+		{
+			last if $total >= $expect;
+			next;
+		}
+		next unless $f->{command} eq 'MESSAGE';
+		$seen{ $f->{headers}{'dop-msg-id'} // '' }++;
+		push @frames, $f if $opt{keep_frames};
+		$total++;
+	}
+	$c->disconnect;
+	return $opt{keep_frames} ? (\%seen, \@frames) : \%seen;
+}
+
+# Compare deliveries with the outbox rows matching $where: returns how many
+# rows never arrived and how many arrived more than once, and reports the
+# first few missing ids.
+sub check
+{
+	my ($node, $seen, $where) = @_;
+	my @ids = split /\n/,
+	  $node->safe_psql('postgres', "SELECT id FROM outbox.published WHERE $where ORDER BY id");
+	my @missing = grep { !$seen->{$_} } @ids;
+	my $duplicates = 0;
+	$duplicates += $_ - 1 for grep { $_ > 1 } values %$seen;
+	diag(scalar(@missing) . ' missing, e.g. ' . join(', ', @missing[ 0 .. ($#missing < 4 ? $#missing : 4) ]))
+	  if @missing;
+	return (scalar(@missing), $duplicates, scalar(@ids));
+}
+
+1;
