@@ -85,6 +85,11 @@
 #define BACKOFF_BASE_MS			1000
 /* longest wait for the receipts of one chunk before the session is dropped */
 #define CHUNK_RECEIPT_TIMEOUT_MS	60000
+/* chunks and time one pipelined pass transaction may take */
+#define PIPELINE_CHUNKS			10
+#define PIPELINE_MS				1000
+/* messages in flight at most in the pipelined lane (at least a chunk) */
+#define PIPELINE_WINDOW			1000
 /* messages sent alone per pass, so that the pipelined lane keeps moving */
 #define ISOLATION_PER_PASS		20
 /* how often to look for the extension while it is missing */
@@ -107,7 +112,24 @@ typedef struct PendingMessage
 	bool		expired;
 	uint64_t	receipt;		/* 0 if not sent */
 	bool		confirmed;
+	bool		marked;			/* its outcome is written */
 } PendingMessage;
+
+/*
+ * The messages of one pass transaction, fetched chunk by chunk, and which
+ * message each receipt confirms (receipts count up within a session).
+ */
+typedef struct PassMessages
+{
+	PendingMessage *messages;
+	int			n;
+	int			allocated;
+	int		   *by_receipt;		/* index into messages, per receipt */
+	int			nreceipts;
+	int			receipts_allocated;
+	uint64_t	first_receipt;
+	int			outstanding;	/* sent, not yet confirmed */
+} PassMessages;
 
 /* How a batch of sends ended */
 typedef enum SendOutcome
@@ -153,12 +175,13 @@ static void end_pass_transaction(void);
 static SPIPlanPtr prepare_plan(const char *sql, int nargs, Oid *argtypes);
 static void prepare_plans(void);
 static void free_plans(void);
-static Datum uuid_array(PendingMessage *messages, int n, bool confirmed_only,
-						bool expired_only);
-static int	fetch_messages(SPIPlanPtr plan, int nargs, Datum *args,
-						   PendingMessage **messages);
-static SendOutcome send_messages(PendingMessage *messages, int n);
-static void mark_outcome(PendingMessage *messages, int n);
+static int	fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass);
+static void note_receipt(PassMessages *pass, uint64_t receipt, int index);
+static bool queue_sends(PassMessages *pass, int from, int64 deadline);
+static SendOutcome collect_receipts(PassMessages *pass, int max_outstanding,
+									int64 deadline);
+static void mark_outcome(PassMessages *pass);
+static Datum suspect_array(void);
 static TimestampTz next_attempt_at(int retry);
 static void charge_attempt(PendingMessage *message, const char *error);
 static bool pipelined_lane(void);
@@ -328,7 +351,7 @@ prepare_plans(void)
 {
 	Oid			int_arg[1] = {INT4OID};
 	Oid			uuids_arg[1] = {UUIDARRAYOID};
-	Oid			uuids_int_args[2] = {UUIDARRAYOID, INT4OID};
+	Oid			fresh_args[3] = {UUIDARRAYOID, UUIDOID, INT4OID};
 	Oid			charge_args[4] = {UUIDOID, INT4OID, TIMESTAMPTZOID, TEXTOID};
 
 	if (fetch_fresh_plan != NULL)
@@ -340,9 +363,10 @@ prepare_plans(void)
 					 "  FROM outbox.published"
 					 " WHERE status = 'scheduled' AND retry = 0"
 					 "   AND next_attempt_at <= now() AND id <> ALL ($1)"
-					 " ORDER BY id LIMIT $2"
+					 "   AND id > $2"
+					 " ORDER BY id LIMIT $3"
 					 "   FOR UPDATE SKIP LOCKED",
-					 2, uuids_int_args);
+					 3, fresh_args);
 	fetch_retrying_plan =
 		prepare_plan("SELECT id, destination, body, headers, retry,"
 					 "       expires_at < now() AS expired"
@@ -401,34 +425,10 @@ free_plans(void)
 }
 
 /*
- * A uuid[] of the ids of messages: all, the confirmed ones, or the expired.
- */
-static Datum
-uuid_array(PendingMessage *messages, int n, bool confirmed_only,
-		   bool expired_only)
-{
-	Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
-	int			count = 0;
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		if (confirmed_only && !messages[i].confirmed)
-			continue;
-		if (expired_only && !messages[i].expired)
-			continue;
-		ids[count++] = UUIDPGetDatum(&messages[i].id);
-	}
-	return PointerGetDatum(construct_array(ids, count, UUIDOID, UUID_LEN,
-										   false, TYPALIGN_CHAR));
-}
-
-/*
- * Run a fetch plan; return the rows locked, as messages.
+ * Run a fetch plan and add the rows it locked to the pass; returns how many.
  */
 static int
-fetch_messages(SPIPlanPtr plan, int nargs, Datum *args,
-			   PendingMessage **messages)
+fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass)
 {
 	int			ret;
 	uint64		i;
@@ -438,14 +438,21 @@ fetch_messages(SPIPlanPtr plan, int nargs, Datum *args,
 		elog(ERROR, "could not read outbox.published: %s",
 			 SPI_result_code_string(ret));
 
-	*messages = palloc0(sizeof(PendingMessage) * Max(SPI_processed, 1));
+	if (pass->n + (int) SPI_processed > pass->allocated)
+	{
+		pass->allocated = Max(pass->allocated * 2, pass->n + (int) SPI_processed);
+		pass->messages = pass->messages == NULL ?
+			palloc0(sizeof(PendingMessage) * pass->allocated) :
+			repalloc(pass->messages, sizeof(PendingMessage) * pass->allocated);
+	}
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		PendingMessage *m = &(*messages)[i];
+		PendingMessage *m = &pass->messages[pass->n++];
 		bool		isnull;
 
+		memset(m, 0, sizeof(*m));
 		m->id = *DatumGetUUIDP(SPI_getbinval(row, desc, 1, &isnull));
 		m->destination = TextDatumGetCString(SPI_getbinval(row, desc, 2, &isnull));
 		m->body = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 3, &isnull));
@@ -453,24 +460,49 @@ fetch_messages(SPIPlanPtr plan, int nargs, Datum *args,
 		m->retry = DatumGetInt32(SPI_getbinval(row, desc, 5, &isnull));
 		m->expired = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
 	}
-	return (int) SPI_processed;
+	SPI_freetuptable(SPI_tuptable);
+	return (int) i;
 }
 
 /*
- * Send the messages that are not expired, pipelined, and wait for their
- * receipts.  Returns how the session went; each message's confirmed flag
- * tells whether its receipt arrived.
+ * Remember that receipt confirms the pass's message number index.
  */
-static SendOutcome
-send_messages(PendingMessage *messages, int n)
+static void
+note_receipt(PassMessages *pass, uint64_t receipt, int index)
 {
-	int64		deadline = outbox_monotonic_ms() + CHUNK_RECEIPT_TIMEOUT_MS;
-	int			outstanding = 0;
+	int			slot;
+
+	if (pass->nreceipts == 0)
+		pass->first_receipt = receipt;
+	slot = (int) (receipt - pass->first_receipt);
+	if (slot >= pass->receipts_allocated)
+	{
+		int			old = pass->receipts_allocated;
+
+		pass->receipts_allocated = Max(old * 2, slot + 64);
+		pass->by_receipt = pass->by_receipt == NULL ?
+			palloc(sizeof(int) * pass->receipts_allocated) :
+			repalloc(pass->by_receipt, sizeof(int) * pass->receipts_allocated);
+		for (; old < pass->receipts_allocated; old++)
+			pass->by_receipt[old] = -1;
+	}
+	pass->by_receipt[slot] = index;
+	pass->nreceipts = Max(pass->nreceipts, slot + 1);
+}
+
+/*
+ * Queue the SENDs of the pass's messages from number from on, except the
+ * expired ones, and start writing them.  Returns false if the session is
+ * over.
+ */
+static bool
+queue_sends(PassMessages *pass, int from, int64 deadline)
+{
 	int			i;
 
-	for (i = 0; i < n; i++)
+	for (i = from; i < pass->n; i++)
 	{
-		PendingMessage *m = &messages[i];
+		PendingMessage *m = &pass->messages[i];
 		OutboxWireMessage wire;
 		StompResult result;
 
@@ -488,10 +520,10 @@ send_messages(PendingMessage *messages, int n)
 			if (outbox_broker_wait(&broker, deadline) & WL_LATCH_SET)
 				CHECK_FOR_INTERRUPTS();
 			if (outbox_monotonic_ms() >= deadline)
-				return SEND_CONNECTION_LOST;
+				return false;
 		}
 		if (result == STOMP_ERR_STATE)
-			return SEND_CONNECTION_LOST;
+			return false;
 		if (result != STOMP_OK)
 		{
 			/* refused before it left: the broker will never take it */
@@ -499,12 +531,22 @@ send_messages(PendingMessage *messages, int n)
 			charge_attempt(m, stomp_conn_error(broker.conn));
 			continue;
 		}
-		outstanding++;
+		note_receipt(pass, m->receipt, i);
+		pass->outstanding++;
 	}
-
-	/* the sends are queued: the first wait writes them */
+	/* start writing now: the receipts come while we do other work */
 	stomp_conn_process(broker.conn, outbox_monotonic_ms());
-	while (outstanding > 0)
+	return true;
+}
+
+/*
+ * Take in receipts until at most max_outstanding sends are unconfirmed;
+ * stop early if the session ends or deadline passes.
+ */
+static SendOutcome
+collect_receipts(PassMessages *pass, int max_outstanding, int64 deadline)
+{
+	for (;;)
 	{
 		StompEvent	event;
 
@@ -514,16 +556,16 @@ send_messages(PendingMessage *messages, int n)
 			uint64_t	receipt = event.receipt_id;
 
 			stomp_event_clear(&event);
-			if (type == STOMP_EVENT_RECEIPT)
+			if (type == STOMP_EVENT_RECEIPT && pass->nreceipts > 0 &&
+				receipt >= pass->first_receipt &&
+				receipt - pass->first_receipt < (uint64_t) pass->nreceipts)
 			{
-				for (i = 0; i < n; i++)
+				int			index = pass->by_receipt[receipt - pass->first_receipt];
+
+				if (index >= 0 && !pass->messages[index].confirmed)
 				{
-					if (messages[i].receipt == receipt && !messages[i].confirmed)
-					{
-						messages[i].confirmed = true;
-						outstanding--;
-						break;
-					}
+					pass->messages[index].confirmed = true;
+					pass->outstanding--;
 				}
 			}
 			else if (type == STOMP_EVENT_ERROR)
@@ -531,42 +573,63 @@ send_messages(PendingMessage *messages, int n)
 			else if (type == STOMP_EVENT_CLOSED)
 				return SEND_CONNECTION_LOST;
 		}
-		if (outstanding == 0)
-			break;
+		if (pass->outstanding <= max_outstanding)
+			return SEND_ALL_CONFIRMED;
 		if (outbox_monotonic_ms() >= deadline)
 			return SEND_CONNECTION_LOST;
 		if (outbox_broker_wait(&broker, deadline) & WL_LATCH_SET)
 			CHECK_FOR_INTERRUPTS();
 	}
-	return SEND_ALL_CONFIRMED;
 }
 
 /*
- * Mark the confirmed messages succeeded and the expired ones failed.
+ * Mark the confirmed messages succeeded and the expired ones failed, those
+ * not marked yet: one statement each.
  */
 static void
-mark_outcome(PendingMessage *messages, int n)
+mark_outcome(PassMessages *pass)
 {
+	Datum	   *ids = palloc(sizeof(Datum) * Max(pass->n, 1));
 	Datum		args[1];
 	int			confirmed = 0;
 	int			expired = 0;
 	int			i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < pass->n; i++)
 	{
-		confirmed += messages[i].confirmed;
-		expired += messages[i].expired;
+		PendingMessage *m = &pass->messages[i];
+
+		if (m->confirmed && !m->marked)
+		{
+			ids[confirmed++] = UUIDPGetDatum(&m->id);
+			m->marked = true;
+		}
 	}
 	if (confirmed > 0)
 	{
-		args[0] = uuid_array(messages, n, true, false);
+		args[0] = PointerGetDatum(construct_array(ids, confirmed, UUIDOID,
+												  UUID_LEN, false,
+												  TYPALIGN_CHAR));
 		if (SPI_execute_plan(mark_succeeded_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not mark outbox messages succeeded");
 		outbox_slot_count(OUTBOX_COUNT_SENT, confirmed);
 	}
+
+	for (i = 0; i < pass->n; i++)
+	{
+		PendingMessage *m = &pass->messages[i];
+
+		if (m->expired && !m->marked)
+		{
+			ids[expired++] = UUIDPGetDatum(&m->id);
+			m->marked = true;
+		}
+	}
 	if (expired > 0)
 	{
-		args[0] = uuid_array(messages, n, false, true);
+		args[0] = PointerGetDatum(construct_array(ids, expired, UUIDOID,
+												  UUID_LEN, false,
+												  TYPALIGN_CHAR));
 		if (SPI_execute_plan(mark_failed_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not mark outbox messages expired");
 		outbox_slot_count(OUTBOX_COUNT_FAILED, expired);
@@ -575,6 +638,7 @@ mark_outcome(PendingMessage *messages, int n)
 						expired),
 				 errhint("Their rows in outbox.published are failed; outbox.redrive() sends them again.")));
 	}
+	pfree(ids);
 }
 
 /*
@@ -653,6 +717,22 @@ remember_suspects(PendingMessage *messages, int n)
 }
 
 /*
+ * The suspects as a uuid[] (empty if none).
+ */
+static Datum
+suspect_array(void)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(list_length(suspects), 1));
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, suspects)
+		ids[i++] = UUIDPGetDatum(lfirst(lc));
+	return PointerGetDatum(construct_array(ids, i, UUIDOID, UUID_LEN, false,
+										   TYPALIGN_CHAR));
+}
+
+/*
  * A suspect was sent alone, whatever the outcome: forget it.
  */
 static void
@@ -684,27 +764,20 @@ isolation_lane(void)
 
 	for (sent = 0; sent < ISOLATION_PER_PASS; sent++)
 	{
-		PendingMessage *messages;
+		PassMessages pass;
 		Datum		args[1];
-		int			n;
 		SendOutcome outcome;
+		int64		deadline;
 
 		if (!ensure_connected())
 			return false;
 
+		memset(&pass, 0, sizeof(pass));
 		begin_pass_transaction();
 		if (suspects != NIL)
 		{
-			Datum	   *ids = palloc(sizeof(Datum) * list_length(suspects));
-			ListCell   *lc;
-			int			i = 0;
-
-			foreach(lc, suspects)
-				ids[i++] = UUIDPGetDatum(lfirst(lc));
-			args[0] = PointerGetDatum(construct_array(ids, i, UUIDOID, UUID_LEN,
-													  false, TYPALIGN_CHAR));
-			n = fetch_messages(fetch_suspect_plan, 1, args, &messages);
-			if (n == 0)
+			args[0] = suspect_array();
+			if (fetch_messages(fetch_suspect_plan, args, &pass) == 0)
 			{
 				/* sent or failed meanwhile (a redrive, a hand update) */
 				list_free_deep(suspects);
@@ -712,23 +785,28 @@ isolation_lane(void)
 				end_pass_transaction();
 				continue;
 			}
-			forget_suspect(&messages[0].id);
+			/* the first alone; the others stay suspects, locked till commit */
+			pass.n = 1;
+			forget_suspect(&pass.messages[0].id);
 		}
 		else
 		{
 			args[0] = Int32GetDatum(1);
-			n = fetch_messages(fetch_retrying_plan, 1, args, &messages);
-			if (n == 0)
+			if (fetch_messages(fetch_retrying_plan, args, &pass) == 0)
 			{
 				end_pass_transaction();
 				return false;
 			}
 		}
 
-		outcome = send_messages(messages, 1);
+		deadline = outbox_monotonic_ms() + CHUNK_RECEIPT_TIMEOUT_MS;
+		if (!queue_sends(&pass, 0, deadline))
+			outcome = SEND_CONNECTION_LOST;
+		else
+			outcome = collect_receipts(&pass, 0, deadline);
 		if (outcome == SEND_BROKER_ERROR)
-			charge_attempt(&messages[0], stomp_conn_error(broker.conn));
-		mark_outcome(messages, 1);
+			charge_attempt(&pass.messages[0], stomp_conn_error(broker.conn));
+		mark_outcome(&pass);
 		end_pass_transaction();
 
 		if (outcome != SEND_ALL_CONFIRMED)
@@ -736,7 +814,7 @@ isolation_lane(void)
 			if (outcome == SEND_CONNECTION_LOST)
 			{
 				/* not its fault: it stays a suspect, uncharged */
-				remember_suspects(messages, 1);
+				remember_suspects(pass.messages, 1);
 				outbox_slot_set_error(stomp_conn_error(broker.conn));
 			}
 			disconnect();
@@ -748,48 +826,84 @@ isolation_lane(void)
 }
 
 /*
- * Send one chunk of fresh messages, pipelined.  Returns whether the chunk
- * was full, i.e. more may be waiting.
+ * Send fresh messages, pipelined: chunk after chunk of
+ * outbox.published_chunk_size rows in id order, each chunk fetched, sent,
+ * and its predecessors' receipted rows marked (one statement) while up to
+ * PIPELINE_WINDOW messages are in flight, for at most PIPELINE_CHUNKS
+ * chunks or PIPELINE_MS; then the transaction commits.  Returns whether
+ * more may be waiting.
  */
 static bool
 pipelined_lane(void)
 {
-	PendingMessage *messages;
-	Datum		args[2];
-	Datum	   *ids;
-	ListCell   *lc;
-	int			i = 0;
-	int			n;
-	SendOutcome outcome;
+	PassMessages pass;
+	Datum		args[3];
+	pg_uuid_t	after;
+	int64		started = outbox_monotonic_ms();
+	int64		deadline = started + CHUNK_RECEIPT_TIMEOUT_MS;
+	int			chunks = 0;
+	bool		full = false;
+	SendOutcome outcome = SEND_ALL_CONFIRMED;
 
 	if (!ensure_connected())
 		return false;
 
+	memset(&pass, 0, sizeof(pass));
+	memset(&after, 0, sizeof(after));
 	begin_pass_transaction();
-	ids = palloc(sizeof(Datum) * Max(list_length(suspects), 1));
-	foreach(lc, suspects)
-		ids[i++] = UUIDPGetDatum(lfirst(lc));
-	args[0] = PointerGetDatum(construct_array(ids, i, UUIDOID, UUID_LEN,
-											  false, TYPALIGN_CHAR));
-	args[1] = Int32GetDatum(outbox_published_chunk_size);
-	n = fetch_messages(fetch_fresh_plan, 2, args, &messages);
-	if (n == 0)
+	args[0] = suspect_array();
+	args[2] = Int32GetDatum(outbox_published_chunk_size);
+	for (;;)
+	{
+		int			from = pass.n;
+		int			n;
+
+		/* SKIP LOCKED returns the rows we locked ourselves: go past them */
+		args[1] = UUIDPGetDatum(&after);
+		n = fetch_messages(fetch_fresh_plan, args, &pass);
+		full = (n == outbox_published_chunk_size);
+		if (n == 0)
+			break;
+		after = pass.messages[pass.n - 1].id;
+		chunks++;
+		if (!queue_sends(&pass, from, deadline))
+		{
+			outcome = SEND_CONNECTION_LOST;
+			break;
+		}
+		if (!full || chunks >= PIPELINE_CHUNKS ||
+			outbox_monotonic_ms() - started >= PIPELINE_MS)
+			break;
+		/*
+		 * Keep up to PIPELINE_WINDOW messages in flight while the confirmed
+		 * ones are marked and the next chunk is fetched and sent.
+		 */
+		outcome = collect_receipts(&pass,
+								   Max(PIPELINE_WINDOW - outbox_published_chunk_size, 0),
+								   deadline);
+		if (outcome != SEND_ALL_CONFIRMED)
+			break;
+		mark_outcome(&pass);
+	}
+	if (outcome == SEND_ALL_CONFIRMED && pass.outstanding > 0)
+		outcome = collect_receipts(&pass, 0, deadline);
+
+	if (pass.n == 0)
 	{
 		end_pass_transaction();
 		return false;
 	}
-
-	outcome = send_messages(messages, n);
-	mark_outcome(messages, n);
+	mark_outcome(&pass);
 	end_pass_transaction();
 
 	if (outcome == SEND_BROKER_ERROR)
 	{
-		remember_suspects(messages, n);
+		remember_suspects(pass.messages, pass.n);
 		outbox_slot_set_error(stomp_conn_error(broker.conn));
 		disconnect();
+		return true;
 	}
-	else if (outcome == SEND_CONNECTION_LOST)
+	if (outcome == SEND_CONNECTION_LOST)
 	{
 		outbox_slot_set_error(stomp_conn_error(broker.conn));
 		ereport(LOG,
@@ -799,7 +913,7 @@ pipelined_lane(void)
 		disconnect();
 		return false;
 	}
-	return n == outbox_published_chunk_size || outcome == SEND_BROKER_ERROR;
+	return full;
 }
 
 /*
