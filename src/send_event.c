@@ -181,6 +181,8 @@ outbox_send_event(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("could not connect to any STOMP broker"),
 					 errdetail("Tried %s.", failures.data),
+					 outbox_stomp_use_ssl ?
+					 errhint("Check outbox.stomp_host_and_ports, that the broker is running with TLS on that port, and the outbox.stomp_ca_certs, outbox.stomp_cert_file, outbox.stomp_key_file and outbox.stomp_ssl_password settings.") :
 					 errhint("Check outbox.stomp_host_and_ports and that the broker is running.")));
 		}
 		send_and_confirm(&broker, &message, deadline);

@@ -130,6 +130,7 @@ tls_conf(host_and_ports => $tls_a, ca => $pki->{other_ca_cert});
 my ($id, $err) = send_event('/queue/tls', '{"refused": true}');
 ok(!defined $id, 'wrong CA: refused');
 like($err, qr/could not connect to any STOMP broker/, 'wrong CA: no broker');
+like($err, qr/HINT:.*outbox\.stomp_ca_certs/, 'wrong CA: the hint points at the TLS settings');
 like($err,
 	qr/\Q$tls_a\E: TLS certificate verification of "127\.0\.0\.1" failed: (?:self-signed certificate in certificate chain|unable to get local issuer certificate)/,
 	'wrong CA: the error says the certificate did not verify, and why');
