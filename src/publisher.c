@@ -1146,6 +1146,9 @@ outbox_publisher_main(Datum main_arg)
 					(errmsg("outbox publisher pass failed: %s", edata->message)));
 			outbox_slot_set_error(edata->message);
 			disconnect();
+			/* whatever failed, do not try again at once */
+			backoff_until_ms = outbox_monotonic_ms() +
+				Max(outbox_poll_interval, BACKOFF_BASE_MS);
 			more_work = false;
 		}
 		PG_END_TRY();
