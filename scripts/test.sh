@@ -10,7 +10,8 @@
 # own PostgreSQL clusters and RabbitMQ nodes on free loopback ports.
 #
 # Environment: OUTBOX_TEST_USER (default postgres), FUZZ_SECONDS (default 60),
-# PROVE_TESTS (default all of t/*.pl).
+# PROVE_TESTS (default all of t/*.pl), PG_CONFIG (default Debian's
+# PostgreSQL 15: /usr/lib/postgresql/15/bin/pg_config).
 #
 set -euo pipefail
 
@@ -24,7 +25,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 bash "$top/scripts/install-deps.sh"
-export PATH="/usr/lib/postgresql/15/bin:$PATH"
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PATH="$("$PG_CONFIG" --bindir):$PATH"
+export PATH
 
 echo "== building and installing outbox"
 make -C "$top" -s clean >/dev/null
@@ -37,7 +40,7 @@ work=$(mktemp -d /tmp/outbox-test.XXXXXX)
 trap 'status=$?; if [ $status -eq 0 ]; then rm -rf "$work"; else echo "test tree kept in $work" >&2; fi' EXIT
 tar -C "$top" --exclude=.git -cf - . | tar -C "$work" -xf -
 chown -R "$test_user" "$work"
-as_user() { runuser -u "$test_user" -- env PATH="$PATH" "$@"; }
+as_user() { runuser -u "$test_user" -- env PATH="$PATH" PG_CONFIG="$PG_CONFIG" "$@"; }
 
 echo "== STOMP codec: unit tests, sanitizers, fuzzing (${fuzz_seconds}s)"
 as_user make -C "$work/test/stomp" -s check
