@@ -23,7 +23,9 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${SECONDS_PER_RUN:-10}
 rounds=${ROUNDS:-3}
 run_user=postgres
-export PATH="/usr/lib/postgresql/15/bin:$PATH"
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PATH="$("$PG_CONFIG" --bindir):$PATH"
+export PATH
 
 [ "$(id -u)" -eq 0 ] || { echo "run me as root" >&2; exit 1; }
 bash "$top/scripts/install-deps.sh"
@@ -46,7 +48,7 @@ CONF
 as_user pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 psql_() { as_user psql -X -q -h "$dir" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
 
-psql_ <<'SQL'
+psql_ >/dev/null <<'SQL'
 CREATE EXTENSION outbox;
 CREATE TABLE bench_plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                           customer int, amount numeric(12,2), note text,
