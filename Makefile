@@ -20,6 +20,8 @@ OBJS = \
 	$(WIN32RES) \
 	src/broker.o \
 	src/capture.o \
+	src/consumer.o \
+	src/launcher.o \
 	src/message.o \
 	src/outbox.o \
 	src/publish.o \
@@ -30,6 +32,7 @@ OBJS = \
 	src/settings.o \
 	src/shmem.o \
 	src/status.o \
+	src/subscribe.o \
 	src/uuid7.o \
 	src/wakeup.o \
 	src/wire.o \

@@ -84,6 +84,22 @@ broker_config(StompConnConfig *config)
 }
 
 /*
+ * The settings that shape a broker connection, as one string: a worker
+ * compares it before and after a reload to know whether to reconnect.
+ */
+char *
+outbox_broker_settings(void)
+{
+	return psprintf("%s|%s|%s|%s|%s|%d|%s|%s|%s|%d|%s|%d",
+					outbox_stomp_host_and_ports, outbox_stomp_username,
+					outbox_stomp_passcode, outbox_stomp_vhost,
+					outbox_stomp_heartbeats, outbox_stomp_use_ssl,
+					outbox_stomp_key_file, outbox_stomp_cert_file,
+					outbox_stomp_ca_certs, outbox_stomp_ssl_min_protocol,
+					outbox_stomp_ssl_password, outbox_stomp_verify_hostname);
+}
+
+/*
  * Set up a broker connection from the current settings, not connected yet.
  * A setting the client refuses (a TLS file it cannot read, say) is an error.
  */

@@ -101,7 +101,11 @@ CREATE TABLE outbox.subscription (
 	destination text NOT NULL,
 	run_as		regrole NOT NULL,
 	created		timestamptz NOT NULL DEFAULT now(),
-	CONSTRAINT subscription_pkey PRIMARY KEY (queue_name)
+	-- names the consumer worker: a queue unsubscribed and subscribed again
+	-- (in one transaction, say) gets a new consumer
+	id			bigint NOT NULL GENERATED ALWAYS AS IDENTITY,
+	CONSTRAINT subscription_pkey PRIMARY KEY (queue_name),
+	CONSTRAINT subscription_id_key UNIQUE (id)
 );
 COMMENT ON TABLE outbox.subscription IS
 'consumers: each runs its callback as run_as for every message of its queue';
@@ -257,3 +261,35 @@ SELECT w.pid, w.database, w.kind, w.state, w.broker, w.queue,
 	ON w.kind = 'publisher' AND w.database = current_database();
 COMMENT ON VIEW outbox.status IS
 'outbox workers: state, broker, backlog, counters and last error';
+
+
+-- What a subscription's callback is given, one message per call.
+CREATE TYPE outbox.payload AS (
+	body		jsonb,			-- the message body; a JSON string if it was not JSON
+	headers		jsonb,			-- every STOMP header, unescaped, as strings
+	msg_id		text,			-- cap-msg-id, else dop-msg-id, else message-id
+	destination text,			-- the MESSAGE's destination header
+	queue_name	text,			-- the subscription's queue
+	redelivered boolean			-- the broker delivered it before
+);
+COMMENT ON TYPE outbox.payload IS
+'the argument of subscription callbacks: one consumed message';
+
+CREATE FUNCTION outbox.subscribe(
+	callback text,
+	destination text,
+	queue_name text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'outbox_subscribe'
+LANGUAGE C;
+COMMENT ON FUNCTION outbox.subscribe(text, text, text) IS
+'consume a destination in a background worker that runs callback(outbox.payload) once per message, as the calling role';
+REVOKE ALL ON FUNCTION outbox.subscribe(text, text, text) FROM PUBLIC;
+
+CREATE FUNCTION outbox.unsubscribe(queue_name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'outbox_unsubscribe'
+LANGUAGE C;
+COMMENT ON FUNCTION outbox.unsubscribe(text) IS
+'stop and remove the consumer of a queue; returns whether there was one';
+REVOKE ALL ON FUNCTION outbox.unsubscribe(text) FROM PUBLIC;

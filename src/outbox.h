@@ -126,6 +126,7 @@ typedef struct OutboxBroker
 } OutboxBroker;
 
 extern int64 outbox_monotonic_ms(void);
+extern char *outbox_broker_settings(void);
 extern void outbox_broker_init(OutboxBroker *broker);
 extern bool outbox_broker_connect(OutboxBroker *broker, int64 deadline_ms,
 								  StringInfo failures);
@@ -137,6 +138,8 @@ extern void outbox_broker_free(OutboxBroker *broker);
 
 /* in shmem.c */
 #define OUTBOX_MAX_WORKERS 64
+/* Longest queue name: RabbitMQ's 255 bytes, less the "DLQ." of its DLQ */
+#define OUTBOX_MAX_QUEUE_NAME_LEN 251
 
 typedef enum OutboxWorkerKind
 {
@@ -174,7 +177,8 @@ typedef struct OutboxWorkerSlot
 	slock_t		mutex;
 	OutboxWorkerState state;
 	char		broker[STOMP_MAX_HOST_LEN + 16];
-	char		queue[NAMEDATALEN * 2];
+	char		queue[OUTBOX_MAX_QUEUE_NAME_LEN + 1];
+	int64		subscription_id;	/* consumers: outbox.subscription.id */
 	char		last_error[256];
 	TimestampTz last_error_at;
 	TimestampTz started_at;
@@ -188,6 +192,8 @@ typedef struct OutboxWorkerSlot
 typedef struct OutboxShared
 {
 	LWLock	   *lock;
+	/* bumped when a subscribe() or unsubscribe() commits (launcher.c) */
+	pg_atomic_uint64 subscription_generation;
 	OutboxWorkerSlot slots[OUTBOX_MAX_WORKERS];
 } OutboxShared;
 
@@ -196,6 +202,8 @@ extern OutboxShared *outbox_shared;
 extern void outbox_shmem_init(void);
 extern OutboxWorkerSlot *outbox_slot_acquire(OutboxWorkerKind kind,
 											 const char *queue_name);
+extern OutboxWorkerSlot *outbox_slot_acquire_consumer(const char *queue_name,
+													  int64 subscription_id);
 extern void outbox_slot_set_state(OutboxWorkerState state, const char *broker);
 extern void outbox_slot_set_error(const char *message);
 extern void outbox_slot_count(OutboxCounter counter, uint64 n);
@@ -207,11 +215,24 @@ extern void outbox_wake_publisher(void);
 
 /* in workers.c */
 extern void outbox_register_publishers(void);
+extern struct _SPI_plan *outbox_keep_plan(const char *sql, int nargs,
+										  Oid *argtypes);
+
+/* in subscribe.c: outbox.subscribe() and outbox.unsubscribe() live there */
+extern Oid	outbox_payload_type(void);
+extern void outbox_check_callback(Oid funcoid, Oid role, bool at_subscribe);
+extern char *outbox_default_queue_name(const char *destination);
+
+/* in launcher.c */
+extern void outbox_launch_consumers(void);
+
+/* in consumer.c: the consumer worker's entry point, outbox_consumer_main */
 
 /* in capture.c */
 extern void outbox_capture_init(void);
 
-/* in publish.c: outbox.publish() and outbox.unpublish() live there */
+/* in publish.c: also outbox.publish() and outbox.unpublish() */
+extern Oid	outbox_table_owner(const char *relname);
 /* in send_event.c: outbox.send_event() lives there */
 /* in publisher.c: the publisher worker's entry point, outbox_publisher_main */
 /* in redrive.c: outbox.redrive() lives there */

@@ -48,7 +48,6 @@ PG_FUNCTION_INFO_V1(outbox_unpublish);
 static Relation open_published_table(Oid relid, const char *function);
 static void check_fields(Relation rel, ArrayType *fields);
 static Oid	lookup_serializer(Relation rel, const char *name);
-static Oid	publish_config_owner(void);
 static void execute_as(Oid role, const char *sql, int nargs, Oid *argtypes,
 					   Datum *args, const char *nulls, int expected);
 static bool has_capture_trigger(Oid relid);
@@ -187,20 +186,20 @@ lookup_serializer(Relation rel, const char *name)
 }
 
 /*
- * Return the owner of outbox.publish_config.
+ * Return the owner of the outbox table relname (the role that created the
+ * extension), as whom the extension's functions write their tables.
  */
-static Oid
-publish_config_owner(void)
+Oid
+outbox_table_owner(const char *relname)
 {
 	Oid			relid;
 	HeapTuple	tuple;
 	Oid			owner;
 
-	relid = get_relname_relid("publish_config",
-							  get_namespace_oid("outbox", false));
+	relid = get_relname_relid(relname, get_namespace_oid("outbox", false));
 	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
+		elog(ERROR, "cache lookup failed for relation outbox.%s", relname);
 	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
 	return owner;
@@ -314,7 +313,7 @@ outbox_publish(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	execute_as(publish_config_owner(),
+	execute_as(outbox_table_owner("publish_config"),
 			   "INSERT INTO outbox.publish_config"
 			   " (relid, destination, version, fields, serializer)"
 			   " VALUES ($1, $2, $3, $4, $5)"
@@ -376,7 +375,7 @@ outbox_unpublish(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	execute_as(publish_config_owner(),
+	execute_as(outbox_table_owner("publish_config"),
 			   "DELETE FROM outbox.publish_config"
 			   " WHERE relid::oid = $1"
 			   "   AND ($2::text IS NULL OR destination = $2)"

@@ -164,7 +164,6 @@ static SPIPlanPtr charge_attempt_plan = NULL;
 
 PGDLLEXPORT void outbox_publisher_main(Datum main_arg);
 
-static char *current_broker_settings(void);
 static void reload_settings(void);
 static void disconnect(void);
 static bool ensure_connected(void);
@@ -172,7 +171,6 @@ static bool publisher_pass(void);
 static void wait_for_work(bool more_work);
 static void begin_pass_transaction(void);
 static void end_pass_transaction(void);
-static SPIPlanPtr prepare_plan(const char *sql, int nargs, Oid *argtypes);
 static void prepare_plans(void);
 static void free_plans(void);
 static int	fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass);
@@ -192,21 +190,6 @@ static void retention(void);
 static int64 retention_batch(const char *sql, Datum floor, Datum cutoff);
 
 /*
- * The broker settings as one string, to tell whether a reload changed them.
- */
-static char *
-current_broker_settings(void)
-{
-	return psprintf("%s|%s|%s|%s|%s|%d|%s|%s|%s|%d|%s|%d",
-					outbox_stomp_host_and_ports, outbox_stomp_username,
-					outbox_stomp_passcode, outbox_stomp_vhost,
-					outbox_stomp_heartbeats, outbox_stomp_use_ssl,
-					outbox_stomp_key_file, outbox_stomp_cert_file,
-					outbox_stomp_ca_certs, outbox_stomp_ssl_min_protocol,
-					outbox_stomp_ssl_password, outbox_stomp_verify_hostname);
-}
-
-/*
  * SIGHUP: reread postgresql.conf (a bad value is refused and the last good
  * one kept); new broker settings mean a new connection.
  */
@@ -218,7 +201,7 @@ reload_settings(void)
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
 
-	settings = current_broker_settings();
+	settings = outbox_broker_settings();
 	if (broker_settings == NULL || strcmp(settings, broker_settings) != 0)
 	{
 		if (broker_ready)
@@ -328,22 +311,6 @@ end_pass_transaction(void)
 }
 
 /*
- * Prepare and keep one plan.
- */
-static SPIPlanPtr
-prepare_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not keep the plan of \"%s\"", sql);
-	return plan;
-}
-
-/*
  * Prepare the statements of a pass, once per worker.
  */
 static void
@@ -358,7 +325,7 @@ prepare_plans(void)
 		return;
 
 	fetch_fresh_plan =
-		prepare_plan("SELECT id, destination, body, headers, retry,"
+		outbox_keep_plan("SELECT id, destination, body, headers, retry,"
 					 "       expires_at < now() AS expired"
 					 "  FROM outbox.published"
 					 " WHERE status = 'scheduled' AND retry = 0"
@@ -368,7 +335,7 @@ prepare_plans(void)
 					 "   FOR UPDATE SKIP LOCKED",
 					 3, fresh_args);
 	fetch_retrying_plan =
-		prepare_plan("SELECT id, destination, body, headers, retry,"
+		outbox_keep_plan("SELECT id, destination, body, headers, retry,"
 					 "       expires_at < now() AS expired"
 					 "  FROM outbox.published"
 					 " WHERE status = 'scheduled' AND retry > 0"
@@ -377,7 +344,7 @@ prepare_plans(void)
 					 "   FOR UPDATE SKIP LOCKED",
 					 1, int_arg);
 	fetch_suspect_plan =
-		prepare_plan("SELECT id, destination, body, headers, retry,"
+		outbox_keep_plan("SELECT id, destination, body, headers, retry,"
 					 "       expires_at < now() AS expired"
 					 "  FROM outbox.published"
 					 " WHERE status = 'scheduled' AND id = ANY ($1)"
@@ -385,18 +352,18 @@ prepare_plans(void)
 					 "   FOR UPDATE SKIP LOCKED",
 					 1, uuids_arg);
 	mark_succeeded_plan =
-		prepare_plan("UPDATE outbox.published"
+		outbox_keep_plan("UPDATE outbox.published"
 					 "   SET status = 'succeeded', last_error = NULL"
 					 " WHERE id = ANY ($1)",
 					 1, uuids_arg);
 	mark_failed_plan =
-		prepare_plan("UPDATE outbox.published"
+		outbox_keep_plan("UPDATE outbox.published"
 					 "   SET status = 'failed',"
 					 "       last_error = 'expired at ' || expires_at || ' before it could be sent'"
 					 " WHERE id = ANY ($1)",
 					 1, uuids_arg);
 	charge_attempt_plan =
-		prepare_plan("UPDATE outbox.published"
+		outbox_keep_plan("UPDATE outbox.published"
 					 "   SET retry = retry + 1,"
 					 "       status = CASE WHEN retry + 1 >= $2 THEN 'failed'"
 					 "                     ELSE 'scheduled' END::outbox.message_status,"
@@ -1027,6 +994,7 @@ publisher_pass(void)
 		return false;
 	}
 
+	outbox_launch_consumers();
 	retention();
 	more = isolation_lane();
 	more |= pipelined_lane();
@@ -1108,7 +1076,7 @@ outbox_publisher_main(Datum main_arg)
 	pgstat_report_appname("outbox publisher");
 	pg_prng_seed(&backoff_prng, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
 	broker_settings = MemoryContextStrdup(TopMemoryContext,
-										  current_broker_settings());
+										  outbox_broker_settings());
 	pass_context = AllocSetContextCreate(TopMemoryContext,
 										 "outbox publisher pass",
 										 ALLOCSET_DEFAULT_SIZES);

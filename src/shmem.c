@@ -11,7 +11,8 @@
  *
  * Locking: OutboxShared->lock (an LWLock) is held exclusively to take or
  * give back a slot, and shared to walk the slots.  A slot's pid, kind,
- * database and latch change only under the exclusive lock.  Its other
+ * database, latch, queue and subscription_id change only under the
+ * exclusive lock (the queue also under the spinlock).  Its other
  * fields are written only by the worker that owns it: the strings and
  * timestamps under the slot's spinlock, the counters as atomics.  Readers
  * copy them under the same spinlock.
@@ -42,6 +43,9 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static void outbox_shmem_request(void);
 static void outbox_shmem_startup(void);
+static OutboxWorkerSlot *slot_acquire(OutboxWorkerKind kind,
+									  const char *queue_name,
+									  int64 subscription_id);
 static void release_slot(int code, Datum arg);
 
 /*
@@ -86,6 +90,7 @@ outbox_shmem_startup(void)
 	{
 		memset(outbox_shared, 0, sizeof(OutboxShared));
 		outbox_shared->lock = &(GetNamedLWLockTranche("outbox"))->lock;
+		pg_atomic_init_u64(&outbox_shared->subscription_generation, 0);
 		for (i = 0; i < OUTBOX_MAX_WORKERS; i++)
 		{
 			OutboxWorkerSlot *slot = &outbox_shared->slots[i];
@@ -107,6 +112,27 @@ outbox_shmem_startup(void)
 OutboxWorkerSlot *
 outbox_slot_acquire(OutboxWorkerKind kind, const char *queue_name)
 {
+	return slot_acquire(kind, queue_name, 0);
+}
+
+/*
+ * Take a slot for the consumer of a queue of this database; returns NULL,
+ * taking nothing, if another consumer of that queue runs here already (a
+ * second start raced the first: the caller should exit quietly).
+ */
+OutboxWorkerSlot *
+outbox_slot_acquire_consumer(const char *queue_name, int64 subscription_id)
+{
+	return slot_acquire(OUTBOX_WORKER_CONSUMER, queue_name, subscription_id);
+}
+
+/*
+ * Take a slot: the work of outbox_slot_acquire*().
+ */
+static OutboxWorkerSlot *
+slot_acquire(OutboxWorkerKind kind, const char *queue_name,
+			 int64 subscription_id)
+{
 	OutboxWorkerSlot *slot = NULL;
 	int			i;
 
@@ -116,11 +142,19 @@ outbox_slot_acquire(OutboxWorkerKind kind, const char *queue_name)
 	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < OUTBOX_MAX_WORKERS; i++)
 	{
-		if (outbox_shared->slots[i].pid == 0)
+		OutboxWorkerSlot *other = &outbox_shared->slots[i];
+
+		/* one consumer per queue and database */
+		if (kind == OUTBOX_WORKER_CONSUMER && other->pid != 0 &&
+			other->kind == OUTBOX_WORKER_CONSUMER &&
+			other->database == MyDatabaseId &&
+			strcmp(other->queue, queue_name) == 0)
 		{
-			slot = &outbox_shared->slots[i];
-			break;
+			LWLockRelease(outbox_shared->lock);
+			return NULL;
 		}
+		if (slot == NULL && other->pid == 0)
+			slot = other;
 	}
 	if (slot == NULL)
 	{
@@ -134,6 +168,7 @@ outbox_slot_acquire(OutboxWorkerKind kind, const char *queue_name)
 	slot->kind = kind;
 	slot->database = MyDatabaseId;
 	slot->latch = MyLatch;
+	slot->subscription_id = subscription_id;
 	SpinLockAcquire(&slot->mutex);
 	slot->state = OUTBOX_STATE_STARTING;
 	slot->broker[0] = '\0';

@@ -5,7 +5,8 @@
  *
  * At server start, one publisher per database named in
  * outbox.database_name.  Each is restarted by the postmaster if it exits
- * abnormally (a crash, or an error that ended it).
+ * abnormally (a crash, or an error that ended it).  Also what the workers
+ * share beyond that: their saved plans.
  *
  * src/workers.c
  *
@@ -13,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "utils/varlena.h"
@@ -56,4 +58,21 @@ outbox_register_publishers(void)
 	}
 	list_free(names);
 	pfree(rawnames);
+}
+
+/*
+ * Prepare a statement and keep its plan for the life of the worker; the
+ * caller is connected to SPI.
+ */
+SPIPlanPtr
+outbox_keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep the plan of \"%s\"", sql);
+	return plan;
 }

@@ -1,0 +1,1471 @@
+/*-------------------------------------------------------------------------
+ *
+ * consumer.c
+ *		  The consumer background worker: one per subscription, running its
+ *		  callback once per message with an exactly-once effect.
+ *
+ * The launcher (launcher.c, in the database's publisher) starts one worker
+ * per row of outbox.subscription; bgw_main_arg is the database, bgw_extra
+ * the subscription id.  The worker connects to the broker (broker.c: same
+ * settings, failover and backoff as the publisher) and, on each new
+ * connection:
+ *
+ * 1. declares the dead-letter queue DLQ.<queue>: durable, no length limit
+ *    or TTL (the user's queue arguments are not copied to it), dead-
+ *    lettering to itself, so that a message rejected from the DLQ stays in
+ *    it instead of being dropped (the seed routes it to a DLQ.DLQ.<queue>
+ *    that does not exist).  STOMP has no declare-only frame: the DLQ is
+ *    subscribed (prefetch 1) on a short-lived connection of its own, so
+ *    that whatever it delivers goes back to the DLQ when that connection
+ *    closes (RabbitMQ refuses a NACK after UNSUBSCRIBE, and closes the
+ *    connection);
+ * 2. subscribes to the destination with ack:client-individual, the headers
+ *    of outbox.stomp_queue_headers, x-queue-name (for /topic/ and
+ *    /exchange/), exclusive per outbox.exclusive_queue, and dead-lettering
+ *    to DLQ.<queue>; it waits for the receipt, so that a refused
+ *    declaration is seen as such.
+ *
+ * Messages are taken in batches: all those the broker has delivered (at
+ * most its prefetch-count, at most BATCH_MAX), in one transaction, each in
+ * a subtransaction of its own:
+ *
+ *		INSERT INTO outbox.received ... ON CONFLICT (msg_id) DO NOTHING
+ *		  nothing inserted: a duplicate (already received, or received by a
+ *		  concurrent consumer, whose commit the INSERT waited for): ACK;
+ *		  else the callback, as run_as:
+ *		    true or void: the subtransaction is kept: ACK after COMMIT;
+ *		    false or NULL: rolled back: NACK requeue:false (to the DLQ);
+ *		    an error: rolled back, logged, shown in outbox.status: NACK
+ *		    requeue:false; but a serialization failure or deadlock (class
+ *		    40) of a first delivery is NACKed with requeue, to be retried.
+ *
+ * Acknowledgements are sent only after the COMMIT, always: a crash between
+ * the two leaves the message unacknowledged; the broker delivers it again
+ * and the INSERT finds it received.  msg_id is cap-msg-id, else dop-msg-id,
+ * else message-id (which RabbitMQ changes on redelivery: only for messages
+ * without a producer id).  A body that is not JSON (or not UTF-8) reaches
+ * the callback as a JSON string.
+ *
+ * The callback runs as the subscription's run_as role, with
+ * SECURITY_LOCAL_USERID_CHANGE, which forbids SET ROLE and SET SESSION
+ * AUTHORIZATION: it can do what run_as can, never more.  Each callback is
+ * cancelled after statement_timeout (as set for the database or the
+ * server), and never later than CALLBACK_TIMEOUT_MS, well below
+ * RabbitMQ's 30-minute consumer_timeout.
+ *
+ * Error policy:
+ * - The broker unreachable, the connection lost, heart-beats missed, the
+ *   subscription refused: retried in place, with exponential backoff and
+ *   jitter up to outbox.maximum_backoff.  Messages held but not yet
+ *   acknowledged are forgotten: the broker delivers them again.  Pending
+ *   ACKs of a lost connection are never sent on another.
+ * - An error in a callback: caught in its subtransaction; that message is
+ *   dead-lettered (see above), the others of the batch are not touched.
+ * - An error outside the messages (the subscription unreadable, the
+ *   callback dropped or no longer executable, COMMIT failing for a
+ *   transient reason): the batch is rolled back, the connection dropped
+ *   (so the broker delivers the batch again), the error logged and shown
+ *   in outbox.status, and the consumer backs off.  A COMMIT failing for a
+ *   batch of several messages (a deferred constraint, say) is retried one
+ *   message per transaction, so that only the culprit is dead-lettered.
+ * - The subscription gone (unsubscribed, or the extension dropped): the
+ *   worker unsubscribes, disconnects and exits with code 0.
+ * - SIGTERM: the message in flight is finished, and the batch committed
+ *   and acknowledged; the rest of the batch is left to the broker; then
+ *   UNSUBSCRIBE and DISCONNECT.  A callback still running
+ *   outbox.consumer_shutdown_timeout after SIGTERM is terminated (FATAL).
+ *   The launcher starts the consumer again while its subscription exists.
+ * - No heart-beat can be sent while a callback runs: one that outlasts the
+ *   broker's patience (about two outbox.stomp_heartbeats intervals) costs
+ *   the connection.  Its batch is committed all the same; the ACKs cannot
+ *   be sent, so the broker delivers the messages again and they are
+ *   skipped as duplicates.  Set heart-beats longer than the slowest
+ *   callback.
+ * - Postmaster death ends the worker at once.
+ *
+ * Memory: a batch lives in a context reset before the next; the frames
+ * (malloc'd by the STOMP client) are freed once acknowledged or dropped.
+ *
+ * src/consumer.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+#include "utils/wait_event.h"
+
+#include "outbox.h"
+
+/* first reconnection delay; doubles up to outbox.maximum_backoff */
+#define BACKOFF_BASE_MS			1000
+/* most messages per transaction */
+#define BATCH_MAX				1000
+/* room for messages that arrive while a receipt is awaited */
+#define HELD_MAX				(BATCH_MAX + 64)
+/* longest a callback may run, whatever statement_timeout says */
+#define CALLBACK_TIMEOUT_MS		(5 * 60 * 1000)
+/* longest wait for a SUBSCRIBE's receipt */
+#define SUBSCRIBE_TIMEOUT_MS	15000
+/* longest wait for a clean DISCONNECT when stopping */
+#define DISCONNECT_WAIT_MS		3000
+/* how often an idle consumer checks that its subscription still exists */
+#define IDLE_CHECK_MS			10000
+/* how often the connection's I/O (heart-beats) runs during a batch */
+#define BATCH_IO_INTERVAL_MS	500
+
+/* What becomes of a message */
+typedef enum Outcome
+{
+	OUTCOME_NONE,				/* not processed: left to the broker */
+	OUTCOME_ACK,				/* processed, or a duplicate */
+	OUTCOME_DEAD,				/* NACK requeue:false, to the DLQ */
+	OUTCOME_REQUEUE				/* NACK with requeue */
+} Outcome;
+
+/* One delivered message of a batch */
+typedef struct Delivery
+{
+	StompFrame *frame;			/* owned until the batch ends */
+	const char *ack_id;			/* in frame */
+	char	   *msg_id;			/* NULL: none at all */
+	bool		redelivered;
+	bool		duplicate;
+	Outcome		outcome;
+} Delivery;
+
+/* The subscription as the batch reads it */
+typedef struct SubscriptionRow
+{
+	char	   *queue_name;
+	Oid			callback;
+	char	   *destination;
+	Oid			run_as;
+} SubscriptionRow;
+
+/* How a batch ended */
+typedef enum BatchResult
+{
+	BATCH_DONE,
+	BATCH_RETRY_SOLO,			/* commit failed: one message at a time */
+	BATCH_STOP					/* the subscription is gone */
+} BatchResult;
+
+PGDLLEXPORT void outbox_consumer_main(Datum main_arg);
+
+/* the worker's state */
+static int64 subscription_id;
+static char *queue_name;		/* TopMemoryContext */
+static char *destination;		/* TopMemoryContext */
+static char main_sub_id[OUTBOX_MAX_QUEUE_NAME_LEN + 16];
+static char dlq_sub_id[OUTBOX_MAX_QUEUE_NAME_LEN + 16];
+static OutboxBroker broker;
+static bool broker_ready = false;
+static bool connected = false;
+static bool subscribed = false;
+static uint64 session = 0;		/* bumped by every new connection */
+static int	connect_failures = 0;
+static int64 backoff_until_ms = 0;
+static int64 last_activity_ms = 0;
+static char *broker_settings = NULL;
+static pg_prng_state backoff_prng;
+static MemoryContext batch_context = NULL;
+static bool stop_consumer = false;
+
+/* delivered messages not yet handed to a batch (frames owned here) */
+static StompFrame *held[HELD_MAX];
+static int	nheld = 0;
+
+/* per batch, valid while its transaction runs */
+static FmgrInfo callback_finfo;
+static Oid	callback_rettype;
+static TupleDesc payload_desc;
+static Oid	callback_role;
+
+/* saved plans */
+static SPIPlanPtr insert_received_plan = NULL;
+static SPIPlanPtr load_subscription_plan = NULL;
+
+/* SIGTERM, and the watchdog that bounds the shutdown */
+static volatile sig_atomic_t shutdown_requested = false;
+static volatile TimestampTz shutdown_requested_at = 0;
+static TimeoutId watchdog_timeout;
+
+static void consumer_sigterm(SIGNAL_ARGS);
+static void shutdown_watchdog(void);
+static char *current_settings(void);
+static void reload_settings(void);
+static void drop_held(void);
+static void disconnect(void);
+static void back_off(const char *what, const char *detail);
+static bool wait_for_receipt(OutboxBroker *b, uint64_t receipt,
+							 int64 deadline);
+static void hold_or_return(StompFrame *frame);
+static bool declare_dlq(const char *dlq, int64 deadline, StringInfo why,
+						const char **what);
+static int	parse_queue_headers(StompHeaderPair *pairs, int max);
+static bool subscribe_queue(const char *dlq, int64 deadline, StringInfo why);
+static bool ensure_subscribed(void);
+static bool collect_messages(void);
+static void prepare_plans(void);
+static void free_plans(void);
+static bool load_subscription(SubscriptionRow *row);
+static bool subscription_exists(void);
+static char *utf8_text(const char *bytes, size_t len);
+static Jsonb *message_body(StompFrame *frame, bool as_string);
+static Jsonb *message_headers(StompFrame *frame);
+static char *message_id(StompFrame *frame);
+static bool transient_error(int sqlerrcode);
+static void handle_message(Delivery *d);
+static bool run_callback(Delivery *d, Jsonb *body, Jsonb *headers);
+static BatchResult run_batch(Delivery *deliveries, int n);
+static void acknowledge(Delivery *deliveries, int n, uint64 batch_session);
+static void process_held(void);
+static void consumer_step(void);
+static void stop_politely(void);
+
+/*
+ * SIGTERM: finish the message in flight, then stop (see the file header).
+ */
+static void
+consumer_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	if (!shutdown_requested)
+	{
+		shutdown_requested_at = GetCurrentTimestamp();
+		shutdown_requested = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/*
+ * Every second during a batch: once outbox.consumer_shutdown_timeout has
+ * passed since SIGTERM, terminate the callback still running.
+ */
+static void
+shutdown_watchdog(void)
+{
+	if (shutdown_requested &&
+		GetCurrentTimestamp() >= shutdown_requested_at +
+		(TimestampTz) outbox_consumer_shutdown_timeout * USECS_PER_SEC)
+	{
+		ProcDiePending = true;
+		InterruptPending = true;
+		SetLatch(MyLatch);
+	}
+}
+
+/*
+ * The settings that shape the connection and the subscription, as one
+ * string, to tell whether a reload changed them.
+ */
+static char *
+current_settings(void)
+{
+	return psprintf("%s|%s|%d", outbox_broker_settings(),
+					outbox_stomp_queue_headers, outbox_exclusive_queue);
+}
+
+/*
+ * SIGHUP: reread postgresql.conf; new broker or queue settings mean a new
+ * connection and subscription.
+ */
+static void
+reload_settings(void)
+{
+	char	   *settings;
+
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+
+	settings = current_settings();
+	if (strcmp(settings, broker_settings) != 0)
+	{
+		if (broker_ready)
+		{
+			ereport(LOG,
+					(errmsg("outbox consumer of queue \"%s\": settings changed, reconnecting",
+							queue_name)));
+			disconnect();
+			outbox_broker_free(&broker);
+			broker_ready = false;
+		}
+		connect_failures = 0;
+		backoff_until_ms = 0;
+		pfree(broker_settings);
+		broker_settings = MemoryContextStrdup(TopMemoryContext, settings);
+	}
+	pfree(settings);
+}
+
+/*
+ * Forget the messages held: the broker delivers them again once the
+ * connection they came on is gone.
+ */
+static void
+drop_held(void)
+{
+	int			i;
+
+	for (i = 0; i < nheld; i++)
+		stomp_frame_free(held[i]);
+	nheld = 0;
+}
+
+/*
+ * Drop the connection and what came on it; its pending ACKs go with its
+ * output buffer, never to be sent on another connection.
+ */
+static void
+disconnect(void)
+{
+	drop_held();
+	if (broker_ready)
+		outbox_broker_close(&broker);
+	connected = false;
+	subscribed = false;
+}
+
+/*
+ * A connection or subscription failed: schedule the next try with
+ * exponential backoff and full jitter, and say so.
+ */
+static void
+back_off(const char *what, const char *detail)
+{
+	connect_failures++;
+	backoff_until_ms = outbox_monotonic_ms() +
+		stomp_backoff_full_jitter(connect_failures, BACKOFF_BASE_MS,
+								  (int64) outbox_maximum_backoff * 1000,
+								  pg_prng_uint64(&backoff_prng));
+	outbox_slot_set_state(OUTBOX_STATE_BACKING_OFF, "");
+	outbox_slot_set_error(psprintf("%s: %s", what, detail));
+	/* the first failure and then every tenth are worth a line in the log */
+	if (connect_failures % 10 == 1)
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\" %s, attempt %d",
+						queue_name, what, connect_failures),
+				 errdetail("%s", detail)));
+}
+
+/*
+ * Keep a delivered frame for the next batch if it is for our subscription
+ * and there is room; otherwise give it back to the broker at once (NACK
+ * with requeue).
+ */
+static void
+hold_or_return(StompFrame *frame)
+{
+	const char *sub = stomp_frame_get_header(frame, "subscription");
+	const char *ack = stomp_frame_get_header(frame, "ack");
+
+	if (sub != NULL && strcmp(sub, main_sub_id) == 0 && nheld < HELD_MAX)
+	{
+		held[nheld++] = frame;
+		return;
+	}
+	if (ack != NULL)
+		(void) stomp_conn_nack(broker.conn, ack, true, NULL);
+	stomp_frame_free(frame);
+}
+
+/*
+ * Wait for a receipt on a connection; on the consumer's own, the messages
+ * that arrive meanwhile are kept, on another they are left unacknowledged
+ * (they go back to their queue when it closes).  Returns false if the
+ * session ended (ERROR, closed) or the deadline passed.
+ */
+static bool
+wait_for_receipt(OutboxBroker *b, uint64_t receipt, int64 deadline)
+{
+	for (;;)
+	{
+		StompEvent	event;
+
+		while (stomp_conn_next_event(b->conn, &event))
+		{
+			if (event.type == STOMP_EVENT_MESSAGE && b == &broker)
+			{
+				hold_or_return(event.frame);
+				event.frame = NULL;
+			}
+			else if (event.type == STOMP_EVENT_RECEIPT &&
+					 event.receipt_id == receipt)
+			{
+				stomp_event_clear(&event);
+				return true;
+			}
+			else if (event.type == STOMP_EVENT_ERROR ||
+					 event.type == STOMP_EVENT_CLOSED)
+			{
+				stomp_event_clear(&event);
+				return false;
+			}
+			stomp_event_clear(&event);
+		}
+		if (outbox_monotonic_ms() >= deadline)
+			return false;
+		if (outbox_broker_wait(b, deadline) & WL_LATCH_SET)
+			CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Declare the DLQ (durable, unlimited, dead-lettering to itself) on a
+ * connection of its own, closed at once.  Returns false, saying what
+ * failed and why, if no broker could be reached or it refused.
+ */
+static bool
+declare_dlq(const char *dlq, int64 deadline, StringInfo why, const char **what)
+{
+	OutboxBroker declarer;
+	StompHeaderPair pairs[5];
+	uint64_t	receipt;
+	volatile bool ok = false;
+
+	pairs[0].name = "durable";
+	pairs[0].value = "true";
+	pairs[1].name = "auto-delete";
+	pairs[1].value = "false";
+	pairs[2].name = "x-dead-letter-exchange";
+	pairs[2].value = "";
+	pairs[3].name = "x-dead-letter-routing-key";
+	pairs[3].value = dlq;
+	pairs[4].name = "prefetch-count";
+	pairs[4].value = "1";
+
+	outbox_broker_init(&declarer);
+	PG_TRY();
+	{
+		*what = "could not connect";
+		if (outbox_broker_connect(&declarer, deadline, why))
+		{
+			if (stomp_conn_subscribe(declarer.conn, dlq_sub_id,
+									 psprintf("/queue/%s", dlq),
+									 "client-individual", pairs, 5,
+									 &receipt) == STOMP_OK &&
+				wait_for_receipt(&declarer, receipt, deadline))
+				ok = true;
+			else
+			{
+				*what = psprintf("could not declare its dead-letter queue \"%s\"", dlq);
+				appendStringInfoString(why,
+									   stomp_conn_state(declarer.conn) == STOMP_CONN_OPEN ?
+									   "no receipt" : stomp_conn_error(declarer.conn));
+			}
+		}
+		/* a clean goodbye, not waited for long */
+		if (ok && stomp_conn_disconnect(declarer.conn, outbox_monotonic_ms()) == STOMP_OK)
+		{
+			int64		until = Min(deadline, outbox_monotonic_ms() + 1000);
+
+			while (stomp_conn_state(declarer.conn) == STOMP_CONN_CLOSING &&
+				   outbox_monotonic_ms() < until)
+			{
+				StompEvent	event;
+
+				while (stomp_conn_next_event(declarer.conn, &event))
+					stomp_event_clear(&event);
+				if (outbox_broker_wait(&declarer, until) & WL_LATCH_SET)
+					CHECK_FOR_INTERRUPTS();
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		outbox_broker_free(&declarer);
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * The pairs of outbox.stomp_queue_headers (name:value, comma-separated;
+ * checked when set), without the headers the consumer sets itself.
+ * Returns how many were stored in pairs; the strings are palloc'd.
+ */
+static int
+parse_queue_headers(StompHeaderPair *pairs, int max)
+{
+	static const char *const ours[] = {
+		"id", "destination", "ack", "receipt", "content-length",
+		"x-queue-name", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+		"exclusive"
+	};
+	char	   *list = pstrdup(outbox_stomp_queue_headers);
+	char	   *item = list;
+	int			n = 0;
+
+	while (item != NULL && *item != '\0' && n < max)
+	{
+		char	   *next = strchr(item, ',');
+		char	   *colon;
+		int			i;
+		bool		reserved = false;
+
+		if (next != NULL)
+			*next++ = '\0';
+		colon = strchr(item, ':');
+		if (colon != NULL && colon != item)
+		{
+			*colon = '\0';
+			for (i = 0; i < lengthof(ours); i++)
+				reserved |= (strcmp(item, ours[i]) == 0);
+			if (!reserved)
+			{
+				pairs[n].name = item;
+				pairs[n].value = colon + 1;
+				n++;
+			}
+		}
+		item = next;
+	}
+	return n;
+}
+
+/*
+ * On a new connection: subscribe to the destination and wait for the
+ * broker to confirm.  Returns false, with the reason in why, if it
+ * refused.
+ */
+static bool
+subscribe_queue(const char *dlq, int64 deadline, StringInfo why)
+{
+	StompHeaderPair pairs[64];
+	uint64_t	receipt;
+	bool		has_prefetch = false;
+	int			n;
+	int			i;
+
+	n = parse_queue_headers(pairs, lengthof(pairs) - 5);
+	for (i = 0; i < n; i++)
+		has_prefetch |= (strcmp(pairs[i].name, "prefetch-count") == 0);
+	if (!has_prefetch)
+	{
+		/* say it: unlimited, as when not set */
+		pairs[n].name = "prefetch-count";
+		pairs[n++].value = "0";
+	}
+	pairs[n].name = "exclusive";
+	pairs[n++].value = outbox_exclusive_queue ? "true" : "false";
+	pairs[n].name = "x-dead-letter-exchange";
+	pairs[n++].value = "";
+	pairs[n].name = "x-dead-letter-routing-key";
+	pairs[n++].value = dlq;
+	if (strncmp(destination, "/queue/", 7) != 0 &&
+		strncmp(destination, "/amq/queue/", 11) != 0)
+	{
+		pairs[n].name = "x-queue-name";
+		pairs[n++].value = queue_name;
+	}
+	if (stomp_conn_subscribe(broker.conn, main_sub_id, destination,
+							 "client-individual", pairs, n,
+							 &receipt) != STOMP_OK ||
+		!wait_for_receipt(&broker, receipt, deadline))
+	{
+		appendStringInfoString(why,
+							   stomp_conn_state(broker.conn) == STOMP_CONN_OPEN ?
+							   "no receipt for SUBSCRIBE" :
+							   stomp_conn_error(broker.conn));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Make sure there is a connection with the subscription in place, unless
+ * backing off; returns whether there is.
+ */
+static bool
+ensure_subscribed(void)
+{
+	StringInfoData failures;
+	int64		now = outbox_monotonic_ms();
+	int64		deadline;
+	char	   *dlq = psprintf("DLQ.%s", queue_name);
+	const char *what = NULL;
+
+	if (connected && subscribed)
+		return true;
+	if (now < backoff_until_ms)
+		return false;
+
+	if (!broker_ready)
+	{
+		outbox_broker_init(&broker);
+		broker_ready = true;
+	}
+
+	outbox_slot_set_state(OUTBOX_STATE_CONNECTING, NULL);
+	initStringInfo(&failures);
+	deadline = now + (int64) broker.hosts.count * 15000;
+	if (!declare_dlq(dlq, deadline, &failures, &what))
+	{
+		back_off(what, failures.data);
+		return false;
+	}
+	if (!outbox_broker_connect(&broker, deadline, &failures))
+	{
+		back_off("could not connect", failures.data);
+		return false;
+	}
+	connected = true;
+	session++;
+
+	if (!subscribe_queue(dlq, outbox_monotonic_ms() + SUBSCRIBE_TIMEOUT_MS,
+						 &failures))
+	{
+		disconnect();
+		back_off(psprintf("could not subscribe to \"%s\"", destination),
+				 failures.data);
+		return false;
+	}
+	subscribed = true;
+	if (connect_failures > 0)
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\" subscribed at %s",
+						queue_name, broker.where)));
+	connect_failures = 0;
+	outbox_slot_set_state(OUTBOX_STATE_CONNECTED, broker.where);
+	return true;
+}
+
+/*
+ * Move the delivered messages from the connection to the held list; on
+ * ERROR or a closed connection, drop it.  Returns whether it is still up.
+ */
+static bool
+collect_messages(void)
+{
+	StompEvent	event;
+
+	while (nheld < BATCH_MAX && stomp_conn_next_event(broker.conn, &event))
+	{
+		if (event.type == STOMP_EVENT_MESSAGE)
+		{
+			hold_or_return(event.frame);
+			event.frame = NULL;
+		}
+		else if (event.type == STOMP_EVENT_ERROR ||
+				 event.type == STOMP_EVENT_CLOSED)
+		{
+			stomp_event_clear(&event);
+			ereport(LOG,
+					(errmsg("outbox consumer of queue \"%s\" lost its connection to the STOMP broker at %s",
+							queue_name, broker.where),
+					 errdetail("%s", stomp_conn_error(broker.conn))));
+			outbox_slot_set_error(stomp_conn_error(broker.conn));
+			disconnect();
+			return false;
+		}
+		stomp_event_clear(&event);
+	}
+	return true;
+}
+
+/*
+ * Prepare the statements of a batch, once per worker.
+ */
+static void
+prepare_plans(void)
+{
+	Oid			insert_args[3] = {TEXTOID, JSONBOID, JSONBOID};
+	Oid			load_args[1] = {INT8OID};
+
+	if (insert_received_plan != NULL)
+		return;
+	insert_received_plan =
+		outbox_keep_plan("INSERT INTO outbox.received (msg_id, headers, body)"
+					 " VALUES ($1, $2, $3)"
+					 " ON CONFLICT (msg_id) DO NOTHING",
+					 3, insert_args);
+	load_subscription_plan =
+		outbox_keep_plan("SELECT queue_name, callback::oid, destination, run_as::oid"
+					 "  FROM outbox.subscription WHERE id = $1",
+					 1, load_args);
+}
+
+/*
+ * Forget the saved plans, to prepare them again (they may name what is
+ * gone, the extension dropped and created again).
+ */
+static void
+free_plans(void)
+{
+	if (insert_received_plan != NULL)
+		SPI_freeplan(insert_received_plan);
+	if (load_subscription_plan != NULL)
+		SPI_freeplan(load_subscription_plan);
+	insert_received_plan = NULL;
+	load_subscription_plan = NULL;
+}
+
+/*
+ * Read this worker's subscription in the current transaction (connected to
+ * SPI); false if it is gone, or the extension is.
+ */
+static bool
+load_subscription(SubscriptionRow *row)
+{
+	Datum		args[1];
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	bool		isnull;
+
+	if (!OidIsValid(get_extension_oid("outbox", true)))
+		return false;
+	prepare_plans();
+	args[0] = Int64GetDatum(subscription_id);
+	if (SPI_execute_plan(load_subscription_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read outbox.subscription");
+	if (SPI_processed == 0)
+		return false;
+	tuple = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	row->queue_name = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
+	row->callback = DatumGetObjectId(SPI_getbinval(tuple, desc, 2, &isnull));
+	row->destination = TextDatumGetCString(SPI_getbinval(tuple, desc, 3, &isnull));
+	row->run_as = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
+	return true;
+}
+
+/*
+ * Whether this worker's subscription still exists, in a transaction of its
+ * own.
+ */
+static bool
+subscription_exists(void)
+{
+	SubscriptionRow row;
+	bool		exists;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	exists = load_subscription(&row) &&
+		strcmp(row.destination, destination) == 0;
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	return exists;
+}
+
+/*
+ * Bytes from the broker as text of the database: invalid UTF-8 and NUL
+ * bytes become U+FFFD, then the text is converted to the database
+ * encoding.
+ */
+static char *
+utf8_text(const char *bytes, size_t len)
+{
+	StringInfoData buf;
+
+	if (!pg_verify_mbstr(PG_UTF8, bytes, (int) len, true))
+	{
+		initStringInfo(&buf);
+		while (len > 0)
+		{
+			int			l = pg_utf_mblen((const unsigned char *) bytes);
+
+			if (*bytes != '\0' && (size_t) l <= len &&
+				pg_utf8_islegal((const unsigned char *) bytes, l))
+			{
+				appendBinaryStringInfo(&buf, bytes, l);
+				bytes += l;
+				len -= l;
+			}
+			else
+			{
+				appendBinaryStringInfo(&buf, "\xEF\xBF\xBD", 3);
+				bytes++;
+				len--;
+			}
+		}
+		bytes = buf.data;
+		len = buf.len;
+	}
+	else
+		bytes = pnstrdup(bytes, len);
+	return pg_any_to_server(bytes, (int) len, PG_UTF8);
+}
+
+/*
+ * The body as jsonb: parsed as JSON, or (as_string) as one JSON string.
+ * Parsing errors out on a body that is not JSON; the caller then tries
+ * again with as_string.
+ */
+static Jsonb *
+message_body(StompFrame *frame, bool as_string)
+{
+	char	   *text = utf8_text(frame->body ? frame->body : "", frame->body_len);
+	JsonbValue	value;
+
+	if (!as_string)
+		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+	value.type = jbvString;
+	value.val.string.val = text;
+	value.val.string.len = strlen(text);
+	return JsonbValueToJsonb(&value);
+}
+
+/*
+ * The headers as a jsonb object of strings; of a repeated header, the
+ * first wins (as at the broker).
+ */
+static Jsonb *
+message_headers(StompFrame *frame)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+	size_t		i;
+
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	/* backwards: jsonb keeps the last of equal keys */
+	for (i = frame->nheaders; i > 0; i--)
+	{
+		StompHeader *h = &frame->headers[i - 1];
+		JsonbValue	key;
+		JsonbValue	value;
+
+		key.type = jbvString;
+		key.val.string.val = utf8_text(h->name, h->name_len);
+		key.val.string.len = strlen(key.val.string.val);
+		value.type = jbvString;
+		value.val.string.val = utf8_text(h->value, h->value_len);
+		value.val.string.len = strlen(value.val.string.val);
+		(void) pushJsonbValue(&state, WJB_KEY, &key);
+		(void) pushJsonbValue(&state, WJB_VALUE, &value);
+	}
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(result);
+}
+
+/*
+ * The message's id for idempotency: cap-msg-id, else dop-msg-id, else
+ * message-id (empty ones do not count, as in the seed); NULL if none.
+ */
+static char *
+message_id(StompFrame *frame)
+{
+	static const char *const names[] = {"cap-msg-id", "dop-msg-id", "message-id"};
+	int			i;
+
+	for (i = 0; i < lengthof(names); i++)
+	{
+		const StompHeader *h = stomp_frame_find_header(frame, names[i]);
+
+		if (h != NULL && h->value_len > 0)
+			return utf8_text(h->value, h->value_len);
+	}
+	return NULL;
+}
+
+/*
+ * Errors that say nothing about the message: the database's trouble, to
+ * be retried rather than dead-lettered.
+ */
+static bool
+transient_error(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_TO_CATEGORY(ERRCODE_T_R_SERIALIZATION_FAILURE):	/* 40 */
+		case ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES):	/* 53 */
+		case ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR):	/* 58 */
+		case ERRCODE_TO_CATEGORY(ERRCODE_CONNECTION_EXCEPTION):	/* 08 */
+		case ERRCODE_TO_CATEGORY(ERRCODE_ADMIN_SHUTDOWN):	/* 57 */
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Claim the message in outbox.received and run the callback; returns
+ * whether the subtransaction is to be kept.  Errors propagate.
+ */
+static bool
+run_callback(Delivery *d, Jsonb *body, Jsonb *headers)
+{
+	Datum		args[3];
+	Datum		values[6];
+	bool		nulls[6];
+	const char *dest = stomp_frame_get_header(d->frame, "destination");
+	Oid			save_userid;
+	int			save_sec_context;
+	Datum		result;
+	bool		result_isnull;
+	int			timeout_ms;
+	LOCAL_FCINFO(fcinfo, 1);
+
+	args[0] = CStringGetTextDatum(d->msg_id);
+	args[1] = JsonbPGetDatum(headers);
+	args[2] = JsonbPGetDatum(body);
+	if (SPI_execute_plan(insert_received_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into outbox.received");
+	if (SPI_processed == 0)
+	{
+		d->duplicate = true;
+		return true;
+	}
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = JsonbPGetDatum(body);
+	values[1] = JsonbPGetDatum(headers);
+	values[2] = CStringGetTextDatum(d->msg_id);
+	values[3] = dest ? CStringGetTextDatum(utf8_text(dest, strlen(dest))) : (Datum) 0;
+	nulls[3] = (dest == NULL);
+	values[4] = CStringGetTextDatum(queue_name);
+	values[5] = BoolGetDatum(d->redelivered);
+
+	InitFunctionCallInfoData(*fcinfo, &callback_finfo, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = HeapTupleGetDatum(heap_form_tuple(payload_desc,
+															  values, nulls));
+	fcinfo->args[0].isnull = false;
+
+	timeout_ms = CALLBACK_TIMEOUT_MS;
+	if (StatementTimeout > 0 && StatementTimeout < timeout_ms)
+		timeout_ms = StatementTimeout;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(callback_role,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
+	result = FunctionCallInvoke(fcinfo);
+	result_isnull = fcinfo->isnull;
+	disable_timeout(STATEMENT_TIMEOUT, true);
+	/* a timeout that fired as the callback returned is moot */
+	if (get_timeout_indicator(STATEMENT_TIMEOUT, true))
+		QueryCancelPending = false;
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	if (callback_rettype == VOIDOID)
+		return true;
+	return !result_isnull && DatumGetBool(result);
+}
+
+/*
+ * Run one message in a subtransaction of the batch and decide its outcome.
+ * Catches every error but FATAL ones.
+ */
+static void
+handle_message(Delivery *d)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool as_string = false;
+	volatile bool retry = true;
+
+	if (d->msg_id == NULL)
+	{
+		ereport(WARNING,
+				(errmsg("outbox consumer of queue \"%s\": a message without any id is dead-lettered",
+						queue_name),
+				 errdetail("It has none of cap-msg-id, dop-msg-id and message-id.")));
+		outbox_slot_set_error("a message without any id was dead-lettered");
+		d->outcome = OUTCOME_DEAD;
+		return;
+	}
+
+	while (retry)
+	{
+		volatile bool in_body = false;
+
+		retry = false;
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcontext);
+		PG_TRY();
+		{
+			Jsonb	   *body;
+			Jsonb	   *headers;
+			bool		keep;
+
+			in_body = true;
+			body = message_body(d->frame, as_string);
+			in_body = false;
+			headers = message_headers(d->frame);
+			keep = run_callback(d, body, headers);
+			if (keep)
+				ReleaseCurrentSubTransaction();
+			else
+				RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcontext);
+			CurrentResourceOwner = oldowner;
+			d->outcome = keep ? OUTCOME_ACK : OUTCOME_DEAD;
+			if (!keep)
+			{
+				ereport(LOG,
+						(errmsg("outbox consumer of queue \"%s\": the callback refused message %s, dead-lettered",
+								queue_name, d->msg_id)));
+				outbox_slot_set_error(psprintf("the callback refused message %s", d->msg_id));
+			}
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			disable_timeout(STATEMENT_TIMEOUT, false);
+			MemoryContextSwitchTo(oldcontext);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcontext);
+			CurrentResourceOwner = oldowner;
+			QueryCancelPending = false;
+
+			if (in_body && !as_string)
+			{
+				/* not JSON: the callback gets it as a JSON string */
+				as_string = true;
+				retry = true;
+			}
+			else
+			{
+				d->outcome = (ERRCODE_TO_CATEGORY(edata->sqlerrcode) ==
+							  ERRCODE_TO_CATEGORY(ERRCODE_T_R_SERIALIZATION_FAILURE) &&
+							  !d->redelivered) ? OUTCOME_REQUEUE : OUTCOME_DEAD;
+				ereport(WARNING,
+						(errmsg("outbox consumer of queue \"%s\": the callback failed on message %s, %s",
+								queue_name, d->msg_id,
+								d->outcome == OUTCOME_DEAD ? "dead-lettered" : "requeued"),
+						 errdetail("%s", edata->message)));
+				outbox_slot_set_error(edata->message);
+			}
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+	}
+}
+
+/*
+ * One transaction over the deliveries: read the subscription, each message
+ * in its subtransaction, COMMIT.  The outcomes are set; nothing is
+ * acknowledged here.
+ */
+static BatchResult
+run_batch(Delivery *deliveries, int n)
+{
+	SubscriptionRow row;
+	volatile bool committing = false;
+	volatile BatchResult result = BATCH_DONE;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	int64		last_io = outbox_monotonic_ms();
+	int			i;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "consuming");
+
+	if (!load_subscription(&row) || strcmp(row.destination, destination) != 0)
+	{
+		PopActiveSnapshot();
+		SPI_finish();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		return BATCH_STOP;
+	}
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(row.run_as)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the role of the subscription of queue \"%s\" does not exist",
+						queue_name),
+				 errhint("outbox.unsubscribe() the queue and subscribe it again as an existing role.")));
+	outbox_check_callback(row.callback, row.run_as, false);
+	fmgr_info(row.callback, &callback_finfo);
+	callback_rettype = get_func_rettype(row.callback);
+	callback_role = row.run_as;
+	payload_desc = lookup_rowtype_tupdesc_copy(outbox_payload_type(), -1);
+
+	enable_timeout_every(watchdog_timeout,
+						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000),
+						 1000);
+	PG_TRY();
+	{
+		for (i = 0; i < n; i++)
+		{
+			Delivery   *d = &deliveries[i];
+
+			if (d->outcome != OUTCOME_NONE)
+				continue;
+			/* SIGTERM: finish the message in flight, leave the rest */
+			if (shutdown_requested && i > 0)
+				break;
+			handle_message(d);
+			/* keep the heart-beats going through a long batch */
+			if (outbox_monotonic_ms() - last_io >= BATCH_IO_INTERVAL_MS)
+			{
+				stomp_conn_process(broker.conn, outbox_monotonic_ms());
+				last_io = outbox_monotonic_ms();
+			}
+		}
+		committing = true;
+		PopActiveSnapshot();
+		SPI_finish();
+		CommitTransactionCommand();
+		pgstat_report_stat(false);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		disable_timeout(watchdog_timeout, false);
+		if (!committing)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		if (transient_error(edata->sqlerrcode))
+			PG_RE_THROW();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(oldcontext);
+
+		if (n > 1)
+			result = BATCH_RETRY_SOLO;
+		else
+		{
+			deliveries[0].outcome = OUTCOME_DEAD;
+			ereport(WARNING,
+					(errmsg("outbox consumer of queue \"%s\": could not commit message %s, dead-lettered",
+							queue_name, deliveries[0].msg_id ? deliveries[0].msg_id : "?"),
+					 errdetail("%s", edata->message)));
+			outbox_slot_set_error(edata->message);
+		}
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	disable_timeout(watchdog_timeout, false);
+	MemoryContextSwitchTo(oldcontext);
+	return result;
+}
+
+/*
+ * After the COMMIT: ACK, NACK or requeue each message, on the connection
+ * it came from only.
+ */
+static void
+acknowledge(Delivery *deliveries, int n, uint64 batch_session)
+{
+	uint64		processed = 0;
+	uint64		dead = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		Delivery   *d = &deliveries[i];
+
+		if (d->outcome == OUTCOME_ACK && !d->duplicate)
+			processed++;
+		else if (d->outcome == OUTCOME_DEAD)
+			dead++;
+	}
+	outbox_slot_count(OUTBOX_COUNT_PROCESSED, processed);
+	outbox_slot_count(OUTBOX_COUNT_DEAD_LETTERED, dead);
+
+	if (!connected || session != batch_session ||
+		stomp_conn_state(broker.conn) != STOMP_CONN_OPEN)
+		return;					/* the broker delivers them again */
+
+	for (i = 0; i < n; i++)
+	{
+		Delivery   *d = &deliveries[i];
+		StompResult rc = STOMP_OK;
+
+		for (;;)
+		{
+			switch (d->outcome)
+			{
+				case OUTCOME_NONE:
+					rc = STOMP_OK;
+					break;
+				case OUTCOME_ACK:
+					rc = stomp_conn_ack(broker.conn, d->ack_id, NULL);
+					break;
+				case OUTCOME_DEAD:
+					rc = stomp_conn_nack(broker.conn, d->ack_id, false, NULL);
+					break;
+				case OUTCOME_REQUEUE:
+					rc = stomp_conn_nack(broker.conn, d->ack_id, true, NULL);
+					break;
+			}
+			if (rc != STOMP_ERR_FULL)
+				break;
+			/* the output buffer is full: let the socket drain it */
+			if (outbox_broker_wait(&broker, outbox_monotonic_ms() + 1000) & WL_LATCH_SET)
+				CHECK_FOR_INTERRUPTS();
+			if (stomp_conn_state(broker.conn) != STOMP_CONN_OPEN)
+				return;
+		}
+		if (rc == STOMP_ERR_STATE)
+			return;
+	}
+	/* write them now, without waiting */
+	stomp_conn_process(broker.conn, outbox_monotonic_ms());
+}
+
+/*
+ * Process the held messages as one batch (or one by one if its COMMIT
+ * failed), acknowledge them, and free them.
+ */
+static void
+process_held(void)
+{
+	int			n = nheld;
+	Delivery   *deliveries = palloc0(sizeof(Delivery) * n);
+	uint64		batch_session = session;
+	BatchResult result;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		Delivery   *d = &deliveries[i];
+		const char *redelivered;
+
+		d->frame = held[i];
+		d->ack_id = stomp_frame_get_header(d->frame, "ack");
+		d->msg_id = message_id(d->frame);
+		redelivered = stomp_frame_get_header(d->frame, "redelivered");
+		d->redelivered = (redelivered != NULL && strcmp(redelivered, "true") == 0);
+		d->outcome = OUTCOME_NONE;
+	}
+	/* the frames are the batch's now; freed below, or by drop_held's caller */
+	nheld = 0;
+
+	PG_TRY();
+	{
+		result = run_batch(deliveries, n);
+		if (result == BATCH_RETRY_SOLO)
+		{
+			for (i = 0; i < n && !shutdown_requested; i++)
+			{
+				deliveries[i].outcome = OUTCOME_NONE;
+				deliveries[i].duplicate = false;
+				if (run_batch(&deliveries[i], 1) == BATCH_STOP)
+				{
+					result = BATCH_STOP;
+					break;
+				}
+			}
+		}
+		if (result == BATCH_STOP)
+			stop_consumer = true;
+		else
+			acknowledge(deliveries, n, batch_session);
+	}
+	PG_FINALLY();
+	{
+		for (i = 0; i < n; i++)
+			stomp_frame_free(deliveries[i].frame);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * One turn of the worker: connect and subscribe if need be, then process
+ * what was delivered, or wait for it.
+ */
+static void
+consumer_step(void)
+{
+	int64		now = outbox_monotonic_ms();
+
+	if (!ensure_subscribed())
+	{
+		int			rc = WaitLatch(MyLatch,
+								   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								   Max(backoff_until_ms - now, 0),
+								   PG_WAIT_EXTENSION);
+
+		if (rc & WL_LATCH_SET)
+			ResetLatch(MyLatch);
+		return;
+	}
+
+	if (!collect_messages())
+		return;
+	if (nheld > 0)
+	{
+		process_held();
+		last_activity_ms = outbox_monotonic_ms();
+		return;
+	}
+
+	/* idle: now and then, check that the subscription is still wanted */
+	if (now - last_activity_ms >= IDLE_CHECK_MS)
+	{
+		last_activity_ms = now;
+		if (!subscription_exists())
+		{
+			stop_consumer = true;
+			return;
+		}
+	}
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (outbox_broker_wait(&broker, last_activity_ms + IDLE_CHECK_MS) & WL_LATCH_SET)
+		CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Leave the broker cleanly: UNSUBSCRIBE, DISCONNECT, and a short wait for
+ * its receipt.  Unacknowledged messages go back to the queue.
+ */
+static void
+stop_politely(void)
+{
+	int64		deadline = outbox_monotonic_ms() + DISCONNECT_WAIT_MS;
+
+	outbox_slot_set_state(OUTBOX_STATE_STOPPING, NULL);
+	drop_held();
+	if (!connected || stomp_conn_state(broker.conn) != STOMP_CONN_OPEN)
+		return;
+	if (subscribed)
+		(void) stomp_conn_unsubscribe(broker.conn, main_sub_id, NULL);
+	if (stomp_conn_disconnect(broker.conn, outbox_monotonic_ms()) != STOMP_OK)
+		return;
+	while (outbox_monotonic_ms() < deadline)
+	{
+		StompEvent	event;
+		bool		done = false;
+
+		while (stomp_conn_next_event(broker.conn, &event))
+		{
+			done |= (event.type == STOMP_EVENT_CLOSED ||
+					 event.type == STOMP_EVENT_ERROR);
+			stomp_event_clear(&event);
+		}
+		if (done)
+			break;
+		(void) outbox_broker_wait(&broker, deadline);
+	}
+	outbox_broker_close(&broker);
+	connected = false;
+}
+
+/*
+ * Entry point of a consumer: bgw_main_arg is the database, bgw_extra the
+ * subscription id.
+ */
+void
+outbox_consumer_main(Datum main_arg)
+{
+	SubscriptionRow row;
+	bool		found;
+
+	memcpy(&subscription_id, MyBgworkerEntry->bgw_extra, sizeof(subscription_id));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, consumer_sigterm);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg),
+											  InvalidOid, 0);
+	pgstat_report_appname("outbox consumer");
+
+	/* what to consume */
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	found = load_subscription(&row);
+	if (found)
+	{
+		queue_name = MemoryContextStrdup(TopMemoryContext, row.queue_name);
+		destination = MemoryContextStrdup(TopMemoryContext, row.destination);
+	}
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	if (!found)
+		proc_exit(0);			/* unsubscribed meanwhile */
+	if (outbox_slot_acquire_consumer(queue_name, subscription_id) == NULL)
+		proc_exit(0);			/* another consumer has this queue */
+
+	snprintf(main_sub_id, sizeof(main_sub_id), "outbox-%s", queue_name);
+	snprintf(dlq_sub_id, sizeof(dlq_sub_id), "outbox-DLQ.%s", queue_name);
+	watchdog_timeout = RegisterTimeout(USER_TIMEOUT, shutdown_watchdog);
+	pg_prng_seed(&backoff_prng, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
+	broker_settings = MemoryContextStrdup(TopMemoryContext, current_settings());
+	batch_context = AllocSetContextCreate(TopMemoryContext,
+										  "outbox consumer batch",
+										  ALLOCSET_DEFAULT_SIZES);
+	last_activity_ms = outbox_monotonic_ms();
+	ereport(LOG,
+			(errmsg("outbox consumer of queue \"%s\" started for \"%s\"",
+					queue_name, destination)));
+
+	while (!shutdown_requested && !stop_consumer)
+	{
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+			reload_settings();
+
+		MemoryContextReset(batch_context);
+		old = MemoryContextSwitchTo(batch_context);
+		PG_TRY();
+		{
+			consumer_step();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(batch_context);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortOutOfAnyTransaction();
+			free_plans();
+			QueryCancelPending = false;
+			ereport(LOG,
+					(errmsg("outbox consumer of queue \"%s\" failed: %s",
+							queue_name, edata->message),
+					 edata->detail ? errdetail("%s", edata->detail) : 0,
+					 errhint("The messages of the batch will be delivered again.")));
+			/* the broker takes the batch back with the connection */
+			disconnect();
+			back_off("failed", edata->message);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(old);
+	}
+
+	stop_politely();
+	ereport(LOG,
+			(errmsg("outbox consumer of queue \"%s\" stopped%s", queue_name,
+					stop_consumer ? ": its subscription is gone" : "")));
+	proc_exit(0);
+}
