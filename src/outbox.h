@@ -173,6 +173,8 @@ typedef struct OutboxWorkerSlot
 	OutboxWorkerKind kind;
 	Oid			database;
 	Latch	   *latch;
+	/* written by the owner alone: a publisher that a wake-up can help */
+	volatile bool accepts_wakeups;
 	/* under mutex, written by the owner */
 	slock_t		mutex;
 	OutboxWorkerState state;
@@ -204,6 +206,7 @@ extern OutboxWorkerSlot *outbox_slot_acquire(OutboxWorkerKind kind,
 											 const char *queue_name);
 extern OutboxWorkerSlot *outbox_slot_acquire_consumer(const char *queue_name,
 													  int64 subscription_id);
+extern OutboxWorkerSlot *outbox_my_slot(void);
 extern void outbox_slot_set_state(OutboxWorkerState state, const char *broker);
 extern void outbox_slot_set_error(const char *message);
 extern void outbox_slot_count(OutboxCounter counter, uint64 n);
@@ -212,6 +215,7 @@ extern const char *outbox_state_name(OutboxWorkerState state);
 /* in wakeup.c */
 extern void outbox_wake_publisher_at_commit(void);
 extern void outbox_wake_publisher(void);
+extern void outbox_accept_wakeups(bool accept);
 
 /* in workers.c */
 extern void outbox_register_publishers(void);

@@ -227,6 +227,7 @@ reload_settings(void)
 static void
 disconnect(void)
 {
+	outbox_accept_wakeups(false);
 	if (broker_ready)
 		outbox_broker_close(&broker);
 	connected = false;
@@ -260,6 +261,8 @@ ensure_connected(void)
 							  &failures))
 	{
 		connected = true;
+		/* before the pass that follows looks at the outbox */
+		outbox_accept_wakeups(true);
 		if (connect_failures > 0)
 			ereport(LOG,
 					(errmsg("outbox publisher connected to the STOMP broker at %s",

@@ -168,6 +168,7 @@ slot_acquire(OutboxWorkerKind kind, const char *queue_name,
 	slot->kind = kind;
 	slot->database = MyDatabaseId;
 	slot->latch = MyLatch;
+	slot->accepts_wakeups = false;
 	slot->subscription_id = subscription_id;
 	SpinLockAcquire(&slot->mutex);
 	slot->state = OUTBOX_STATE_STARTING;
@@ -201,6 +202,15 @@ release_slot(int code, Datum arg)
 	my_slot->latch = NULL;
 	LWLockRelease(outbox_shared->lock);
 	my_slot = NULL;
+}
+
+/*
+ * This process's slot, or NULL if it is no outbox worker.
+ */
+OutboxWorkerSlot *
+outbox_my_slot(void)
+{
+	return my_slot;
 }
 
 /*

@@ -13,7 +13,10 @@
  * transaction committed later, say).
  *
  * The slots are read without their lock: a stale latch pointer can only
- * wake some other process for nothing, and commits stay cheap.
+ * wake some other process for nothing, and commits stay cheap.  Waking a
+ * sleeping process costs the committer a signal, so a publisher that could
+ * do nothing with the wake-up (not connected, backing off) says so in its
+ * slot and is left alone: it looks at the outbox anyway once connected.
  *
  * src/wakeup.c
  *
@@ -63,7 +66,8 @@ outbox_wake_publisher(void)
 		Latch	   *latch = slot->latch;
 
 		if (slot->pid != 0 && slot->kind == OUTBOX_WORKER_PUBLISHER &&
-			slot->database == MyDatabaseId && latch != NULL)
+			slot->database == MyDatabaseId && slot->accepts_wakeups &&
+			latch != NULL)
 			SetLatch(latch);
 	}
 }
@@ -90,4 +94,20 @@ wakeup_xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/*
+ * In a publisher: say whether a commit's wake-up can help it now.  It must
+ * accept them before it last looks at the outbox, so that no commit in
+ * between goes unnoticed.
+ */
+void
+outbox_accept_wakeups(bool accept)
+{
+	OutboxWorkerSlot *slot = outbox_my_slot();
+
+	if (slot == NULL)
+		return;
+	slot->accepts_wakeups = accept;
+	pg_memory_barrier();
 }
