@@ -88,6 +88,8 @@
 /* chunks and time one pipelined pass transaction may take */
 #define PIPELINE_CHUNKS			10
 #define PIPELINE_MS				1000
+/* longest a draining publisher resumes its scan instead of starting over */
+#define RESUME_MAX_MS			10000
 /* messages in flight at most in the pipelined lane (at least a chunk) */
 #define PIPELINE_WINDOW			1000
 /* messages sent alone per pass, so that the pipelined lane keeps moving */
@@ -152,6 +154,18 @@ static List *suspects = NIL;	/* pg_uuid_t *, in TopMemoryContext */
 static pg_prng_state backoff_prng;
 static MemoryContext pass_context = NULL;
 static char publisher_dbname[NAMEDATALEN];
+
+/*
+ * Where the next pipelined pass resumes while draining a backlog: after the
+ * last id fetched.  Rows just sent leave entries in the index of scheduled
+ * rows until vacuum removes them; starting every pass at the head of that
+ * index would step over ever more of them.  The scan goes back to the head
+ * when the backlog is drained, and at least every RESUME_MAX_MS, for rows
+ * committed late with lower ids.
+ */
+static pg_uuid_t resume_after;
+static bool resume_valid = false;
+static int64 resume_since_ms = 0;
 static bool extension_missing = false;
 
 /* saved plans */
@@ -813,13 +827,19 @@ pipelined_lane(void)
 	int64		deadline = started + CHUNK_RECEIPT_TIMEOUT_MS;
 	int			chunks = 0;
 	bool		full = false;
+	bool		resumed;
 	SendOutcome outcome = SEND_ALL_CONFIRMED;
 
 	if (!ensure_connected())
 		return false;
 
 	memset(&pass, 0, sizeof(pass));
-	memset(&after, 0, sizeof(after));
+	resumed = resume_valid && started - resume_since_ms < RESUME_MAX_MS;
+	if (resumed)
+		after = resume_after;
+	else
+		memset(&after, 0, sizeof(after));
+	resume_valid = false;
 	begin_pass_transaction();
 	args[0] = suspect_array();
 	args[2] = Int32GetDatum(outbox_published_chunk_size);
@@ -861,10 +881,20 @@ pipelined_lane(void)
 	if (pass.n == 0)
 	{
 		end_pass_transaction();
-		return false;
+		/* nothing after the resume point: look from the head at once */
+		return resumed;
 	}
 	mark_outcome(&pass);
 	end_pass_transaction();
+
+	/* still draining: the next pass goes on from here */
+	if (full && outcome == SEND_ALL_CONFIRMED)
+	{
+		if (!resumed)
+			resume_since_ms = started;
+		resume_after = after;
+		resume_valid = true;
+	}
 
 	if (outcome == SEND_BROKER_ERROR)
 	{
