@@ -58,3 +58,7 @@ include $(PGXS)
 
 # after the include: Makefile.global sets PROVE_FLAGS empty
 PROVE_FLAGS += -I t/lib
+
+# PGXS tracks no header dependencies: a changed struct must rebuild every
+# object that uses it
+$(OBJS): src/outbox.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
