@@ -237,6 +237,9 @@ extern void outbox_capture_init(void);
 
 /* in publish.c: also outbox.publish() and outbox.unpublish() */
 extern Oid	outbox_table_owner(const char *relname);
+extern void outbox_execute_as(Oid role, const char *sql, int nargs,
+							  Oid *argtypes, Datum *args, const char *nulls,
+							  int expected);
 /* in send_event.c: outbox.send_event() lives there */
 /* in publisher.c: the publisher worker's entry point, outbox_publisher_main */
 /* in redrive.c: outbox.redrive() lives there */

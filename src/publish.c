@@ -48,8 +48,6 @@ PG_FUNCTION_INFO_V1(outbox_unpublish);
 static Relation open_published_table(Oid relid, const char *function);
 static void check_fields(Relation rel, ArrayType *fields);
 static Oid	lookup_serializer(Relation rel, const char *name);
-static void execute_as(Oid role, const char *sql, int nargs, Oid *argtypes,
-					   Datum *args, const char *nulls, int expected);
 static bool has_capture_trigger(Oid relid);
 
 /*
@@ -209,9 +207,9 @@ outbox_table_owner(const char *relname)
  * Run one SQL statement through SPI as role; error out unless it returns
  * the expected SPI code.  The caller is connected to SPI.
  */
-static void
-execute_as(Oid role, const char *sql, int nargs, Oid *argtypes, Datum *args,
-		   const char *nulls, int expected)
+void
+outbox_execute_as(Oid role, const char *sql, int nargs, Oid *argtypes,
+				  Datum *args, const char *nulls, int expected)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -313,7 +311,7 @@ outbox_publish(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	execute_as(outbox_table_owner("publish_config"),
+	outbox_execute_as(outbox_table_owner("publish_config"),
 			   "INSERT INTO outbox.publish_config"
 			   " (relid, destination, version, fields, serializer)"
 			   " VALUES ($1, $2, $3, $4, $5)"
@@ -331,7 +329,7 @@ outbox_publish(PG_FUNCTION_ARGS)
 					   " FOR EACH ROW EXECUTE FUNCTION outbox.capture()",
 					   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 												  RelationGetRelationName(rel)));
-		execute_as(GetUserId(), sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+		outbox_execute_as(GetUserId(), sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
 	}
 
 	SPI_finish();
@@ -375,7 +373,7 @@ outbox_unpublish(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	execute_as(outbox_table_owner("publish_config"),
+	outbox_execute_as(outbox_table_owner("publish_config"),
 			   "DELETE FROM outbox.publish_config"
 			   " WHERE relid::oid = $1"
 			   "   AND ($2::text IS NULL OR destination = $2)"
@@ -403,7 +401,7 @@ outbox_unpublish(PG_FUNCTION_ARGS)
 		sql = psprintf("DROP TRIGGER " CAPTURE_TRIGGER_NAME " ON %s",
 					   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 												  RelationGetRelationName(rel)));
-		execute_as(GetUserId(), sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+		outbox_execute_as(GetUserId(), sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
 	}
 
 	SPI_finish();

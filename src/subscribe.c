@@ -348,11 +348,8 @@ outbox_subscribe(PG_FUNCTION_ARGS)
 	Oid			funcoid;
 	Oid			role = GetUserId();
 	Oid			owner;
-	Oid			save_userid;
-	int			save_sec_context;
 	Oid			argtypes[4] = {TEXTOID, OIDOID, TEXTOID, OIDOID};
 	Datum		args[4];
-	int			ret;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -385,27 +382,19 @@ outbox_subscribe(PG_FUNCTION_ARGS)
 	args[3] = ObjectIdGetDatum(role);
 
 	owner = outbox_table_owner("subscription");
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	ret = SPI_execute_with_args("SELECT 1 FROM outbox.subscription"
-								" WHERE queue_name = $1 FOR UPDATE",
-								1, argtypes, args, NULL, false, 0);
-	if (ret == SPI_OK_SELECT && SPI_processed > 0)
+	outbox_execute_as(owner, "SELECT 1 FROM outbox.subscription"
+					  " WHERE queue_name = $1 FOR UPDATE",
+					  1, argtypes, args, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("queue \"%s\" is subscribed already", queue_name),
 				 errhint("Each queue has one subscription; outbox.unsubscribe('%s') first, or give another queue_name.",
 						 queue_name)));
-	ret = SPI_execute_with_args("INSERT INTO outbox.subscription"
-								" (queue_name, callback, destination, run_as)"
-								" VALUES ($1, $2, $3, $4)",
-								4, argtypes, args, NULL, false, 0);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into outbox.subscription: %s",
-			 SPI_result_code_string(ret));
+	outbox_execute_as(owner, "INSERT INTO outbox.subscription"
+					  " (queue_name, callback, destination, run_as)"
+					  " VALUES ($1, $2, $3, $4)",
+					  4, argtypes, args, NULL, SPI_OK_INSERT);
 	SPI_finish();
 
 	if (outbox_shared == NULL)
@@ -434,9 +423,6 @@ outbox_unsubscribe(PG_FUNCTION_ARGS)
 	Datum		args[1];
 	Oid			owner;
 	Oid			run_as = InvalidOid;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			ret;
 	bool		found;
 
 	if (PG_ARGISNULL(0))
@@ -453,14 +439,10 @@ outbox_unsubscribe(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = CStringGetTextDatum(queue_name);
 	owner = outbox_table_owner("subscription");
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	ret = SPI_execute_with_args("SELECT run_as::oid FROM outbox.subscription"
-								" WHERE queue_name = $1 FOR UPDATE",
-								1, argtypes, args, NULL, false, 0);
-	found = (ret == SPI_OK_SELECT && SPI_processed > 0);
+	outbox_execute_as(owner, "SELECT run_as::oid FROM outbox.subscription"
+					  " WHERE queue_name = $1 FOR UPDATE",
+					  1, argtypes, args, NULL, SPI_OK_SELECT);
+	found = (SPI_processed > 0);
 	if (found)
 	{
 		bool		isnull;
@@ -469,9 +451,8 @@ outbox_unsubscribe(PG_FUNCTION_ARGS)
 												SPI_tuptable->tupdesc, 1,
 												&isnull));
 	}
-	SetUserIdAndSecContext(save_userid, save_sec_context);
 
-	if (found && !has_privs_of_role(save_userid, run_as))
+	if (found && !has_privs_of_role(GetUserId(), run_as))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to unsubscribe queue \"%s\"", queue_name),
@@ -481,16 +462,9 @@ outbox_unsubscribe(PG_FUNCTION_ARGS)
 
 	if (found)
 	{
-		SetUserIdAndSecContext(owner, save_sec_context |
-							   SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-		ret = SPI_execute_with_args("DELETE FROM outbox.subscription"
-									" WHERE queue_name = $1",
-									1, argtypes, args, NULL, false, 0);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "could not delete from outbox.subscription: %s",
-				 SPI_result_code_string(ret));
+		outbox_execute_as(owner, "DELETE FROM outbox.subscription"
+						  " WHERE queue_name = $1",
+						  1, argtypes, args, NULL, SPI_OK_DELETE);
 		subscription_changed_at_commit();
 	}
 	SPI_finish();
