@@ -21,9 +21,11 @@ OBJS = \
 	src/broker.o \
 	src/capture.o \
 	src/consumer.o \
+	src/destination.o \
 	src/launcher.o \
 	src/message.o \
 	src/outbox.o \
+	src/privileges.o \
 	src/publish.o \
 	src/published.o \
 	src/publisher.o \
@@ -42,7 +44,7 @@ OBJS = \
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lssl -lcrypto
 
-REGRESS = capture published publish settings
+REGRESS = capture published publish settings security
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 

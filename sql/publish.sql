@@ -65,6 +65,8 @@ SELECT outbox.unpublish('item', '/topic/x', 'v7');
 -- configurations directly.
 CREATE ROLE outbox_owner;
 CREATE ROLE outbox_other;
+GRANT EXECUTE ON FUNCTION outbox.publish(regclass, text, text, text[], text),
+	outbox.unpublish(regclass, text, text) TO outbox_owner, outbox_other;
 GRANT CREATE ON SCHEMA public TO outbox_owner;
 SET ROLE outbox_other;
 SELECT outbox.publish('item', '/topic/stolen');
@@ -97,6 +99,8 @@ DROP TABLE owned;
 SELECT count(*) FROM outbox.publish_config WHERE destination = '/topic/owned';
 DROP OWNED BY outbox_owner;
 REVOKE CREATE ON SCHEMA public FROM outbox_owner;
+REVOKE ALL ON FUNCTION outbox.publish(regclass, text, text, text[], text),
+	outbox.unpublish(regclass, text, text) FROM outbox_owner, outbox_other;
 DROP ROLE outbox_owner;
 DROP ROLE outbox_other;
 

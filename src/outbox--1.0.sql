@@ -111,6 +111,42 @@ COMMENT ON TABLE outbox.subscription IS
 'consumers: each runs its callback as run_as for every message of its queue';
 GRANT SELECT ON outbox.subscription TO PUBLIC;
 
+-- Destination patterns: once a role has one for a privilege, it may use
+-- only the destinations (and, to subscribe, queue names) that match one.
+CREATE TABLE outbox.destination_grant (
+	role		regrole NOT NULL,
+	privilege	text NOT NULL,
+	pattern		text NOT NULL,
+	CONSTRAINT destination_grant_pkey PRIMARY KEY (role, privilege, pattern),
+	CONSTRAINT destination_grant_privilege
+		CHECK (privilege IN ('publish', 'subscribe'))
+);
+COMMENT ON TABLE outbox.destination_grant IS
+'destination patterns ("*" matches any run of characters) that limit what a role may publish to or subscribe to';
+SELECT pg_catalog.pg_extension_config_dump('outbox.destination_grant', '');
+
+CREATE FUNCTION outbox.allow_destination(
+	role regrole,
+	privilege text,
+	pattern text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'outbox_allow_destination'
+LANGUAGE C;
+COMMENT ON FUNCTION outbox.allow_destination(regrole, text, text) IS
+'limit a role''s publish or subscribe privilege to destinations matching its patterns, adding this one; superusers and the extension owner only';
+REVOKE ALL ON FUNCTION outbox.allow_destination(regrole, text, text) FROM PUBLIC;
+
+CREATE FUNCTION outbox.disallow_destination(
+	role regrole,
+	privilege text,
+	pattern text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'outbox_disallow_destination'
+LANGUAGE C;
+COMMENT ON FUNCTION outbox.disallow_destination(regrole, text, text) IS
+'remove a destination pattern of a role (all of them if NULL); a role left without patterns is no longer limited';
+REVOKE ALL ON FUNCTION outbox.disallow_destination(regrole, text, text) FROM PUBLIC;
+
 CREATE FUNCTION outbox.publish(
 	"table" regclass,
 	destination text,
@@ -122,6 +158,8 @@ AS 'MODULE_PATHNAME', 'outbox_publish'
 LANGUAGE C;
 COMMENT ON FUNCTION outbox.publish(regclass, text, text, text[], text) IS
 'publish every inserted or updated row of a table to a destination';
+-- publishing is a right granted with EXECUTE, as subscribing is
+REVOKE ALL ON FUNCTION outbox.publish(regclass, text, text, text[], text) FROM PUBLIC;
 
 CREATE FUNCTION outbox.unpublish(
 	"table" regclass,
@@ -132,6 +170,7 @@ AS 'MODULE_PATHNAME', 'outbox_unpublish'
 LANGUAGE C;
 COMMENT ON FUNCTION outbox.unpublish(regclass, text, text) IS
 'stop publishing a table (all its configurations, one destination, or one version)';
+REVOKE ALL ON FUNCTION outbox.unpublish(regclass, text, text) FROM PUBLIC;
 
 CREATE FUNCTION outbox.capture()
 RETURNS trigger

@@ -235,11 +235,22 @@ extern void outbox_launch_consumers(void);
 /* in capture.c */
 extern void outbox_capture_init(void);
 
-/* in publish.c: also outbox.publish() and outbox.unpublish() */
+/* in publish.c: outbox.publish() and outbox.unpublish() live there */
+
+/* in privileges.c: also outbox.allow_destination(), disallow_destination() */
 extern Oid	outbox_table_owner(const char *relname);
 extern void outbox_execute_as(Oid role, const char *sql, int nargs,
 							  Oid *argtypes, Datum *args, const char *nulls,
 							  int expected);
+extern bool outbox_destination_allowed(Oid role, const char *privilege,
+									   const char *destination);
+extern void outbox_check_destination_allowed(Oid role, const char *privilege,
+											 const char *destination);
+
+/* in destination.c */
+extern const char *outbox_destination_queue(const char *destination);
+extern void outbox_check_destination_routable(const char *destination,
+											  bool subscribing);
 /* in send_event.c: outbox.send_event() lives there */
 /* in publisher.c: the publisher worker's entry point, outbox_publisher_main */
 /* in redrive.c: outbox.redrive() lives there */

@@ -5,13 +5,18 @@
  *
  * Everything a configuration names is validated here, where it enters, so
  * that a configuration never breaks users' writes later: the table (an
- * ordinary table the caller owns), the destination and version (message.c),
- * the columns, and the serializer (exists, takes the table's row type,
- * returns json or jsonb).
+ * ordinary, permanent table the caller owns), the destination and version
+ * (message.c, destination.c), that the caller may publish to the final
+ * destination (privileges.c), the columns, and the serializer (exists,
+ * takes the table's row type, returns json or jsonb, the caller may
+ * execute it).
  *
  * outbox.publish_config is written as its owner (the role that created the
  * extension), since table owners do not have privileges on it; the capture
- * trigger is created and dropped as the caller, who owns the table.
+ * trigger is created and dropped as the caller, who owns the table.  Both
+ * go through outbox_execute_as(), which pins search_path, and every
+ * statement here qualifies its operators: the caller's search_path never
+ * reaches them.  Using either function needs a GRANT of EXECUTE.
  *
  * src/publish.c
  *
@@ -48,6 +53,7 @@ PG_FUNCTION_INFO_V1(outbox_unpublish);
 static Relation open_published_table(Oid relid, const char *function);
 static void check_fields(Relation rel, ArrayType *fields);
 static Oid	lookup_serializer(Relation rel, const char *name);
+static void check_persistence(Relation rel);
 static bool has_capture_trigger(Oid relid);
 
 /*
@@ -126,6 +132,33 @@ check_fields(Relation rel, ArrayType *fields)
 }
 
 /*
+ * Refuse a table whose rows do not last as long as their messages: a TEMP
+ * table (its rows are gone at the end of the session, and they belong to
+ * one session alone), and an UNLOGGED table, whose rows a crash empties
+ * while their messages, in the logged outbox, are still sent.
+ */
+static void
+check_persistence(Relation rel)
+{
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot publish temporary table \"%s\"",
+						RelationGetRelationName(rel)),
+				 errdetail("Its rows last only as long as the session, and its messages would outlive them."),
+				 errhint("Publish a permanent table, or insert messages into outbox.published yourself.")));
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot publish unlogged table \"%s\"",
+						RelationGetRelationName(rel)),
+				 errdetail("A crash empties an unlogged table, but its messages are in the logged outbox and would still be sent: messages of writes that are gone."),
+				 errhint("Make it a logged table first: ALTER TABLE %s SET LOGGED.",
+						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+													RelationGetRelationName(rel)))));
+}
+
+/*
  * Resolve a serializer, given as a function name or a full signature, to a
  * function of one argument of rel's row type returning json or jsonb.
  */
@@ -184,50 +217,6 @@ lookup_serializer(Relation rel, const char *name)
 }
 
 /*
- * Return the owner of the outbox table relname (the role that created the
- * extension), as whom the extension's functions write their tables.
- */
-Oid
-outbox_table_owner(const char *relname)
-{
-	Oid			relid;
-	HeapTuple	tuple;
-	Oid			owner;
-
-	relid = get_relname_relid(relname, get_namespace_oid("outbox", false));
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for relation outbox.%s", relname);
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	return owner;
-}
-
-/*
- * Run one SQL statement through SPI as role; error out unless it returns
- * the expected SPI code.  The caller is connected to SPI.
- */
-void
-outbox_execute_as(Oid role, const char *sql, int nargs, Oid *argtypes,
-				  Datum *args, const char *nulls, int expected)
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			ret;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(role, save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	ret = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, false, 0);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-
-	if (ret != expected)
-		elog(ERROR, "could not run \"%s\": %s", sql,
-			 SPI_result_code_string(ret));
-}
-
-/*
  * Whether relid has the capture trigger, as of this command (not read-only:
  * the check must see what the function itself just changed).
  */
@@ -236,15 +225,14 @@ has_capture_trigger(Oid relid)
 {
 	Oid			argtypes[2] = {OIDOID, TEXTOID};
 	Datum		args[2];
-	int			ret;
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = CStringGetTextDatum(CAPTURE_TRIGGER_NAME);
-	ret = SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger"
-								" WHERE tgrelid = $1 AND tgname = $2",
-								2, argtypes, args, NULL, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_trigger: %s", SPI_result_code_string(ret));
+	outbox_execute_as(GetUserId(),
+					  "SELECT 1 FROM pg_catalog.pg_trigger"
+					  " WHERE tgrelid OPERATOR(pg_catalog.=) $1"
+					  "   AND tgname OPERATOR(pg_catalog.=) $2",
+					  2, argtypes, args, NULL, SPI_OK_SELECT);
 	return SPI_processed > 0;
 }
 
@@ -282,7 +270,12 @@ outbox_publish(PG_FUNCTION_ARGS)
 		fields = PG_GETARG_ARRAYTYPE_P(3);
 
 	rel = open_published_table(relid, "outbox.publish");
+	check_persistence(rel);
 	outbox_check_destination(destination, version);
+	outbox_check_destination_routable(destination, false);
+	outbox_check_destination_allowed(GetUserId(), "publish",
+									 version ? psprintf("%s.%s", destination, version) :
+									 destination);
 
 	if (!PG_ARGISNULL(4))
 	{
@@ -351,7 +344,6 @@ outbox_unpublish(PG_FUNCTION_ARGS)
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', ' '};
 	uint64		removed;
-	int			ret;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -375,9 +367,9 @@ outbox_unpublish(PG_FUNCTION_ARGS)
 
 	outbox_execute_as(outbox_table_owner("publish_config"),
 			   "DELETE FROM outbox.publish_config"
-			   " WHERE relid::oid = $1"
-			   "   AND ($2::text IS NULL OR destination = $2)"
-			   "   AND ($3::text IS NULL OR version = $3)",
+			   " WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+			   "   AND ($2 IS NULL OR destination OPERATOR(pg_catalog.=) $2)"
+			   "   AND ($3 IS NULL OR version OPERATOR(pg_catalog.=) $3)",
 			   3, argtypes, args, nulls, SPI_OK_DELETE);
 	removed = SPI_processed;
 
@@ -386,13 +378,10 @@ outbox_unpublish(PG_FUNCTION_ARGS)
 				(errmsg("table \"%s\" has no matching outbox publication",
 						RelationGetRelationName(rel))));
 
-	/* not read-only, to see the rows just deleted */
-	ret = SPI_execute_with_args("SELECT 1 FROM outbox.publish_config"
-								" WHERE relid::oid = $1",
-								1, argtypes, args, nulls, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read outbox.publish_config: %s",
-			 SPI_result_code_string(ret));
+	outbox_execute_as(outbox_table_owner("publish_config"),
+					  "SELECT 1 FROM outbox.publish_config"
+					  " WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+					  1, argtypes, args, nulls, SPI_OK_SELECT);
 
 	if (SPI_processed == 0 && has_capture_trigger(relid))
 	{

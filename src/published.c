@@ -32,6 +32,7 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -460,6 +461,8 @@ outbox_published_before_insert(PG_FUNCTION_ARGS)
 		message.expires_at = DatumGetTimestampTz(value);
 
 	outbox_complete_message(&message, trigdata->tg_relation);
+	outbox_check_destination_allowed(GetUserId(), "publish",
+									 message.destination);
 	outbox_wake_publisher_at_commit();
 
 	values[0] = CStringGetTextDatum(message.destination);

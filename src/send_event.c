@@ -12,6 +12,9 @@
  * what each host answered), login refused, the broker's ERROR, the
  * connection lost, or outbox.send_timeout reached.
  *
+ * Sending needs a GRANT of EXECUTE, and a role limited to publishing
+ * patterns may send only to destinations that match one (privileges.c).
+ *
  * src/send_event.c
  *
  *-------------------------------------------------------------------------
@@ -21,6 +24,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -160,6 +164,9 @@ outbox_send_event(PG_FUNCTION_ARGS)
 	published = table_open(outbox_published_relid(), AccessShareLock);
 	outbox_complete_message(&message, published);
 	table_close(published, AccessShareLock);
+	outbox_check_destination_routable(message.destination, false);
+	outbox_check_destination_allowed(GetUserId(), "publish",
+									 message.destination);
 
 	deadline = outbox_monotonic_ms() + (int64) outbox_send_timeout * 1000;
 	outbox_broker_init(&broker);

@@ -18,10 +18,15 @@
  * take outbox.payload, returns something other than boolean or void, or
  * that the role may not execute; a destination the broker would not take;
  * a queue name that is empty, too long for its DLQ.<queue>, reserved by
- * RabbitMQ, not the queue a /queue/ destination names, or taken.
+ * RabbitMQ, not the queue a /queue/ destination names, or taken; and a
+ * destination, queue or DLQ.<queue> outside the role's subscribing
+ * patterns (privileges.c).
  *
  * The rows are written as the owner of outbox.subscription (the roles that
- * subscribe have no rights on it), in a security-restricted operation.
+ * subscribe have no rights on it), through outbox_execute_as(): a
+ * security-restricted operation with search_path pinned, and every
+ * operator below qualified, so that the caller's search_path reaches
+ * none of them.  Using either function needs a GRANT of EXECUTE.
  * When the transaction commits, the subscription generation in shared
  * memory is bumped and the database's publisher woken: it starts and stops
  * consumers to match (launcher.c).
@@ -62,7 +67,6 @@ static bool bump_at_commit = false;
 static void subscription_changed_at_commit(void);
 static void subscription_xact_callback(XactEvent event, void *arg);
 static Oid	lookup_callback(const char *name);
-static const char *destination_queue(const char *destination);
 static void check_destination(const char *destination);
 static void check_queue_name(const char *queue_name, const char *destination);
 static bool database_is_served(void);
@@ -147,20 +151,6 @@ outbox_default_queue_name(const char *destination)
 }
 
 /*
- * For a destination that names its queue (/queue/N, /amq/queue/N), N;
- * otherwise NULL.
- */
-static const char *
-destination_queue(const char *destination)
-{
-	if (strncmp(destination, "/queue/", 7) == 0)
-		return destination + 7;
-	if (strncmp(destination, "/amq/queue/", 11) == 0)
-		return destination + 11;
-	return NULL;
-}
-
-/*
  * Refuse a destination the broker would not subscribe to: it must be
  * sendable (outbox_check_destination: not empty, no control characters,
  * at most 255 bytes), and of a kind a consumer can bind a durable queue
@@ -169,29 +159,12 @@ destination_queue(const char *destination)
 static void
 check_destination(const char *destination)
 {
-	static const char *const prefixes[] = {
-		"/queue/", "/amq/queue/", "/topic/", "/exchange/"
-	};
 	const char *queue;
-	int			i;
 
 	outbox_check_destination(destination, NULL);
+	outbox_check_destination_routable(destination, true);
 
-	for (i = 0; i < lengthof(prefixes); i++)
-	{
-		size_t		len = strlen(prefixes[i]);
-
-		if (strncmp(destination, prefixes[i], len) == 0 &&
-			destination[len] != '\0' && destination[len] != '/')
-			break;
-	}
-	if (i == lengthof(prefixes))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot subscribe to destination \"%s\"", destination),
-				 errdetail("A subscription's destination is /queue/<name>, /amq/queue/<name>, /topic/<routing key> or /exchange/<exchange>[/<routing key>].")));
-
-	queue = destination_queue(destination);
+	queue = outbox_destination_queue(destination);
 	if (queue != NULL && strchr(queue, '/') != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -208,7 +181,7 @@ static void
 check_queue_name(const char *queue_name, const char *destination)
 {
 	const char *p;
-	const char *named = destination_queue(destination);
+	const char *named = outbox_destination_queue(destination);
 
 	if (queue_name[0] == '\0')
 		ereport(ERROR,
@@ -373,6 +346,10 @@ outbox_subscribe(PG_FUNCTION_ARGS)
 	queue_name = PG_ARGISNULL(2) ? outbox_default_queue_name(destination) :
 		text_to_cstring(PG_GETARG_TEXT_PP(2));
 	check_queue_name(queue_name, destination);
+	outbox_check_destination_allowed(role, "subscribe", destination);
+	outbox_check_destination_allowed(role, "subscribe", queue_name);
+	outbox_check_destination_allowed(role, "subscribe",
+									 psprintf("DLQ.%s", queue_name));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -383,7 +360,7 @@ outbox_subscribe(PG_FUNCTION_ARGS)
 
 	owner = outbox_table_owner("subscription");
 	outbox_execute_as(owner, "SELECT 1 FROM outbox.subscription"
-					  " WHERE queue_name = $1 FOR UPDATE",
+					  " WHERE queue_name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 					  1, argtypes, args, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		ereport(ERROR,
@@ -439,8 +416,8 @@ outbox_unsubscribe(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = CStringGetTextDatum(queue_name);
 	owner = outbox_table_owner("subscription");
-	outbox_execute_as(owner, "SELECT run_as::oid FROM outbox.subscription"
-					  " WHERE queue_name = $1 FOR UPDATE",
+	outbox_execute_as(owner, "SELECT run_as::pg_catalog.oid FROM outbox.subscription"
+					  " WHERE queue_name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 					  1, argtypes, args, NULL, SPI_OK_SELECT);
 	found = (SPI_processed > 0);
 	if (found)
@@ -463,7 +440,7 @@ outbox_unsubscribe(PG_FUNCTION_ARGS)
 	if (found)
 	{
 		outbox_execute_as(owner, "DELETE FROM outbox.subscription"
-						  " WHERE queue_name = $1",
+						  " WHERE queue_name OPERATOR(pg_catalog.=) $1",
 						  1, argtypes, args, NULL, SPI_OK_DELETE);
 		subscription_changed_at_commit();
 	}
