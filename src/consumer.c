@@ -1410,7 +1410,8 @@ outbox_consumer_main(Datum main_arg)
 	CommitTransactionCommand();
 	if (!found)
 		proc_exit(0);			/* unsubscribed meanwhile */
-	if (outbox_slot_acquire_consumer(queue_name, subscription_id) == NULL)
+	if (outbox_slot_acquire_consumer(queue_name, subscription_id,
+									 row.run_as) == NULL)
 		proc_exit(0);			/* another consumer has this queue */
 
 	snprintf(main_sub_id, sizeof(main_sub_id), "outbox-%s", queue_name);

@@ -109,7 +109,13 @@ CREATE TABLE outbox.subscription (
 );
 COMMENT ON TABLE outbox.subscription IS
 'consumers: each runs its callback as run_as for every message of its queue';
+-- a role sees its own subscriptions, pg_monitor all (as in outbox.status);
+-- the extension's owner and the workers own or bypass the policy
 GRANT SELECT ON outbox.subscription TO PUBLIC;
+ALTER TABLE outbox.subscription ENABLE ROW LEVEL SECURITY;
+CREATE POLICY subscription_own ON outbox.subscription FOR SELECT TO PUBLIC
+	USING (pg_catalog.pg_has_role(run_as::pg_catalog.oid, 'USAGE')
+		   OR pg_catalog.pg_has_role('pg_monitor'::pg_catalog.name, 'USAGE'));
 
 -- Destination patterns: once a role has one for a privilege, it may use
 -- only the destinations (and, to subscribe, queue names) that match one.
@@ -285,6 +291,9 @@ CREATE FUNCTION outbox.worker_status(
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'outbox_worker_status'
 LANGUAGE C;
+-- executable by PUBLIC: it shows each role only what it may see
+COMMENT ON FUNCTION outbox.worker_status() IS
+'the outbox workers the caller may see: all for superusers and pg_monitor, else its own consumers and its database''s publisher';
 
 -- The workers, and the backlog of this database's outbox.
 CREATE VIEW outbox.status AS
@@ -300,6 +309,8 @@ SELECT w.pid, w.database, w.kind, w.state, w.broker, w.queue,
 	ON w.kind = 'publisher' AND w.database = current_database();
 COMMENT ON VIEW outbox.status IS
 'outbox workers: state, broker, backlog, counters and last error';
+-- filtered by outbox.worker_status()
+GRANT SELECT ON outbox.status TO PUBLIC;
 
 
 -- What a subscription's callback is given, one message per call.

@@ -181,6 +181,7 @@ typedef struct OutboxWorkerSlot
 	char		broker[STOMP_MAX_HOST_LEN + 16];
 	char		queue[OUTBOX_MAX_QUEUE_NAME_LEN + 1];
 	int64		subscription_id;	/* consumers: outbox.subscription.id */
+	Oid			role;			/* consumers: run_as, whose status it is */
 	char		last_error[256];
 	TimestampTz last_error_at;
 	TimestampTz started_at;
@@ -205,7 +206,8 @@ extern void outbox_shmem_init(void);
 extern OutboxWorkerSlot *outbox_slot_acquire(OutboxWorkerKind kind,
 											 const char *queue_name);
 extern OutboxWorkerSlot *outbox_slot_acquire_consumer(const char *queue_name,
-													  int64 subscription_id);
+													  int64 subscription_id,
+													  Oid role);
 extern OutboxWorkerSlot *outbox_my_slot(void);
 extern void outbox_slot_set_state(OutboxWorkerState state, const char *broker);
 extern void outbox_slot_set_error(const char *message);

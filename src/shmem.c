@@ -11,7 +11,7 @@
  *
  * Locking: OutboxShared->lock (an LWLock) is held exclusively to take or
  * give back a slot, and shared to walk the slots.  A slot's pid, kind,
- * database, latch, queue and subscription_id change only under the
+ * database, latch, queue, subscription_id and role change only under the
  * exclusive lock (the queue also under the spinlock).  Its other
  * fields are written only by the worker that owns it: the strings and
  * timestamps under the slot's spinlock, the counters as atomics.  Readers
@@ -45,7 +45,7 @@ static void outbox_shmem_request(void);
 static void outbox_shmem_startup(void);
 static OutboxWorkerSlot *slot_acquire(OutboxWorkerKind kind,
 									  const char *queue_name,
-									  int64 subscription_id);
+									  int64 subscription_id, Oid role);
 static void release_slot(int code, Datum arg);
 
 /*
@@ -112,18 +112,21 @@ outbox_shmem_startup(void)
 OutboxWorkerSlot *
 outbox_slot_acquire(OutboxWorkerKind kind, const char *queue_name)
 {
-	return slot_acquire(kind, queue_name, 0);
+	return slot_acquire(kind, queue_name, 0, InvalidOid);
 }
 
 /*
- * Take a slot for the consumer of a queue of this database; returns NULL,
- * taking nothing, if another consumer of that queue runs here already (a
- * second start raced the first: the caller should exit quietly).
+ * Take a slot for the consumer of a queue of this database, whose callback
+ * runs as role (its status is shown to that role); returns NULL, taking
+ * nothing, if another consumer of that queue runs here already (a second
+ * start raced the first: the caller should exit quietly).
  */
 OutboxWorkerSlot *
-outbox_slot_acquire_consumer(const char *queue_name, int64 subscription_id)
+outbox_slot_acquire_consumer(const char *queue_name, int64 subscription_id,
+							 Oid role)
 {
-	return slot_acquire(OUTBOX_WORKER_CONSUMER, queue_name, subscription_id);
+	return slot_acquire(OUTBOX_WORKER_CONSUMER, queue_name, subscription_id,
+						role);
 }
 
 /*
@@ -131,7 +134,7 @@ outbox_slot_acquire_consumer(const char *queue_name, int64 subscription_id)
  */
 static OutboxWorkerSlot *
 slot_acquire(OutboxWorkerKind kind, const char *queue_name,
-			 int64 subscription_id)
+			 int64 subscription_id, Oid role)
 {
 	OutboxWorkerSlot *slot = NULL;
 	int			i;
@@ -170,6 +173,7 @@ slot_acquire(OutboxWorkerKind kind, const char *queue_name,
 	slot->latch = MyLatch;
 	slot->accepts_wakeups = false;
 	slot->subscription_id = subscription_id;
+	slot->role = role;
 	SpinLockAcquire(&slot->mutex);
 	slot->state = OUTBOX_STATE_STARTING;
 	slot->broker[0] = '\0';

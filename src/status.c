@@ -7,17 +7,26 @@
  * (see shmem.c for the locking).  The view adds the backlog of this
  * database's outbox.
  *
+ * What a role sees (privileges.c has the whole model): superusers and
+ * members of pg_monitor every worker; any other role the consumers of its
+ * current database whose callbacks run as a role it has the privileges
+ * of, and that database's publisher without its last error, which may
+ * quote another role's message.  No slot holds a secret.
+ *
  * src/status.c
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -27,59 +36,134 @@ PG_FUNCTION_INFO_V1(outbox_worker_status);
 
 #define WORKER_STATUS_COLUMNS 13
 
+/* A worker's slot as copied under its locks, and its counters */
+typedef struct SlotCopy
+{
+	OutboxWorkerSlot slot;		/* up to sent */
+	uint64		sent;
+	uint64		failed;
+	uint64		processed;
+	uint64		dead_lettered;
+} SlotCopy;
+
+typedef enum SlotVisibility
+{
+	SLOT_HIDDEN,
+	SLOT_WITHOUT_ERROR,
+	SLOT_VISIBLE
+} SlotVisibility;
+
+static int	copy_slots(SlotCopy *copies);
+static SlotVisibility slot_visibility(const OutboxWorkerSlot *slot,
+									  bool sees_all);
+
 /*
- * SQL: outbox.worker_status() returns setof record.
+ * Copy the slots of running workers into copies (OUTBOX_MAX_WORKERS
+ * long); returns how many.  Nothing but copying is done under the locks.
+ */
+static int
+copy_slots(SlotCopy *copies)
+{
+	int			n = 0;
+	int			i;
+
+	LWLockAcquire(outbox_shared->lock, LW_SHARED);
+	for (i = 0; i < OUTBOX_MAX_WORKERS; i++)
+	{
+		OutboxWorkerSlot *slot = &outbox_shared->slots[i];
+		SlotCopy   *copy = &copies[n];
+
+		if (slot->pid == 0)
+			continue;
+		SpinLockAcquire(&slot->mutex);
+		memcpy(&copy->slot, slot, offsetof(OutboxWorkerSlot, sent));
+		SpinLockRelease(&slot->mutex);
+		copy->sent = pg_atomic_read_u64(&slot->sent);
+		copy->failed = pg_atomic_read_u64(&slot->failed);
+		copy->processed = pg_atomic_read_u64(&slot->processed);
+		copy->dead_lettered = pg_atomic_read_u64(&slot->dead_lettered);
+		n++;
+	}
+	LWLockRelease(outbox_shared->lock);
+	return n;
+}
+
+/*
+ * What the current user may see of a worker: all of it if sees_all
+ * (superuser, pg_monitor), else its own consumers of this database, and
+ * this database's publisher without its last error.
+ */
+static SlotVisibility
+slot_visibility(const OutboxWorkerSlot *slot, bool sees_all)
+{
+	if (sees_all)
+		return SLOT_VISIBLE;
+	if (slot->database != MyDatabaseId)
+		return SLOT_HIDDEN;
+	if (slot->kind == OUTBOX_WORKER_PUBLISHER)
+		return SLOT_WITHOUT_ERROR;
+	if (OidIsValid(slot->role) && has_privs_of_role(GetUserId(), slot->role))
+		return SLOT_VISIBLE;
+	return SLOT_HIDDEN;
+}
+
+/*
+ * SQL: outbox.worker_status() returns setof record: the workers the
+ * caller may see.
  */
 Datum
 outbox_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SlotCopy   *copies;
+	bool		sees_all;
+	int			n;
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (outbox_shared == NULL)
 		PG_RETURN_VOID();
 
-	LWLockAcquire(outbox_shared->lock, LW_SHARED);
-	for (i = 0; i < OUTBOX_MAX_WORKERS; i++)
+	copies = palloc(sizeof(SlotCopy) * OUTBOX_MAX_WORKERS);
+	n = copy_slots(copies);
+	sees_all = superuser() || has_privs_of_role(GetUserId(), ROLE_PG_MONITOR);
+
+	for (i = 0; i < n; i++)
 	{
-		OutboxWorkerSlot *slot = &outbox_shared->slots[i];
+		OutboxWorkerSlot *copy = &copies[i].slot;
+		SlotVisibility visibility = slot_visibility(copy, sees_all);
 		Datum		values[WORKER_STATUS_COLUMNS];
 		bool		nulls[WORKER_STATUS_COLUMNS];
-		OutboxWorkerSlot copy;
 		char	   *dbname;
 
-		if (slot->pid == 0)
+		if (visibility == SLOT_HIDDEN)
 			continue;
-		SpinLockAcquire(&slot->mutex);
-		memcpy(&copy, slot, offsetof(OutboxWorkerSlot, sent));
-		SpinLockRelease(&slot->mutex);
-
 		memset(nulls, 0, sizeof(nulls));
-		values[0] = Int32GetDatum(copy.pid);
-		dbname = get_database_name(copy.database);
+		values[0] = Int32GetDatum(copy->pid);
+		dbname = get_database_name(copy->database);
 		values[1] = dbname ? DirectFunctionCall1(namein, CStringGetDatum(dbname)) :
 			(Datum) 0;
 		nulls[1] = (dbname == NULL);
-		values[2] = CStringGetTextDatum(copy.kind == OUTBOX_WORKER_PUBLISHER ?
+		values[2] = CStringGetTextDatum(copy->kind == OUTBOX_WORKER_PUBLISHER ?
 										"publisher" : "consumer");
-		values[3] = CStringGetTextDatum(outbox_state_name(copy.state));
-		values[4] = CStringGetTextDatum(copy.broker);
-		nulls[4] = (copy.broker[0] == '\0');
-		values[5] = CStringGetTextDatum(copy.queue);
-		nulls[5] = (copy.queue[0] == '\0');
-		values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->sent));
-		values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->failed));
-		values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->processed));
-		values[9] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->dead_lettered));
-		values[10] = CStringGetTextDatum(copy.last_error);
-		nulls[10] = (copy.last_error[0] == '\0');
-		values[11] = TimestampTzGetDatum(copy.last_error_at);
-		nulls[11] = (copy.last_error_at == 0);
-		values[12] = TimestampTzGetDatum(copy.started_at);
+		values[3] = CStringGetTextDatum(outbox_state_name(copy->state));
+		values[4] = CStringGetTextDatum(copy->broker);
+		nulls[4] = (copy->broker[0] == '\0');
+		values[5] = CStringGetTextDatum(copy->queue);
+		nulls[5] = (copy->queue[0] == '\0');
+		values[6] = Int64GetDatum((int64) copies[i].sent);
+		values[7] = Int64GetDatum((int64) copies[i].failed);
+		values[8] = Int64GetDatum((int64) copies[i].processed);
+		values[9] = Int64GetDatum((int64) copies[i].dead_lettered);
+		values[10] = CStringGetTextDatum(copy->last_error);
+		nulls[10] = (copy->last_error[0] == '\0' ||
+					 visibility == SLOT_WITHOUT_ERROR);
+		values[11] = TimestampTzGetDatum(copy->last_error_at);
+		nulls[11] = (copy->last_error_at == 0 ||
+					 visibility == SLOT_WITHOUT_ERROR);
+		values[12] = TimestampTzGetDatum(copy->started_at);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(outbox_shared->lock);
 
 	PG_RETURN_VOID();
 }
