@@ -14,7 +14,9 @@
  *   are checked by outbox_check_publication() (publish_config.c).  That
  *   covers columns dropped or renamed through ALTER TABLE, ALTER TYPE ...
  *   CASCADE and inheritance, SET UNLOGGED, and a capture trigger disabled,
- *   renamed or replaced (CREATE OR REPLACE TRIGGER).
+ *   renamed or replaced (CREATE OR REPLACE TRIGGER).  That the capture
+ *   trigger exists is checked only after a command on a trigger: pg_restore
+ *   alters a published table (constraints, indexes) before it creates it.
  *
  * - sql_drop (every command): the configurations of dropped tables are
  *   removed (their trigger went with them); a dropped column or capture
@@ -172,6 +174,7 @@ outbox_ddl_command_end(PG_FUNCTION_ARGS)
 {
 	List	   *relids = NIL;
 	List	   *touched = NIL;
+	List	   *triggered = NIL;
 	ListCell   *lc;
 	uint64		i;
 
@@ -199,7 +202,7 @@ outbox_ddl_command_end(PG_FUNCTION_ARGS)
 		else if (classid == TypeRelationId)
 			relid = get_typ_typrelid(objid);
 		else if (classid == TriggerRelationId)
-			relid = trigger_relid(objid);
+			triggered = list_append_unique_oid(triggered, trigger_relid(objid));
 		if (OidIsValid(relid))
 			touched = list_append_unique_oid(touched, relid);
 	}
@@ -208,8 +211,13 @@ outbox_ddl_command_end(PG_FUNCTION_ARGS)
 		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(lfirst_oid(lc))))
 			relids = relations_reached(relids, lfirst_oid(lc));
 	}
+	foreach(lc, triggered)
+	{
+		if (OidIsValid(lfirst_oid(lc)))
+			outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_TRIGGER);
+	}
 	foreach(lc, relids)
-		outbox_check_publication(lfirst_oid(lc));
+		outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_DDL);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -293,6 +301,7 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 {
 	List	   *dropped_tables = NIL;
 	List	   *check_tables = NIL;
+	List	   *triggered = NIL;
 	List	   *dropped_functions = NIL;
 	ListCell   *lc;
 	uint64		i;
@@ -339,7 +348,7 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 			if (OidIsValid(nspoid))
 				relid = get_relname_relid(TextDatumGetCString(names[1]), nspoid);
 			if (OidIsValid(relid))
-				check_tables = list_append_unique_oid(check_tables, relid);
+				triggered = list_append_unique_oid(triggered, relid);
 		}
 		else if (classid == ProcedureRelationId && nnames == 2)
 			dropped_functions =
@@ -355,8 +364,10 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 									" WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
 									1, argtypes, args, NULL, SPI_OK_DELETE);
 	}
+	foreach(lc, triggered)
+		outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_TRIGGER);
 	foreach(lc, check_tables)
-		outbox_check_publication(lfirst_oid(lc));
+		outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_DDL);
 	foreach(lc, dropped_functions)
 		check_dropped_function((const char *) lfirst(lc));
 

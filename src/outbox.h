@@ -255,7 +255,8 @@ extern bool outbox_stored_function_name_is_canonical(const char *name,
 typedef enum OutboxConfigCheck
 {
 	OUTBOX_CHECK_INSERT,		/* a row written by hand (or pg_restore) */
-	OUTBOX_CHECK_DDL			/* after a DDL command touched the table */
+	OUTBOX_CHECK_DDL,			/* after a DDL command touched the table */
+	OUTBOX_CHECK_TRIGGER		/* ... or its capture trigger */
 } OutboxConfigCheck;
 
 extern Oid	outbox_publish_config_relid(void);
@@ -264,7 +265,7 @@ extern char *outbox_qualified_relname(Oid relid);
 extern void outbox_write_publish_config(const char *sql, int nargs,
 										Oid *argtypes, Datum *args,
 										const char *nulls, int expected);
-extern void outbox_check_publication(Oid relid);
+extern void outbox_check_publication(Oid relid, OutboxConfigCheck check);
 
 /* in ddl.c: the event trigger functions live there */
 /* in send_event.c: outbox.send_event() lives there */

@@ -201,8 +201,11 @@ check_table(Oid relid, Form_pg_class relform, OutboxConfigCheck check)
 
 /*
  * Check that the capture trigger of a published table is outbox's and fires
- * for every row written.  A missing trigger is refused after DDL, and let
- * in with a NOTICE on INSERT (pg_restore creates it after the data).
+ * for every row written.  A missing trigger is refused after a command on
+ * the trigger itself (the only way it goes), let in with a NOTICE on INSERT
+ * and silently after other DDL: pg_restore loads the data and then, in its
+ * post-data section, adds the table's constraints and indexes before it
+ * creates the trigger.
  */
 static void
 check_trigger(Oid relid, const char *relname, OutboxConfigCheck check)
@@ -223,7 +226,9 @@ check_trigger(Oid relid, const char *relname, OutboxConfigCheck check)
 
 	if (!HeapTupleIsValid(tuple))
 	{
-		if (check == OUTBOX_CHECK_INSERT)
+		if (check == OUTBOX_CHECK_DDL)
+			;					/* pg_restore has not created it yet */
+		else if (check == OUTBOX_CHECK_INSERT)
 			ereport(NOTICE,
 					(errmsg("table \"%s\" has no capture trigger yet", relname),
 					 errdetail("Rows written to it publish nothing until its trigger \"%s\" is created, as pg_restore does after loading the data.",
@@ -380,13 +385,14 @@ check_config(Form_pg_class relform, ConfigRow *config, OutboxConfigCheck check)
 }
 
 /*
- * Check every configuration of table relid, after a DDL command touched it;
+ * Check every configuration of table relid, after a DDL command touched it
+ * (check: OUTBOX_CHECK_DDL) or its capture trigger (OUTBOX_CHECK_TRIGGER);
  * error out, saying what to do instead, if one no longer holds.  A table
  * without configurations passes, and so does one that is gone (sql_drop
  * removes its configurations).
  */
 void
-outbox_check_publication(Oid relid)
+outbox_check_publication(Oid relid, OutboxConfigCheck check)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
@@ -414,13 +420,13 @@ outbox_check_publication(Oid relid)
 	nconfigs = SPI_processed;
 
 	if (nconfigs > 0)
-		check_table(relid, relform, OUTBOX_CHECK_DDL);
+		check_table(relid, relform, check);
 	for (i = 0; i < nconfigs; i++)
 	{
 		ConfigRow	config;
 
 		if (read_config(configs->vals[i], configs->tupdesc, &config))
-			check_config(relform, &config, OUTBOX_CHECK_DDL);
+			check_config(relform, &config, check);
 	}
 
 	SPI_finish();
