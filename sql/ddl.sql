@@ -19,6 +19,10 @@ SELECT c.relname, a.attname, a.atttypid::regtype
 					  'regconfig'::regtype, 'regdictionary'::regtype,
 					  'regnamespace'::regtype, 'regcollation'::regtype)
  ORDER BY 1, 2;
+-- pg_dump dumps the rows of every table and sequence of the extension
+SELECT c.relname FROM pg_class c
+ WHERE c.relnamespace = 'outbox'::regnamespace AND c.relkind IN ('r', 'S')
+   AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'outbox')::oid[]);
 SELECT outbox.publish('ddl_t', '/topic/ser', serializer => 'ddl_ser');
 SELECT destination, serializer, pg_typeof(serializer) FROM outbox.publish_config
  WHERE relid = 'ddl_t'::regclass;
