@@ -21,12 +21,14 @@ OBJS = \
 	src/broker.o \
 	src/capture.o \
 	src/consumer.o \
+	src/ddl.o \
 	src/destination.o \
 	src/launcher.o \
 	src/message.o \
 	src/outbox.o \
 	src/privileges.o \
 	src/publish.o \
+	src/publish_config.o \
 	src/published.o \
 	src/publisher.o \
 	src/redrive.o \
@@ -34,6 +36,7 @@ OBJS = \
 	src/settings.o \
 	src/shmem.o \
 	src/status.o \
+	src/stored_function.o \
 	src/subscribe.o \
 	src/uuid7.o \
 	src/wakeup.o \
@@ -44,7 +47,7 @@ OBJS = \
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lssl -lcrypto
 
-REGRESS = capture published publish settings security
+REGRESS = capture published publish settings security ddl
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 

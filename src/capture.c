@@ -225,7 +225,7 @@ load_configs(CaptureEntry *entry, Relation rel)
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute_with_args("SELECT destination, version, fields, serializer::oid"
+	ret = SPI_execute_with_args("SELECT destination, version, fields, serializer"
 								"  FROM outbox.publish_config"
 								" WHERE relid::oid = $1"
 								" ORDER BY destination, version NULLS FIRST",
@@ -253,8 +253,18 @@ load_configs(CaptureEntry *entry, Relation rel)
 		value = SPI_getbinval(row, desc, 4, &isnull);
 		if (!isnull)
 		{
-			Oid			serializer = DatumGetObjectId(value);
+			char	   *name = TextDatumGetCString(value);
+			Oid			serializer;
 
+			/* stored by name (stored_function.c), so that pg_upgrade keeps it */
+			serializer = outbox_resolve_stored_function(name,
+														rel->rd_rel->reltype);
+			if (!OidIsValid(serializer))
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_FUNCTION),
+						 errmsg("serializer %s of table \"%s\" does not exist",
+								name, RelationGetRelationName(rel)),
+						 errhint("Call outbox.publish() again with an existing serializer, or outbox.unpublish() the table.")));
 			fmgr_info_cxt(serializer, &config->serializer, entry->context);
 			config->has_serializer = true;
 			config->serializer_returns_json = (get_func_rettype(serializer) == JSONOID);

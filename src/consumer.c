@@ -709,7 +709,7 @@ prepare_plans(void)
 					 " ON CONFLICT (msg_id) DO NOTHING",
 					 3, insert_args);
 	load_subscription_plan =
-		outbox_keep_plan("SELECT queue_name, callback::oid, destination, run_as::oid"
+		outbox_keep_plan("SELECT queue_name, callback, destination, run_as::oid"
 					 "  FROM outbox.subscription WHERE id = $1",
 					 1, load_args);
 }
@@ -752,7 +752,9 @@ load_subscription(SubscriptionRow *row)
 	tuple = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	row->queue_name = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
-	row->callback = DatumGetObjectId(SPI_getbinval(tuple, desc, 2, &isnull));
+	/* stored by name (stored_function.c): InvalidOid if it finds nothing */
+	row->callback = outbox_resolve_stored_function(TextDatumGetCString(SPI_getbinval(tuple, desc, 2, &isnull)),
+												   outbox_payload_type());
 	row->destination = TextDatumGetCString(SPI_getbinval(tuple, desc, 3, &isnull));
 	row->run_as = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
 	return true;

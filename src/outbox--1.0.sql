@@ -56,7 +56,9 @@ CREATE TABLE outbox.publish_config (
 	destination text NOT NULL,
 	version		text,
 	fields		text[],
-	serializer	regprocedure,
+	-- schema-qualified name of a function taking the table's row type
+	-- (a name, not an OID, survives pg_upgrade and pg_dump)
+	serializer	text,
 	CONSTRAINT publish_config_key UNIQUE NULLS NOT DISTINCT (relid, destination, version),
 	CONSTRAINT publish_config_fields_or_serializer
 		CHECK (fields IS NULL OR serializer IS NULL)
@@ -78,6 +80,25 @@ CREATE TRIGGER publish_config_truncated
 	AFTER TRUNCATE ON outbox.publish_config
 	FOR EACH STATEMENT EXECUTE FUNCTION outbox.publish_config_changed();
 
+-- Only outbox.publish() and outbox.unpublish() change configurations; a row
+-- written by hand (as pg_restore does) must be consistent.  The guard fires
+-- in replica sessions too, and so does the invalidation above.
+CREATE FUNCTION outbox.publish_config_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'outbox_publish_config_guard'
+LANGUAGE C;
+CREATE TRIGGER publish_config_guard
+	BEFORE INSERT OR UPDATE OR DELETE ON outbox.publish_config
+	FOR EACH ROW EXECUTE FUNCTION outbox.publish_config_guard();
+CREATE TRIGGER publish_config_truncate_guard
+	BEFORE TRUNCATE ON outbox.publish_config
+	FOR EACH STATEMENT EXECUTE FUNCTION outbox.publish_config_guard();
+ALTER TABLE outbox.publish_config
+	ENABLE ALWAYS TRIGGER publish_config_guard,
+	ENABLE ALWAYS TRIGGER publish_config_truncate_guard,
+	ENABLE ALWAYS TRIGGER publish_config_changed,
+	ENABLE ALWAYS TRIGGER publish_config_truncated;
+
 -- Consumed messages: the inbox that makes each message take effect once.
 CREATE TABLE outbox.received (
 	id			uuid NOT NULL DEFAULT outbox.uuid_generate_v7(),
@@ -97,7 +118,8 @@ COMMENT ON TABLE outbox.received IS
 -- One row per consumer.
 CREATE TABLE outbox.subscription (
 	queue_name	text NOT NULL,
-	callback	regprocedure NOT NULL,
+	-- schema-qualified name of a function taking outbox.payload
+	callback	text NOT NULL,
 	destination text NOT NULL,
 	run_as		regrole NOT NULL,
 	created		timestamptz NOT NULL DEFAULT now(),
@@ -184,74 +206,6 @@ AS 'MODULE_PATHNAME', 'outbox_capture'
 LANGUAGE C;
 COMMENT ON FUNCTION outbox.capture() IS
 'trigger of published tables: writes one outbox.published row per configuration';
-
-/*
- * DDL must never leave a configuration that silently stops capturing.  After
- * each DDL command that can touch one: configurations of dropped tables are
- * removed (their trigger went with them); a command that would leave a
- * configuration naming a missing column or serializer, or a published table
- * without its trigger, is refused.
- */
-CREATE FUNCTION outbox.check_publish_config()
-RETURNS event_trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	bad record;
-BEGIN
-	DELETE FROM outbox.publish_config c
-	 WHERE NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = c.relid);
-
-	SELECT c.relid::oid AS relid, f.name INTO bad
-	  FROM outbox.publish_config c, unnest(c.fields) AS f(name)
-	 WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
-						WHERE a.attrelid = c.relid AND a.attname = f.name
-						  AND a.attnum > 0 AND NOT a.attisdropped)
-	 LIMIT 1;
-	IF FOUND THEN
-		RAISE EXCEPTION 'column "%" of table % is published by outbox',
-			bad.name, bad.relid::regclass
-			USING ERRCODE = 'dependent_objects_still_exist',
-				  DETAIL = 'outbox.publish() was given this column in its fields.',
-				  HINT = 'Call outbox.publish() again without this column, or outbox.unpublish() the table first.';
-	END IF;
-
-	SELECT c.relid::oid AS relid INTO bad
-	  FROM outbox.publish_config c
-	 WHERE c.serializer IS NOT NULL
-	   AND NOT EXISTS (SELECT 1 FROM pg_proc p WHERE p.oid = c.serializer)
-	 LIMIT 1;
-	IF FOUND THEN
-		RAISE EXCEPTION 'cannot drop the serializer of a publication of table %',
-			bad.relid::regclass
-			USING ERRCODE = 'dependent_objects_still_exist',
-				  HINT = 'Call outbox.publish() again without this serializer, or outbox.unpublish() the table first.';
-	END IF;
-
-	SELECT c.relid::oid AS relid INTO bad
-	  FROM outbox.publish_config c
-	 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t
-						WHERE t.tgrelid = c.relid AND t.tgname = 'outbox_capture'
-						  AND t.tgfoid = 'outbox.capture()'::regprocedure)
-	 LIMIT 1;
-	IF FOUND THEN
-		RAISE EXCEPTION 'table % is published by outbox and needs its trigger "outbox_capture"',
-			bad.relid::regclass
-			USING ERRCODE = 'dependent_objects_still_exist',
-				  HINT = 'Use outbox.unpublish() to stop publishing the table.';
-	END IF;
-END;
-$$;
-
-CREATE EVENT TRIGGER outbox_check_publish_config ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE', 'DROP TABLE', 'DROP SCHEMA', 'DROP OWNED',
-				 'DROP FUNCTION', 'DROP ROUTINE', 'DROP TRIGGER', 'DROP TYPE',
-				 'ALTER TRIGGER')
-	EXECUTE FUNCTION outbox.check_publish_config();
-
-REVOKE ALL ON FUNCTION outbox.check_publish_config() FROM PUBLIC;
 
 CREATE FUNCTION outbox.send_event(
 	destination text,
@@ -343,3 +297,49 @@ LANGUAGE C;
 COMMENT ON FUNCTION outbox.unsubscribe(text) IS
 'stop and remove the consumer of a queue; returns whether there was one';
 REVOKE ALL ON FUNCTION outbox.unsubscribe(text) FROM PUBLIC;
+
+/*
+ * DDL must never leave a configuration that silently stops capturing, nor a
+ * subscription without its callback.  Each event trigger looks only at what
+ * its command touched: configurations of dropped tables are removed, and a
+ * command that would leave a published table without a column it names,
+ * its serializer or its enabled capture trigger, or an unlogged published
+ * table, or a serializer or callback that its stored name no longer finds,
+ * is refused.  They fire in replica sessions too.  (Created last, so that
+ * they do not fire for this script.)
+ */
+CREATE FUNCTION outbox.ddl_command_end()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'outbox_ddl_command_end'
+LANGUAGE C;
+CREATE FUNCTION outbox.sql_drop()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'outbox_sql_drop'
+LANGUAGE C;
+CREATE FUNCTION outbox.ddl_command_start()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'outbox_ddl_command_start'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION outbox.ddl_command_end() FROM PUBLIC;
+REVOKE ALL ON FUNCTION outbox.sql_drop() FROM PUBLIC;
+REVOKE ALL ON FUNCTION outbox.ddl_command_start() FROM PUBLIC;
+
+CREATE EVENT TRIGGER outbox_ddl_command_end ON ddl_command_end
+	EXECUTE FUNCTION outbox.ddl_command_end();
+CREATE EVENT TRIGGER outbox_sql_drop ON sql_drop
+	EXECUTE FUNCTION outbox.sql_drop();
+CREATE EVENT TRIGGER outbox_ddl_command_start ON ddl_command_start
+	WHEN TAG IN ('ALTER FUNCTION', 'ALTER ROUTINE', 'ALTER SCHEMA',
+				 'ALTER EXTENSION')
+	EXECUTE FUNCTION outbox.ddl_command_start();
+ALTER EVENT TRIGGER outbox_ddl_command_end ENABLE ALWAYS;
+ALTER EVENT TRIGGER outbox_sql_drop ENABLE ALWAYS;
+ALTER EVENT TRIGGER outbox_ddl_command_start ENABLE ALWAYS;
+
+-- pg_dump dumps the rows of these tables (and the subscription ids'
+-- sequence), which otherwise belong to the extension and would be lost.
+SELECT pg_catalog.pg_extension_config_dump('outbox.publish_config', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.published', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.received', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.subscription', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.subscription_id_seq', '');

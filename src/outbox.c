@@ -24,7 +24,9 @@ void		_PG_init(void);
 
 /*
  * Module load: define the settings; at server start also set up shared
- * memory and register the publishers.
+ * memory and register the publishers, unless pg_upgrade started the
+ * server: a worker connected to a database makes pg_upgrade's DROP
+ * DATABASE of it fail.
  */
 void
 _PG_init(void)
@@ -34,5 +36,6 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	outbox_shmem_init();
-	outbox_register_publishers();
+	if (!IsBinaryUpgrade)
+		outbox_register_publishers();
 }

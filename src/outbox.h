@@ -253,6 +253,35 @@ extern void outbox_check_destination_allowed(Oid role, const char *privilege,
 extern const char *outbox_destination_queue(const char *destination);
 extern void outbox_check_destination_routable(const char *destination,
 											  bool subscribing);
+
+/* in stored_function.c */
+extern char *outbox_stored_function_name(Oid funcoid);
+extern Oid	outbox_resolve_stored_function(const char *name, Oid argtype);
+extern bool outbox_stored_function_name_is_canonical(const char *name,
+													 Oid funcoid);
+
+/* in publish_config.c */
+
+/* name of the capture trigger outbox.publish() puts on a table */
+#define OUTBOX_CAPTURE_TRIGGER_NAME "outbox_capture"
+
+/* what a configuration is checked for */
+typedef enum OutboxConfigCheck
+{
+	OUTBOX_CHECK_INSERT,		/* a row written by hand (or pg_restore) */
+	OUTBOX_CHECK_DDL,			/* after a DDL command touched the table */
+	OUTBOX_CHECK_TRIGGER		/* ... or its capture trigger */
+} OutboxConfigCheck;
+
+extern Oid	outbox_publish_config_relid(void);
+extern Oid	outbox_capture_function_oid(void);
+extern char *outbox_qualified_relname(Oid relid);
+extern void outbox_write_publish_config(const char *sql, int nargs,
+										Oid *argtypes, Datum *args,
+										const char *nulls, int expected);
+extern void outbox_check_publication(Oid relid, OutboxConfigCheck check);
+
+/* in ddl.c: the event trigger functions live there */
 /* in send_event.c: outbox.send_event() lives there */
 /* in publisher.c: the publisher worker's entry point, outbox_publisher_main */
 /* in redrive.c: outbox.redrive() lives there */

@@ -47,14 +47,12 @@
 PG_FUNCTION_INFO_V1(outbox_publish);
 PG_FUNCTION_INFO_V1(outbox_unpublish);
 
-/* name of the capture trigger outbox.publish() puts on a table */
-#define CAPTURE_TRIGGER_NAME "outbox_capture"
 
 static Relation open_published_table(Oid relid, const char *function);
 static void check_fields(Relation rel, ArrayType *fields);
 static Oid	lookup_serializer(Relation rel, const char *name);
 static void check_persistence(Relation rel);
-static bool has_capture_trigger(Oid relid);
+static bool has_capture_trigger(Relation rel, bool refuse_foreign);
 
 /*
  * Open the table an outbox function was given, locked against concurrent
@@ -217,23 +215,39 @@ lookup_serializer(Relation rel, const char *name)
 }
 
 /*
- * Whether relid has the capture trigger, as of this command (not read-only:
- * the check must see what the function itself just changed).
+ * Whether rel has the capture trigger, as of this command (not read-only:
+ * the check must see what the function itself just changed).  A trigger of
+ * that name that does not execute outbox.capture() is the user's own: it is
+ * not the capture trigger, and with refuse_foreign it is an error.
  */
 static bool
-has_capture_trigger(Oid relid)
+has_capture_trigger(Relation rel, bool refuse_foreign)
 {
 	Oid			argtypes[2] = {OIDOID, TEXTOID};
 	Datum		args[2];
+	bool		isnull;
 
-	args[0] = ObjectIdGetDatum(relid);
-	args[1] = CStringGetTextDatum(CAPTURE_TRIGGER_NAME);
+	args[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+	args[1] = CStringGetTextDatum(OUTBOX_CAPTURE_TRIGGER_NAME);
 	outbox_execute_as(GetUserId(),
-					  "SELECT 1 FROM pg_catalog.pg_trigger"
+					  "SELECT tgfoid FROM pg_catalog.pg_trigger"
 					  " WHERE tgrelid OPERATOR(pg_catalog.=) $1"
 					  "   AND tgname OPERATOR(pg_catalog.=) $2",
 					  2, argtypes, args, NULL, SPI_OK_SELECT);
-	return SPI_processed > 0;
+	if (SPI_processed == 0)
+		return false;
+	if (DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull)) ==
+		outbox_capture_function_oid())
+		return true;
+	if (refuse_foreign)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("table \"%s\" already has a trigger named \"%s\"",
+						RelationGetRelationName(rel), OUTBOX_CAPTURE_TRIGGER_NAME),
+				 errdetail("outbox publishes a table through a trigger of that name that executes outbox.capture()."),
+				 errhint("Rename that trigger, then call outbox.publish() again.")));
+	return false;
 }
 
 /*
@@ -250,7 +264,7 @@ outbox_publish(PG_FUNCTION_ARGS)
 	char	   *version = NULL;
 	ArrayType  *fields = NULL;
 	Oid			serializer = InvalidOid;
-	Oid			argtypes[5] = {OIDOID, TEXTOID, TEXTOID, TEXTARRAYOID, OIDOID};
+	Oid			argtypes[5] = {OIDOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
 	Datum		args[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 
@@ -298,14 +312,14 @@ outbox_publish(PG_FUNCTION_ARGS)
 	nulls[2] = version ? ' ' : 'n';
 	args[3] = fields ? PointerGetDatum(fields) : (Datum) 0;
 	nulls[3] = fields ? ' ' : 'n';
-	args[4] = ObjectIdGetDatum(serializer);
+	args[4] = OidIsValid(serializer) ?
+		CStringGetTextDatum(outbox_stored_function_name(serializer)) : (Datum) 0;
 	nulls[4] = OidIsValid(serializer) ? ' ' : 'n';
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	outbox_execute_as(outbox_table_owner("publish_config"),
-			   "INSERT INTO outbox.publish_config"
+	outbox_write_publish_config("INSERT INTO outbox.publish_config"
 			   " (relid, destination, version, fields, serializer)"
 			   " VALUES ($1, $2, $3, $4, $5)"
 			   " ON CONFLICT ON CONSTRAINT publish_config_key"
@@ -313,11 +327,11 @@ outbox_publish(PG_FUNCTION_ARGS)
 			   "               serializer = EXCLUDED.serializer",
 			   5, argtypes, args, nulls, SPI_OK_INSERT);
 
-	if (!has_capture_trigger(relid))
+	if (!has_capture_trigger(rel, true))
 	{
 		char	   *sql;
 
-		sql = psprintf("CREATE TRIGGER " CAPTURE_TRIGGER_NAME
+		sql = psprintf("CREATE TRIGGER " OUTBOX_CAPTURE_TRIGGER_NAME
 					   " AFTER INSERT OR UPDATE ON %s"
 					   " FOR EACH ROW EXECUTE FUNCTION outbox.capture()",
 					   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
@@ -365,8 +379,7 @@ outbox_unpublish(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	outbox_execute_as(outbox_table_owner("publish_config"),
-			   "DELETE FROM outbox.publish_config"
+	outbox_write_publish_config("DELETE FROM outbox.publish_config"
 			   " WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
 			   "   AND ($2 IS NULL OR destination OPERATOR(pg_catalog.=) $2)"
 			   "   AND ($3 IS NULL OR version OPERATOR(pg_catalog.=) $3)",
@@ -383,11 +396,11 @@ outbox_unpublish(PG_FUNCTION_ARGS)
 					  " WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
 					  1, argtypes, args, nulls, SPI_OK_SELECT);
 
-	if (SPI_processed == 0 && has_capture_trigger(relid))
+	if (SPI_processed == 0 && has_capture_trigger(rel, false))
 	{
 		char	   *sql;
 
-		sql = psprintf("DROP TRIGGER " CAPTURE_TRIGGER_NAME " ON %s",
+		sql = psprintf("DROP TRIGGER " OUTBOX_CAPTURE_TRIGGER_NAME " ON %s",
 					   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 												  RelationGetRelationName(rel)));
 		outbox_execute_as(GetUserId(), sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);

@@ -321,7 +321,7 @@ outbox_subscribe(PG_FUNCTION_ARGS)
 	Oid			funcoid;
 	Oid			role = GetUserId();
 	Oid			owner;
-	Oid			argtypes[4] = {TEXTOID, OIDOID, TEXTOID, OIDOID};
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, OIDOID};
 	Datum		args[4];
 
 	if (PG_ARGISNULL(0))
@@ -354,7 +354,7 @@ outbox_subscribe(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = CStringGetTextDatum(queue_name);
-	args[1] = ObjectIdGetDatum(funcoid);
+	args[1] = CStringGetTextDatum(outbox_stored_function_name(funcoid));
 	args[2] = CStringGetTextDatum(destination);
 	args[3] = ObjectIdGetDatum(role);
 

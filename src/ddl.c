@@ -1,0 +1,562 @@
+/*-------------------------------------------------------------------------
+ *
+ * ddl.c
+ *		  Event triggers: DDL cannot break a publication or a subscription.
+ *
+ * Each event trigger looks only at the objects its command touched, never
+ * at every configuration: a publication that is broken already (by a
+ * superuser with the event triggers disabled, say) then blocks only DDL on
+ * its own table, never another role's.
+ *
+ * - ddl_command_end (every command): for each relation, type or trigger in
+ *   pg_event_trigger_ddl_commands(), the tables it reaches (the relation,
+ *   its inheritors, the tables typed by a composite type, a trigger's table)
+ *   are checked by outbox_check_publication() (publish_config.c).  That
+ *   covers columns dropped or renamed through ALTER TABLE, ALTER TYPE ...
+ *   CASCADE and inheritance, SET UNLOGGED, and a capture trigger disabled,
+ *   renamed or replaced (CREATE OR REPLACE TRIGGER).  That the capture
+ *   trigger exists is checked only after a command on a trigger: pg_restore
+ *   alters a published table (constraints, indexes) before it creates it.
+ *
+ * - sql_drop (every command): the configurations of dropped tables are
+ *   removed (their trigger went with them); a dropped column or capture
+ *   trigger of a table that stays is checked as above; a dropped function
+ *   that is a serializer of a table that stays, or the callback of a
+ *   subscription, is refused.  Whatever the command: DROP TABLE, SCHEMA,
+ *   OWNED, FUNCTION, TRIGGER, TYPE, DOMAIN, COLLATION, EXTENSION ... CASCADE.
+ *
+ * - ddl_command_start (ALTER FUNCTION, ROUTINE, SCHEMA, EXTENSION): a
+ *   serializer or callback is stored by name (stored_function.c), so
+ *   renaming it or moving it to another schema, renaming its schema, or
+ *   moving the extension it belongs to, is refused before it happens: after
+ *   the command, nothing would tell which function the old name meant.
+ *
+ * The functions run as the role that ran the command; they read outbox's
+ * tables as their owner, with schema-qualified names and operators.
+ *
+ * src/ddl.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parse_func.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "outbox.h"
+
+PG_FUNCTION_INFO_V1(outbox_ddl_command_end);
+PG_FUNCTION_INFO_V1(outbox_sql_drop);
+PG_FUNCTION_INFO_V1(outbox_ddl_command_start);
+
+static void check_event_trigger_call(FunctionCallInfo fcinfo,
+									 const char *event);
+static List *relations_reached(List *relids, Oid relid);
+static Oid	trigger_relid(Oid trigger_oid);
+static void refuse_if_stored(Oid funcoid, const char *action);
+static void refuse_if_schema_holds_stored(Oid nspoid);
+static void refuse_function_change(ObjectType objtype, Node *object,
+								   const char *action);
+static void refuse_extension_move(Oid extoid);
+static void check_dropped_function(const char *name);
+static List *tables_serialized_by(const char *name);
+static List *select_oids(Oid role, const char *sql, Oid argtype, Datum arg);
+static char *queue_called_back_by(const char *name);
+
+/*
+ * Refuse a call that is not the event trigger function expects to be.
+ */
+static void
+check_event_trigger_call(FunctionCallInfo fcinfo, const char *event)
+{
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo) ||
+		strcmp(((EventTriggerData *) fcinfo->context)->event, event) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("this function must be fired as an event trigger on %s",
+						event)));
+}
+
+/*
+ * Add to relids the tables a command on relation relid reaches: relid, its
+ * inheritors (ALTER TABLE recurses to them), and, for a composite type, the
+ * tables typed by it (ALTER TYPE ... CASCADE recurses to them).
+ */
+static List *
+relations_reached(List *relids, Oid relid)
+{
+	if (get_rel_relkind(relid) == RELKIND_COMPOSITE_TYPE)
+		return list_concat_unique_oid(relids,
+									  select_oids(GetUserId(),
+												  "SELECT oid FROM pg_catalog.pg_class"
+												  " WHERE reloftype OPERATOR(pg_catalog.=) $1",
+												  OIDOID,
+												  ObjectIdGetDatum(get_rel_type_id(relid))));
+	return list_concat_unique_oid(relids,
+								  find_all_inheritors(relid, NoLock, NULL));
+}
+
+/*
+ * Run a query of one parameter as role; return the distinct OIDs of its
+ * first column.  The caller is connected to SPI.
+ */
+static List *
+select_oids(Oid role, const char *sql, Oid argtype, Datum arg)
+{
+	List	   *oids = NIL;
+	uint64		i;
+
+	outbox_execute_as(role, sql, 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		oids = list_append_unique_oid(oids,
+									  DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	 SPI_tuptable->tupdesc,
+																	 1, &isnull)));
+	}
+	return oids;
+}
+
+/*
+ * The table of a trigger, or InvalidOid if the trigger is gone.
+ */
+static Oid
+trigger_relid(Oid trigger_oid)
+{
+	Relation	tgrel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			relid = InvalidOid;
+
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(trigger_oid));
+	scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		relid = ((Form_pg_trigger) GETSTRUCT(tuple))->tgrelid;
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+	return relid;
+}
+
+/*
+ * Event trigger on ddl_command_end: check the publications of the tables
+ * the command reached.
+ */
+Datum
+outbox_ddl_command_end(PG_FUNCTION_ARGS)
+{
+	List	   *relids = NIL;
+	List	   *touched = NIL;
+	List	   *triggered = NIL;
+	ListCell   *lc;
+	uint64		i;
+
+	check_event_trigger_call(fcinfo, "ddl_command_end");
+	if (!OidIsValid(outbox_publish_config_relid()))
+		PG_RETURN_VOID();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT classid, objid"
+					"  FROM pg_catalog.pg_event_trigger_ddl_commands()"
+					" WHERE classid IS NOT NULL", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_event_trigger_ddl_commands()");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Oid			classid = DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull));
+		Oid			objid = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
+		Oid			relid = InvalidOid;
+
+		if (classid == RelationRelationId)
+			relid = objid;
+		else if (classid == TypeRelationId)
+			relid = get_typ_typrelid(objid);
+		else if (classid == TriggerRelationId)
+			triggered = list_append_unique_oid(triggered, trigger_relid(objid));
+		if (OidIsValid(relid))
+			touched = list_append_unique_oid(touched, relid);
+	}
+	foreach(lc, touched)
+	{
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(lfirst_oid(lc))))
+			relids = relations_reached(relids, lfirst_oid(lc));
+	}
+	foreach(lc, triggered)
+	{
+		if (OidIsValid(lfirst_oid(lc)))
+			outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_TRIGGER);
+	}
+	foreach(lc, relids)
+		outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_DDL);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * Refuse a command on a dropped function that some table still needs as its
+ * serializer, or some subscription as its callback.  name is the function's
+ * stored name; it is gone from the catalogs already.
+ */
+static void
+check_dropped_function(const char *name)
+{
+	ListCell   *lc;
+	char	   *queue;
+
+	foreach(lc, tables_serialized_by(name))
+	{
+		Oid			relid = lfirst_oid(lc);
+		Oid			rowtype = get_rel_type_id(relid);
+
+		/* a table dropped by the same command takes its configurations */
+		if (OidIsValid(rowtype) &&
+			!OidIsValid(outbox_resolve_stored_function(name, rowtype)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot drop the serializer of a publication of table %s",
+							outbox_qualified_relname(relid)),
+					 errdetail("Function %s serializes the table's rows.", name),
+					 errhint("Call outbox.publish() again without this serializer, or outbox.unpublish() the table first.")));
+	}
+
+	queue = queue_called_back_by(name);
+	if (queue != NULL &&
+		!OidIsValid(outbox_resolve_stored_function(name, outbox_payload_type())))
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop function %s: it is the callback of the subscription of queue \"%s\"",
+						name, queue),
+				 errhint("Call outbox.unsubscribe('%s') first.", queue)));
+}
+
+/*
+ * The tables with a configuration whose serializer is stored as name.
+ */
+static List *
+tables_serialized_by(const char *name)
+{
+	return select_oids(outbox_table_owner("publish_config"),
+					   "SELECT relid::pg_catalog.oid FROM outbox.publish_config"
+					   " WHERE serializer OPERATOR(pg_catalog.=) $1",
+					   TEXTOID, CStringGetTextDatum(name));
+}
+
+/*
+ * The queue of a subscription whose callback is stored as name, or NULL.
+ */
+static char *
+queue_called_back_by(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(name);
+	outbox_execute_as(outbox_table_owner("subscription"),
+					  "SELECT queue_name FROM outbox.subscription"
+					  " WHERE callback OPERATOR(pg_catalog.=) $1 LIMIT 1",
+					  1, argtypes, args, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return NULL;
+	return TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Event trigger on sql_drop: forget the configurations of dropped tables,
+ * and refuse to drop what a table that stays, or a subscription, needs.
+ */
+Datum
+outbox_sql_drop(PG_FUNCTION_ARGS)
+{
+	List	   *dropped_tables = NIL;
+	List	   *check_tables = NIL;
+	List	   *triggered = NIL;
+	List	   *dropped_functions = NIL;
+	ListCell   *lc;
+	uint64		i;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	check_event_trigger_call(fcinfo, "sql_drop");
+	/* DROP EXTENSION outbox: nothing left to keep consistent */
+	if (!OidIsValid(outbox_publish_config_relid()))
+		PG_RETURN_VOID();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT classid, objid, objsubid, address_names"
+					"  FROM pg_catalog.pg_event_trigger_dropped_objects()",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Oid			classid = DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull));
+		Oid			objid = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
+		int32		objsubid = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
+		Datum		names_datum = SPI_getbinval(row, desc, 4, &isnull);
+		Datum	   *names = NULL;
+		int			nnames = 0;
+
+		if (!isnull)
+			deconstruct_array(DatumGetArrayTypeP(names_datum), TEXTOID, -1,
+							  false, TYPALIGN_INT, &names, NULL, &nnames);
+
+		if (classid == RelationRelationId && objsubid == 0)
+			dropped_tables = lappend_oid(dropped_tables, objid);
+		else if (classid == RelationRelationId)
+			check_tables = list_append_unique_oid(check_tables, objid);
+		else if (classid == TriggerRelationId && nnames == 3)
+		{
+			/* schema, table, trigger: the table may stay */
+			Oid			nspoid = get_namespace_oid(TextDatumGetCString(names[0]), true);
+			Oid			relid = InvalidOid;
+
+			if (OidIsValid(nspoid))
+				relid = get_relname_relid(TextDatumGetCString(names[1]), nspoid);
+			if (OidIsValid(relid))
+				triggered = list_append_unique_oid(triggered, relid);
+		}
+		else if (classid == ProcedureRelationId && nnames == 2)
+			dropped_functions =
+				lappend(dropped_functions,
+						quote_qualified_identifier(TextDatumGetCString(names[0]),
+												   TextDatumGetCString(names[1])));
+	}
+
+	foreach(lc, dropped_tables)
+	{
+		args[0] = ObjectIdGetDatum(lfirst_oid(lc));
+		outbox_write_publish_config("DELETE FROM outbox.publish_config"
+									" WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+									1, argtypes, args, NULL, SPI_OK_DELETE);
+	}
+	foreach(lc, triggered)
+		outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_TRIGGER);
+	foreach(lc, check_tables)
+		outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_DDL);
+	foreach(lc, dropped_functions)
+		check_dropped_function((const char *) lfirst(lc));
+
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * Refuse to rename or move function funcoid if it is stored by name as a
+ * serializer or callback.  action says what the command does.
+ */
+static void
+refuse_if_stored(Oid funcoid, const char *action)
+{
+	HeapTuple	tuple;
+	Oid			argtype = InvalidOid;
+	char	   *name;
+	ListCell   *lc;
+
+	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcoid));
+	if (!HeapTupleIsValid(tuple))
+		return;
+	if (((Form_pg_proc) GETSTRUCT(tuple))->pronargs == 1)
+		argtype = ((Form_pg_proc) GETSTRUCT(tuple))->proargtypes.values[0];
+	ReleaseSysCache(tuple);
+	if (!OidIsValid(argtype))
+		return;					/* neither a serializer nor a callback */
+	name = outbox_stored_function_name(funcoid);
+
+	if (argtype == outbox_payload_type())
+	{
+		char	   *queue = queue_called_back_by(name);
+
+		if (queue != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot %s function %s: it is the callback of the subscription of queue \"%s\"",
+							action, name, queue),
+					 errdetail("A subscription finds its callback by its schema-qualified name."),
+					 errhint("Call outbox.unsubscribe('%s') first, then outbox.subscribe() again with the new name.",
+							 queue)));
+		return;
+	}
+
+	foreach(lc, tables_serialized_by(name))
+	{
+		if (get_rel_type_id(lfirst_oid(lc)) == argtype)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot %s function %s: it is the serializer of table %s",
+							action, name, outbox_qualified_relname(lfirst_oid(lc))),
+					 errdetail("A publication finds its serializer by its schema-qualified name."),
+					 errhint("Call outbox.unpublish() on the table first, then outbox.publish() again with the new name.")));
+	}
+}
+
+/*
+ * Refuse to rename or move (action) the object of a command, if it is a
+ * function stored by name.
+ */
+static void
+refuse_function_change(ObjectType objtype, Node *object, const char *action)
+{
+	if (objtype == OBJECT_FUNCTION || objtype == OBJECT_ROUTINE)
+		refuse_if_stored(LookupFuncWithArgs(objtype,
+											castNode(ObjectWithArgs, object),
+											true),
+						 action);
+}
+
+/*
+ * Refuse to rename schema nspoid if it holds a serializer or a callback.
+ */
+static void
+refuse_if_schema_holds_stored(Oid nspoid)
+{
+	char	   *nspname = get_namespace_name(nspoid);
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	int			i;
+	static const char *const queries[2][2] = {
+		{"publish_config",
+			"SELECT serializer FROM outbox.publish_config"
+			" WHERE pg_catalog.starts_with(serializer, $1) LIMIT 1"},
+		{"subscription",
+			"SELECT callback FROM outbox.subscription"
+			" WHERE pg_catalog.starts_with(callback, $1) LIMIT 1"},
+	};
+
+	if (nspname == NULL)
+		return;
+	/* stored names are quoted as quote_qualified_identifier() quotes */
+	args[0] = CStringGetTextDatum(psprintf("%s.", quote_identifier(nspname)));
+	for (i = 0; i < 2; i++)
+	{
+		outbox_execute_as(outbox_table_owner(queries[i][0]), queries[i][1],
+						  1, argtypes, args, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+		{
+			bool		isnull;
+			char	   *name = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc,
+																 1, &isnull));
+
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot rename schema \"%s\": it holds %s %s",
+							nspname, i == 0 ? "serializer" : "callback", name),
+					 errdetail("outbox finds serializers and callbacks by their schema-qualified names."),
+					 i == 0 ?
+					 errhint("Call outbox.unpublish() on the tables it serializes first.") :
+					 errhint("Call outbox.unsubscribe() on the queues it consumes first.")));
+		}
+	}
+}
+
+/*
+ * Refuse to move extension extoid to another schema if one of its functions
+ * is a serializer or a callback.
+ */
+static void
+refuse_extension_move(Oid extoid)
+{
+	Relation	deprel;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	List	   *members = NIL;
+	ListCell   *lc;
+
+	if (!OidIsValid(extoid))
+		return;
+	deprel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&keys[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(ExtensionRelationId));
+	ScanKeyInit(&keys[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(deprel, DependReferenceIndexId, true, NULL, 2,
+							  keys);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tuple);
+
+		if (dep->classid == ProcedureRelationId &&
+			dep->deptype == DEPENDENCY_EXTENSION)
+			members = lappend_oid(members, dep->objid);
+	}
+	systable_endscan(scan);
+	table_close(deprel, AccessShareLock);
+
+	foreach(lc, members)
+		refuse_if_stored(lfirst_oid(lc), "move");
+}
+
+/*
+ * Event trigger on ddl_command_start, for ALTER FUNCTION, ALTER ROUTINE,
+ * ALTER SCHEMA and ALTER EXTENSION: refuse renames and moves that would
+ * leave a stored serializer or callback name resolving to nothing.
+ */
+Datum
+outbox_ddl_command_start(PG_FUNCTION_ARGS)
+{
+	Node	   *parsetree;
+
+	check_event_trigger_call(fcinfo, "ddl_command_start");
+	if (!OidIsValid(outbox_publish_config_relid()))
+		PG_RETURN_VOID();
+	parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (IsA(parsetree, RenameStmt))
+	{
+		RenameStmt *stmt = (RenameStmt *) parsetree;
+
+		if (stmt->renameType == OBJECT_SCHEMA)
+			refuse_if_schema_holds_stored(get_namespace_oid(stmt->subname, true));
+		else
+			refuse_function_change(stmt->renameType, stmt->object, "rename");
+	}
+	else if (IsA(parsetree, AlterObjectSchemaStmt))
+	{
+		AlterObjectSchemaStmt *stmt = (AlterObjectSchemaStmt *) parsetree;
+
+		if (stmt->objectType == OBJECT_EXTENSION)
+			refuse_extension_move(get_extension_oid(strVal(stmt->object), true));
+		else
+			refuse_function_change(stmt->objectType, stmt->object, "move");
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
