@@ -20,7 +20,7 @@
  *   outbox_published_before_update(), which checks it the same way, so that
  *   nothing that cannot be sent gets in by UPDATE either.  The publisher's
  *   own updates (status, retry, last_error, next_attempt_at) and redrive's
- *   change none of those and are not checked.
+ *   set none of those columns and do not fire it (BEFORE UPDATE OF ...).
  *
  * Both triggers refuse to run on any other table or event: anyone may
  * create a trigger on their own table with them.  Rows written under
