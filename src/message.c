@@ -80,8 +80,8 @@
 
 /*
  * The most a jsonb grows when rendered as text (and a header value when
- * escaped for STOMP), per stored byte: a numeric of a dozen bytes prints as
- * up to 147455 digits.  A message whose stored size times this fits the
+ * escaped for STOMP), per stored byte: a numeric stored in 14 bytes prints
+ * as up to 147455 digits.  A message whose stored size times this fits the
  * limit is not rendered to be measured.
  */
 #define JSONB_MAX_TEXT_GROWTH	16384
@@ -89,7 +89,7 @@
 /*
  * The function named by outbox.generate_headers, resolved once per name.
  * It is published only when complete (see lookup_generate_headers()), and
- * the invalidation callback only clears the flag, whatever the state.
+ * the invalidation callback only moves a counter, whatever the state.
  */
 typedef struct GenerateHeaders
 {
