@@ -96,6 +96,19 @@ DROP TRIGGER outbox_capture_later ON pub;
 INSERT INTO pub VALUES (3, 'c');
 SELECT destination, body FROM outbox.published;
 TRUNCATE outbox.published;
+-- a configuration written by hand is checked as publish() checks it: a
+-- serializer of other types would be called with the wrong arguments
+CREATE FUNCTION wrong_result(r pub) RETURNS int LANGUAGE sql AS 'SELECT 1';
+CREATE FUNCTION wrong_argument(r int) RETURNS jsonb LANGUAGE sql AS 'SELECT $1::text::jsonb';
+UPDATE outbox.publish_config SET serializer = 'wrong_result(pub)' WHERE relid = 'pub'::regclass;
+INSERT INTO pub VALUES (4, 'd');
+UPDATE outbox.publish_config SET serializer = 'wrong_argument(int)' WHERE relid = 'pub'::regclass;
+INSERT INTO pub VALUES (4, 'd');
+UPDATE outbox.publish_config SET serializer = NULL WHERE relid = 'pub'::regclass;
+DROP FUNCTION wrong_result(pub), wrong_argument(int);
+INSERT INTO pub VALUES (4, 'd');
+SELECT destination, body FROM outbox.published;
+TRUNCATE outbox.published;
 
 --
 -- 2. What cannot be sent is refused on UPDATE as on INSERT.

@@ -50,6 +50,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -311,9 +312,10 @@ load_configs(CaptureEntry *entry, Relation rel)
 		{
 			Oid			serializer = DatumGetObjectId(value);
 
+			config->serializer_returns_json =
+				(outbox_check_serializer(rel, serializer) == JSONOID);
 			fmgr_info_cxt(serializer, &config->serializer, entry->context);
 			config->has_serializer = true;
-			config->serializer_returns_json = (get_func_rettype(serializer) == JSONOID);
 		}
 		else
 		{
@@ -326,6 +328,52 @@ load_configs(CaptureEntry *entry, Relation rel)
 	}
 
 	SPI_finish();
+}
+
+/*
+ * Check that funcoid can serialize rows of rel: a function of exactly one
+ * argument of rel's row type, returning one json or jsonb value, which it
+ * returns.  outbox.publish() checks it, and so does every load of the
+ * capture cache, since a configuration may have been written another way
+ * (a restore, a superuser's DML) and calling a function with arguments or
+ * a result of other types would crash the backend.
+ */
+Oid
+outbox_check_serializer(Relation rel, Oid funcoid)
+{
+	Oid			rowtype = rel->rd_rel->reltype;
+	HeapTuple	proctup;
+	Form_pg_proc procform;
+	bool		fits;
+	Oid			rettype;
+
+	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcoid));
+	if (!HeapTupleIsValid(proctup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("serializer function %u of table \"%s\" does not exist",
+						funcoid, RelationGetRelationName(rel)),
+				 errhint("Call outbox.publish() again with an existing serializer.")));
+	procform = (Form_pg_proc) GETSTRUCT(proctup);
+	rettype = procform->prorettype;
+	fits = procform->prokind == PROKIND_FUNCTION && !procform->proretset &&
+		procform->pronargs == 1 && procform->proargtypes.values[0] == rowtype;
+	ReleaseSysCache(proctup);
+
+	if (!fits)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("function %s cannot serialize rows of table \"%s\"",
+						format_procedure(funcoid), RelationGetRelationName(rel)),
+				 errdetail("A serializer takes exactly one argument of type %s and returns one value.",
+						   format_type_be(rowtype))));
+	if (rettype != JSONOID && rettype != JSONBOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("serializer %s must return json or jsonb",
+						format_procedure(funcoid)),
+				 errdetail("It returns %s.", format_type_be(rettype))));
+	return rettype;
 }
 
 /*

@@ -240,6 +240,7 @@ extern void outbox_launch_consumers(void);
 
 /* in capture.c; the trigger is created by outbox.publish() */
 #define OUTBOX_CAPTURE_TRIGGER_NAME "outbox_capture"
+extern Oid	outbox_check_serializer(Relation rel, Oid funcoid);
 
 
 /* in publish.c: also outbox.publish() and outbox.unpublish() */
