@@ -8,7 +8,7 @@ TRUNCATE outbox.published;
 INSERT INTO outbox.published (destination, version, body) VALUES ('/topic/a', 'v2', '{}');
 INSERT INTO outbox.published (destination, body) VALUES ('/topic/b', '{"some": "data"}');
 SELECT destination, version, body, status, retry, last_error,
-       expires_at - added AS keeps_for,
+       expires_at - added BETWEEN interval '1 day' AND interval '1 day 1 second' AS keeps_a_day,
        headers->>'dop-msg-id' = id::text AS msg_id_is_id,
        headers->>'dop-msg-destination' AS msg_destination,
        headers->>'dop-msg-type' AS msg_type,

@@ -6,7 +6,7 @@
  * outbox.publish() puts the trigger outbox_capture (AFTER INSERT OR UPDATE,
  * FOR EACH ROW) on a table.  For each row it writes one outbox.published
  * row per configuration of the table, in the same transaction, with the
- * body that DESIGN.md describes:
+ * body django-outbox-pattern gives it:
  *
  * - all columns: to_jsonb() of the row, PostgreSQL's own rendering of
  *   every type (numeric stays exact, timestamps ISO 8601);
@@ -22,6 +22,26 @@
  * outbox_publish_config_changed invalidates the table concerned).  A change
  * of any function drops every entry, since a serializer may be redefined.
  *
+ * The configurations are read with the latest snapshot, as the catalogs
+ * are: a transaction that started before publish() committed sees the
+ * trigger, and captures by the configuration that came with it.
+ *
+ * What may arrive at any time: the invalidation callbacks run whenever a
+ * lock is taken, loading included, so they only clear flags, tolerate a
+ * cache not yet built, and the cache is published only once built.  A
+ * serializer may write to a published table itself and so reload the entry
+ * being used up the stack: each call keeps its own pointer to the
+ * configuration array, whose memory a reload leaves until the end of the
+ * transaction.
+ *
+ * Anyone may create a trigger with outbox.capture() on a table of their
+ * own: it refuses to run but as the AFTER INSERT OR UPDATE FOR EACH ROW
+ * trigger "outbox_capture" that outbox.publish() creates, on a table that
+ * has a configuration.  outbox's own query runs with search_path pinned to
+ * pg_catalog, pg_temp and qualifies its operators; a serializer runs as the
+ * writer, and what settings it changes are rolled back after it
+ * (outbox_call_user_function()).
+ *
  * src/capture.c
  *
  *-------------------------------------------------------------------------
@@ -30,6 +50,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -39,13 +60,16 @@
 #include "utils/builtins.h"
 #include "utils/regproc.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "outbox.h"
 
@@ -81,12 +105,15 @@ static HTAB *capture_cache = NULL;
 
 /* to_jsonb(record), with an expression that tells it its argument's type */
 static FmgrInfo to_jsonb_finfo;
+static bool to_jsonb_ready = false;
+static bool callbacks_registered = false;
 
 static void capture_cache_init(void);
 static void capture_relcache_callback(Datum arg, Oid relid);
 static void capture_syscache_callback(Datum arg, int cacheid,
 									  uint32 hashvalue);
 static CaptureEntry *capture_entry(Relation rel);
+static void check_capture_trigger(FunctionCallInfo fcinfo);
 static void load_configs(CaptureEntry *entry, Relation rel);
 static void resolve_fields(CaptureConfig *config, Relation rel,
 						   ArrayType *fields);
@@ -94,46 +121,61 @@ static Jsonb *build_body(CaptureConfig *config, Relation rel,
 						 HeapTuple tuple);
 
 /*
- * Set up the cache and its invalidation callbacks, once per backend.
+ * Set up the cache and its invalidation callbacks, once per backend.  Each
+ * part is marked done only when complete, and the cache itself comes last,
+ * so that an error half-way is retried at the next row.
  */
 static void
 capture_cache_init(void)
 {
 	HASHCTL		ctl;
-	FuncExpr   *expr;
-	MemoryContext oldcontext;
+
+	if (!to_jsonb_ready)
+	{
+		MemoryContext oldcontext;
+		FuncExpr   *expr;
+
+		/*
+		 * to_jsonb(anyelement) finds its argument's type in fn_expr; every
+		 * row we pass is a composite datum that carries its own row type.
+		 */
+		oldcontext = MemoryContextSwitchTo(CacheMemoryContext);
+		expr = makeFuncExpr(F_TO_JSONB, JSONBOID,
+							list_make1(makeNullConst(RECORDOID, -1, InvalidOid)),
+							InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+		fmgr_info_cxt(F_TO_JSONB, &to_jsonb_finfo, CacheMemoryContext);
+		to_jsonb_finfo.fn_expr = (Node *) expr;
+		MemoryContextSwitchTo(oldcontext);
+		to_jsonb_ready = true;
+	}
+
+	if (!callbacks_registered)
+	{
+		CacheRegisterRelcacheCallback(capture_relcache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(PROCOID, capture_syscache_callback,
+									  (Datum) 0);
+		callbacks_registered = true;
+	}
 
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(CaptureEntry);
 	ctl.hcxt = CacheMemoryContext;
 	capture_cache = hash_create("outbox capture cache", 64, &ctl,
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-
-	CacheRegisterRelcacheCallback(capture_relcache_callback, (Datum) 0);
-	CacheRegisterSyscacheCallback(PROCOID, capture_syscache_callback,
-								  (Datum) 0);
-
-	/*
-	 * to_jsonb(anyelement) finds its argument's type in fn_expr; every row
-	 * we pass is a composite datum that carries its own row type.
-	 */
-	oldcontext = MemoryContextSwitchTo(CacheMemoryContext);
-	fmgr_info_cxt(F_TO_JSONB, &to_jsonb_finfo, CacheMemoryContext);
-	expr = makeFuncExpr(F_TO_JSONB, JSONBOID,
-						list_make1(makeNullConst(RECORDOID, -1, InvalidOid)),
-						InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
-	to_jsonb_finfo.fn_expr = (Node *) expr;
-	MemoryContextSwitchTo(oldcontext);
 }
 
 /*
- * Mark the entry of relid, or every entry, as needing a reload.
+ * Mark the entry of relid, or every entry, as needing a reload; nothing to
+ * do before the cache exists.
  */
 static void
 capture_relcache_callback(Datum arg, Oid relid)
 {
 	HASH_SEQ_STATUS status;
 	CaptureEntry *entry;
+
+	if (capture_cache == NULL)
+		return;
 
 	if (OidIsValid(relid))
 	{
@@ -218,18 +260,32 @@ load_configs(CaptureEntry *entry, Relation rel)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
+	SPIPlanPtr	plan;
 	uint64		i;
+	int			save_nestlevel;
 	int			ret;
 
 	args[0] = ObjectIdGetDatum(RelationGetRelid(rel));
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute_with_args("SELECT destination, version, fields, serializer"
-								"  FROM outbox.publish_config"
-								" WHERE relid::oid = $1"
-								" ORDER BY destination, version NULLS FIRST",
-								1, argtypes, args, NULL, true, 0);
+
+	/* the writer's search_path must not choose what this query calls */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	plan = SPI_prepare("SELECT destination, version, fields, serializer"
+					   "  FROM outbox.publish_config"
+					   " WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+					   " ORDER BY destination, version NULLS FIRST",
+					   1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the query of outbox.publish_config: %s",
+			 SPI_result_code_string(SPI_result));
+	ret = SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(),
+							   InvalidSnapshot, true, false, 0);
+	AtEOXact_GUC(true, save_nestlevel);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read outbox.publish_config: %s",
 			 SPI_result_code_string(ret));
@@ -265,9 +321,10 @@ load_configs(CaptureEntry *entry, Relation rel)
 						 errmsg("serializer %s of table \"%s\" does not exist",
 								name, RelationGetRelationName(rel)),
 						 errhint("Call outbox.publish() again with an existing serializer, or outbox.unpublish() the table.")));
+			config->serializer_returns_json =
+				(outbox_check_serializer(rel, serializer) == JSONOID);
 			fmgr_info_cxt(serializer, &config->serializer, entry->context);
 			config->has_serializer = true;
-			config->serializer_returns_json = (get_func_rettype(serializer) == JSONOID);
 		}
 		else
 		{
@@ -280,6 +337,52 @@ load_configs(CaptureEntry *entry, Relation rel)
 	}
 
 	SPI_finish();
+}
+
+/*
+ * Check that funcoid can serialize rows of rel: a function of exactly one
+ * argument of rel's row type, returning one json or jsonb value, which it
+ * returns.  outbox.publish() checks it, and so does every load of the
+ * capture cache, since a configuration may have been written another way
+ * (a restore, a superuser's DML) and calling a function with arguments or
+ * a result of other types would crash the backend.
+ */
+Oid
+outbox_check_serializer(Relation rel, Oid funcoid)
+{
+	Oid			rowtype = rel->rd_rel->reltype;
+	HeapTuple	proctup;
+	Form_pg_proc procform;
+	bool		fits;
+	Oid			rettype;
+
+	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcoid));
+	if (!HeapTupleIsValid(proctup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("serializer function %u of table \"%s\" does not exist",
+						funcoid, RelationGetRelationName(rel)),
+				 errhint("Call outbox.publish() again with an existing serializer.")));
+	procform = (Form_pg_proc) GETSTRUCT(proctup);
+	rettype = procform->prorettype;
+	fits = procform->prokind == PROKIND_FUNCTION && !procform->proretset &&
+		procform->pronargs == 1 && procform->proargtypes.values[0] == rowtype;
+	ReleaseSysCache(proctup);
+
+	if (!fits)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("function %s cannot serialize rows of table \"%s\"",
+						format_procedure(funcoid), RelationGetRelationName(rel)),
+				 errdetail("A serializer takes exactly one argument of type %s and returns one value.",
+						   format_type_be(rowtype))));
+	if (rettype != JSONOID && rettype != JSONBOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("serializer %s must return json or jsonb",
+						format_procedure(funcoid)),
+				 errdetail("It returns %s.", format_type_be(rettype))));
+	return rettype;
 }
 
 /*
@@ -358,7 +461,7 @@ build_body(CaptureConfig *config, Relation rel, HeapTuple tuple)
 								 InvalidOid, NULL, NULL);
 		fcinfo->args[0].value = heap_copy_tuple_as_datum(tuple, desc);
 		fcinfo->args[0].isnull = false;
-		result = FunctionCallInvoke(fcinfo);
+		result = outbox_call_user_function(fcinfo);
 		if (fcinfo->isnull)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -390,7 +493,42 @@ build_body(CaptureConfig *config, Relation rel, HeapTuple tuple)
 }
 
 /*
+ * Refuse to run outbox.capture() but as the trigger outbox.publish()
+ * creates: AFTER INSERT OR UPDATE FOR EACH ROW, named outbox_capture, not
+ * deferred (it would capture after unpublish()).  A second trigger with it
+ * would send every row twice.
+ */
+static void
+check_capture_trigger(FunctionCallInfo fcinfo)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("outbox.capture() must be fired AFTER INSERT OR UPDATE FOR EACH ROW"),
+				 errhint("Use outbox.publish() to publish a table.")));
+	if (strcmp(trigdata->tg_trigger->tgname, OUTBOX_CAPTURE_TRIGGER_NAME) != 0 ||
+		OidIsValid(trigdata->tg_trigger->tgconstraint))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("outbox.capture() must be fired by the trigger \"%s\" that outbox.publish() creates, not by trigger \"%s\" on table \"%s\"",
+						OUTBOX_CAPTURE_TRIGGER_NAME,
+						trigdata->tg_trigger->tgname,
+						RelationGetRelationName(trigdata->tg_relation)),
+				 errhint("Drop trigger \"%s\"; use outbox.publish() to publish a table.",
+						 trigdata->tg_trigger->tgname)));
+}
+
+/*
  * Trigger AFTER INSERT OR UPDATE FOR EACH ROW of published tables.
+ *
+ * The configurations are taken out of the cache entry first: a serializer
+ * may write to a published table and so reload the entry.
  */
 Datum
 outbox_capture(PG_FUNCTION_ARGS)
@@ -398,24 +536,30 @@ outbox_capture(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	HeapTuple	tuple;
 	CaptureEntry *entry;
+	CaptureConfig *configs;
+	int			nconfigs;
 	int			i;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("outbox.capture() must be fired AFTER INSERT OR UPDATE FOR EACH ROW"),
-				 errhint("Use outbox.publish() to publish a table.")));
+	check_capture_trigger(fcinfo);
 
 	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
 		trigdata->tg_newtuple : trigdata->tg_trigtuple;
 
 	entry = capture_entry(trigdata->tg_relation);
-	for (i = 0; i < entry->nconfigs; i++)
+	nconfigs = entry->nconfigs;
+	configs = entry->configs;
+	if (nconfigs == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("table \"%s\" is not published by outbox",
+						RelationGetRelationName(trigdata->tg_relation)),
+				 errdetail("Its trigger \"%s\" runs outbox.capture(), but outbox.publish_config has no configuration for it.",
+						   trigdata->tg_trigger->tgname),
+				 errhint("Use outbox.publish() to publish the table, or drop the trigger.")));
+
+	for (i = 0; i < nconfigs; i++)
 	{
-		CaptureConfig *config = &entry->configs[i];
+		CaptureConfig *config = &configs[i];
 		OutboxMessage message;
 
 		memset(&message, 0, sizeof(message));
@@ -423,8 +567,10 @@ outbox_capture(PG_FUNCTION_ARGS)
 		message.destination = config->destination;
 		message.version = config->version;
 		message.body = build_body(config, trigdata->tg_relation, tuple);
-		message.added = GetCurrentTransactionStartTimestamp();
-		message.expires_at_isnull = true;
+		/* written now, and expiring a day from now, however old the transaction */
+		message.added = GetCurrentTimestamp();
+		message.expires_at = message.added + OUTBOX_DEFAULT_EXPIRY_USECS;
+		message.expires_at_isnull = false;
 		outbox_insert_published(&message);
 	}
 
@@ -434,7 +580,9 @@ outbox_capture(PG_FUNCTION_ARGS)
 /*
  * Trigger AFTER INSERT OR UPDATE OR DELETE (row) and AFTER TRUNCATE
  * (statement) on outbox.publish_config: make every backend reload the
- * configurations of the tables concerned at its next command.
+ * configurations of the tables concerned at its next command.  It refuses
+ * any other table or event: on a table of anyone's, per statement, it
+ * would invalidate every backend's caches at every statement.
  */
 Datum
 outbox_publish_config_changed(PG_FUNCTION_ARGS)
@@ -445,8 +593,21 @@ outbox_publish_config_changed(PG_FUNCTION_ARGS)
 	int			relid_attnum;
 	int			i;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "outbox_publish_config_changed must be fired as a trigger");
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		(TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ?
+		 TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) :
+		 !TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("outbox.publish_config_changed() must be fired AFTER INSERT, UPDATE or DELETE FOR EACH ROW, or AFTER TRUNCATE"),
+				 errhint("It is the trigger of outbox.publish_config; do not use it elsewhere.")));
+	if (RelationGetRelid(trigdata->tg_relation) != outbox_table_relid("publish_config"))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("outbox.publish_config_changed() must be fired on outbox.publish_config, not on table \"%s\"",
+						RelationGetRelationName(trigdata->tg_relation)),
+				 errhint("It is the trigger of outbox.publish_config; do not use it elsewhere.")));
 
 	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 	{
@@ -456,6 +617,8 @@ outbox_publish_config_changed(PG_FUNCTION_ARGS)
 
 	desc = RelationGetDescr(trigdata->tg_relation);
 	relid_attnum = SPI_fnumber(desc, "relid");
+	if (relid_attnum <= 0)
+		elog(ERROR, "outbox.publish_config has no column \"relid\"");
 	tuples[0] = trigdata->tg_trigtuple;
 	tuples[1] = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
 		trigdata->tg_newtuple : NULL;

@@ -12,7 +12,29 @@
  *		user headers < outbox.generate_headers() < dop-* headers
  *
  * so that the built-in headers, on which idempotent consumers rely, always
- * win, as in the seed library.
+ * win, as in django-outbox-pattern.  A row of outbox.published changed by
+ * UPDATE in any of its message columns gets the same treatment (but its
+ * destination already carries the version suffix), so that what cannot be
+ * sent is refused on UPDATE as on INSERT; the publisher fails alone any row
+ * that bypassed the triggers (session_replication_role = replica).
+ *
+ * What every message must be:
+ *
+ * - its id a version 7 UUID dated no later than a day ahead: the
+ *   publisher's scans and its retention walk the primary key in id order,
+ *   and would never reach a nil id, nor for centuries a random one;
+ * - its destination, version and headers sendable (see check_name_text()
+ *   and check_headers());
+ * - its frame, body and headers as the wire carries them, no larger than
+ *   outbox.max_message_size, so that the broker (RabbitMQ's
+ *   max_message_size) and the publisher's output buffer can take it.
+ *
+ * The functions a user names run as the writer and keep nothing they
+ * change: a serializer (capture.c) and the outbox.generate_headers function
+ * are called inside a GUC nest level that is rolled back after them, as
+ * PostgreSQL does for the functions an index build calls, so that neither
+ * can leave a search_path under which outbox's own lookups would find
+ * another schema's objects.  outbox.generate_headers must name its schema.
  *
  * src/message.c
  *
@@ -30,6 +52,7 @@
 #include "utils/datetime.h"
 #include "utils/regproc.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
@@ -38,24 +61,59 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "stomp/stomp_frame.h"
+
 #include "outbox.h"
 
-/* what the seed library puts in dop-msg-type: the name of its model */
+/* what django-outbox-pattern puts in dop-msg-type: the name of its model */
 #define OUTBOX_MESSAGE_TYPE "Published"
 
-/* The function named by outbox.generate_headers, resolved once per name */
-static char *generate_headers_name = NULL;
-static Oid	generate_headers_oid = InvalidOid;
-static FmgrInfo generate_headers_finfo;
+/* How far ahead of the clock a message id may be dated */
+#define MAX_ID_AHEAD_MS		((int64) 24 * 60 * 60 * 1000)
+
+/*
+ * Bytes of a SEND frame that are not the body nor the user's headers:
+ * the command, the destination, content-type, content-length, persistent
+ * and receipt headers that the STOMP client adds, and the NUL.
+ */
+#define FRAME_OVERHEAD_BYTES	(128 + 2 * OUTBOX_MAX_DESTINATION_LEN)
+
+/*
+ * The most a jsonb grows when rendered as text (and a header value when
+ * escaped for STOMP), per stored byte: a numeric stored in 14 bytes prints
+ * as up to 147455 digits.  A message whose stored size times this fits the
+ * limit is not rendered to be measured.
+ */
+#define JSONB_MAX_TEXT_GROWTH	16384
+
+/*
+ * The function named by outbox.generate_headers, resolved once per name.
+ * It is published only when complete (see lookup_generate_headers()), and
+ * the invalidation callback only moves a counter, whatever the state.
+ */
+typedef struct GenerateHeaders
+{
+	char	   *name;			/* the setting it was resolved from */
+	uint64		generation;		/* generate_headers_invalidations then */
+	MemoryContext context;		/* holds this struct and finfo's extra */
+	FmgrInfo	finfo;
+} GenerateHeaders;
+
+static GenerateHeaders *generate_headers = NULL;
+static uint64 generate_headers_invalidations = 0;
 static bool generate_headers_callback_registered = false;
 
 static void check_name_text(const char *what, const char *value);
+static void check_version(const char *version);
+static void check_id(const pg_uuid_t *id);
+static void check_size(OutboxMessage *message);
 static void check_headers(Jsonb *headers, const char *origin);
+static void finish_message(OutboxMessage *message, Relation rel);
 static void push_string_member(JsonbParseState **state, const char *key,
 							   const char *value);
 static Jsonb *builtin_headers(OutboxMessage *message);
 static Jsonb *call_generate_headers(Relation rel, OutboxMessage *message);
-static Oid	lookup_generate_headers(Oid rowtype);
+static GenerateHeaders *lookup_generate_headers(Oid rowtype);
 static Jsonb *jsonb_merge(Jsonb *a, Jsonb *b);
 static void generate_headers_invalidate(Datum arg, int cacheid,
 										uint32 hashvalue);
@@ -88,6 +146,21 @@ check_name_text(const char *what, const char *value)
 }
 
 /*
+ * Refuse a version that cannot be sent as a destination's suffix.
+ */
+static void
+check_version(const char *version)
+{
+	check_name_text("version", version);
+	if (strlen(version) > OUTBOX_MAX_VERSION_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("outbox version is too long"),
+				 errdetail("The version is %zu bytes long; the limit is %d.",
+						   strlen(version), OUTBOX_MAX_VERSION_LEN)));
+}
+
+/*
  * Validate a destination and its optional version as outbox.publish() and
  * outbox.published take them; error out with a clear message if either
  * cannot be sent.
@@ -102,13 +175,7 @@ outbox_check_destination(const char *destination, const char *version)
 
 	if (version != NULL)
 	{
-		check_name_text("version", version);
-		if (strlen(version) > OUTBOX_MAX_VERSION_LEN)
-			ereport(ERROR,
-					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-					 errmsg("outbox version is too long"),
-					 errdetail("The version is %zu bytes long; the limit is %d.",
-							   strlen(version), OUTBOX_MAX_VERSION_LEN)));
+		check_version(version);
 		length += 1 + strlen(version);
 	}
 
@@ -264,28 +331,42 @@ builtin_headers(OutboxMessage *message)
 }
 
 /*
- * Forget the resolved outbox.generate_headers function when pg_proc changes.
+ * Forget the resolved outbox.generate_headers function when pg_proc
+ * changes.  Only a counter moves, so that this is safe whatever state the
+ * lookup is in when the invalidation arrives.
  */
 static void
 generate_headers_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 {
-	generate_headers_oid = InvalidOid;
+	generate_headers_invalidations++;
 }
 
 /*
  * Resolve outbox.generate_headers to a function taking the outbox.published
  * row type and returning jsonb, or error out saying what is wrong with it.
+ *
+ * The name must be schema-qualified: resolved in the writer's search_path,
+ * it would be whichever function the writer (or a serializer that changed
+ * the search_path) put first.  The result is built in the current memory
+ * context and kept only once complete, so that an error half-way leaves the
+ * previous one untouched; that previous one may still be running up the
+ * stack, so it lives until the end of the transaction.
  */
-static Oid
+static GenerateHeaders *
 lookup_generate_headers(Oid rowtype)
 {
+	GenerateHeaders *resolved;
+	MemoryContext context;
 	List	   *names;
+	char	   *schemaname;
+	char	   *funcname;
 	Oid			funcoid;
+	uint64		generation;
 
-	if (generate_headers_name != NULL &&
-		strcmp(generate_headers_name, outbox_generate_headers) == 0 &&
-		OidIsValid(generate_headers_oid))
-		return generate_headers_oid;
+	if (generate_headers != NULL &&
+		generate_headers->generation == generate_headers_invalidations &&
+		strcmp(generate_headers->name, outbox_generate_headers) == 0)
+		return generate_headers;
 
 	if (!generate_headers_callback_registered)
 	{
@@ -293,8 +374,20 @@ lookup_generate_headers(Oid rowtype)
 									  (Datum) 0);
 		generate_headers_callback_registered = true;
 	}
+	/* an invalidation from here on makes the result good for this call only */
+	generation = generate_headers_invalidations;
 
 	names = stringToQualifiedNameList(outbox_generate_headers);
+	DeconstructQualifiedName(names, &schemaname, &funcname);
+	if (schemaname == NULL || strncmp(schemaname, "pg_temp", 7) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("outbox.generate_headers must name the schema of its function"),
+				 errdetail("\"%s\" would be looked up in each writer's own schemas.",
+						   outbox_generate_headers),
+				 errhint("Set outbox.generate_headers to a schema-qualified name such as 'public.%s'.",
+						 funcname)));
+
 	funcoid = LookupFuncName(names, 1, &rowtype, true);
 	if (!OidIsValid(funcoid))
 		ereport(ERROR,
@@ -308,13 +401,37 @@ lookup_generate_headers(Oid rowtype)
 				 errmsg("function %s named by outbox.generate_headers must return jsonb",
 						format_procedure(funcoid))));
 
-	if (generate_headers_name != NULL)
-		pfree(generate_headers_name);
-	generate_headers_name = MemoryContextStrdup(TopMemoryContext,
-												outbox_generate_headers);
-	fmgr_info_cxt(funcoid, &generate_headers_finfo, TopMemoryContext);
-	generate_headers_oid = funcoid;
-	return funcoid;
+	context = AllocSetContextCreate(CurrentMemoryContext,
+									"outbox generate_headers",
+									ALLOCSET_SMALL_SIZES);
+	resolved = MemoryContextAllocZero(context, sizeof(GenerateHeaders));
+	resolved->context = context;
+	resolved->name = MemoryContextStrdup(context, outbox_generate_headers);
+	resolved->generation = generation;
+	fmgr_info_cxt(funcoid, &resolved->finfo, context);
+
+	if (generate_headers != NULL)
+		MemoryContextSetParent(generate_headers->context, TopTransactionContext);
+	MemoryContextSetParent(context, TopMemoryContext);
+	generate_headers = resolved;
+	return resolved;
+}
+
+/*
+ * Call a function a user named (a serializer, outbox.generate_headers) as
+ * the writer, and roll back whatever settings it changed, SET LOCAL or
+ * not: nothing it sets (a search_path above all) outlives it.  An error
+ * unwinds the settings with the (sub)transaction.
+ */
+Datum
+outbox_call_user_function(FunctionCallInfo fcinfo)
+{
+	int			save_nestlevel = NewGUCNestLevel();
+	Datum		result;
+
+	result = FunctionCallInvoke(fcinfo);
+	AtEOXact_GUC(false, save_nestlevel);
+	return result;
 }
 
 /*
@@ -324,18 +441,19 @@ lookup_generate_headers(Oid rowtype)
 static Jsonb *
 call_generate_headers(Relation rel, OutboxMessage *message)
 {
+	GenerateHeaders *function;
 	HeapTuple	row;
 	Datum		result;
 	LOCAL_FCINFO(fcinfo, 1);
 
-	lookup_generate_headers(RelationGetDescr(rel)->tdtypeid);
+	function = lookup_generate_headers(RelationGetDescr(rel)->tdtypeid);
 
 	row = outbox_form_published_tuple(rel, message);
-	InitFunctionCallInfoData(*fcinfo, &generate_headers_finfo, 1,
+	InitFunctionCallInfoData(*fcinfo, &function->finfo, 1,
 							 InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = heap_copy_tuple_as_datum(row, RelationGetDescr(rel));
 	fcinfo->args[0].isnull = false;
-	result = FunctionCallInvoke(fcinfo);
+	result = outbox_call_user_function(fcinfo);
 	if (fcinfo->isnull)
 		return NULL;
 
@@ -356,23 +474,105 @@ jsonb_merge(Jsonb *a, Jsonb *b)
 }
 
 /*
- * Give a message its final form: validated destination with the version
- * suffix, expiry, and the merged headers.  rel is outbox.published.
+ * Refuse an id that the publisher's scans would not reach in order: not a
+ * version 7 UUID of RFC 9562's variant, or dated more than a day ahead of
+ * the clock (retention would keep it until then).
  */
-void
-outbox_complete_message(OutboxMessage *message, Relation rel)
+static void
+check_id(const pg_uuid_t *id)
+{
+	int64		id_ms;
+	int64		now_ms;
+
+	if (!outbox_uuid_v7_unix_ms(id, &id_ms))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("outbox message id %s is not a version 7 UUID",
+						DatumGetCString(DirectFunctionCall1(uuid_out,
+															UUIDPGetDatum(id)))),
+				 errdetail("The publisher and its retention find messages in the order of their time-ordered ids."),
+				 errhint("Omit the id: outbox.uuid_generate_v7() gives one.")));
+
+	now_ms = GetCurrentTimestamp() / 1000 +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+	if (id_ms > now_ms + MAX_ID_AHEAD_MS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("outbox message id %s is dated in the future",
+						DatumGetCString(DirectFunctionCall1(uuid_out,
+															UUIDPGetDatum(id)))),
+				 errdetail("Its time is more than a day ahead of the clock."),
+				 errhint("Omit the id: outbox.uuid_generate_v7() gives one.")));
+}
+
+/*
+ * Refuse a completed message whose STOMP frame would be larger than
+ * outbox.max_message_size: the body as JSON text, the headers escaped as
+ * STOMP 1.2 requires, and what the STOMP client adds.  A message small
+ * enough when stored is not rendered to be measured (JSONB_MAX_TEXT_GROWTH).
+ */
+static void
+check_size(OutboxMessage *message)
+{
+	uint64		stored = VARSIZE(message->body) + VARSIZE(message->headers);
+	OutboxWireMessage wire;
+	StompFrame *frame;
+	uint64		size;
+	size_t		i;
+
+	if (stored * JSONB_MAX_TEXT_GROWTH + FRAME_OVERHEAD_BYTES <=
+		(uint64) outbox_max_message_size)
+		return;
+
+	/* measure the frame as the publisher will send it */
+	outbox_wire_message(message->body, message->headers, &wire);
+	frame = stomp_frame_new("SEND");
+	if (frame == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	for (i = 0; i < wire.nheaders; i++)
+	{
+		if (!stomp_frame_add_header(frame, wire.headers[i].name,
+									wire.headers[i].value))
+		{
+			stomp_frame_free(frame);
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+		}
+	}
+	size = (uint64) stomp_encoded_length(frame) + wire.body_len +
+		FRAME_OVERHEAD_BYTES;
+	stomp_frame_free(frame);
+
+	if (size > (uint64) outbox_max_message_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("outbox message to \"%s\" is too large to send",
+						message->destination),
+				 errdetail("Its STOMP frame would be " UINT64_FORMAT " bytes (a body of %zu bytes); the limit, outbox.max_message_size, is %d bytes.",
+						   size, wire.body_len, outbox_max_message_size),
+				 errhint("Send a reference to the data rather than the data, or raise outbox.max_message_size, keeping it below the broker's own limit (RabbitMQ's max_message_size).")));
+}
+
+/*
+ * What every message gets, whichever way it came: a checked id, its
+ * expiry counted from now, the time it is written (not from the start of
+ * its transaction, which may be long), the merged and checked headers, and
+ * the size check.  The destination is final already.
+ */
+static void
+finish_message(OutboxMessage *message, Relation rel)
 {
 	Jsonb	   *builtin;
 	Jsonb	   *headers;
 
-	outbox_check_destination(message->destination, message->version);
-	if (message->version != NULL)
-		message->destination = psprintf("%s.%s", message->destination,
-										 message->version);
+	check_id(&message->id);
 
 	if (message->expires_at_isnull)
 	{
-		message->expires_at = message->added + OUTBOX_DEFAULT_EXPIRY_USECS;
+		message->expires_at = GetCurrentTimestamp() + OUTBOX_DEFAULT_EXPIRY_USECS;
 		message->expires_at_isnull = false;
 	}
 
@@ -397,4 +597,33 @@ outbox_complete_message(OutboxMessage *message, Relation rel)
 	}
 
 	message->headers = headers;
+	check_size(message);
+}
+
+/*
+ * Give a new message its final form: validated destination with the
+ * version suffix, then finish_message().  rel is outbox.published.
+ */
+void
+outbox_complete_message(OutboxMessage *message, Relation rel)
+{
+	outbox_check_destination(message->destination, message->version);
+	if (message->version != NULL)
+		message->destination = psprintf("%s.%s", message->destination,
+										 message->version);
+	finish_message(message, rel);
+}
+
+/*
+ * Give a row of outbox.published changed by UPDATE the treatment of a new
+ * message.  Its destination carries the version suffix already: both are
+ * checked, nothing is appended.
+ */
+void
+outbox_complete_stored_message(OutboxMessage *message, Relation rel)
+{
+	if (message->version != NULL)
+		check_version(message->version);
+	outbox_check_destination(message->destination, NULL);
+	finish_message(message, rel);
 }

@@ -18,14 +18,16 @@ COMMENT ON FUNCTION outbox.uuid_generate_v7() IS
 -- The outbox.  Rows arrive from the capture trigger of published tables or
 -- by hand; either way the BEFORE INSERT trigger below (or the same C code
 -- called by the capture trigger) applies the version suffix, validates the
--- destination and headers, and generates the dop-* headers.
+-- id, destination, headers and size, and generates the dop-* headers.  The
+-- BEFORE UPDATE trigger does the same for a row whose message is changed.
+-- added is when the row was written, expires_at a day later by default.
 CREATE TABLE outbox.published (
 	id			uuid NOT NULL DEFAULT outbox.uuid_generate_v7(),
 	destination text NOT NULL,
 	version		text,
 	body		jsonb NOT NULL,
 	headers		jsonb NOT NULL DEFAULT '{}',
-	added		timestamptz NOT NULL DEFAULT now(),
+	added		timestamptz NOT NULL DEFAULT clock_timestamp(),
 	expires_at	timestamptz NOT NULL,
 	retry		integer NOT NULL DEFAULT 0 CHECK (retry >= 0),
 	status		outbox.message_status NOT NULL DEFAULT 'scheduled',
@@ -49,6 +51,15 @@ LANGUAGE C;
 CREATE TRIGGER published_before_insert
 	BEFORE INSERT ON outbox.published
 	FOR EACH ROW EXECUTE FUNCTION outbox.published_before_insert();
+
+CREATE FUNCTION outbox.published_before_update()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'outbox_published_before_update'
+LANGUAGE C;
+-- the publisher's and redrive's updates set none of these columns
+CREATE TRIGGER published_before_update
+	BEFORE UPDATE OF id, destination, version, body, headers ON outbox.published
+	FOR EACH ROW EXECUTE FUNCTION outbox.published_before_update();
 
 -- One row per (table, destination, version) given to outbox.publish().
 CREATE TABLE outbox.publish_config (

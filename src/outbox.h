@@ -64,6 +64,7 @@ extern int	outbox_consumer_shutdown_timeout;
 extern char *outbox_database_name;
 extern int	outbox_send_timeout;
 extern char *outbox_correlation_id;
+extern int	outbox_max_message_size;
 
 extern void outbox_define_settings(void);
 extern const char *outbox_ssl_protocol_name(int protocol);
@@ -71,6 +72,7 @@ extern const char *outbox_ssl_protocol_name(int protocol);
 /* in uuid7.c */
 extern void outbox_uuid_v7(pg_uuid_t *uuid);
 extern void outbox_uuid_v4(pg_uuid_t *uuid);
+extern bool outbox_uuid_v7_unix_ms(const pg_uuid_t *uuid, int64 *unix_ms);
 
 /* in message.c */
 
@@ -94,9 +96,13 @@ typedef struct OutboxMessage
 extern void outbox_check_destination(const char *destination,
 									 const char *version);
 extern void outbox_complete_message(OutboxMessage *message, Relation rel);
+extern void outbox_complete_stored_message(OutboxMessage *message,
+										   Relation rel);
+extern Datum outbox_call_user_function(FunctionCallInfo fcinfo);
 extern char *outbox_header_value_text(JsonbValue *value, const char *key);
 
 /* in published.c */
+extern Oid	outbox_table_relid(const char *relname);
 extern Oid	outbox_published_relid(void);
 extern HeapTuple outbox_form_published_tuple(Relation rel,
 											 OutboxMessage *message);
@@ -234,8 +240,10 @@ extern void outbox_launch_consumers(void);
 
 /* in consumer.c: the consumer worker's entry point, outbox_consumer_main */
 
-/* in capture.c */
-extern void outbox_capture_init(void);
+/* in capture.c; the trigger is created by outbox.publish() */
+#define OUTBOX_CAPTURE_TRIGGER_NAME "outbox_capture"
+extern Oid	outbox_check_serializer(Relation rel, Oid funcoid);
+
 
 /* in publish.c: outbox.publish() and outbox.unpublish() live there */
 

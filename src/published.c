@@ -17,9 +17,26 @@
  *   unless it was completed before and pg_restore writes it back
  *   (row_is_restored()): then it is kept exactly as it was dumped.
  *
+ * - a row changed by UPDATE in a column of the message (id, destination,
+ *   version, body, headers) passes the BEFORE UPDATE trigger
+ *   outbox_published_before_update(), which checks it the same way, so that
+ *   nothing that cannot be sent gets in by UPDATE either.  The publisher's
+ *   own updates (status, retry, last_error, next_attempt_at) and redrive's
+ *   set none of those columns and do not fire it (BEFORE UPDATE OF ...).
+ *
+ * Both triggers refuse to run on any other table or event: anyone may
+ * create a trigger on their own table with them.  Rows written under
+ * session_replication_role = replica skip the triggers, as all ordinary
+ * triggers do; the publisher fails such a row alone if it cannot be sent.
+ *
  * The direct path fires no triggers on outbox.published; the columns it
  * fills that have a default in the extension script (retry, status,
  * next_attempt_at) are given the same values here.
+ *
+ * The writer is a static that invalidation callbacks and (sub)transaction
+ * callbacks look at, and opening it accepts invalidation messages: it is
+ * built in a local variable and published only once complete, released
+ * before it is forgotten, and the callbacks look only at the pointer.
  *
  * src/published.c
  *
@@ -38,6 +55,7 @@
 #include "nodes/makefuncs.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -47,6 +65,7 @@
 #include "outbox.h"
 
 PG_FUNCTION_INFO_V1(outbox_published_before_insert);
+PG_FUNCTION_INFO_V1(outbox_published_before_update);
 
 /* The columns of outbox.published */
 typedef enum PublishedColumn
@@ -72,9 +91,11 @@ typedef enum PublishedColumn
 typedef struct PublishedWriter
 {
 	Relation	rel;
+	Oid			relid;			/* for the callbacks: never touch rel there */
 	bool		stale;			/* outbox.published changed: reopen */
 	EState	   *estate;
 	ResultRelInfo *resultRelInfo;
+	bool		indices_open;
 	TupleTableSlot *slot;
 	PublishedColumn *columns;	/* what each column of rel is */
 	Datum		scheduled;		/* the 'scheduled' status */
@@ -86,6 +107,7 @@ static void map_columns(TupleDesc desc, PublishedColumn *map);
 static HeapTuple form_tuple(TupleDesc desc, const PublishedColumn *map,
 							Datum scheduled, OutboxMessage *message);
 static Datum scheduled_status(TupleDesc desc, const PublishedColumn *map);
+static void writer_release(PublishedWriter *w);
 static void writer_close(bool release);
 static void writer_xact_callback(XactEvent event, void *arg);
 static void writer_subxact_callback(SubXactEvent event,
@@ -95,25 +117,42 @@ static void writer_relcache_callback(Datum arg, Oid relid);
 static PublishedWriter *writer_open(void);
 static bool header_is(Jsonb *headers, const char *key, const char *value);
 static bool row_is_restored(Relation rel, OutboxMessage *message);
+static void writer_build(PublishedWriter *w, Oid relid);
+static Datum get_column(HeapTuple tuple, TupleDesc desc, const char *name,
+						int *attnum, bool *isnull);
+static void check_trigger(FunctionCallInfo fcinfo, const char *function,
+						  bool update);
+static bool message_changed(TriggerData *trigdata);
+static HeapTuple complete_row(TriggerData *trigdata, HeapTuple tuple,
+							  bool update);
 
 /*
- * Return the OID of outbox.published, or error out if the extension is not
- * installed in this database.
+ * Return the OID of the table outbox.<relname>, or error out if the
+ * extension is not installed in this database.
  */
 Oid
-outbox_published_relid(void)
+outbox_table_relid(const char *relname)
 {
 	Oid			namespace = get_namespace_oid("outbox", true);
 	Oid			relid = InvalidOid;
 
 	if (OidIsValid(namespace))
-		relid = get_relname_relid("published", namespace);
+		relid = get_relname_relid(relname, namespace);
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"outbox.published\" does not exist"),
+				 errmsg("relation \"outbox.%s\" does not exist", relname),
 				 errhint("Run CREATE EXTENSION outbox in this database.")));
 	return relid;
+}
+
+/*
+ * Return the OID of outbox.published.
+ */
+Oid
+outbox_published_relid(void)
+{
+	return outbox_table_relid("published");
 }
 
 /*
@@ -248,27 +287,43 @@ outbox_form_published_tuple(Relation rel, OutboxMessage *message)
 }
 
 /*
- * Forget the writer, closing it first if its resources are still held.  They
- * belong to the top transaction's resource owner, whatever (sub)transaction
- * or portal was current when it was opened.
+ * Release what a writer, complete or not, holds.  Its resources belong to
+ * the top transaction's resource owner, whatever (sub)transaction or portal
+ * was current when it was opened.
+ */
+static void
+writer_release(PublishedWriter *w)
+{
+	ResourceOwner save = CurrentResourceOwner;
+
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	if (w->indices_open)
+		ExecCloseIndices(w->resultRelInfo);
+	if (w->slot != NULL)
+		ExecDropSingleTupleTableSlot(w->slot);
+	if (w->rel != NULL)
+		table_close(w->rel, NoLock);
+	if (w->estate != NULL)
+		FreeExecutorState(w->estate);
+	CurrentResourceOwner = save;
+}
+
+/*
+ * Forget the writer, releasing it first if its resources are still held
+ * (at abort the resource owner releases them).  The pointer goes first, so
+ * that an error while releasing never leaves it pointing at a half-closed
+ * writer.
  */
 static void
 writer_close(bool release)
 {
-	if (writer == NULL)
-		return;
-	if (release)
-	{
-		ResourceOwner save = CurrentResourceOwner;
+	PublishedWriter *w = writer;
 
-		CurrentResourceOwner = TopTransactionResourceOwner;
-		ExecCloseIndices(writer->resultRelInfo);
-		ExecDropSingleTupleTableSlot(writer->slot);
-		table_close(writer->rel, NoLock);
-		FreeExecutorState(writer->estate);
-		CurrentResourceOwner = save;
-	}
+	if (w == NULL)
+		return;
 	writer = NULL;
+	if (release)
+		writer_release(w);
 }
 
 /*
@@ -309,59 +364,102 @@ writer_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 /*
  * A change of outbox.published (an index added in this very transaction,
  * say) makes the writer's index list stale: reopen it at the next row.
+ * Called whenever invalidations are accepted, table_open() of the writer
+ * itself included: it looks at nothing but a complete writer's fields.
  */
 static void
 writer_relcache_callback(Datum arg, Oid relid)
 {
-	if (writer != NULL && (relid == InvalidOid ||
-						   relid == RelationGetRelid(writer->rel)))
-		writer->stale = true;
+	PublishedWriter *w = writer;
+
+	if (w != NULL && (relid == InvalidOid || relid == w->relid))
+		w->stale = true;
+}
+
+/*
+ * Open outbox.published (relid) and what inserting into it needs, into w,
+ * which is zeroed; on error, w holds what was opened so far.
+ */
+static void
+writer_build(PublishedWriter *w, Oid relid)
+{
+	w->relid = relid;
+	w->rel = table_open(relid, RowExclusiveLock);
+	w->estate = CreateExecutorState();
+	w->resultRelInfo = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->resultRelInfo, w->rel, 1, NULL, 0);
+	ExecOpenIndices(w->resultRelInfo, false);
+	w->indices_open = true;
+	w->slot = MakeSingleTupleTableSlot(RelationGetDescr(w->rel),
+									   &TTSOpsHeapTuple);
+	w->columns = palloc(sizeof(PublishedColumn) *
+						RelationGetDescr(w->rel)->natts);
+	map_columns(RelationGetDescr(w->rel), w->columns);
+	w->scheduled = scheduled_status(RelationGetDescr(w->rel), w->columns);
 }
 
 /*
  * Return the transaction's writer of outbox.published, opening it if needed.
+ *
+ * table_open() accepts invalidation messages, so the callbacks above may
+ * run while the writer is being built: it is built in a local variable and
+ * becomes the writer only when complete.  An error half-way releases what
+ * was opened.
  */
 static PublishedWriter *
 writer_open(void)
 {
-	static bool callbacks_registered = false;
+	static bool xact_callback_registered = false;
+	static bool subxact_callback_registered = false;
+	static bool relcache_callback_registered = false;
 	MemoryContext oldcontext;
 	ResourceOwner save_owner;
+	PublishedWriter *w;
+	Oid			relid;
 
 	if (writer != NULL && !writer->stale)
 		return writer;
-	if (writer != NULL)
-		writer_close(true);
+	writer_close(true);
 
-	if (!callbacks_registered)
+	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(writer_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	if (!subxact_callback_registered)
+	{
 		RegisterSubXactCallback(writer_subxact_callback, NULL);
+		subxact_callback_registered = true;
+	}
+	if (!relcache_callback_registered)
+	{
 		CacheRegisterRelcacheCallback(writer_relcache_callback, (Datum) 0);
-		callbacks_registered = true;
+		relcache_callback_registered = true;
 	}
 
+	relid = outbox_published_relid();
+
 	save_owner = CurrentResourceOwner;
-	CurrentResourceOwner = TopTransactionResourceOwner;
 	oldcontext = MemoryContextSwitchTo(TopTransactionContext);
-
-	writer = palloc0(sizeof(PublishedWriter));
-	writer->rel = table_open(outbox_published_relid(), RowExclusiveLock);
-	writer->estate = CreateExecutorState();
-	writer->resultRelInfo = makeNode(ResultRelInfo);
-	InitResultRelInfo(writer->resultRelInfo, writer->rel, 1, NULL, 0);
-	ExecOpenIndices(writer->resultRelInfo, false);
-	writer->slot = MakeSingleTupleTableSlot(RelationGetDescr(writer->rel),
-											&TTSOpsHeapTuple);
-	writer->columns = palloc(sizeof(PublishedColumn) *
-							 RelationGetDescr(writer->rel)->natts);
-	map_columns(RelationGetDescr(writer->rel), writer->columns);
-	writer->scheduled = scheduled_status(RelationGetDescr(writer->rel),
-										 writer->columns);
-
-	MemoryContextSwitchTo(oldcontext);
+	w = palloc0(sizeof(PublishedWriter));
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
+	{
+		writer_build(w, relid);
+	}
+	PG_CATCH();
+	{
+		CurrentResourceOwner = save_owner;
+		MemoryContextSwitchTo(oldcontext);
+		writer_release(w);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	CurrentResourceOwner = save_owner;
-	return writer;
+	MemoryContextSwitchTo(oldcontext);
+
+	writer = w;
+	return w;
 }
 
 /*
@@ -441,16 +539,78 @@ row_is_restored(Relation rel, OutboxMessage *message)
 }
 
 /*
- * Trigger BEFORE INSERT ON outbox.published: give a row inserted by hand the
- * treatment of a captured one.  A NULL destination or body is left for the
- * NOT NULL constraints to report.
+ * Refuse to run function unless it is fired as a trigger BEFORE INSERT (or
+ * UPDATE) FOR EACH ROW on outbox.published itself: anyone may create a
+ * trigger with it on a table of their own, whose columns are anything.
  */
-Datum
-outbox_published_before_insert(PG_FUNCTION_ARGS)
+static void
+check_trigger(FunctionCallInfo fcinfo, const char *function, bool update)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	HeapTuple	tuple;
-	TupleDesc	desc;
+	const char *event = update ? "UPDATE" : "INSERT";
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		(update ? !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) :
+		 !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s() must be fired BEFORE %s FOR EACH ROW", function,
+						event),
+				 errhint("It is the trigger of outbox.published; do not use it elsewhere.")));
+	if (RelationGetRelid(trigdata->tg_relation) != outbox_published_relid())
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s() must be fired on outbox.published, not on table \"%s\"",
+						function, RelationGetRelationName(trigdata->tg_relation)),
+				 errhint("To write a message, insert it into outbox.published.")));
+}
+
+/*
+ * Whether an UPDATE changes a column that makes up the message: id,
+ * destination, version, body or headers.  The stored representation is
+ * compared, so an equal value stored differently counts as changed.
+ */
+static bool
+message_changed(TriggerData *trigdata)
+{
+	static const char *const columns[] = {
+		"id", "destination", "version", "body", "headers"
+	};
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	int			i;
+
+	for (i = 0; i < lengthof(columns); i++)
+	{
+		Form_pg_attribute attr;
+		Datum		old;
+		Datum		new;
+		bool		oldnull;
+		bool		newnull;
+		int			attnum;
+
+		old = get_column(trigdata->tg_trigtuple, desc, columns[i], &attnum,
+						 &oldnull);
+		new = get_column(trigdata->tg_newtuple, desc, columns[i], &attnum,
+						 &newnull);
+		attr = TupleDescAttr(desc, attnum - 1);
+		if (oldnull != newnull ||
+			(!oldnull && !datumIsEqual(old, new, attr->attbyval, attr->attlen)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Give a row of outbox.published (tuple, new or updated) the treatment of
+ * a captured message, and return it completed.  A NULL destination or body
+ * is left for the NOT NULL constraints to report.
+ */
+static HeapTuple
+complete_row(TriggerData *trigdata, HeapTuple tuple, bool update)
+{
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
 	OutboxMessage message;
 	Datum		value;
 	bool		isnull;
@@ -459,24 +619,16 @@ outbox_published_before_insert(PG_FUNCTION_ARGS)
 	bool		nulls[4] = {false, false, false, false};
 	int			attnum;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		elog(ERROR, "outbox_published_before_insert must be fired BEFORE INSERT FOR EACH ROW");
-
-	tuple = trigdata->tg_trigtuple;
-	desc = RelationGetDescr(trigdata->tg_relation);
 	memset(&message, 0, sizeof(message));
 
 	value = get_column(tuple, desc, "destination", &columns[0], &isnull);
 	if (isnull)
-		return PointerGetDatum(tuple);
+		return tuple;
 	message.destination = TextDatumGetCString(value);
 
 	value = get_column(tuple, desc, "body", &attnum, &isnull);
 	if (isnull)
-		return PointerGetDatum(tuple);
+		return tuple;
 	message.body = DatumGetJsonbP(value);
 
 	value = get_column(tuple, desc, "version", &attnum, &isnull);
@@ -493,22 +645,24 @@ outbox_published_before_insert(PG_FUNCTION_ARGS)
 	message.headers = isnull ? NULL : DatumGetJsonbP(value);
 
 	value = get_column(tuple, desc, "added", &attnum, &isnull);
-	message.added = isnull ? GetCurrentTransactionStartTimestamp() :
-		DatumGetTimestampTz(value);
+	message.added = isnull ? GetCurrentTimestamp() : DatumGetTimestampTz(value);
 
 	value = get_column(tuple, desc, "expires_at", &columns[3], &isnull);
 	message.expires_at_isnull = isnull;
 	if (!isnull)
 		message.expires_at = DatumGetTimestampTz(value);
 
-	if (row_is_restored(trigdata->tg_relation, &message))
+	if (!update && row_is_restored(trigdata->tg_relation, &message))
 	{
 		outbox_check_destination(message.destination, NULL);
 		outbox_wake_publisher_at_commit();
-		return PointerGetDatum(tuple);
+		return tuple;
 	}
 
-	outbox_complete_message(&message, trigdata->tg_relation);
+	if (update)
+		outbox_complete_stored_message(&message, trigdata->tg_relation);
+	else
+		outbox_complete_message(&message, trigdata->tg_relation);
 	outbox_check_destination_allowed(GetUserId(), "publish",
 									 message.destination);
 	outbox_wake_publisher_at_commit();
@@ -517,6 +671,36 @@ outbox_published_before_insert(PG_FUNCTION_ARGS)
 	values[2] = JsonbPGetDatum(message.headers);
 	values[3] = TimestampTzGetDatum(message.expires_at);
 
-	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 4, columns,
-													 values, nulls));
+	return heap_modify_tuple_by_cols(tuple, desc, 4, columns, values, nulls);
+}
+
+/*
+ * Trigger BEFORE INSERT ON outbox.published: give a row inserted by hand the
+ * treatment of a captured one.
+ */
+Datum
+outbox_published_before_insert(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	check_trigger(fcinfo, "outbox.published_before_insert", false);
+	return PointerGetDatum(complete_row(trigdata, trigdata->tg_trigtuple,
+										false));
+}
+
+/*
+ * Trigger BEFORE UPDATE ON outbox.published: a row whose message changes is
+ * checked and completed as a new one would be (its destination keeps the
+ * suffix it has); the generated headers follow its id and destination.
+ */
+Datum
+outbox_published_before_update(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	check_trigger(fcinfo, "outbox.published_before_update", true);
+	if (!message_changed(trigdata))
+		return PointerGetDatum(trigdata->tg_newtuple);
+	return PointerGetDatum(complete_row(trigdata, trigdata->tg_newtuple,
+										true));
 }

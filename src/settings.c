@@ -58,6 +58,7 @@ int			outbox_consumer_shutdown_timeout = 90;
 char	   *outbox_database_name = NULL;
 int			outbox_send_timeout = 30;
 char	   *outbox_correlation_id = NULL;
+int			outbox_max_message_size = 64 * 1024 * 1024;
 
 static const struct config_enum_entry ssl_protocol_options[] = {
 	{"TLSv1", 10, false},
@@ -319,6 +320,20 @@ outbox_define_settings(void)
 							   "",
 							   PGC_USERSET, 0,
 							   check_correlation_id, NULL, NULL);
+
+	/*
+	 * Checked where a message is written (message.c), below RabbitMQ's own
+	 * max_message_size (128 MiB by default, 512 MiB at most), so that a
+	 * message the broker or the publisher's output buffer cannot take is
+	 * refused then and there rather than stalling delivery.
+	 */
+	DefineCustomIntVariable("outbox.max_message_size",
+							"Largest message outbox accepts, as its STOMP frame: body and headers.",
+							"A message written to the outbox or sent with outbox.send_event() that is larger is refused.",
+							&outbox_max_message_size,
+							64 * 1024 * 1024, 1024, 512 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("outbox");
 }

@@ -104,6 +104,24 @@ outbox_uuid_v7(pg_uuid_t *uuid)
 }
 
 /*
+ * Return whether uuid is a version 7 UUID of RFC 9562's variant, and if so
+ * set *unix_ms to the Unix time in milliseconds it starts with.
+ */
+bool
+outbox_uuid_v7_unix_ms(const pg_uuid_t *uuid, int64 *unix_ms)
+{
+	uint64		ms = 0;
+	int			i;
+
+	if ((uuid->data[6] & 0xF0) != 0x70 || (uuid->data[8] & 0xC0) != 0x80)
+		return false;
+	for (i = 0; i < 6; i++)
+		ms = (ms << 8) | uuid->data[i];
+	*unix_ms = (int64) ms;
+	return true;
+}
+
+/*
  * Make uuid a random (version 4) UUID, for correlation ids.
  */
 void
