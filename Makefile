@@ -44,7 +44,7 @@ OBJS = \
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lssl -lcrypto
 
-REGRESS = capture published publish settings security
+REGRESS = capture published publish settings security attack1
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 
