@@ -112,8 +112,26 @@ SELECT outbox.allow_destination('outbox_carol', 'publish', NULL);
 SELECT outbox.disallow_destination('outbox_carol', 'publish');
 TRUNCATE outbox.published;
 
+--
+-- 3. A serializer or a callback outlives the session that names it: a
+-- temporary function, dropped at its end, would break every later write
+-- of the table, or every message of the queue.
+--
 SET ROLE outbox_carol;
-SELECT outbox.unsubscribe(q) FROM (VALUES ('team-a.x'), ('team-a.b'), ('team-b.x')) AS v(q);
+CREATE FUNCTION pg_temp.ser(r carol.orders) RETURNS jsonb LANGUAGE sql
+	AS $$ SELECT '{}'::jsonb $$;
+CREATE FUNCTION pg_temp.cb(p outbox.payload) RETURNS boolean LANGUAGE sql
+	AS $$ SELECT true $$;
+SELECT outbox.publish('carol.orders', '/topic/team-a.tmp', NULL, NULL, 'pg_temp.ser');
+SELECT outbox.publish('carol.orders', '/topic/team-a.tmp', NULL, NULL,
+					  'pg_temp.ser(carol.orders)');
+SELECT outbox.subscribe('pg_temp.cb', '/topic/team-a.tmp');
+SELECT outbox.subscribe('pg_temp.cb(outbox.payload)', '/topic/team-a.tmp');
+SELECT count(*) FROM outbox.publish_config WHERE destination = '/topic/team-a.tmp';
+SELECT count(*) FROM outbox.subscription WHERE destination = '/topic/team-a.tmp';
+DROP FUNCTION pg_temp.ser(carol.orders), pg_temp.cb(outbox.payload);
+
+SELECT outbox.unsubscribe(q) FROM (VALUES ('team-a.x'), ('team-a.b'), ('team-b.x'), ('team-a.tmp')) AS v(q);
 SELECT outbox.unpublish('carol.orders');
 RESET ROLE;
 SELECT outbox.disallow_destination('outbox_team_a', 'subscribe');
