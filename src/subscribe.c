@@ -15,12 +15,12 @@
  *
  * Everything a worker could only discover later is refused here, with a
  * message that says what to do: a callback that does not exist, does not
- * take outbox.payload, returns something other than boolean or void, or
- * that the role may not execute; a destination the broker would not take;
- * a queue name that is empty, too long for its DLQ.<queue>, reserved by
- * RabbitMQ, not the queue a /queue/ destination names, or taken; and a
- * destination, queue or DLQ.<queue> outside the role's subscribing
- * patterns (privileges.c).
+ * take outbox.payload, returns something other than boolean or void, is
+ * temporary, or that the role may not execute; a destination the broker
+ * would not take; a queue name that is empty, too long for its
+ * DLQ.<queue>, reserved by RabbitMQ, not the queue a /queue/ destination
+ * names, or taken; and a destination, queue or DLQ.<queue> outside the
+ * role's subscribing patterns (privileges.c).
  *
  * The rows are written as the owner of outbox.subscription (the roles that
  * subscribe have no rights on it), through outbox_execute_as(): a
@@ -90,7 +90,8 @@ outbox_payload_type(void)
 /*
  * Check that a function can be a subscription's callback run as role: one
  * argument of type outbox.payload, returns boolean or void, a plain
- * function, and role may execute it.  The consumer checks again before
+ * function not in a temporary schema (it would go with its session), and
+ * role may execute it.  The consumer checks again before
  * each batch (the function may have been replaced, or the grant revoked).
  */
 void
@@ -126,6 +127,13 @@ outbox_check_callback(Oid funcoid, Oid role, bool at_subscribe)
 				 errdetail("It returns %s%s.", proc->proretset ? "setof " : "",
 						   format_type_be(proc->prorettype)),
 				 errhint("Return true (or nothing) when the message is processed, false to dead-letter it.")));
+	if (isAnyTempNamespace(proc->pronamespace))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("callback %s is a temporary function",
+						NameStr(proc->proname)),
+				 errdetail("It is dropped at the end of the session, and the consumer could run no message after that."),
+				 errhint("Create the callback in a permanent schema.")));
 	ReleaseSysCache(tuple);
 
 	if (pg_proc_aclcheck(funcoid, role, ACL_EXECUTE) != ACLCHECK_OK)
