@@ -131,6 +131,32 @@ SELECT count(*) FROM outbox.publish_config WHERE destination = '/topic/team-a.tm
 SELECT count(*) FROM outbox.subscription WHERE destination = '/topic/team-a.tmp';
 DROP FUNCTION pg_temp.ser(carol.orders), pg_temp.cb(outbox.payload);
 
+RESET ROLE;
+
+--
+-- 4. A queue has one consumer: the queue of a subscription and its
+-- dead-letter queue DLQ.<queue> are both taken, whichever comes first.
+--
+CREATE ROLE outbox_erin;
+GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, text),
+	outbox.unsubscribe(text) TO outbox_erin;
+GRANT USAGE ON SCHEMA carol TO outbox_erin;
+GRANT EXECUTE ON FUNCTION carol.cb(outbox.payload) TO outbox_erin;
+SET ROLE outbox_erin;
+SELECT outbox.subscribe('carol.cb', '/topic/erin', 'DLQ.team-a.x');
+SELECT outbox.subscribe('carol.cb', '/queue/DLQ.team-a.x');
+SELECT outbox.subscribe('carol.cb', '/topic/erin', 'DLQ.zed');
+SELECT outbox.subscribe('carol.cb', '/topic/erin', 'zed');
+SELECT outbox.subscribe('carol.cb', '/topic/erin', 'DLQ.DLQ.zed');
+SELECT outbox.subscribe('carol.cb', '/topic/erin', 'DLQ.zed.x');
+SELECT queue_name FROM outbox.subscription ORDER BY 1;
+SELECT outbox.unsubscribe(q) FROM (VALUES ('DLQ.team-a.x'), ('DLQ.zed'),
+	('zed'), ('DLQ.DLQ.zed'), ('DLQ.zed.x')) AS v(q);
+RESET ROLE;
+DROP OWNED BY outbox_erin;
+DROP ROLE outbox_erin;
+
+SET ROLE outbox_carol;
 SELECT outbox.unsubscribe(q) FROM (VALUES ('team-a.x'), ('team-a.b'), ('team-b.x'), ('team-a.tmp')) AS v(q);
 SELECT outbox.unpublish('carol.orders');
 RESET ROLE;
