@@ -50,6 +50,7 @@
 #include "miscadmin.h"
 #include "parser/parse_func.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
@@ -69,6 +70,7 @@ static void subscription_xact_callback(XactEvent event, void *arg);
 static Oid	lookup_callback(const char *name);
 static void check_destination(const char *destination);
 static void check_queue_name(const char *queue_name, const char *destination);
+static void check_queue_free(Oid owner, const char *queue_name);
 static bool database_is_served(void);
 
 /*
@@ -229,6 +231,71 @@ check_queue_name(const char *queue_name, const char *destination)
 }
 
 /*
+ * Refuse a queue that a subscription consumes already: its own queue, or
+ * its dead-letter queue DLQ.<queue>, which its consumer reads too.  So
+ * neither "DLQ.orders" once "orders" is subscribed (a second consumer
+ * would take the first's dead letters, whoever subscribed it), nor
+ * "orders" once "DLQ.orders" is.  Subscribing locks outbox.subscription
+ * against concurrent subscriptions until the transaction ends, as no
+ * constraint can hold this.  The caller is connected to SPI.
+ */
+static void
+check_queue_free(Oid owner, const char *queue_name)
+{
+	Oid			argtypes[1] = {TEXTARRAYOID};
+	Datum		names[3];
+	int			nnames = 0;
+	Datum		args[1];
+	uint64		i;
+
+	names[nnames++] = CStringGetTextDatum(queue_name);
+	names[nnames++] = CStringGetTextDatum(psprintf("DLQ.%s", queue_name));
+	if (strncmp(queue_name, "DLQ.", 4) == 0)
+		names[nnames++] = CStringGetTextDatum(queue_name + 4);
+	args[0] = PointerGetDatum(construct_array(names, nnames, TEXTOID, -1,
+											  false, TYPALIGN_INT));
+
+	outbox_execute_as(owner, "LOCK TABLE outbox.subscription"
+					  " IN SHARE ROW EXCLUSIVE MODE",
+					  0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	outbox_execute_as(owner, "SELECT queue_name FROM outbox.subscription"
+					  " WHERE queue_name OPERATOR(pg_catalog.=) ANY ($1)",
+					  1, argtypes, args, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *taken = SPI_getvalue(SPI_tuptable->vals[i],
+										 SPI_tuptable->tupdesc, 1);
+
+		if (strcmp(taken, queue_name) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("queue \"%s\" is subscribed already", queue_name),
+					 errhint("Each queue has one subscription; outbox.unsubscribe('%s') first, or give another queue_name.",
+							 queue_name)));
+	}
+	if (SPI_processed > 0)
+	{
+		char	   *taken = SPI_getvalue(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1);
+
+		if (strlen(taken) > strlen(queue_name))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("queue \"%s\" cannot be subscribed: its dead-letter queue \"%s\" is",
+							queue_name, taken),
+					 errdetail("A consumer reads its queue's dead-letter queue as well, and a queue has one consumer."),
+					 errhint("Give another queue_name.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("queue \"%s\" is the dead-letter queue of subscribed queue \"%s\"",
+						queue_name, taken),
+				 errdetail("The consumer of \"%s\" reads it, and a queue has one consumer.",
+						   taken),
+				 errhint("Give another queue_name.")));
+	}
+}
+
+/*
  * Resolve a callback given by name ("f", "s.f") or with its argument types
  * ("s.f(outbox.payload)").
  */
@@ -367,15 +434,7 @@ outbox_subscribe(PG_FUNCTION_ARGS)
 	args[3] = ObjectIdGetDatum(role);
 
 	owner = outbox_table_owner("subscription");
-	outbox_execute_as(owner, "SELECT 1 FROM outbox.subscription"
-					  " WHERE queue_name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-					  1, argtypes, args, NULL, SPI_OK_SELECT);
-	if (SPI_processed > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("queue \"%s\" is subscribed already", queue_name),
-				 errhint("Each queue has one subscription; outbox.unsubscribe('%s') first, or give another queue_name.",
-						 queue_name)));
+	check_queue_free(owner, queue_name);
 	outbox_execute_as(owner, "INSERT INTO outbox.subscription"
 					  " (queue_name, callback, destination, run_as)"
 					  " VALUES ($1, $2, $3, $4)",
