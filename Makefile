@@ -47,7 +47,8 @@ OBJS = \
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lssl -lcrypto
 
-REGRESS = capture published publish settings security ddl robustness
+REGRESS = capture published publish settings security ddl robustness \
+	attack1 attack1_headers attack1_capture
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 

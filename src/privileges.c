@@ -45,7 +45,10 @@
  * broker sees only the one user outbox connects as.  They are opt-in, per
  * role and privilege ('publish' or 'subscribe'): a role with no pattern for
  * a privilege may use any destination; once it has some, every destination
- * must match one of them, "*" matching any run of characters.  Publishing
+ * must match one of them, "*" matching any run of characters.  A role's
+ * patterns include those of the roles it has the privileges of (as with
+ * pg_has_role(..., 'USAGE')): a group's rights reach its members, and so
+ * do its limits; a member's own patterns add to the group's.  Publishing
  * patterns are checked against the final (version-suffixed) destination by
  * outbox.publish(), by the BEFORE INSERT trigger of outbox.published (as
  * the inserting role), by outbox.send_event() and by outbox.redrive();
@@ -210,7 +213,11 @@ check_may_manage_patterns(const char *function)
 
 /*
  * The patterns of role for privilege, read as the extension's owner, or
- * NIL if it has none.  Cached for the rest of the current command.
+ * NIL if it has none: its own and those of every role it has the
+ * privileges of.  A right granted to a group role reaches its members, so
+ * must the group's limits, else a member without patterns of its own
+ * would use the group's right without them.  Cached for the rest of the
+ * current command.
  */
 static List *
 role_patterns(Oid role, const char *privilege)
@@ -241,7 +248,8 @@ role_patterns(Oid role, const char *privilege)
 		elog(ERROR, "SPI_connect failed");
 	outbox_execute_as(outbox_table_owner("destination_grant"),
 					  "SELECT pattern FROM outbox.destination_grant"
-					  " WHERE role::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+					  " WHERE pg_catalog.pg_has_role($1, role::pg_catalog.oid,"
+					  "                              'USAGE')"
 					  "   AND privilege OPERATOR(pg_catalog.=) $2",
 					  2, argtypes, args, NULL, SPI_OK_SELECT);
 	oldcontext = MemoryContextSwitchTo(pattern_cache.context);
@@ -299,7 +307,8 @@ pattern_matches(const char *pattern, const char *s)
 /*
  * Whether role may use destination (or, for 'subscribe', a queue name)
  * for privilege: a superuser always, a role without patterns for the
- * privilege always, any other role if one of its patterns matches.
+ * privilege (of its own or of a role it has the privileges of) always, any
+ * other role if one of those patterns matches.
  */
 bool
 outbox_destination_allowed(Oid role, const char *privilege,
@@ -442,7 +451,9 @@ outbox_disallow_destination(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	pattern_cache.valid = false;
-	if (removed > 0 && role_patterns(PG_GETARG_OID(0), privilege) == NIL)
+	/* a superuser has the privileges of every role, but no limit */
+	if (removed > 0 && (superuser_arg(PG_GETARG_OID(0)) ||
+						role_patterns(PG_GETARG_OID(0), privilege) == NIL))
 		ereport(WARNING,
 				(errmsg("role %s may now %s to any destination",
 						rolename ? rolename : "?", privilege),

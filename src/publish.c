@@ -8,8 +8,8 @@
  * ordinary, permanent table the caller owns), the destination and version
  * (message.c, destination.c), that the caller may publish to the final
  * destination (privileges.c), the columns, and the serializer (exists,
- * takes the table's row type, returns json or jsonb, the caller may
- * execute it).
+ * takes the table's row type, returns json or jsonb, is not temporary,
+ * the caller may execute it).
  *
  * outbox.publish_config is written as its owner (the role that created the
  * extension), since table owners do not have privileges on it; the capture
@@ -158,7 +158,9 @@ check_persistence(Relation rel)
 
 /*
  * Resolve a serializer, given as a function name or a full signature, to a
- * function of one argument of rel's row type returning json or jsonb.
+ * function of one argument of rel's row type returning json or jsonb, in
+ * a permanent schema: a temporary function goes with its session, no
+ * event trigger sees it go, and the table's writes would fail after.
  */
 static Oid
 lookup_serializer(Relation rel, const char *name)
@@ -199,6 +201,14 @@ lookup_serializer(Relation rel, const char *name)
 						format_procedure(funcoid), RelationGetRelationName(rel)),
 				 errdetail("A serializer takes exactly one argument of type %s and returns one value.",
 						   format_type_be(rowtype))));
+	if (isAnyTempNamespace(procform->pronamespace))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("serializer %s is a temporary function",
+						NameStr(procform->proname)),
+				 errdetail("It is dropped at the end of the session, and every later write of table \"%s\" would fail.",
+						   RelationGetRelationName(rel)),
+				 errhint("Create the serializer in a permanent schema.")));
 	ReleaseSysCache(proctup);
 
 	if (rettype != JSONOID && rettype != JSONBOID)

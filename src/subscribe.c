@@ -15,12 +15,12 @@
  *
  * Everything a worker could only discover later is refused here, with a
  * message that says what to do: a callback that does not exist, does not
- * take outbox.payload, returns something other than boolean or void, or
- * that the role may not execute; a destination the broker would not take;
- * a queue name that is empty, too long for its DLQ.<queue>, reserved by
- * RabbitMQ, not the queue a /queue/ destination names, or taken; and a
- * destination, queue or DLQ.<queue> outside the role's subscribing
- * patterns (privileges.c).
+ * take outbox.payload, returns something other than boolean or void, is
+ * temporary, or that the role may not execute; a destination the broker
+ * would not take; a queue name that is empty, too long for its
+ * DLQ.<queue>, reserved by RabbitMQ, not the queue a /queue/ destination
+ * names, or taken; and a destination, queue or DLQ.<queue> outside the
+ * role's subscribing patterns (privileges.c).
  *
  * The rows are written as the owner of outbox.subscription (the roles that
  * subscribe have no rights on it), through outbox_execute_as(): a
@@ -50,6 +50,7 @@
 #include "miscadmin.h"
 #include "parser/parse_func.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
@@ -69,6 +70,7 @@ static void subscription_xact_callback(XactEvent event, void *arg);
 static Oid	lookup_callback(const char *name);
 static void check_destination(const char *destination);
 static void check_queue_name(const char *queue_name, const char *destination);
+static void check_queue_free(Oid owner, const char *queue_name);
 static bool database_is_served(void);
 
 /*
@@ -90,7 +92,8 @@ outbox_payload_type(void)
 /*
  * Check that a function can be a subscription's callback run as role: one
  * argument of type outbox.payload, returns boolean or void, a plain
- * function, and role may execute it.  The consumer checks again before
+ * function not in a temporary schema (it would go with its session), and
+ * role may execute it.  The consumer checks again before
  * each batch (the function may have been replaced, or the grant revoked).
  */
 void
@@ -126,6 +129,13 @@ outbox_check_callback(Oid funcoid, Oid role, bool at_subscribe)
 				 errdetail("It returns %s%s.", proc->proretset ? "setof " : "",
 						   format_type_be(proc->prorettype)),
 				 errhint("Return true (or nothing) when the message is processed, false to dead-letter it.")));
+	if (isAnyTempNamespace(proc->pronamespace))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("callback %s is a temporary function",
+						NameStr(proc->proname)),
+				 errdetail("It is dropped at the end of the session, and the consumer could run no message after that."),
+				 errhint("Create the callback in a permanent schema.")));
 	ReleaseSysCache(tuple);
 
 	if (pg_proc_aclcheck(funcoid, role, ACL_EXECUTE) != ACLCHECK_OK)
@@ -218,6 +228,71 @@ check_queue_name(const char *queue_name, const char *destination)
 				 errdetail("A subscription to %s consumes queue \"%s\".",
 						   destination, named),
 				 errhint("Leave queue_name out, or subscribe to a /topic/ or /exchange/ destination to name the queue.")));
+}
+
+/*
+ * Refuse a queue that a subscription consumes already: its own queue, or
+ * its dead-letter queue DLQ.<queue>, which its consumer reads too.  So
+ * neither "DLQ.orders" once "orders" is subscribed (a second consumer
+ * would take the first's dead letters, whoever subscribed it), nor
+ * "orders" once "DLQ.orders" is.  Subscribing locks outbox.subscription
+ * against concurrent subscriptions until the transaction ends, as no
+ * constraint can hold this.  The caller is connected to SPI.
+ */
+static void
+check_queue_free(Oid owner, const char *queue_name)
+{
+	Oid			argtypes[1] = {TEXTARRAYOID};
+	Datum		names[3];
+	int			nnames = 0;
+	Datum		args[1];
+	uint64		i;
+
+	names[nnames++] = CStringGetTextDatum(queue_name);
+	names[nnames++] = CStringGetTextDatum(psprintf("DLQ.%s", queue_name));
+	if (strncmp(queue_name, "DLQ.", 4) == 0)
+		names[nnames++] = CStringGetTextDatum(queue_name + 4);
+	args[0] = PointerGetDatum(construct_array(names, nnames, TEXTOID, -1,
+											  false, TYPALIGN_INT));
+
+	outbox_execute_as(owner, "LOCK TABLE outbox.subscription"
+					  " IN SHARE ROW EXCLUSIVE MODE",
+					  0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	outbox_execute_as(owner, "SELECT queue_name FROM outbox.subscription"
+					  " WHERE queue_name OPERATOR(pg_catalog.=) ANY ($1)",
+					  1, argtypes, args, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *taken = SPI_getvalue(SPI_tuptable->vals[i],
+										 SPI_tuptable->tupdesc, 1);
+
+		if (strcmp(taken, queue_name) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("queue \"%s\" is subscribed already", queue_name),
+					 errhint("Each queue has one subscription; outbox.unsubscribe('%s') first, or give another queue_name.",
+							 queue_name)));
+	}
+	if (SPI_processed > 0)
+	{
+		char	   *taken = SPI_getvalue(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1);
+
+		if (strlen(taken) > strlen(queue_name))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("queue \"%s\" cannot be subscribed: its dead-letter queue \"%s\" is",
+							queue_name, taken),
+					 errdetail("A consumer reads its queue's dead-letter queue as well, and a queue has one consumer."),
+					 errhint("Give another queue_name.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("queue \"%s\" is the dead-letter queue of subscribed queue \"%s\"",
+						queue_name, taken),
+				 errdetail("The consumer of \"%s\" reads it, and a queue has one consumer.",
+						   taken),
+				 errhint("Give another queue_name.")));
+	}
 }
 
 /*
@@ -359,15 +434,7 @@ outbox_subscribe(PG_FUNCTION_ARGS)
 	args[3] = ObjectIdGetDatum(role);
 
 	owner = outbox_table_owner("subscription");
-	outbox_execute_as(owner, "SELECT 1 FROM outbox.subscription"
-					  " WHERE queue_name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-					  1, argtypes, args, NULL, SPI_OK_SELECT);
-	if (SPI_processed > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("queue \"%s\" is subscribed already", queue_name),
-				 errhint("Each queue has one subscription; outbox.unsubscribe('%s') first, or give another queue_name.",
-						 queue_name)));
+	check_queue_free(owner, queue_name);
 	outbox_execute_as(owner, "INSERT INTO outbox.subscription"
 					  " (queue_name, callback, destination, run_as)"
 					  " VALUES ($1, $2, $3, $4)",
