@@ -1472,8 +1472,8 @@ run_batch(Delivery *deliveries, int n, int *covered)
 /*
  * Dead-letter a message of a /amq/queue/ destination, whose queue may not
  * dead-letter anything: SEND a copy to /amq/queue/DLQ.<queue> and wait for
- * its receipt.  Returns false if the connection failed meanwhile (the
- * original, unacknowledged, comes back).
+ * its receipt.  Returns false if that failed (the caller drops the
+ * connection, and the original, unacknowledged, comes back).
  */
 static bool
 dead_letter(Delivery *d)
@@ -1550,7 +1550,11 @@ acknowledge(Delivery *deliveries, int n, uint64 batch_session)
 		if (d->outcome == OUTCOME_DEAD && dead_letter_by_send)
 		{
 			if (!dead_letter(d))
-				return;			/* the connection is lost: it comes back */
+			{
+				/* the broker gives back what was not acknowledged */
+				disconnect();
+				return;
+			}
 			d->outcome = OUTCOME_ACK;
 		}
 		for (;;)
@@ -1618,7 +1622,9 @@ process_held(void)
 	{
 		int			done = 0;
 
-		while (done < n && !shutdown_requested && !stop_consumer)
+		/* the connection lost, the broker delivers the rest again */
+		while (done < n && !shutdown_requested && !stop_consumer &&
+			   connected && session == batch_session)
 		{
 			int			covered;
 			BatchResult result = run_batch(&deliveries[done], n - done, &covered);

@@ -283,6 +283,33 @@ is($mq->list_queues->{'DLQ.q_shared'} // 0, 0, 'it was not dead-lettered');
 $node->safe_psql('postgres', 'GRANT EXECUTE ON FUNCTION shared.cb_shared(outbox.payload) TO alice');
 ok(wait_seen("msg_id = '$id'"), 'EXECUTE granted again: the message is processed');
 
+# --- the subscribing role dropped: consumption stops, nothing lost ---
+
+$node->safe_psql('postgres', q{
+	CREATE ROLE carol;
+	GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, text) TO carol;
+	CREATE TABLE carol_seen (msg_id text);
+	GRANT INSERT ON carol_seen TO carol;
+	CREATE FUNCTION cb_carol(p outbox.payload) RETURNS boolean LANGUAGE sql AS
+		$$ INSERT INTO carol_seen VALUES (p.msg_id) RETURNING true $$;
+	SET ROLE carol;
+	SELECT outbox.subscribe('public.cb_carol', '/topic/t.carol', 'q_carol');
+	RESET ROLE;
+});
+ok(wait_consumer('q_carol'), "carol's consumer is subscribed");
+$node->safe_psql('postgres', q{
+	REVOKE ALL ON FUNCTION outbox.subscribe(text, text, text) FROM carol;
+	REVOKE ALL ON carol_seen FROM carol;
+	DROP ROLE carol;
+});
+$s->send('/topic/t.carol', '{}', { 'dop-msg-id' => 'carol-1', persistent => 'true' });
+ok($node->poll_query_until('postgres',
+		"SELECT last_error LIKE '%role of the subscription of queue \"q_carol\" does not exist%' FROM outbox.status WHERE queue = 'q_carol'"),
+	'its role dropped: outbox.status says so');
+is($mq->list_queues->{'q_carol'}, 1, 'the message waits in its queue');
+is($mq->list_queues->{'DLQ.q_carol'} // 0, 0, 'it was not dead-lettered');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM carol_seen'), '0', 'nor processed by anyone');
+
 # --- dead-lettering on /amq/queue/: never into nothing ---
 
 $s->subscribe('/queue/q_plain', 'declare-plain', 'client-individual');
