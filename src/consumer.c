@@ -94,7 +94,8 @@
  * - Each callback runs in a GUC nest level of its own (NewGUCNestLevel,
  *   AtEOXact_GUC(false)), so every setting it makes, LOCAL or not, is
  *   undone when it returns.  Its search_path is the one the worker started
- *   with (the database's or the server's), "$user" meaning run_as.
+ *   with (the database's or the server's), "$user" meaning run_as.  The
+ *   session-level advisory locks it took are released after it too.
  * - The worker's own statements (reading outbox.subscription, inserting
  *   into outbox.received) run as the owner of the outbox tables (the role
  *   that created the extension), in a security-restricted operation, with
@@ -175,6 +176,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -348,6 +350,7 @@ static Jsonb *message_body(StompFrame *frame, bool as_string);
 static Jsonb *message_headers(StompFrame *frame);
 static char *message_id(StompFrame *frame);
 static bool transient_error(int sqlerrcode);
+static void forget_session_state(void);
 static void handle_message(Delivery *d);
 static bool run_callback(Delivery *d, Jsonb *body, Jsonb *headers);
 static BatchResult run_batch(Delivery *deliveries, int n, int *covered);
@@ -1280,6 +1283,18 @@ run_callback(Delivery *d, Jsonb *body, Jsonb *headers)
 }
 
 /*
+ * Undo what a callback may have left in the worker's session beyond its
+ * transaction, whatever became of it: session-level advisory locks, which
+ * would otherwise be held for months.  (PREPARE, temporary tables and
+ * WITH HOLD cursors are refused in a security-restricted operation.)
+ */
+static void
+forget_session_state(void)
+{
+	LockReleaseSession(USER_LOCKMETHOD);
+}
+
+/*
  * Run one message in a subtransaction of the batch and decide its outcome.
  * Catches every error but FATAL ones.
  */
@@ -1369,6 +1384,7 @@ handle_message(Delivery *d)
 			FreeErrorData(edata);
 		}
 		PG_END_TRY();
+		forget_session_state();
 	}
 }
 

@@ -105,6 +105,8 @@ $node->safe_psql('postgres', q{
 			EXECUTE 'SET SESSION AUTHORIZATION postgres';
 		ELSIF try = 'temp' THEN
 			CREATE TEMP TABLE alice_temp (x int);
+		ELSIF try = 'lock' THEN
+			PERFORM pg_advisory_lock(4242);
 		ELSIF try = 'slow' THEN
 			PERFORM pg_sleep(2);
 		ELSIF try = 'fail' THEN
@@ -225,6 +227,13 @@ sleep 1;
 ok(alice_is_plain(), "the worker's own statements never used alice's operator");
 is($node->safe_psql('postgres', "SELECT count(*) FROM alice.seen WHERE what LIKE 'operator%'"), '0',
 	"alice's operator never ran");
+
+# --- nor session state: advisory locks ---
+
+$id = send_try('/topic/t.alice', 'lock');
+ok(wait_seen("msg_id = '$id'"), 'a callback takes a session-level advisory lock');
+ok($node->poll_query_until('postgres', 'SELECT pg_try_advisory_lock(4242)'),
+	'the lock is not held after the message');
 
 # --- role changes and temporary tables are refused; the worker goes on ---
 
