@@ -1791,8 +1791,9 @@ outbox_consumer_main(Datum main_arg)
 	 * choosing; the callbacks get the one it started with.
 	 */
 	worker_userid = GetUserId();
-	callback_search_path = MemoryContextStrdup(TopMemoryContext,
-											   GetConfigOption("search_path", false, false));
+	callback_search_path =
+		MemoryContextStrdup(TopMemoryContext,
+							GetConfigOption("search_path", false, false));
 	SetConfigOption("search_path", WORKER_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 
 	/* what to consume, for whom */
