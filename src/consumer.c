@@ -25,18 +25,18 @@
  *    to DLQ.<queue>; it waits for the receipt, so that a refused
  *    declaration is seen as such.
  *
- * Messages are taken in batches: all those the broker has delivered (at
- * most its prefetch-count, at most BATCH_MAX), in one transaction, each in
- * a subtransaction of its own:
+ * Messages are taken in batches: those the broker has delivered (at most
+ * its prefetch-count, at most BATCH_MAX), in transactions of at most about
+ * COMMIT_INTERVAL_MS each, each message in a subtransaction of its own:
  *
  *		INSERT INTO outbox.received ... ON CONFLICT (msg_id) DO NOTHING
  *		  nothing inserted: a duplicate (already received, or received by a
  *		  concurrent consumer, whose commit the INSERT waited for): ACK;
- *		  else the callback, as run_as:
+ *		  else the callback:
  *		    true or void: the subtransaction is kept: ACK after COMMIT;
- *		    false or NULL: rolled back: NACK requeue:false (to the DLQ);
- *		    an error: rolled back, logged, shown in outbox.status: NACK
- *		    requeue:false; but a serialization failure or deadlock (class
+ *		    false or NULL: rolled back: dead-lettered after COMMIT;
+ *		    an error: rolled back, logged, shown in outbox.status:
+ *		    dead-lettered; but a serialization failure or deadlock (class
  *		    40) of a first delivery is NACKed with requeue, to be retried.
  *
  * Acknowledgements are sent only after the COMMIT, always: a crash between
@@ -46,12 +46,73 @@
  * without a producer id).  A body that is not JSON (or not UTF-8) reaches
  * the callback as a JSON string.
  *
- * The callback runs as the subscription's run_as role, with
- * SECURITY_LOCAL_USERID_CHANGE, which forbids SET ROLE and SET SESSION
- * AUTHORIZATION: it can do what run_as can, never more.  Each callback is
- * cancelled after statement_timeout (as set for the database or the
- * server), and never later than CALLBACK_TIMEOUT_MS, well below
- * RabbitMQ's 30-minute consumer_timeout.
+ * When to commit and acknowledge: RabbitMQ closes the channel of a
+ * delivery left unacknowledged for consumer_timeout (30 minutes by
+ * default).  A transaction is committed, and its messages acknowledged at
+ * once, as soon as it has run for COMMIT_INTERVAL_MS (one second), not at
+ * the end of the batch: a processed message is acknowledged at most about
+ * a second plus one callback after it was processed, whatever the batch
+ * size.  One commit per message would cost a WAL flush per message; one
+ * per second costs nothing.  What remains is the time a message waits
+ * behind the others the broker handed over: prefetch-count times the
+ * slowest callback (each is cancelled after CALLBACK_TIMEOUT_MS, five
+ * minutes) must stay below consumer_timeout, as the default
+ * prefetch-count of 1 does.
+ *
+ * Dead-lettering: a message is NACKed with requeue:false, which RabbitMQ
+ * routes by the queue's x-dead-letter-* arguments, set by our own
+ * SUBSCRIBE.  A /amq/queue/ destination is never declared by SUBSCRIBE,
+ * so its queue may have no such arguments and a NACK would drop the
+ * message: there the consumer SENDs a copy (body and headers) to
+ * /amq/queue/DLQ.<queue> itself, waits for its receipt, and only then
+ * ACKs the original.  Either way no message is dropped.
+ *
+ * The privilege model of the consumer.  The worker connects as the
+ * bootstrap superuser (a background worker cannot connect as a role that
+ * may not log in), and runs the subscriber's code only in transactions
+ * that are the subscriber's from start to end, the way PostgreSQL's own
+ * maintenance commands run a table owner's code (REFRESH MATERIALIZED
+ * VIEW, VACUUM's index expressions):
+ *
+ * - A transaction that runs callbacks belongs to the subscribing role
+ *   (run_as) from its first action to its end: the user id is set to
+ *   run_as with SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION
+ *   right after StartTransactionCommand (PostgreSQL wants no security
+ *   context outside a transaction, and an abort restores the worker's),
+ *   and the worker's own is restored after the COMMIT.  So whatever runs at
+ *   commit runs as run_as, and in a security-restricted operation
+ *   PostgreSQL itself refuses SET ROLE, SET SESSION AUTHORIZATION,
+ *   set_config('role'), WITH HOLD cursors, temporary tables and queueing a
+ *   deferred trigger: nothing can be left for later.
+ * - Deferrable constraints are set IMMEDIATE (as by SET CONSTRAINTS ALL
+ *   IMMEDIATE) before each callback, so that a DEFERRABLE INITIALLY
+ *   DEFERRED constraint or trigger fires at the end of the callback's
+ *   statement, as run_as, inside the message's subtransaction, instead of
+ *   being refused; a callback that defers them itself is refused.  After
+ *   the callback the same is done again: it fires anything still pending
+ *   and undoes what the callback set, so nothing passes to the next message.
+ * - Each callback runs in a GUC nest level of its own (NewGUCNestLevel,
+ *   AtEOXact_GUC(false)), so every setting it makes, LOCAL or not, is
+ *   undone when it returns.  Its search_path is the one the worker started
+ *   with (the database's or the server's), "$user" meaning run_as.  The
+ *   session-level advisory locks it took are released after it too.
+ * - The worker's own statements (reading outbox.subscription, inserting
+ *   into outbox.received) run as the owner of the outbox tables (the role
+ *   that created the extension), in a security-restricted operation, with
+ *   search_path pinned to pg_catalog, pg_temp for the statement (and for
+ *   the session, from the start); every object and operator they name is
+ *   schema-qualified.  No setting, object or operator of the subscriber's
+ *   can reach them.
+ * - Before each batch and before each connection, the consumer checks that
+ *   run_as exists and may still EXECUTE the callback.  If not, it stops
+ *   consuming (nothing is acknowledged, so nothing is lost), says why in
+ *   the log and in outbox.status, and checks again every IDLE_CHECK_MS.
+ *   A subscription whose run_as was changed by hand is restarted.
+ * - A SECURITY DEFINER callback runs as its owner, exactly as when run_as
+ *   calls it: its owner granted run_as that, and the security-restricted
+ *   operation still holds.  Each callback is cancelled after
+ *   statement_timeout (as set for the database or the server), and never
+ *   later than CALLBACK_TIMEOUT_MS.
  *
  * Error policy:
  * - The broker unreachable, the connection lost, heart-beats missed, the
@@ -61,13 +122,15 @@
  *   ACKs of a lost connection are never sent on another.
  * - An error in a callback: caught in its subtransaction; that message is
  *   dead-lettered (see above), the others of the batch are not touched.
- * - An error outside the messages (the subscription unreadable, the
- *   callback dropped or no longer executable, COMMIT failing for a
- *   transient reason): the batch is rolled back, the connection dropped
- *   (so the broker delivers the batch again), the error logged and shown
- *   in outbox.status, and the consumer backs off.  A COMMIT failing for a
- *   batch of several messages (a deferred constraint, say) is retried one
- *   message per transaction, so that only the culprit is dead-lettered.
+ * - An error outside the messages (the subscription unreadable, COMMIT
+ *   failing for a transient reason): the transaction is rolled back, the
+ *   connection dropped (so the broker delivers its messages again), the
+ *   error logged and shown in outbox.status, and the consumer backs off.
+ *   A COMMIT failing for several messages is retried one message per
+ *   transaction, so that only the culprit is dead-lettered.
+ * - run_as gone, or the callback gone or no longer executable by it: the
+ *   same, and no new connection is made until it is fixed (checked every
+ *   IDLE_CHECK_MS).
  * - The subscription gone (unsubscribed, or the extension dropped): the
  *   worker unsubscribes, disconnects and exits with code 0.
  * - SIGTERM: the message in flight is finished, and the batch committed
@@ -83,8 +146,12 @@
  *   callback.
  * - Postmaster death ends the worker at once.
  *
- * Memory: a batch lives in a context reset before the next; the frames
- * (malloc'd by the STOMP client) are freed once acknowledged or dropped.
+ * Memory: each turn of the main loop runs in a scratch context, reset
+ * before the next (asserted at the top of the loop); every transaction
+ * goes back to the context it was started in once it commits or aborts
+ * (CommitTransactionCommand leaves TopMemoryContext current), so nothing
+ * is allocated for good after start-up.  The frames (malloc'd by the STOMP
+ * client) are freed once acknowledged or dropped.
  *
  * src/consumer.c
  *
@@ -98,6 +165,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "commands/trigger.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -108,9 +176,11 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -125,8 +195,12 @@
 
 /* first reconnection delay; doubles up to outbox.maximum_backoff */
 #define BACKOFF_BASE_MS			1000
-/* most messages per transaction */
+/* most messages per batch */
 #define BATCH_MAX				1000
+/* a transaction commits, and its messages are acknowledged, after this */
+#define COMMIT_INTERVAL_MS		1000
+/* the search_path of the worker's own statements */
+#define WORKER_SEARCH_PATH		"pg_catalog, pg_temp"
 /* room for messages that arrive while a receipt is awaited */
 #define HELD_MAX				(BATCH_MAX + 64)
 /* longest a callback may run, whatever statement_timeout says */
@@ -169,13 +243,29 @@ typedef struct SubscriptionRow
 	Oid			run_as;
 } SubscriptionRow;
 
-/* How a batch ended */
+/* How a batch's transaction ended */
 typedef enum BatchResult
 {
 	BATCH_DONE,
 	BATCH_RETRY_SOLO,			/* commit failed: one message at a time */
-	BATCH_STOP					/* the subscription is gone */
+	BATCH_STOP					/* the subscription is gone or changed */
 } BatchResult;
+
+/* What a check of the subscription found */
+typedef enum SubscriptionCheck
+{
+	SUBSCRIPTION_USABLE,
+	SUBSCRIPTION_GONE,			/* unsubscribed, replaced, or no extension */
+	SUBSCRIPTION_UNUSABLE		/* run_as gone, or may not run the callback */
+} SubscriptionCheck;
+
+/* The user id and GUC level to go back to after the worker's own SQL */
+typedef struct OwnerScope
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			guc_level;
+} OwnerScope;
 
 PGDLLEXPORT void outbox_consumer_main(Datum main_arg);
 
@@ -195,8 +285,17 @@ static int64 backoff_until_ms = 0;
 static int64 last_activity_ms = 0;
 static char *broker_settings = NULL;
 static pg_prng_state backoff_prng;
-static MemoryContext batch_context = NULL;
+static MemoryContext scratch_context = NULL;
+static MemoryContext xact_caller_context = NULL;
 static bool stop_consumer = false;
+static bool refusing = false;	/* the subscription cannot be served */
+
+/* who the worker is, and for whom it runs callbacks */
+static Oid	worker_userid;		/* the bootstrap superuser it connected as */
+static Oid	run_as;				/* the subscription's role */
+static Oid	tables_owner;		/* of the outbox tables; set per transaction */
+static char *callback_search_path;	/* TopMemoryContext */
+static bool dead_letter_by_send = false;	/* /amq/queue/: SEND to the DLQ */
 
 /* delivered messages not yet handed to a batch (frames owned here) */
 static StompFrame *held[HELD_MAX];
@@ -206,7 +305,6 @@ static int	nheld = 0;
 static FmgrInfo callback_finfo;
 static Oid	callback_rettype;
 static TupleDesc payload_desc;
-static Oid	callback_role;
 
 /* saved plans */
 static SPIPlanPtr insert_received_plan = NULL;
@@ -224,6 +322,7 @@ static void reload_settings(void);
 static void drop_held(void);
 static void disconnect(void);
 static void back_off(const char *what, const char *detail);
+static void refuse_to_consume(const char *problem);
 static bool wait_for_receipt(OutboxBroker *b, uint64_t receipt,
 							 int64 deadline);
 static void hold_or_return(StompFrame *frame);
@@ -233,18 +332,29 @@ static int	parse_queue_headers(StompHeaderPair *pairs, int max);
 static bool subscribe_queue(const char *dlq, int64 deadline, StringInfo why);
 static bool ensure_subscribed(void);
 static bool collect_messages(void);
+static void begin_xact(Oid role);
+static void commit_xact(void);
+static void abort_xact(void);
+static void enter_owner(OwnerScope *scope);
+static void leave_owner(OwnerScope *scope);
+static int	execute_as_owner(SPIPlanPtr plan, Datum *args, bool read_only,
+							 long count);
+static void set_constraints_immediate(void);
 static void prepare_plans(void);
 static void free_plans(void);
 static bool load_subscription(SubscriptionRow *row);
-static bool subscription_exists(void);
+static void check_run_as(SubscriptionRow *row);
+static SubscriptionCheck check_subscription(char **problem);
 static char *utf8_text(const char *bytes, size_t len);
 static Jsonb *message_body(StompFrame *frame, bool as_string);
 static Jsonb *message_headers(StompFrame *frame);
 static char *message_id(StompFrame *frame);
 static bool transient_error(int sqlerrcode);
+static void forget_session_state(void);
 static void handle_message(Delivery *d);
 static bool run_callback(Delivery *d, Jsonb *body, Jsonb *headers);
-static BatchResult run_batch(Delivery *deliveries, int n);
+static BatchResult run_batch(Delivery *deliveries, int n, int *covered);
+static bool dead_letter(Delivery *d);
 static void acknowledge(Delivery *deliveries, int n, uint64 batch_session);
 static void process_held(void);
 static void consumer_step(void);
@@ -375,6 +485,26 @@ back_off(const char *what, const char *detail)
 				(errmsg("outbox consumer of queue \"%s\" %s, attempt %d",
 						queue_name, what, connect_failures),
 				 errdetail("%s", detail)));
+}
+
+/*
+ * The subscription cannot be served (run_as gone, or it may not execute
+ * the callback): say so, in the log once, in outbox.status always, and
+ * look again after IDLE_CHECK_MS.  No message is taken meanwhile.
+ */
+static void
+refuse_to_consume(const char *problem)
+{
+	if (!refusing)
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\" stopped consuming: %s",
+						queue_name, problem),
+				 errdetail("The messages wait in the queue."),
+				 errhint("Grant the subscription's role EXECUTE on the callback, or outbox.unsubscribe() the queue.")));
+	refusing = true;
+	outbox_slot_set_state(OUTBOX_STATE_BACKING_OFF, "");
+	outbox_slot_set_error(problem);
+	backoff_until_ms = outbox_monotonic_ms() + IDLE_CHECK_MS;
 }
 
 /*
@@ -614,10 +744,26 @@ ensure_subscribed(void)
 	char	   *dlq = psprintf("DLQ.%s", queue_name);
 	const char *what = NULL;
 
+	char	   *problem;
+
 	if (connected && subscribed)
 		return true;
 	if (now < backoff_until_ms)
 		return false;
+
+	/* take no message that could not be processed */
+	switch (check_subscription(&problem))
+	{
+		case SUBSCRIPTION_GONE:
+			stop_consumer = true;
+			return false;
+		case SUBSCRIPTION_UNUSABLE:
+			refuse_to_consume(problem);
+			return false;
+		case SUBSCRIPTION_USABLE:
+			break;
+	}
+	refusing = false;
 
 	if (!broker_ready)
 	{
@@ -693,25 +839,141 @@ collect_messages(void)
 }
 
 /*
- * Prepare the statements of a batch, once per worker.
+ * Start a transaction of the worker, connected to SPI, with a snapshot.
+ * With a valid role, the whole transaction is that role's, in a
+ * security-restricted operation (see the file header): the context is set
+ * first thing in the transaction, since PostgreSQL wants none outside one,
+ * and an abort restores the worker's own.
+ */
+static void
+begin_xact(Oid role)
+{
+	xact_caller_context = CurrentMemoryContext;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (OidIsValid(role))
+		SetUserIdAndSecContext(role, SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/*
+ * Commit the transaction of begin_xact(); what runs at commit runs as its
+ * role still.  Then the worker is itself again, in the memory context it
+ * was in before the transaction.
+ */
+static void
+commit_xact(void)
+{
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	SetUserIdAndSecContext(worker_userid, 0);
+	MemoryContextSwitchTo(xact_caller_context);
+}
+
+/*
+ * Roll back the transaction of begin_xact() after an error was caught;
+ * the abort restores the worker's user id.
+ */
+static void
+abort_xact(void)
+{
+	AbortCurrentTransaction();
+	SetUserIdAndSecContext(worker_userid, 0);
+	MemoryContextSwitchTo(xact_caller_context);
+}
+
+/*
+ * Become the owner of the outbox tables for one of the worker's own
+ * statements: a security-restricted operation, with search_path pinned to
+ * WORKER_SEARCH_PATH whatever the callbacks or the session did.  An error
+ * before leave_owner() is undone by the (sub)transaction's abort.
+ */
+static void
+enter_owner(OwnerScope *scope)
+{
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
+	SetUserIdAndSecContext(tables_owner, scope->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	scope->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", WORKER_SEARCH_PATH,
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * Back from enter_owner(): the settings and the user id as they were.
+ */
+static void
+leave_owner(OwnerScope *scope)
+{
+	AtEOXact_GUC(true, scope->guc_level);
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
+}
+
+/*
+ * Run one of the worker's saved plans as the owner of the outbox tables
+ * (enter_owner); returns SPI's result code.
+ */
+static int
+execute_as_owner(SPIPlanPtr plan, Datum *args, bool read_only, long count)
+{
+	OwnerScope	scope;
+	int			ret;
+
+	enter_owner(&scope);
+	ret = SPI_execute_plan(plan, args, NULL, read_only, count);
+	leave_owner(&scope);
+	return ret;
+}
+
+/*
+ * SET CONSTRAINTS ALL IMMEDIATE: fire every deferred trigger event pending
+ * in the transaction now, as the current user, and make the ones queued
+ * later fire at the end of their statement.
+ */
+static void
+set_constraints_immediate(void)
+{
+	ConstraintsSetStmt *stmt = makeNode(ConstraintsSetStmt);
+
+	stmt->constraints = NIL;
+	stmt->deferred = false;
+	AfterTriggerSetState(stmt);
+	pfree(stmt);
+}
+
+/*
+ * Prepare the worker's statements, once per worker, as the owner of the
+ * outbox tables and under the pinned search_path (a plan is parsed again
+ * if the search_path it was made under changes).
  */
 static void
 prepare_plans(void)
 {
 	Oid			insert_args[3] = {TEXTOID, JSONBOID, JSONBOID};
 	Oid			load_args[1] = {INT8OID};
+	OwnerScope	scope;
 
 	if (insert_received_plan != NULL)
 		return;
+	enter_owner(&scope);
 	insert_received_plan =
 		outbox_keep_plan("INSERT INTO outbox.received (msg_id, headers, body)"
-					 " VALUES ($1, $2, $3)"
-					 " ON CONFLICT (msg_id) DO NOTHING",
-					 3, insert_args);
+						 " VALUES ($1, $2, $3)"
+						 " ON CONFLICT (msg_id) DO NOTHING",
+						 3, insert_args);
 	load_subscription_plan =
-		outbox_keep_plan("SELECT queue_name, callback, destination, run_as::oid"
-					 "  FROM outbox.subscription WHERE id = $1",
-					 1, load_args);
+		outbox_keep_plan("SELECT queue_name, callback,"
+						 "       destination, run_as::pg_catalog.oid"
+						 "  FROM outbox.subscription"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 1, load_args);
+	leave_owner(&scope);
 }
 
 /*
@@ -730,8 +992,9 @@ free_plans(void)
 }
 
 /*
- * Read this worker's subscription in the current transaction (connected to
- * SPI); false if it is gone, or the extension is.
+ * Read this worker's subscription in the current transaction (begin_xact);
+ * false if it is gone, or the extension is.  Also learns who owns the
+ * outbox tables, for the worker's other statements of the transaction.
  */
 static bool
 load_subscription(SubscriptionRow *row)
@@ -743,9 +1006,10 @@ load_subscription(SubscriptionRow *row)
 
 	if (!OidIsValid(get_extension_oid("outbox", true)))
 		return false;
+	tables_owner = outbox_table_owner("received");
 	prepare_plans();
 	args[0] = Int64GetDatum(subscription_id);
-	if (SPI_execute_plan(load_subscription_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (execute_as_owner(load_subscription_plan, args, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read outbox.subscription");
 	if (SPI_processed == 0)
 		return false;
@@ -761,26 +1025,62 @@ load_subscription(SubscriptionRow *row)
 }
 
 /*
- * Whether this worker's subscription still exists, in a transaction of its
- * own.
+ * Error out unless the subscription's role exists and may execute its
+ * callback (both can change at any time: DROP ROLE, REVOKE).
  */
-static bool
-subscription_exists(void)
+static void
+check_run_as(SubscriptionRow *row)
+{
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(row->run_as)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the role of the subscription of queue \"%s\" does not exist",
+						queue_name),
+				 errhint("outbox.unsubscribe() the queue and subscribe it again as an existing role.")));
+	outbox_check_callback(row->callback, row->run_as, false);
+}
+
+/*
+ * Check the subscription in a transaction of its own: gone (or replaced,
+ * or its role changed by hand: a new consumer must start), unusable (with
+ * the reason in *problem), or usable.
+ */
+static SubscriptionCheck
+check_subscription(char **problem)
 {
 	SubscriptionRow row;
-	bool		exists;
+	volatile SubscriptionCheck result = SUBSCRIPTION_USABLE;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	exists = load_subscription(&row) &&
-		strcmp(row.destination, destination) == 0;
-	PopActiveSnapshot();
-	SPI_finish();
-	CommitTransactionCommand();
-	return exists;
+	*problem = NULL;
+	begin_xact(InvalidOid);
+	PG_TRY();
+	{
+		if (!load_subscription(&row) ||
+			strcmp(row.destination, destination) != 0 ||
+			row.run_as != run_as)
+			result = SUBSCRIPTION_GONE;
+		else
+			check_run_as(&row);
+		commit_xact();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(xact_caller_context);
+		edata = CopyErrorData();
+		if (edata->elevel > ERROR ||
+			(edata->sqlerrcode != ERRCODE_UNDEFINED_OBJECT &&
+			 edata->sqlerrcode != ERRCODE_UNDEFINED_FUNCTION &&
+			 edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE))
+			PG_RE_THROW();
+		FlushErrorState();
+		abort_xact();
+		*problem = edata->message;
+		result = SUBSCRIPTION_UNUSABLE;
+	}
+	PG_END_TRY();
+	return result;
 }
 
 /*
@@ -915,7 +1215,9 @@ transient_error(int sqlerrcode)
 
 /*
  * Claim the message in outbox.received and run the callback; returns
- * whether the subtransaction is to be kept.  Errors propagate.
+ * whether the subtransaction is to be kept.  Errors propagate.  The
+ * transaction is run_as's already (run_batch); the callback gets a GUC
+ * level of its own, and its deferred work is done before it is judged.
  */
 static bool
 run_callback(Delivery *d, Jsonb *body, Jsonb *headers)
@@ -924,17 +1226,16 @@ run_callback(Delivery *d, Jsonb *body, Jsonb *headers)
 	Datum		values[6];
 	bool		nulls[6];
 	const char *dest = stomp_frame_get_header(d->frame, "destination");
-	Oid			save_userid;
-	int			save_sec_context;
 	Datum		result;
 	bool		result_isnull;
 	int			timeout_ms;
+	int			guc_level;
 	LOCAL_FCINFO(fcinfo, 1);
 
 	args[0] = CStringGetTextDatum(d->msg_id);
 	args[1] = JsonbPGetDatum(headers);
 	args[2] = JsonbPGetDatum(body);
-	if (SPI_execute_plan(insert_received_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+	if (execute_as_owner(insert_received_plan, args, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into outbox.received");
 	if (SPI_processed == 0)
 	{
@@ -960,21 +1261,39 @@ run_callback(Delivery *d, Jsonb *body, Jsonb *headers)
 	if (StatementTimeout > 0 && StatementTimeout < timeout_ms)
 		timeout_ms = StatementTimeout;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(callback_role,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	/* deferrable constraints fire at the end of the callback's statements */
+	set_constraints_immediate();
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", callback_search_path,
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
 	result = FunctionCallInvoke(fcinfo);
 	result_isnull = fcinfo->isnull;
+	/* whatever it left pending fires now, charged to this message */
+	set_constraints_immediate();
 	disable_timeout(STATEMENT_TIMEOUT, true);
 	/* a timeout that fired as the callback returned is moot */
 	if (get_timeout_indicator(STATEMENT_TIMEOUT, true))
 		QueryCancelPending = false;
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	/* every setting the callback made, LOCAL or not, is undone */
+	AtEOXact_GUC(false, guc_level);
 
 	if (callback_rettype == VOIDOID)
 		return true;
 	return !result_isnull && DatumGetBool(result);
+}
+
+/*
+ * Undo what a callback may have left in the worker's session beyond its
+ * transaction, whatever became of it: session-level advisory locks, which
+ * would otherwise be held for months.  (PREPARE, temporary tables and
+ * WITH HOLD cursors are refused in a security-restricted operation.)
+ */
+static void
+forget_session_state(void)
+{
+	LockReleaseSession(USER_LOCKMETHOD);
 }
 
 /*
@@ -1067,49 +1386,40 @@ handle_message(Delivery *d)
 			FreeErrorData(edata);
 		}
 		PG_END_TRY();
+		forget_session_state();
 	}
 }
 
 /*
- * One transaction over the deliveries: read the subscription, each message
- * in its subtransaction, COMMIT.  The outcomes are set; nothing is
- * acknowledged here.
+ * One transaction over the deliveries, as run_as: read the subscription,
+ * each message in its subtransaction, COMMIT once COMMIT_INTERVAL_MS has
+ * passed or the deliveries are done.  *covered is set to how many of them
+ * the transaction took; their outcomes are set, nothing is acknowledged
+ * here.
  */
 static BatchResult
-run_batch(Delivery *deliveries, int n)
+run_batch(Delivery *deliveries, int n, int *covered)
 {
 	SubscriptionRow row;
 	volatile bool committing = false;
 	volatile BatchResult result = BATCH_DONE;
-	MemoryContext oldcontext = CurrentMemoryContext;
-	int64		last_io = outbox_monotonic_ms();
-	int			i;
+	volatile int count = 0;
+	int64		started = outbox_monotonic_ms();
+	int64		last_io = started;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
+	*covered = 0;
+	begin_xact(run_as);
 	pgstat_report_activity(STATE_RUNNING, "consuming");
 
-	if (!load_subscription(&row) || strcmp(row.destination, destination) != 0)
+	if (!load_subscription(&row) || strcmp(row.destination, destination) != 0 ||
+		row.run_as != run_as)
 	{
-		PopActiveSnapshot();
-		SPI_finish();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(oldcontext);
+		abort_xact();
 		return BATCH_STOP;
 	}
-	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(row.run_as)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("the role of the subscription of queue \"%s\" does not exist",
-						queue_name),
-				 errhint("outbox.unsubscribe() the queue and subscribe it again as an existing role.")));
-	outbox_check_callback(row.callback, row.run_as, false);
+	check_run_as(&row);
 	fmgr_info(row.callback, &callback_finfo);
 	callback_rettype = get_func_rettype(row.callback);
-	callback_role = row.run_as;
 	payload_desc = lookup_rowtype_tupdesc_copy(outbox_payload_type(), -1);
 
 	enable_timeout_every(watchdog_timeout,
@@ -1117,16 +1427,21 @@ run_batch(Delivery *deliveries, int n)
 						 1000);
 	PG_TRY();
 	{
+		int			i;
+
 		for (i = 0; i < n; i++)
 		{
 			Delivery   *d = &deliveries[i];
 
-			if (d->outcome != OUTCOME_NONE)
-				continue;
-			/* SIGTERM: finish the message in flight, leave the rest */
-			if (shutdown_requested && i > 0)
+			/*
+			 * SIGTERM: finish the message in flight, leave the rest; and
+			 * commit (and acknowledge) at least every COMMIT_INTERVAL_MS
+			 */
+			if (i > 0 && (shutdown_requested ||
+						  outbox_monotonic_ms() - started >= COMMIT_INTERVAL_MS))
 				break;
-			handle_message(d);
+			if (d->outcome == OUTCOME_NONE)
+				handle_message(d);
 			/* keep the heart-beats going through a long batch */
 			if (outbox_monotonic_ms() - last_io >= BATCH_IO_INTERVAL_MS)
 			{
@@ -1134,10 +1449,9 @@ run_batch(Delivery *deliveries, int n)
 				last_io = outbox_monotonic_ms();
 			}
 		}
+		count = i;
 		committing = true;
-		PopActiveSnapshot();
-		SPI_finish();
-		CommitTransactionCommand();
+		commit_xact();
 		pgstat_report_stat(false);
 	}
 	PG_CATCH();
@@ -1147,15 +1461,14 @@ run_batch(Delivery *deliveries, int n)
 		disable_timeout(watchdog_timeout, false);
 		if (!committing)
 			PG_RE_THROW();
-		MemoryContextSwitchTo(oldcontext);
+		MemoryContextSwitchTo(xact_caller_context);
 		edata = CopyErrorData();
 		if (transient_error(edata->sqlerrcode))
 			PG_RE_THROW();
 		FlushErrorState();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(oldcontext);
+		abort_xact();
 
-		if (n > 1)
+		if (count > 1)
 			result = BATCH_RETRY_SOLO;
 		else
 		{
@@ -1170,8 +1483,54 @@ run_batch(Delivery *deliveries, int n)
 	}
 	PG_END_TRY();
 	disable_timeout(watchdog_timeout, false);
-	MemoryContextSwitchTo(oldcontext);
+	*covered = count;
 	return result;
+}
+
+/*
+ * Dead-letter a message of a /amq/queue/ destination, whose queue may not
+ * dead-letter anything: SEND a copy to /amq/queue/DLQ.<queue> and wait for
+ * its receipt.  Returns false if that failed (the caller drops the
+ * connection, and the original, unacknowledged, comes back).
+ */
+static bool
+dead_letter(Delivery *d)
+{
+	static const char *const dropped[] = {
+		"destination", "content-length", "content-type", "receipt",
+		"persistent", "transaction", "subscription", "message-id", "ack",
+		"redelivered"
+	};
+	StompFrame *f = d->frame;
+	StompHeaderPair *pairs = palloc(sizeof(StompHeaderPair) * (f->nheaders + 1));
+	int			npairs = 0;
+	uint64_t	receipt;
+	size_t		i;
+
+	for (i = 0; i < f->nheaders; i++)
+	{
+		bool		keep = true;
+		int			j;
+
+		for (j = 0; j < lengthof(dropped); j++)
+			keep &= (strcmp(f->headers[i].name, dropped[j]) != 0);
+		if (keep)
+		{
+			pairs[npairs].name = f->headers[i].name;
+			pairs[npairs++].value = f->headers[i].value;
+		}
+	}
+	pairs[npairs].name = "outbox-dead-lettered-from";
+	pairs[npairs++].value = queue_name;
+
+	if (stomp_conn_send(broker.conn, psprintf("/amq/queue/DLQ.%s", queue_name),
+						pairs, npairs,
+						stomp_frame_get_header(f, "content-type"),
+						f->body ? f->body : "", f->body_len,
+						&receipt) != STOMP_OK)
+		return false;
+	return wait_for_receipt(&broker, receipt,
+							outbox_monotonic_ms() + SUBSCRIBE_TIMEOUT_MS);
 }
 
 /*
@@ -1206,6 +1565,16 @@ acknowledge(Delivery *deliveries, int n, uint64 batch_session)
 		Delivery   *d = &deliveries[i];
 		StompResult rc = STOMP_OK;
 
+		if (d->outcome == OUTCOME_DEAD && dead_letter_by_send)
+		{
+			if (!dead_letter(d))
+			{
+				/* the broker gives back what was not acknowledged */
+				disconnect();
+				return;
+			}
+			d->outcome = OUTCOME_ACK;
+		}
 		for (;;)
 		{
 			switch (d->outcome)
@@ -1239,8 +1608,10 @@ acknowledge(Delivery *deliveries, int n, uint64 batch_session)
 }
 
 /*
- * Process the held messages as one batch (or one by one if its COMMIT
- * failed), acknowledge them, and free them.
+ * Process the held messages, in as many transactions as COMMIT_INTERVAL_MS
+ * makes (one message per transaction for those whose COMMIT failed
+ * together), acknowledging each transaction's messages after its COMMIT,
+ * and free them.
  */
 static void
 process_held(void)
@@ -1248,7 +1619,6 @@ process_held(void)
 	int			n = nheld;
 	Delivery   *deliveries = palloc0(sizeof(Delivery) * n);
 	uint64		batch_session = session;
-	BatchResult result;
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -1268,24 +1638,38 @@ process_held(void)
 
 	PG_TRY();
 	{
-		result = run_batch(deliveries, n);
-		if (result == BATCH_RETRY_SOLO)
+		int			done = 0;
+
+		/* the connection lost, the broker delivers the rest again */
+		while (done < n && !shutdown_requested && !stop_consumer &&
+			   connected && session == batch_session)
 		{
-			for (i = 0; i < n && !shutdown_requested; i++)
+			int			covered;
+			BatchResult result = run_batch(&deliveries[done], n - done, &covered);
+
+			if (result == BATCH_RETRY_SOLO)
 			{
-				deliveries[i].outcome = OUTCOME_NONE;
-				deliveries[i].duplicate = false;
-				if (run_batch(&deliveries[i], 1) == BATCH_STOP)
+				for (i = done; i < done + covered && !shutdown_requested; i++)
 				{
-					result = BATCH_STOP;
-					break;
+					int			one;
+
+					deliveries[i].outcome = OUTCOME_NONE;
+					deliveries[i].duplicate = false;
+					if (run_batch(&deliveries[i], 1, &one) == BATCH_STOP)
+					{
+						result = BATCH_STOP;
+						break;
+					}
 				}
 			}
+			if (result == BATCH_STOP)
+			{
+				stop_consumer = true;
+				break;
+			}
+			acknowledge(&deliveries[done], covered, batch_session);
+			done += covered;
 		}
-		if (result == BATCH_STOP)
-			stop_consumer = true;
-		else
-			acknowledge(deliveries, n, batch_session);
 	}
 	PG_FINALLY();
 	{
@@ -1328,11 +1712,20 @@ consumer_step(void)
 	/* idle: now and then, check that the subscription is still wanted */
 	if (now - last_activity_ms >= IDLE_CHECK_MS)
 	{
+		char	   *problem;
+
 		last_activity_ms = now;
-		if (!subscription_exists())
+		switch (check_subscription(&problem))
 		{
-			stop_consumer = true;
-			return;
+			case SUBSCRIPTION_GONE:
+				stop_consumer = true;
+				return;
+			case SUBSCRIPTION_UNUSABLE:
+				disconnect();
+				refuse_to_consume(problem);
+				return;
+			case SUBSCRIPTION_USABLE:
+				break;
 		}
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -1395,35 +1788,42 @@ outbox_consumer_main(Datum main_arg)
 											  InvalidOid, 0);
 	pgstat_report_appname("outbox consumer");
 
-	/* what to consume */
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
+	/*
+	 * The worker's own statements never see a search_path of anyone's
+	 * choosing; the callbacks get the one it started with.
+	 */
+	worker_userid = GetUserId();
+	callback_search_path =
+		MemoryContextStrdup(TopMemoryContext,
+							GetConfigOption("search_path", false, false));
+	SetConfigOption("search_path", WORKER_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+
+	/* what to consume, for whom */
+	begin_xact(InvalidOid);
 	found = load_subscription(&row);
 	if (found)
 	{
 		queue_name = MemoryContextStrdup(TopMemoryContext, row.queue_name);
 		destination = MemoryContextStrdup(TopMemoryContext, row.destination);
+		run_as = row.run_as;
 	}
-	PopActiveSnapshot();
-	SPI_finish();
-	CommitTransactionCommand();
+	commit_xact();
 	if (!found)
 		proc_exit(0);			/* unsubscribed meanwhile */
 	if (outbox_slot_acquire_consumer(queue_name, subscription_id,
 									 row.run_as) == NULL)
 		proc_exit(0);			/* another consumer has this queue */
 
+	dead_letter_by_send = (strncmp(destination, "/amq/queue/", 11) == 0);
 	snprintf(main_sub_id, sizeof(main_sub_id), "outbox-%s", queue_name);
 	snprintf(dlq_sub_id, sizeof(dlq_sub_id), "outbox-DLQ.%s", queue_name);
 	watchdog_timeout = RegisterTimeout(USER_TIMEOUT, shutdown_watchdog);
 	pg_prng_seed(&backoff_prng, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
+	scratch_context = AllocSetContextCreate(TopMemoryContext,
+											"outbox consumer scratch",
+											ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(scratch_context);
 	broker_settings = MemoryContextStrdup(TopMemoryContext, current_settings());
-	batch_context = AllocSetContextCreate(TopMemoryContext,
-										  "outbox consumer batch",
-										  ALLOCSET_DEFAULT_SIZES);
 	last_activity_ms = outbox_monotonic_ms();
 	ereport(LOG,
 			(errmsg("outbox consumer of queue \"%s\" started for \"%s\"",
@@ -1431,14 +1831,14 @@ outbox_consumer_main(Datum main_arg)
 
 	while (!shutdown_requested && !stop_consumer)
 	{
-		MemoryContext old;
+		/* a turn, and each transaction in it, ends where it started */
+		Assert(CurrentMemoryContext == scratch_context);
+		MemoryContextReset(scratch_context);
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 			reload_settings();
 
-		MemoryContextReset(batch_context);
-		old = MemoryContextSwitchTo(batch_context);
 		PG_TRY();
 		{
 			consumer_step();
@@ -1447,23 +1847,24 @@ outbox_consumer_main(Datum main_arg)
 		{
 			ErrorData  *edata;
 
-			MemoryContextSwitchTo(batch_context);
+			MemoryContextSwitchTo(scratch_context);
 			edata = CopyErrorData();
 			FlushErrorState();
 			AbortOutOfAnyTransaction();
+			SetUserIdAndSecContext(worker_userid, 0);
+			MemoryContextSwitchTo(scratch_context);
 			free_plans();
 			QueryCancelPending = false;
 			ereport(LOG,
 					(errmsg("outbox consumer of queue \"%s\" failed: %s",
 							queue_name, edata->message),
 					 edata->detail ? errdetail("%s", edata->detail) : 0,
-					 errhint("The messages of the batch will be delivered again.")));
+					 errhint("The messages not yet acknowledged will be delivered again.")));
 			/* the broker takes the batch back with the connection */
 			disconnect();
 			back_off("failed", edata->message);
 		}
 		PG_END_TRY();
-		MemoryContextSwitchTo(old);
 	}
 
 	stop_politely();

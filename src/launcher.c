@@ -31,6 +31,16 @@
  * error there is logged and the work is tried again at the next pass,
  * without disturbing the publisher.
  *
+ * Privileges: the query runs as the publisher (the bootstrap superuser)
+ * with search_path pinned to pg_catalog, pg_temp for its duration, and
+ * names only schema-qualified objects.
+ *
+ * Memory: what a reconciliation allocates (the subscription list, error
+ * messages) lives in a context of the launcher's, reset at the next one;
+ * the caller's memory context is current again on return, whatever
+ * CommitTransactionCommand left.  Only the launched consumers' entries live
+ * in TopMemoryContext, freed when forgotten.
+ *
  * src/launcher.c
  *
  *-------------------------------------------------------------------------
@@ -47,6 +57,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/lwlock.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -77,6 +88,7 @@ static bool reconciled_once = false;
 static int64 last_reconcile_ms = 0;
 static List *launched = NIL;	/* LaunchedConsumer *, in TopMemoryContext */
 static bool warned_no_worker = false;
+static MemoryContext launcher_context = NULL;	/* reset at each reconcile */
 
 static bool launched_consumer_stopped(void);
 static LaunchedConsumer *find_launched(int64 subscription_id);
@@ -151,9 +163,15 @@ read_subscriptions(void)
 
 	if (OidIsValid(get_extension_oid("outbox", true)))
 	{
+		int			guc_level = NewGUCNestLevel();
+
+		(void) set_config_option("search_path", "pg_catalog, pg_temp",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 		if (SPI_execute("SELECT id, queue_name FROM outbox.subscription",
 						true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read outbox.subscription");
+		AtEOXact_GUC(true, guc_level);
 		for (i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	row = SPI_tuptable->vals[i];
@@ -188,6 +206,7 @@ start_consumer(Subscription *sub)
 	LaunchedConsumer *c = find_launched(sub->id);
 	int64		now = outbox_monotonic_ms();
 	MemoryContext old;
+	bool		registered;
 
 	if (c != NULL)
 	{
@@ -215,7 +234,11 @@ start_consumer(Subscription *sub)
 	memcpy(worker.bgw_extra, &sub->id, sizeof(sub->id));
 	worker.bgw_notify_pid = MyProcPid;
 
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	/* the handle is palloc'd in the current context: it must outlive this */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	registered = RegisterDynamicBackgroundWorker(&worker, &handle);
+	MemoryContextSwitchTo(old);
+	if (!registered)
 	{
 		if (!warned_no_worker)
 			ereport(WARNING,
@@ -234,7 +257,7 @@ start_consumer(Subscription *sub)
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	c = palloc(sizeof(LaunchedConsumer));
 	c->subscription_id = sub->id;
-	c->handle = handle;			/* palloc'd in TopMemoryContext too */
+	c->handle = handle;			/* in TopMemoryContext too (above) */
 	c->started_ms = now;
 	launched = lappend(launched, c);
 	MemoryContextSwitchTo(old);
@@ -320,6 +343,7 @@ reconcile(List *subscriptions)
 void
 outbox_launch_consumers(void)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	uint64		generation;
 	int64		now = outbox_monotonic_ms();
 	bool		stopped;
@@ -335,22 +359,28 @@ outbox_launch_consumers(void)
 	last_reconcile_ms = now;
 	reconciled_once = true;
 
+	if (launcher_context == NULL)
+		launcher_context = AllocSetContextCreate(TopMemoryContext,
+												 "outbox launcher",
+												 ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(launcher_context);
+	MemoryContextSwitchTo(launcher_context);
 	PG_TRY();
 	{
 		reconcile(read_subscriptions());
 	}
 	PG_CATCH();
 	{
-		MemoryContext errcxt = MemoryContextSwitchTo(TopMemoryContext);
-		ErrorData  *edata = CopyErrorData();
+		ErrorData  *edata;
 
+		MemoryContextSwitchTo(launcher_context);
+		edata = CopyErrorData();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
-		MemoryContextSwitchTo(errcxt);
 		ereport(LOG,
 				(errmsg("outbox could not start or stop consumers: %s",
 						edata->message)));
-		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
 }
