@@ -39,7 +39,7 @@
 /* in settings.c */
 extern char *outbox_stomp_host_and_ports;
 extern char *outbox_stomp_username;
-extern char *outbox_stomp_passcode;
+extern char *outbox_stomp_passcode_file;
 extern char *outbox_stomp_vhost;
 extern char *outbox_stomp_heartbeats;
 extern bool outbox_stomp_use_ssl;
@@ -47,7 +47,7 @@ extern char *outbox_stomp_key_file;
 extern char *outbox_stomp_cert_file;
 extern char *outbox_stomp_ca_certs;
 extern int	outbox_stomp_ssl_min_protocol;
-extern char *outbox_stomp_ssl_password;
+extern char *outbox_stomp_ssl_password_file;
 extern bool outbox_stomp_verify_hostname;
 extern char *outbox_stomp_queue_headers;
 extern bool outbox_exclusive_queue;
@@ -67,6 +67,17 @@ extern char *outbox_correlation_id;
 
 extern void outbox_define_settings(void);
 extern const char *outbox_ssl_protocol_name(int protocol);
+
+/* in secret.c */
+typedef enum OutboxSecret
+{
+	OUTBOX_SECRET_PASSCODE,		/* from outbox.stomp_passcode_file */
+	OUTBOX_SECRET_SSL_PASSWORD	/* from outbox.stomp_ssl_password_file */
+} OutboxSecret;
+
+extern void outbox_secrets_refresh(int elevel);
+extern const char *outbox_secret(OutboxSecret which);
+extern uint64 outbox_secrets_generation(void);
 
 /* in uuid7.c */
 extern void outbox_uuid_v7(pg_uuid_t *uuid);
