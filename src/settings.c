@@ -555,24 +555,50 @@ check_function_name(char **newval, void **extra, GucSource source)
 }
 
 /*
- * outbox.database_name: a non-empty comma-separated list of names.
+ * outbox.database_name: a non-empty comma-separated list of names, each
+ * named once (a database has one publisher).  Names are compared as the
+ * workers use them: quotes removed, case kept.
  */
 static bool
 check_database_names(char **newval, void **extra, GucSource source)
 {
 	char	   *rawnames = pstrdup(*newval);
 	List	   *names;
+	ListCell   *lc;
 	bool		ok;
 
 	ok = SplitGUCList(rawnames, ',', &names) && names != NIL;
+	if (!ok)
+		GUC_check_errdetail("It must be a comma-separated list of one or more database names.");
+	foreach(lc, ok ? names : NIL)
+	{
+		const char *name = lfirst(lc);
+		ListCell   *later;
+
+		if (strlen(name) >= NAMEDATALEN)
+		{
+			GUC_check_errdetail("Database name \"%s\" is longer than %d bytes.",
+								name, NAMEDATALEN - 1);
+			ok = false;
+			break;
+		}
+
+		for_each_cell(later, names, lnext(names, lc))
+		{
+			if (strcmp(name, lfirst(later)) == 0)
+			{
+				GUC_check_errdetail("Database \"%s\" is listed more than once.",
+									name);
+				ok = false;
+				break;
+			}
+		}
+		if (!ok)
+			break;
+	}
 	list_free(names);
 	pfree(rawnames);
-	if (!ok)
-	{
-		GUC_check_errdetail("It must be a comma-separated list of one or more database names.");
-		return false;
-	}
-	return true;
+	return ok;
 }
 
 /*
