@@ -165,7 +165,8 @@ typedef enum OutboxWorkerState
 	OUTBOX_STATE_CONNECTING,
 	OUTBOX_STATE_CONNECTED,
 	OUTBOX_STATE_BACKING_OFF,
-	OUTBOX_STATE_STOPPING
+	OUTBOX_STATE_STOPPING,
+	OUTBOX_STATE_NO_DATABASE	/* a row of the launcher, no worker */
 } OutboxWorkerState;
 
 typedef enum OutboxCounter
@@ -183,6 +184,7 @@ typedef struct OutboxWorkerSlot
 	pid_t		pid;			/* 0: free */
 	OutboxWorkerKind kind;
 	Oid			database;
+	char		database_name[NAMEDATALEN]; /* when database is invalid */
 	Latch	   *latch;
 	/* written by the owner alone: a publisher that a wake-up can help */
 	volatile bool accepts_wakeups;
@@ -217,6 +219,8 @@ extern OutboxWorkerSlot *outbox_slot_acquire(OutboxWorkerKind kind,
 											 const char *queue_name);
 extern OutboxWorkerSlot *outbox_slot_acquire_consumer(const char *queue_name,
 													  int64 subscription_id);
+extern OutboxWorkerSlot *outbox_slot_acquire_missing_database(const char *dbname);
+extern void outbox_slot_release_missing_database(OutboxWorkerSlot *slot);
 extern OutboxWorkerSlot *outbox_my_slot(void);
 extern void outbox_slot_set_state(OutboxWorkerState state, const char *broker);
 extern void outbox_slot_set_error(const char *message);
@@ -228,7 +232,11 @@ extern void outbox_wake_publisher_at_commit(void);
 extern void outbox_wake_publisher(void);
 extern void outbox_accept_wakeups(bool accept);
 
-/* in workers.c */
+/* in workers.c: also the publisher launcher's entry point */
+struct BackgroundWorker;
+extern void outbox_worker_init(struct BackgroundWorker *worker,
+							   const char *function, const char *type,
+							   const char *name, int restart_time);
 extern void outbox_register_publishers(void);
 extern struct _SPI_plan *outbox_keep_plan(const char *sql, int nargs,
 										  Oid *argtypes);
