@@ -103,7 +103,8 @@ read_secret_file(SecretFile *secret, int elevel, const char *hint,
 	int			save_errno;
 	const char *operation = NULL;
 
-	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	/* O_NONBLOCK: a FIFO must not hang the open; it is refused below */
+	fd = OpenTransientFile(path, O_RDONLY | O_NONBLOCK | PG_BINARY);
 	if (fd < 0)
 	{
 		ereport(elevel,

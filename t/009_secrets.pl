@@ -22,6 +22,7 @@
 use strict;
 use warnings;
 
+use POSIX ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -242,10 +243,14 @@ like(send_event_error(6), qr/could not open passcode file "\Q$dir\E\/missing": N
 	'a missing file is refused');
 publish_and_receive(5, 'missing file, last good passcode');
 
-# a file of two lines, and one too long
+# a file of two lines, one too long, and a FIFO (which must not hang)
 write_secret("$dir/two_lines", "$passcode2\nmore\n");
 write_secret("$dir/too_long", 'x' x 8193);
-for my $bad ([ two_lines => qr/must hold one line/ ], [ too_long => qr/is too long/ ])
+POSIX::mkfifo("$dir/fifo", 0600) or die "mkfifo: $!";
+for my $bad (
+	[ two_lines => qr/must hold one line/ ],
+	[ too_long  => qr/is too long/ ],
+	[ fifo      => qr/is not a regular file/ ])
 {
 	$node->append_conf('postgresql.conf', "outbox.stomp_passcode_file = '$dir/$bad->[0]'\n");
 	$node->reload;
