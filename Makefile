@@ -32,6 +32,7 @@ OBJS = \
 	src/published.o \
 	src/publisher.o \
 	src/redrive.o \
+	src/secret.o \
 	src/send_event.o \
 	src/settings.o \
 	src/shmem.o \

@@ -53,6 +53,10 @@ ALTER SYSTEM SET outbox.poll_interval = '2h';
 ALTER SYSTEM SET outbox.consumer_shutdown_timeout = -1;
 ALTER SYSTEM SET outbox.database_name = '';
 ALTER SYSTEM SET outbox.database_name = 'a,,b';
+ALTER SYSTEM SET outbox.database_name = 'mydb,mydb';
+ALTER SYSTEM SET outbox.database_name = 'a, mydb, "mydb"';
+ALTER SYSTEM SET outbox.database_name = 'mydb,MyDB';
+ALTER SYSTEM SET outbox.database_name = 'postgres,dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd';
 ALTER SYSTEM SET outbox.generate_headers = '1+1';
 ALTER SYSTEM SET outbox.generate_headers = 'f()';
 ALTER SYSTEM SET outbox.generate_headers = '"unterminated';
@@ -78,16 +82,24 @@ SET outbox.generate_headers = 'a.b.c';
 SET outbox.generate_headers = '"Quoted".name';
 RESET ALL;
 
--- The broker credentials are superuser-only, and the passcode never shows.
-SHOW outbox.stomp_passcode;
-SHOW outbox.stomp_ssl_password;
-SELECT setting FROM pg_settings WHERE name = 'outbox.stomp_passcode';
+-- The passcode and the key password are read from files; the settings that
+-- held them refuse any value, never quoting it, and point at the files.
+ALTER SYSTEM SET outbox.stomp_passcode = 'NotShownAnywhere';
+ALTER SYSTEM SET outbox.stomp_ssl_password = 'NotShownAnywhere';
+SET outbox.stomp_passcode = 'NotShownAnywhere';
+SELECT name FROM pg_settings WHERE name IN ('outbox.stomp_passcode', 'outbox.stomp_ssl_password');
+SHOW outbox.stomp_passcode_file;
+SHOW outbox.stomp_ssl_password_file;
+ALTER SYSTEM RESET ALL;
+
+-- The broker settings are superuser-only.
 CREATE ROLE outbox_plain;
 SET ROLE outbox_plain;
-SHOW outbox.stomp_passcode;
+SHOW outbox.stomp_passcode_file;
+SHOW outbox.stomp_ssl_password_file;
 SHOW outbox.stomp_username;
 SHOW outbox.stomp_host_and_ports;
 SET outbox.generate_headers = 'my_headers';
-SELECT count(*) FROM pg_settings WHERE name = 'outbox.stomp_passcode';
+SELECT count(*) FROM pg_settings WHERE name LIKE 'outbox.stomp_%_file';
 RESET ROLE;
 DROP ROLE outbox_plain;

@@ -12,7 +12,8 @@
  * every path.
  *
  * The connection settings come from the outbox.stomp_* GUCs, read when a
- * connection is set up; the client copies what it keeps.
+ * connection is set up, and the passcode and key password from their
+ * files (secret.c); the client copies what it keeps.
  *
  * src/broker.c
  *
@@ -50,8 +51,8 @@ outbox_monotonic_ms(void)
 }
 
 /*
- * Fill a client configuration from the outbox.stomp_* settings.  The
- * strings point into the settings; the client copies them.
+ * Fill a client configuration from the outbox.stomp_* settings and the
+ * secrets in force.  The strings point into them; the client copies them.
  */
 static void
 broker_config(StompConnConfig *config)
@@ -62,7 +63,7 @@ broker_config(StompConnConfig *config)
 	memset(config, 0, sizeof(*config));
 	config->vhost = outbox_stomp_vhost;
 	config->login = outbox_stomp_username;
-	config->passcode = outbox_stomp_passcode;
+	config->passcode = outbox_secret(OUTBOX_SECRET_PASSCODE);
 	/* the check hook accepted it, so it parses */
 	if (!stomp_heartbeat_parse(outbox_stomp_heartbeats, &heartbeat_send,
 							   &heartbeat_recv))
@@ -76,7 +77,7 @@ broker_config(StompConnConfig *config)
 	config->tls.ca_file = outbox_stomp_ca_certs;
 	config->tls.cert_file = outbox_stomp_cert_file;
 	config->tls.key_file = outbox_stomp_key_file;
-	config->tls.key_password = outbox_stomp_ssl_password;
+	config->tls.key_password = outbox_secret(OUTBOX_SECRET_SSL_PASSWORD);
 	config->tls.verify_peer = true;
 	config->tls.verify_hostname = outbox_stomp_verify_hostname;
 	config->tls.min_protocol =
@@ -85,18 +86,22 @@ broker_config(StompConnConfig *config)
 
 /*
  * The settings that shape a broker connection, as one string: a worker
- * compares it before and after a reload to know whether to reconnect.
+ * compares it before and after a reload to know whether to reconnect.  The
+ * secret files are read again here (a file that cannot be used is a
+ * WARNING, and the secret read before stays in force); the string holds
+ * not the secrets but the count of their changes.
  */
 char *
 outbox_broker_settings(void)
 {
-	return psprintf("%s|%s|%s|%s|%s|%d|%s|%s|%s|%d|%s|%d",
+	outbox_secrets_refresh(WARNING);
+	return psprintf("%s|%s|" UINT64_FORMAT "|%s|%s|%d|%s|%s|%s|%d|%d",
 					outbox_stomp_host_and_ports, outbox_stomp_username,
-					outbox_stomp_passcode, outbox_stomp_vhost,
+					outbox_secrets_generation(), outbox_stomp_vhost,
 					outbox_stomp_heartbeats, outbox_stomp_use_ssl,
 					outbox_stomp_key_file, outbox_stomp_cert_file,
 					outbox_stomp_ca_certs, outbox_stomp_ssl_min_protocol,
-					outbox_stomp_ssl_password, outbox_stomp_verify_hostname);
+					outbox_stomp_verify_hostname);
 }
 
 /*

@@ -39,7 +39,7 @@
 /* in settings.c */
 extern char *outbox_stomp_host_and_ports;
 extern char *outbox_stomp_username;
-extern char *outbox_stomp_passcode;
+extern char *outbox_stomp_passcode_file;
 extern char *outbox_stomp_vhost;
 extern char *outbox_stomp_heartbeats;
 extern bool outbox_stomp_use_ssl;
@@ -47,7 +47,7 @@ extern char *outbox_stomp_key_file;
 extern char *outbox_stomp_cert_file;
 extern char *outbox_stomp_ca_certs;
 extern int	outbox_stomp_ssl_min_protocol;
-extern char *outbox_stomp_ssl_password;
+extern char *outbox_stomp_ssl_password_file;
 extern bool outbox_stomp_verify_hostname;
 extern char *outbox_stomp_queue_headers;
 extern bool outbox_exclusive_queue;
@@ -68,6 +68,17 @@ extern int	outbox_max_message_size;
 
 extern void outbox_define_settings(void);
 extern const char *outbox_ssl_protocol_name(int protocol);
+
+/* in secret.c */
+typedef enum OutboxSecret
+{
+	OUTBOX_SECRET_PASSCODE,		/* from outbox.stomp_passcode_file */
+	OUTBOX_SECRET_SSL_PASSWORD	/* from outbox.stomp_ssl_password_file */
+} OutboxSecret;
+
+extern void outbox_secrets_refresh(int elevel);
+extern const char *outbox_secret(OutboxSecret which);
+extern uint64 outbox_secrets_generation(void);
 
 /* in uuid7.c */
 extern void outbox_uuid_v7(pg_uuid_t *uuid);
@@ -160,7 +171,8 @@ typedef enum OutboxWorkerState
 	OUTBOX_STATE_CONNECTING,
 	OUTBOX_STATE_CONNECTED,
 	OUTBOX_STATE_BACKING_OFF,
-	OUTBOX_STATE_STOPPING
+	OUTBOX_STATE_STOPPING,
+	OUTBOX_STATE_NO_DATABASE	/* a row of the launcher, no worker */
 } OutboxWorkerState;
 
 typedef enum OutboxCounter
@@ -178,6 +190,7 @@ typedef struct OutboxWorkerSlot
 	pid_t		pid;			/* 0: free */
 	OutboxWorkerKind kind;
 	Oid			database;
+	char		database_name[NAMEDATALEN]; /* when database is invalid */
 	Latch	   *latch;
 	/* written by the owner alone: a publisher that a wake-up can help */
 	volatile bool accepts_wakeups;
@@ -214,6 +227,8 @@ extern OutboxWorkerSlot *outbox_slot_acquire(OutboxWorkerKind kind,
 extern OutboxWorkerSlot *outbox_slot_acquire_consumer(const char *queue_name,
 													  int64 subscription_id,
 													  Oid role);
+extern OutboxWorkerSlot *outbox_slot_acquire_missing_database(const char *dbname);
+extern void outbox_slot_release_missing_database(OutboxWorkerSlot *slot);
 extern OutboxWorkerSlot *outbox_my_slot(void);
 extern void outbox_slot_set_state(OutboxWorkerState state, const char *broker);
 extern void outbox_slot_set_error(const char *message);
@@ -225,7 +240,11 @@ extern void outbox_wake_publisher_at_commit(void);
 extern void outbox_wake_publisher(void);
 extern void outbox_accept_wakeups(bool accept);
 
-/* in workers.c */
+/* in workers.c: also the publisher launcher's entry point */
+struct BackgroundWorker;
+extern void outbox_worker_init(struct BackgroundWorker *worker,
+							   const char *function, const char *type,
+							   const char *name, int restart_time);
 extern void outbox_register_publishers(void);
 extern struct _SPI_plan *outbox_keep_plan(const char *sql, int nargs,
 										  Oid *argtypes);

@@ -169,6 +169,8 @@ outbox_send_event(PG_FUNCTION_ARGS)
 									 message.destination);
 
 	deadline = outbox_monotonic_ms() + (int64) outbox_send_timeout * 1000;
+	/* the secret files as they are now; one that cannot be used is an error */
+	outbox_secrets_refresh(ERROR);
 	outbox_broker_init(&broker);
 	PG_TRY();
 	{
@@ -183,13 +185,13 @@ outbox_send_event(PG_FUNCTION_ARGS)
 						 errmsg("STOMP broker refused the login of user \"%s\"",
 								outbox_stomp_username),
 						 errdetail("The broker said: %s", broker.refusal),
-						 errhint("Check outbox.stomp_username, outbox.stomp_passcode and outbox.stomp_vhost.")));
+						 errhint("Check outbox.stomp_username, the passcode in outbox.stomp_passcode_file, and outbox.stomp_vhost.")));
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("could not connect to any STOMP broker"),
 					 errdetail("Tried %s.", failures.data),
 					 outbox_stomp_use_ssl ?
-					 errhint("Check outbox.stomp_host_and_ports, that the broker is running with TLS on that port, and the outbox.stomp_ca_certs, outbox.stomp_cert_file, outbox.stomp_key_file and outbox.stomp_ssl_password settings.") :
+					 errhint("Check outbox.stomp_host_and_ports, that the broker is running with TLS on that port, and the outbox.stomp_ca_certs, outbox.stomp_cert_file, outbox.stomp_key_file and outbox.stomp_ssl_password_file settings.") :
 					 errhint("Check outbox.stomp_host_and_ports and that the broker is running.")));
 		}
 		send_and_confirm(&broker, &message, deadline);

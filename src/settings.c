@@ -3,14 +3,20 @@
  * settings.c
  *		  The outbox.* configuration parameters.
  *
- * Every setting of the seed library has a GUC here (see DESIGN.md for the
- * mapping).  Each value is checked when it is set: a check hook refuses a
- * bad value with a detail that says what is wrong, and the GUC machinery
- * names the setting.  A worker that reloads its configuration therefore
- * never sees a bad value; it keeps the last good one.
+ * Every setting of django-outbox-pattern has a GUC here.  Each value is
+ * checked when it is set: a check hook refuses a bad value with a detail
+ * that says what is wrong, and the GUC machinery names the setting.  A
+ * worker that reloads its configuration therefore never sees a bad value;
+ * it keeps the last good one.
  *
- * The broker credentials are superuser-only, and the passwords are shown
- * masked even to superusers.
+ * The broker's passcode and the TLS key's password are not settings: a
+ * setting's value can be read by members of pg_read_all_settings and is
+ * logged when a reload changes it.  They are read from the files that
+ * outbox.stomp_passcode_file and outbox.stomp_ssl_password_file name (see
+ * secret.c).  The settings that held them, outbox.stomp_passcode and
+ * outbox.stomp_ssl_password, are kept as names that refuse any value with
+ * a message pointing at the files and never quoting the value, so that a
+ * postgresql.conf written for an older outbox is told what to change.
  *
  * src/settings.c
  *
@@ -33,7 +39,7 @@
 
 char	   *outbox_stomp_host_and_ports = NULL;
 char	   *outbox_stomp_username = NULL;
-char	   *outbox_stomp_passcode = NULL;
+char	   *outbox_stomp_passcode_file = NULL;
 char	   *outbox_stomp_vhost = NULL;
 char	   *outbox_stomp_heartbeats = NULL;
 bool		outbox_stomp_use_ssl = false;
@@ -41,7 +47,7 @@ char	   *outbox_stomp_key_file = NULL;
 char	   *outbox_stomp_cert_file = NULL;
 char	   *outbox_stomp_ca_certs = NULL;
 int			outbox_stomp_ssl_min_protocol = 0;
-char	   *outbox_stomp_ssl_password = NULL;
+char	   *outbox_stomp_ssl_password_file = NULL;
 bool		outbox_stomp_verify_hostname = true;
 char	   *outbox_stomp_queue_headers = NULL;
 bool		outbox_exclusive_queue = false;
@@ -60,6 +66,10 @@ int			outbox_send_timeout = 30;
 char	   *outbox_correlation_id = NULL;
 int			outbox_max_message_size = 64 * 1024 * 1024;
 
+/* the retired secret settings; they only ever hold "" */
+static char *retired_passcode = NULL;
+static char *retired_ssl_password = NULL;
+
 static const struct config_enum_entry ssl_protocol_options[] = {
 	{"TLSv1", 10, false},
 	{"TLSv1.1", 11, false},
@@ -77,9 +87,12 @@ static const char *scan_identifier(const char *p);
 static bool check_function_name(char **newval, void **extra, GucSource source);
 static bool check_database_names(char **newval, void **extra, GucSource source);
 static bool check_correlation_id(char **newval, void **extra, GucSource source);
-static const char *show_secret(const char *value);
-static const char *show_passcode(void);
-static const char *show_ssl_password(void);
+static bool refuse_retired(const char *name, const char *replacement,
+						   const char *newval);
+static bool check_retired_passcode(char **newval, void **extra,
+								   GucSource source);
+static bool check_retired_ssl_password(char **newval, void **extra,
+									   GucSource source);
 
 /*
  * Return the name of an outbox.stomp_ssl_min_protocol value, e.g. "TLSv1.2".
@@ -120,13 +133,22 @@ outbox_define_settings(void)
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   check_connect_header, NULL, NULL);
 
-	DefineCustomStringVariable("outbox.stomp_passcode",
-							   "Password the workers log in to the broker with.",
-							   "It is never shown: SHOW prints it masked.",
-							   &outbox_stomp_passcode,
-							   "guest",
+	DefineCustomStringVariable("outbox.stomp_passcode_file",
+							   "File holding the password the workers and send_event log in to the broker with.",
+							   "Empty means the password \"guest\".  The file must be owned by the server's operating system user, with permissions u=rw (0600) or less; it is read when a connection is set up and on reload.",
+							   &outbox_stomp_passcode_file,
+							   "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
-							   NULL, NULL, show_passcode);
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.stomp_passcode",
+							   "Retired: the passcode is read from outbox.stomp_passcode_file.",
+							   NULL,
+							   &retired_passcode,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   check_retired_passcode, NULL, NULL);
 
 	DefineCustomStringVariable("outbox.stomp_vhost",
 							   "Virtual host on the broker, sent as the STOMP host header.",
@@ -185,13 +207,22 @@ outbox_define_settings(void)
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
 
-	DefineCustomStringVariable("outbox.stomp_ssl_password",
-							   "Password of the client certificate's private key.",
-							   "It is never shown: SHOW prints it masked.",
-							   &outbox_stomp_ssl_password,
+	DefineCustomStringVariable("outbox.stomp_ssl_password_file",
+							   "File holding the password of the client certificate's private key.",
+							   "Empty means no password.  The file must be owned by the server's operating system user, with permissions u=rw (0600) or less; it is read when a connection is set up and on reload.",
+							   &outbox_stomp_ssl_password_file,
 							   "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
-							   NULL, NULL, show_ssl_password);
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("outbox.stomp_ssl_password",
+							   "Retired: the key's password is read from outbox.stomp_ssl_password_file.",
+							   NULL,
+							   &retired_ssl_password,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   check_retired_ssl_password, NULL, NULL);
 
 	DefineCustomBoolVariable("outbox.stomp_verify_hostname",
 							 "Checks that the broker's TLS certificate names the host connected to.",
@@ -379,10 +410,6 @@ find_control_character(const char *value)
 /*
  * outbox.stomp_username: sent in CONNECT, which cannot carry line breaks or
  * control characters.
- *
- * The passwords have no check hook on purpose: PostgreSQL prints a refused
- * value in its error message.  A password that CONNECT cannot carry is
- * reported by the connection, without the password.
  */
 static bool
 check_connect_header(char **newval, void **extra, GucSource source)
@@ -543,24 +570,50 @@ check_function_name(char **newval, void **extra, GucSource source)
 }
 
 /*
- * outbox.database_name: a non-empty comma-separated list of names.
+ * outbox.database_name: a non-empty comma-separated list of names, each
+ * named once (a database has one publisher).  Names are compared as the
+ * workers use them: quotes removed, case kept.
  */
 static bool
 check_database_names(char **newval, void **extra, GucSource source)
 {
 	char	   *rawnames = pstrdup(*newval);
 	List	   *names;
+	ListCell   *lc;
 	bool		ok;
 
 	ok = SplitGUCList(rawnames, ',', &names) && names != NIL;
+	if (!ok)
+		GUC_check_errdetail("It must be a comma-separated list of one or more database names.");
+	foreach(lc, ok ? names : NIL)
+	{
+		const char *name = lfirst(lc);
+		ListCell   *later;
+
+		if (strlen(name) >= NAMEDATALEN)
+		{
+			GUC_check_errdetail("Database name \"%s\" is longer than %d bytes.",
+								name, NAMEDATALEN - 1);
+			ok = false;
+			break;
+		}
+
+		for_each_cell(later, names, lnext(names, lc))
+		{
+			if (strcmp(name, lfirst(later)) == 0)
+			{
+				GUC_check_errdetail("Database \"%s\" is listed more than once.",
+									name);
+				ok = false;
+				break;
+			}
+		}
+		if (!ok)
+			break;
+	}
 	list_free(names);
 	pfree(rawnames);
-	if (!ok)
-	{
-		GUC_check_errdetail("It must be a comma-separated list of one or more database names.");
-		return false;
-	}
-	return true;
+	return ok;
 }
 
 /*
@@ -585,29 +638,40 @@ check_correlation_id(char **newval, void **extra, GucSource source)
 }
 
 /*
- * Show a secret setting masked: empty stays empty so that one can tell
- * whether it is set at all.
+ * Refuse any value but "" for a retired secret setting, with a message that
+ * never quotes the value: GUC_check_errmsg replaces PostgreSQL's "invalid
+ * value for parameter", which would.  In postgresql.conf this is a WARNING
+ * at server start (the value is dropped) and a LOG line at reload.
  */
-static const char *
-show_secret(const char *value)
+static bool
+refuse_retired(const char *name, const char *replacement, const char *newval)
 {
-	return (value == NULL || value[0] == '\0') ? "" : "********";
+	if (newval == NULL || newval[0] == '\0')
+		return true;
+	GUC_check_errcode(ERRCODE_FEATURE_NOT_SUPPORTED);
+	GUC_check_errmsg("parameter \"%s\" is no longer supported", name);
+	GUC_check_errdetail("Its value is ignored: a setting can be read by members of pg_read_all_settings, and is logged when a reload changes it.");
+	GUC_check_errhint("Put the secret alone in a file that only the server's operating system user can read (mode 0600), set %s to its path, and remove %s from the configuration.",
+					  replacement, name);
+	return false;
 }
 
 /*
- * SHOW outbox.stomp_passcode.
+ * outbox.stomp_passcode: retired, see refuse_retired().
  */
-static const char *
-show_passcode(void)
+static bool
+check_retired_passcode(char **newval, void **extra, GucSource source)
 {
-	return show_secret(outbox_stomp_passcode);
+	return refuse_retired("outbox.stomp_passcode",
+						  "outbox.stomp_passcode_file", *newval);
 }
 
 /*
- * SHOW outbox.stomp_ssl_password.
+ * outbox.stomp_ssl_password: retired, see refuse_retired().
  */
-static const char *
-show_ssl_password(void)
+static bool
+check_retired_ssl_password(char **newval, void **extra, GucSource source)
 {
-	return show_secret(outbox_stomp_ssl_password);
+	return refuse_retired("outbox.stomp_ssl_password",
+						  "outbox.stomp_ssl_password_file", *newval);
 }

@@ -9,10 +9,14 @@
  * - its latch, so that a committing backend can wake it (wakeup.c);
  * - its state, broker, counters and last error, for outbox.status.
  *
+ * The publisher launcher (workers.c) also holds a slot per database of
+ * outbox.database_name that does not exist, with no worker behind it, so
+ * that outbox.status shows the problem in every database.
+ *
  * Locking: OutboxShared->lock (an LWLock) is held exclusively to take or
  * give back a slot, and shared to walk the slots.  A slot's pid, kind,
- * database, latch, queue, subscription_id and role change only under the
- * exclusive lock (the queue also under the spinlock).  Its other
+ * database, database_name, latch, queue, subscription_id and role change
+ * only under the exclusive lock (the queue also under the spinlock).  Its other
  * fields are written only by the worker that owns it: the strings and
  * timestamps under the slot's spinlock, the counters as atomics.  Readers
  * copy them under the same spinlock.
@@ -46,7 +50,12 @@ static void outbox_shmem_startup(void);
 static OutboxWorkerSlot *slot_acquire(OutboxWorkerKind kind,
 									  const char *queue_name,
 									  int64 subscription_id, Oid role);
+static void fill_slot(OutboxWorkerSlot *slot, OutboxWorkerKind kind,
+					  Oid database, const char *database_name,
+					  const char *queue_name, int64 subscription_id,
+					  Oid role, OutboxWorkerState state);
 static void release_slot(int code, Datum arg);
+static void release_missing_database_rows(int code, Datum arg);
 
 /*
  * Install the shared memory hooks; called from _PG_init.
@@ -167,15 +176,34 @@ slot_acquire(OutboxWorkerKind kind, const char *queue_name,
 				 errmsg("all %d outbox worker slots are in use", OUTBOX_MAX_WORKERS)));
 	}
 
+	fill_slot(slot, kind, MyDatabaseId, NULL, queue_name, subscription_id,
+			  role, OUTBOX_STATE_STARTING);
+	LWLockRelease(outbox_shared->lock);
+
+	my_slot = slot;
+	before_shmem_exit(release_slot, (Datum) 0);
+	return slot;
+}
+
+/*
+ * Fill a slot this process takes; the caller holds the exclusive lock.
+ */
+static void
+fill_slot(OutboxWorkerSlot *slot, OutboxWorkerKind kind, Oid database,
+		  const char *database_name, const char *queue_name,
+		  int64 subscription_id, Oid role, OutboxWorkerState state)
+{
 	slot->pid = MyProcPid;
 	slot->kind = kind;
-	slot->database = MyDatabaseId;
+	slot->database = database;
+	strlcpy(slot->database_name, database_name ? database_name : "",
+			sizeof(slot->database_name));
 	slot->latch = MyLatch;
 	slot->accepts_wakeups = false;
 	slot->subscription_id = subscription_id;
 	slot->role = role;
 	SpinLockAcquire(&slot->mutex);
-	slot->state = OUTBOX_STATE_STARTING;
+	slot->state = state;
 	slot->broker[0] = '\0';
 	strlcpy(slot->queue, queue_name ? queue_name : "", sizeof(slot->queue));
 	slot->last_error[0] = '\0';
@@ -186,11 +214,83 @@ slot_acquire(OutboxWorkerKind kind, const char *queue_name,
 	pg_atomic_write_u64(&slot->failed, 0);
 	pg_atomic_write_u64(&slot->processed, 0);
 	pg_atomic_write_u64(&slot->dead_lettered, 0);
+}
+
+/*
+ * For the publisher launcher: take a slot saying that a database of
+ * outbox.database_name does not exist, a row of outbox.status with no
+ * worker behind it.  Returns NULL if every slot is taken.  The slot is
+ * given back by outbox_slot_release_missing_database(), or when the
+ * launcher exits.
+ */
+OutboxWorkerSlot *
+outbox_slot_acquire_missing_database(const char *dbname)
+{
+	static bool release_at_exit = false;
+	OutboxWorkerSlot *slot = NULL;
+	int			i;
+
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < OUTBOX_MAX_WORKERS && slot == NULL; i++)
+	{
+		if (outbox_shared->slots[i].pid == 0)
+			slot = &outbox_shared->slots[i];
+	}
+	if (slot != NULL)
+	{
+		fill_slot(slot, OUTBOX_WORKER_PUBLISHER, InvalidOid, dbname, NULL, 0,
+				  InvalidOid, OUTBOX_STATE_NO_DATABASE);
+		SpinLockAcquire(&slot->mutex);
+		snprintf(slot->last_error, sizeof(slot->last_error),
+				 "database \"%s\" does not exist; its publisher starts when it is created",
+				 dbname);
+		slot->last_error_at = slot->started_at;
+		SpinLockRelease(&slot->mutex);
+	}
 	LWLockRelease(outbox_shared->lock);
 
-	my_slot = slot;
-	before_shmem_exit(release_slot, (Datum) 0);
+	if (slot != NULL && !release_at_exit)
+	{
+		before_shmem_exit(release_missing_database_rows, (Datum) 0);
+		release_at_exit = true;
+	}
 	return slot;
+}
+
+/*
+ * Give back a slot of outbox_slot_acquire_missing_database().
+ */
+void
+outbox_slot_release_missing_database(OutboxWorkerSlot *slot)
+{
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
+	Assert(slot->pid == MyProcPid && slot->state == OUTBOX_STATE_NO_DATABASE);
+	slot->pid = 0;
+	slot->latch = NULL;
+	LWLockRelease(outbox_shared->lock);
+}
+
+/*
+ * Give back, at the launcher's exit, the slots of the databases that do
+ * not exist.
+ */
+static void
+release_missing_database_rows(int code, Datum arg)
+{
+	int			i;
+
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < OUTBOX_MAX_WORKERS; i++)
+	{
+		OutboxWorkerSlot *slot = &outbox_shared->slots[i];
+
+		if (slot->pid == MyProcPid && slot != my_slot)
+		{
+			slot->pid = 0;
+			slot->latch = NULL;
+		}
+	}
+	LWLockRelease(outbox_shared->lock);
 }
 
 /*
@@ -291,6 +391,8 @@ outbox_state_name(OutboxWorkerState state)
 			return "backing off";
 		case OUTBOX_STATE_STOPPING:
 			return "stopping";
+		case OUTBOX_STATE_NO_DATABASE:
+			return "database does not exist";
 	}
 	return "unknown";
 }

@@ -140,7 +140,10 @@ outbox_worker_status(PG_FUNCTION_ARGS)
 			continue;
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = Int32GetDatum(copy->pid);
-		dbname = get_database_name(copy->database);
+		/* a row of the launcher names a database that does not exist */
+		dbname = OidIsValid(copy->database) ?
+			get_database_name(copy->database) :
+			(copy->database_name[0] ? pstrdup(copy->database_name) : NULL);
 		values[1] = dbname ? DirectFunctionCall1(namein, CStringGetDatum(dbname)) :
 			(Datum) 0;
 		nulls[1] = (dbname == NULL);
