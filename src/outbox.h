@@ -103,16 +103,21 @@ extern HeapTuple outbox_form_published_tuple(Relation rel,
 extern void outbox_insert_published(OutboxMessage *message);
 
 /* in wire.c */
+/* what django-outbox-pattern puts in dop-msg-type: the name of its model */
+#define OUTBOX_MESSAGE_TYPE "Published"
+
 typedef struct OutboxWireMessage
 {
+	char	   *destination;	/* in UTF-8, as every text below */
 	StompHeaderPair *headers;
 	size_t		nheaders;
 	char	   *body;
 	size_t		body_len;
 } OutboxWireMessage;
 
-extern void outbox_wire_message(Jsonb *body, Jsonb *headers,
-								OutboxWireMessage *wire);
+extern bool outbox_wire_message(const pg_uuid_t *id, const char *destination,
+								Jsonb *body, Jsonb *headers,
+								OutboxWireMessage *wire, char **reason);
 
 /* in broker.c */
 typedef struct OutboxBroker
