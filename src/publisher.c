@@ -1198,6 +1198,8 @@ publisher_pass(void)
 	extension_missing = false;
 
 	outbox_launch_consumers();
+	/* it runs transactions of its own: go on in the worker's context */
+	MemoryContextSwitchTo(worker_context);
 	retention();
 	more = isolation_lane();
 	more |= pipelined_lane();

@@ -150,8 +150,10 @@ add_header(OutboxWireMessage *wire, const char *name, const char *value,
 						   name);
 		return false;
 	}
-	wire->headers[wire->nheaders].name = name8;
-	wire->headers[wire->nheaders].value = value8;
+	/* a copy if not converted: the caller's text may not outlive the call */
+	wire->headers[wire->nheaders].name = name8 == name ? pstrdup(name) : name8;
+	wire->headers[wire->nheaders].value =
+		value8 == value ? pstrdup(value) : value8;
 	wire->nheaders++;
 	return true;
 }

@@ -194,7 +194,7 @@ for my $f (@$frames)
 	$right++ if $row_of{ $h->{'dop-msg-id'} } == $n
 	  && ($h->{'dop-msg-destination'} // '') eq '/queue/robust'
 	  && ($h->{'dop-msg-type'} // '') eq 'Published'
-	  && defined $h->{'dop-msg-sent-time'}
+	  && ($h->{'dop-msg-sent-time'} // '') =~ /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/
 	  && defined $h->{'dop-correlation-id'}
 	  && ($n > 50 || ($h->{'dop-correlation-id'} eq 'kept' && $h->{user} eq 'u'));
 }
