@@ -188,6 +188,7 @@ start_consumer(Subscription *sub)
 	LaunchedConsumer *c = find_launched(sub->id);
 	int64		now = outbox_monotonic_ms();
 	MemoryContext old;
+	bool		registered;
 
 	if (c != NULL)
 	{
@@ -215,7 +216,11 @@ start_consumer(Subscription *sub)
 	memcpy(worker.bgw_extra, &sub->id, sizeof(sub->id));
 	worker.bgw_notify_pid = MyProcPid;
 
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	/* the handle is kept across passes, in TopMemoryContext */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	registered = RegisterDynamicBackgroundWorker(&worker, &handle);
+	MemoryContextSwitchTo(old);
+	if (!registered)
 	{
 		if (!warned_no_worker)
 			ereport(WARNING,
@@ -234,7 +239,7 @@ start_consumer(Subscription *sub)
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	c = palloc(sizeof(LaunchedConsumer));
 	c->subscription_id = sub->id;
-	c->handle = handle;			/* palloc'd in TopMemoryContext too */
+	c->handle = handle;
 	c->started_ms = now;
 	launched = lappend(launched, c);
 	MemoryContextSwitchTo(old);
