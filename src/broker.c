@@ -72,6 +72,9 @@ broker_config(StompConnConfig *config)
 	config->heartbeat_send_ms = heartbeat_send;
 	config->heartbeat_recv_ms = heartbeat_recv;
 	config->connect_timeout_ms = BROKER_CONNECT_TIMEOUT_MS;
+	/* room for the largest message the outbox accepts, and what STOMP adds */
+	config->max_output_bytes = Max((size_t) 64 * 1024 * 1024,
+								   (size_t) outbox_max_message_size + 64 * 1024);
 
 	config->tls.enabled = outbox_stomp_use_ssl;
 	config->tls.ca_file = outbox_stomp_ca_certs;

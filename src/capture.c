@@ -271,10 +271,7 @@ load_configs(CaptureEntry *entry, Relation rel)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 
 	/* the writer's search_path must not choose what this query calls */
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	save_nestlevel = outbox_push_search_path(OUTBOX_SAFE_SEARCH_PATH);
 	plan = SPI_prepare("SELECT destination, version, fields, serializer"
 					   "  FROM outbox.publish_config"
 					   " WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1"

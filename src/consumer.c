@@ -200,7 +200,6 @@
 /* a transaction commits, and its messages are acknowledged, after this */
 #define COMMIT_INTERVAL_MS		1000
 /* the search_path of the worker's own statements */
-#define WORKER_SEARCH_PATH		"pg_catalog, pg_temp"
 /* room for messages that arrive while a receipt is awaited */
 #define HELD_MAX				(BATCH_MAX + 64)
 /* longest a callback may run, whatever statement_timeout says */
@@ -889,7 +888,7 @@ abort_xact(void)
 /*
  * Become the owner of the outbox tables for one of the worker's own
  * statements: a security-restricted operation, with search_path pinned to
- * WORKER_SEARCH_PATH whatever the callbacks or the session did.  An error
+ * OUTBOX_SAFE_SEARCH_PATH whatever the callbacks or the session did.  An error
  * before leave_owner() is undone by the (sub)transaction's abort.
  */
 static void
@@ -899,10 +898,7 @@ enter_owner(OwnerScope *scope)
 	SetUserIdAndSecContext(tables_owner, scope->save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	scope->guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", WORKER_SEARCH_PATH,
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	scope->guc_level = outbox_push_search_path(OUTBOX_SAFE_SEARCH_PATH);
 }
 
 /*
@@ -1263,10 +1259,7 @@ run_callback(Delivery *d, Jsonb *body, Jsonb *headers)
 
 	/* deferrable constraints fire at the end of the callback's statements */
 	set_constraints_immediate();
-	guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", callback_search_path,
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	guc_level = outbox_push_search_path(callback_search_path);
 	enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
 	result = FunctionCallInvoke(fcinfo);
 	result_isnull = fcinfo->isnull;
@@ -1796,7 +1789,7 @@ outbox_consumer_main(Datum main_arg)
 	callback_search_path =
 		MemoryContextStrdup(TopMemoryContext,
 							GetConfigOption("search_path", false, false));
-	SetConfigOption("search_path", WORKER_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("search_path", OUTBOX_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 
 	/* what to consume, for whom */
 	begin_xact(InvalidOid);

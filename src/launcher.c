@@ -163,11 +163,8 @@ read_subscriptions(void)
 
 	if (OidIsValid(get_extension_oid("outbox", true)))
 	{
-		int			guc_level = NewGUCNestLevel();
+		int			guc_level = outbox_push_search_path(OUTBOX_SAFE_SEARCH_PATH);
 
-		(void) set_config_option("search_path", "pg_catalog, pg_temp",
-								 PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
 		if (SPI_execute("SELECT id, queue_name FROM outbox.subscription",
 						true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read outbox.subscription");

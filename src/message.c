@@ -61,7 +61,6 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
-#include "stomp/stomp_frame.h"
 
 #include "outbox.h"
 
@@ -70,13 +69,6 @@
 
 /* How far ahead of the clock a message id may be dated */
 #define MAX_ID_AHEAD_MS		((int64) 24 * 60 * 60 * 1000)
-
-/*
- * Bytes of a SEND frame that are not the body nor the user's headers:
- * the command, the destination, content-type, content-length, persistent
- * and receipt headers that the STOMP client adds, and the NUL.
- */
-#define FRAME_OVERHEAD_BYTES	(128 + 2 * OUTBOX_MAX_DESTINATION_LEN)
 
 /*
  * The most a jsonb grows when rendered as text (and a header value when
@@ -516,35 +508,22 @@ check_size(OutboxMessage *message)
 {
 	uint64		stored = VARSIZE(message->body) + VARSIZE(message->headers);
 	OutboxWireMessage wire;
-	StompFrame *frame;
 	uint64		size;
-	size_t		i;
+	char	   *reason;
 
-	if (stored * JSONB_MAX_TEXT_GROWTH + FRAME_OVERHEAD_BYTES <=
+	if (stored * JSONB_MAX_TEXT_GROWTH + OUTBOX_FRAME_OVERHEAD_BYTES <=
 		(uint64) outbox_max_message_size)
 		return;
 
 	/* measure the frame as the publisher will send it */
-	outbox_wire_message(message->body, message->headers, &wire);
-	frame = stomp_frame_new("SEND");
-	if (frame == NULL)
+	if (!outbox_wire_message(&message->id, message->destination,
+							 message->body, message->headers, &wire, &reason))
 		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	for (i = 0; i < wire.nheaders; i++)
-	{
-		if (!stomp_frame_add_header(frame, wire.headers[i].name,
-									wire.headers[i].value))
-		{
-			stomp_frame_free(frame);
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory")));
-		}
-	}
-	size = (uint64) stomp_encoded_length(frame) + wire.body_len +
-		FRAME_OVERHEAD_BYTES;
-	stomp_frame_free(frame);
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("outbox message to \"%s\" cannot be sent",
+						message->destination),
+				 errdetail("%s.", reason)));
+	size = outbox_wire_frame_size(&wire);
 
 	if (size > (uint64) outbox_max_message_size)
 		ereport(ERROR,

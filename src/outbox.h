@@ -29,6 +29,12 @@
 
 #include "stomp/stomp_conn.h"
 
+/*
+ * The search_path of every statement outbox runs for itself, and of its
+ * workers' sessions: nothing of any user's schemas is resolved there.
+ */
+#define OUTBOX_SAFE_SEARCH_PATH		"pg_catalog, pg_temp"
+
 /* Longest destination the broker is given, in bytes, version suffix included */
 #define OUTBOX_MAX_DESTINATION_LEN	255
 /* Longest version, as in the seed's model */
@@ -120,16 +126,29 @@ extern HeapTuple outbox_form_published_tuple(Relation rel,
 extern void outbox_insert_published(OutboxMessage *message);
 
 /* in wire.c */
+/* what django-outbox-pattern puts in dop-msg-type: the name of its model */
+#define OUTBOX_MESSAGE_TYPE "Published"
+
 typedef struct OutboxWireMessage
 {
+	char	   *destination;	/* in UTF-8, as every text below */
 	StompHeaderPair *headers;
 	size_t		nheaders;
 	char	   *body;
 	size_t		body_len;
 } OutboxWireMessage;
 
-extern void outbox_wire_message(Jsonb *body, Jsonb *headers,
-								OutboxWireMessage *wire);
+/*
+ * Bytes of a SEND frame that are not the body nor the message's headers:
+ * the command, the destination, content-type, content-length, persistent
+ * and receipt headers that the STOMP client adds, and the NUL.
+ */
+#define OUTBOX_FRAME_OVERHEAD_BYTES	(128 + 2 * OUTBOX_MAX_DESTINATION_LEN)
+
+extern bool outbox_wire_message(const pg_uuid_t *id, const char *destination,
+								Jsonb *body, Jsonb *headers,
+								OutboxWireMessage *wire, char **reason);
+extern uint64 outbox_wire_frame_size(const OutboxWireMessage *wire);
 
 /* in broker.c */
 typedef struct OutboxBroker
@@ -268,6 +287,7 @@ extern Oid	outbox_check_serializer(Relation rel, Oid funcoid);
 
 /* in privileges.c: also outbox.allow_destination(), disallow_destination() */
 extern Oid	outbox_table_owner(const char *relname);
+extern int	outbox_push_search_path(const char *path);
 extern void outbox_execute_as(Oid role, const char *sql, int nargs,
 							  Oid *argtypes, Datum *args, const char *nulls,
 							  int expected);

@@ -162,10 +162,7 @@ outbox_execute_as(Oid role, const char *sql, int nargs, Oid *argtypes,
 	SetUserIdAndSecContext(role, save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	save_nestlevel = outbox_push_search_path(OUTBOX_SAFE_SEARCH_PATH);
 
 	ret = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, false, 0);
 
@@ -175,6 +172,22 @@ outbox_execute_as(Oid role, const char *sql, int nargs, Oid *argtypes,
 	if (ret != expected)
 		elog(ERROR, "could not run \"%s\": %s", sql,
 			 SPI_result_code_string(ret));
+}
+
+/*
+ * Start a GUC nest level in which search_path is path, and return it; the
+ * caller ends it with AtEOXact_GUC(), or an error unwinds it with the
+ * (sub)transaction.  Statements run as another role use it with
+ * OUTBOX_SAFE_SEARCH_PATH, so that nothing of the caller's is resolved.
+ */
+int
+outbox_push_search_path(const char *path)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
 }
 
 /*

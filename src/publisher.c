@@ -43,7 +43,17 @@
  *   once).
  * - A broker ERROR: the session ends; the unconfirmed messages become
  *   suspects for the isolation lane; the one the broker refuses alone is
- *   charged one attempt.
+ *   charged one attempt.  An ERROR that arrives while output is still
+ *   being written is read all the same (the STOMP client reads what the
+ *   broker sent before a failed write), with the RECEIPTs before it.
+ * - A connection lost twice in a row while sending: the reconnection
+ *   backs off as after a failed connect, so that a broker that drops
+ *   every session is not hammered.
+ * - A stored row that cannot be sent as it is (headers that are not an
+ *   object of strings, numbers and booleans, text with no UTF-8 form, a
+ *   destination or header the STOMP client refuses, a frame larger than
+ *   the STOMP output limit): failed alone at once, the reason in
+ *   last_error; every other row flows.
  * - An error in a pass (SQL, the extension dropped meanwhile...): caught,
  *   logged, shown in outbox.status; the pass is rolled back and the next
  *   one comes after outbox.poll_interval.
@@ -51,9 +61,14 @@
  *   flight (its unconfirmed rows are sent again later); postmaster death
  *   ends it at once.  The postmaster restarts a worker that crashed.
  *
- * Memory: everything of a pass lives in a context reset before the next;
- * only the connection (malloc'd by the STOMP client), the saved plans and
- * the suspects outlive a pass.
+ * Memory: the worker runs in its own scratch context, reset at the top of
+ * every loop and made current again after every transaction (a commit
+ * leaves TopMemoryContext current, where a month of reconnections would
+ * pile up).  The messages of a pass transaction, which its lane reads
+ * after the commit, live in the pass context, not in SPI's (SPI_finish
+ * frees that); each message is rendered for the wire in a context reset
+ * after its SEND.  Only the connection (malloc'd by the STOMP client), the
+ * saved plans and the suspects (TopMemoryContext) outlive a loop.
  *
  * src/publisher.c
  *
@@ -74,6 +89,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -103,7 +119,7 @@
 /* attempts made at once before the pause (the seed's schedule) */
 #define IMMEDIATE_ATTEMPTS		3
 
-/* One message of a pass */
+/* One message of a pass; in the pass context */
 typedef struct PendingMessage
 {
 	pg_uuid_t	id;
@@ -131,6 +147,7 @@ typedef struct PassMessages
 	int			receipts_allocated;
 	uint64_t	first_receipt;
 	int			outstanding;	/* sent, not yet confirmed */
+	int			confirmed;		/* receipts taken in */
 } PassMessages;
 
 /* How a batch of sends ended */
@@ -151,8 +168,11 @@ static int64 last_missing_log_ms = -MISSING_EXTENSION_LOG_MS;
 static TimestampTz last_retention = 0;
 static char *broker_settings = NULL;	/* to notice a change on reload */
 static List *suspects = NIL;	/* pg_uuid_t *, in TopMemoryContext */
+static int	session_losses = 0; /* sessions lost in a row while sending */
 static pg_prng_state backoff_prng;
-static MemoryContext pass_context = NULL;
+static MemoryContext worker_context = NULL; /* reset every loop */
+static MemoryContext pass_context = NULL;	/* the messages of a pass */
+static MemoryContext send_context = NULL;	/* one message on the wire */
 static char publisher_dbname[NAMEDATALEN];
 
 /*
@@ -175,6 +195,7 @@ static SPIPlanPtr fetch_suspect_plan = NULL;
 static SPIPlanPtr mark_succeeded_plan = NULL;
 static SPIPlanPtr mark_failed_plan = NULL;
 static SPIPlanPtr charge_attempt_plan = NULL;
+static SPIPlanPtr fail_message_plan = NULL;
 
 PGDLLEXPORT void outbox_publisher_main(Datum main_arg);
 
@@ -185,6 +206,9 @@ static bool publisher_pass(void);
 static void wait_for_work(bool more_work);
 static void begin_pass_transaction(void);
 static void end_pass_transaction(void);
+static void begin_pass(PassMessages *pass);
+static void schedule_backoff(int failures);
+static void note_session_end(SendOutcome outcome, int confirmed);
 static void prepare_plans(void);
 static void free_plans(void);
 static int	fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass);
@@ -192,13 +216,15 @@ static void note_receipt(PassMessages *pass, uint64_t receipt, int index);
 static bool queue_sends(PassMessages *pass, int from, int64 deadline);
 static SendOutcome collect_receipts(PassMessages *pass, int max_outstanding,
 									int64 deadline);
+static SendOutcome session_end_outcome(PassMessages *pass);
 static void mark_outcome(PassMessages *pass);
 static Datum suspect_array(void);
 static TimestampTz next_attempt_at(int retry);
 static void charge_attempt(PendingMessage *message, const char *error);
+static void fail_message(PendingMessage *message, const char *reason);
 static bool pipelined_lane(void);
 static bool isolation_lane(void);
-static void remember_suspects(PendingMessage *messages, int n);
+static int	remember_suspects(PendingMessage *messages, int n);
 static void forget_suspect(pg_uuid_t *id);
 static void retention(void);
 static int64 retention_batch(const char *sql, Datum floor, Datum cutoff);
@@ -287,10 +313,7 @@ ensure_connected(void)
 	}
 
 	connect_failures++;
-	backoff_until_ms = outbox_monotonic_ms() +
-		stomp_backoff_full_jitter(connect_failures, BACKOFF_BASE_MS,
-								  (int64) outbox_maximum_backoff * 1000,
-								  pg_prng_uint64(&backoff_prng));
+	schedule_backoff(connect_failures);
 	outbox_slot_set_state(OUTBOX_STATE_BACKING_OFF, "");
 	outbox_slot_set_error(psprintf("could not connect: %s", failures.data));
 	/* the first failure and then every tenth are worth a line in the log */
@@ -300,6 +323,39 @@ ensure_connected(void)
 						connect_failures),
 				 errdetail("Tried %s.", failures.data)));
 	return false;
+}
+
+/*
+ * Put off the next connection attempt: exponential backoff with full
+ * jitter, failures being how many attempts or sessions failed in a row.
+ */
+static void
+schedule_backoff(int failures)
+{
+	backoff_until_ms = outbox_monotonic_ms() +
+		stomp_backoff_full_jitter(failures, BACKOFF_BASE_MS,
+								  (int64) outbox_maximum_backoff * 1000,
+								  pg_prng_uint64(&backoff_prng));
+}
+
+/*
+ * Count the sessions lost in a row, and back off from the second one on: a
+ * broker (or a network) that drops every session would otherwise be
+ * reconnected to at once, forever, each time sent again all that it had
+ * not confirmed.  A session whose sends were all confirmed ends the run.
+ * A broker ERROR is neither: its suspects go to the isolation lane.
+ */
+static void
+note_session_end(SendOutcome outcome, int confirmed)
+{
+	if (outcome == SEND_CONNECTION_LOST)
+	{
+		session_losses++;
+		if (session_losses >= 2)
+			schedule_backoff(session_losses - 1);
+	}
+	else if (outcome == SEND_ALL_CONFIRMED && confirmed > 0)
+		session_losses = 0;
 }
 
 /*
@@ -316,7 +372,8 @@ begin_pass_transaction(void)
 }
 
 /*
- * Commit the transaction of a pass.
+ * Commit the transaction of a pass, and make the worker's context current
+ * again: the commit leaves TopMemoryContext current.
  */
 static void
 end_pass_transaction(void)
@@ -324,7 +381,18 @@ end_pass_transaction(void)
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(worker_context);
 	pgstat_report_stat(false);
+}
+
+/*
+ * Start a new pass: its messages go to the pass context, emptied now.
+ */
+static void
+begin_pass(PassMessages *pass)
+{
+	MemoryContextReset(pass_context);
+	memset(pass, 0, sizeof(*pass));
 }
 
 /*
@@ -337,6 +405,7 @@ prepare_plans(void)
 	Oid			uuids_arg[1] = {UUIDARRAYOID};
 	Oid			fresh_args[3] = {UUIDARRAYOID, UUIDOID, INT4OID};
 	Oid			charge_args[4] = {UUIDOID, INT4OID, TIMESTAMPTZOID, TEXTOID};
+	Oid			fail_args[2] = {UUIDOID, TEXTOID};
 
 	if (fetch_fresh_plan != NULL)
 		return;
@@ -387,6 +456,11 @@ prepare_plans(void)
 					 "       next_attempt_at = $3, last_error = $4"
 					 " WHERE id = $1",
 					 4, charge_args);
+	fail_message_plan =
+		outbox_keep_plan("UPDATE outbox.published"
+					 "   SET status = 'failed', last_error = $2"
+					 " WHERE id = $1",
+					 2, fail_args);
 }
 
 /*
@@ -397,7 +471,7 @@ free_plans(void)
 {
 	SPIPlanPtr *plans[] = {&fetch_fresh_plan, &fetch_retrying_plan,
 		&fetch_suspect_plan, &mark_succeeded_plan, &mark_failed_plan,
-	&charge_attempt_plan};
+	&charge_attempt_plan, &fail_message_plan};
 	int			i;
 
 	for (i = 0; i < lengthof(plans); i++)
@@ -410,17 +484,22 @@ free_plans(void)
 
 /*
  * Run a fetch plan and add the rows it locked to the pass; returns how many.
+ * The rows are copied into the pass context: the lane reads them after the
+ * commit, when SPI's memory is gone.
  */
 static int
 fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass)
 {
 	int			ret;
 	uint64		i;
+	MemoryContext old;
 
 	ret = SPI_execute_plan(plan, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read outbox.published: %s",
 			 SPI_result_code_string(ret));
+
+	old = MemoryContextSwitchTo(pass_context);
 
 	if (pass->n + (int) SPI_processed > pass->allocated)
 	{
@@ -444,6 +523,7 @@ fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass)
 		m->retry = DatumGetInt32(SPI_getbinval(row, desc, 5, &isnull));
 		m->expired = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
 	}
+	MemoryContextSwitchTo(old);
 	SPI_freetuptable(SPI_tuptable);
 	return (int) i;
 }
@@ -465,7 +545,8 @@ note_receipt(PassMessages *pass, uint64_t receipt, int index)
 
 		pass->receipts_allocated = Max(old * 2, slot + 64);
 		pass->by_receipt = pass->by_receipt == NULL ?
-			palloc(sizeof(int) * pass->receipts_allocated) :
+			MemoryContextAlloc(pass_context,
+							   sizeof(int) * pass->receipts_allocated) :
 			repalloc(pass->by_receipt, sizeof(int) * pass->receipts_allocated);
 		for (; old < pass->receipts_allocated; old++)
 			pass->by_receipt[old] = -1;
@@ -476,8 +557,9 @@ note_receipt(PassMessages *pass, uint64_t receipt, int index)
 
 /*
  * Queue the SENDs of the pass's messages from number from on, except the
- * expired ones, and start writing them.  Returns false if the session is
- * over.
+ * expired ones, and start writing them.  A message that cannot be sent as
+ * it is stored is failed alone.  Returns false if the session is over, or
+ * stuck past deadline.
  */
 static bool
 queue_sends(PassMessages *pass, int from, int64 deadline)
@@ -489,13 +571,34 @@ queue_sends(PassMessages *pass, int from, int64 deadline)
 		PendingMessage *m = &pass->messages[i];
 		OutboxWireMessage wire;
 		StompResult result;
+		MemoryContext old;
+		char	   *reason;
+		bool		renderable;
 
 		if (m->expired)
 			continue;
-		outbox_wire_message(m->body, m->headers, &wire);
+		MemoryContextReset(send_context);
+		old = MemoryContextSwitchTo(send_context);
+		renderable = outbox_wire_message(&m->id, m->destination, m->body,
+										 m->headers, &wire, &reason);
+		if (renderable &&
+			outbox_wire_frame_size(&wire) > (uint64) outbox_max_message_size)
+		{
+			/* stored past the write-time check (replica mode, a raised limit) */
+			reason = psprintf("its STOMP frame of " UINT64_FORMAT " bytes is larger than outbox.max_message_size (%d bytes)",
+							  outbox_wire_frame_size(&wire),
+							  outbox_max_message_size);
+			renderable = false;
+		}
+		MemoryContextSwitchTo(old);
+		if (!renderable)
+		{
+			fail_message(m, reason);
+			continue;
+		}
 		for (;;)
 		{
-			result = stomp_conn_send(broker.conn, m->destination,
+			result = stomp_conn_send(broker.conn, wire.destination,
 									 wire.headers, wire.nheaders, NULL,
 									 wire.body, wire.body_len, &m->receipt);
 			if (result != STOMP_ERR_FULL)
@@ -508,16 +611,28 @@ queue_sends(PassMessages *pass, int from, int64 deadline)
 		}
 		if (result == STOMP_ERR_STATE)
 			return false;
+		if (result == STOMP_ERR_INVALID || result == STOMP_ERR_TOO_LARGE)
+		{
+			/* refused before it left, and it always would be */
+			m->receipt = 0;
+			fail_message(m, stomp_conn_error(broker.conn));
+			continue;
+		}
 		if (result != STOMP_OK)
 		{
-			/* refused before it left: the broker will never take it */
+			/* out of memory: not the message's fault, but do not loop */
 			m->receipt = 0;
 			charge_attempt(m, stomp_conn_error(broker.conn));
 			continue;
 		}
+		/* the frame holds it now */
+		pfree(m->body);
+		pfree(m->headers);
+		m->body = m->headers = NULL;
 		note_receipt(pass, m->receipt, i);
 		pass->outstanding++;
 	}
+	MemoryContextReset(send_context);
 	/* start writing now: the receipts come while we do other work */
 	stomp_conn_process(broker.conn, outbox_monotonic_ms());
 	return true;
@@ -550,6 +665,7 @@ collect_receipts(PassMessages *pass, int max_outstanding, int64 deadline)
 				{
 					pass->messages[index].confirmed = true;
 					pass->outstanding--;
+					pass->confirmed++;
 				}
 			}
 			else if (type == STOMP_EVENT_ERROR)
@@ -564,6 +680,20 @@ collect_receipts(PassMessages *pass, int max_outstanding, int64 deadline)
 		if (outbox_broker_wait(&broker, deadline) & WL_LATCH_SET)
 			CHECK_FOR_INTERRUPTS();
 	}
+}
+
+/*
+ * The session ended, or stalled past deadline, while SENDs were being
+ * queued: take in what the broker said before the end, without waiting
+ * (the RECEIPTs, so that their messages are marked; an ERROR, so that
+ * suspects are kept).
+ */
+static SendOutcome
+session_end_outcome(PassMessages *pass)
+{
+	SendOutcome outcome = collect_receipts(pass, 0, outbox_monotonic_ms());
+
+	return outcome == SEND_ALL_CONFIRMED ? SEND_CONNECTION_LOST : outcome;
 }
 
 /*
@@ -678,13 +808,40 @@ charge_attempt(PendingMessage *message, const char *error)
 }
 
 /*
- * Keep the ids of the unconfirmed messages of a session the broker ended
- * with an ERROR: the isolation lane will find the culprit.
+ * Fail, alone and at once, a message that cannot be sent as it is stored
+ * (see the file header): no attempt could succeed, and retrying it would
+ * hold up every pass.  The reason goes to last_error.
  */
 static void
+fail_message(PendingMessage *message, const char *reason)
+{
+	Datum		args[2];
+
+	args[0] = UUIDPGetDatum(&message->id);
+	args[1] = CStringGetTextDatum(reason);
+	if (SPI_execute_plan(fail_message_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record an outbox message that cannot be sent");
+	message->marked = true;
+
+	outbox_slot_count(OUTBOX_COUNT_FAILED, 1);
+	ereport(WARNING,
+			(errmsg("outbox message %s to \"%s\" cannot be sent: %s",
+					DatumGetCString(DirectFunctionCall1(uuid_out, args[0])),
+					message->destination, reason),
+			 errhint("Its row in outbox.published is failed; correct the row and call outbox.redrive() to send it.")));
+	outbox_slot_set_error(reason);
+}
+
+/*
+ * Keep the ids of the unconfirmed messages of a session the broker ended
+ * with an ERROR: the isolation lane will find the culprit.  Returns how
+ * many were kept.
+ */
+static int
 remember_suspects(PendingMessage *messages, int n)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	int			kept = 0;
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -695,9 +852,11 @@ remember_suspects(PendingMessage *messages, int n)
 
 			*id = messages[i].id;
 			suspects = lappend(suspects, id);
+			kept++;
 		}
 	}
 	MemoryContextSwitchTo(old);
+	return kept;
 }
 
 /*
@@ -756,7 +915,7 @@ isolation_lane(void)
 		if (!ensure_connected())
 			return false;
 
-		memset(&pass, 0, sizeof(pass));
+		begin_pass(&pass);
 		begin_pass_transaction();
 		if (suspects != NIL)
 		{
@@ -785,13 +944,16 @@ isolation_lane(void)
 
 		deadline = outbox_monotonic_ms() + CHUNK_RECEIPT_TIMEOUT_MS;
 		if (!queue_sends(&pass, 0, deadline))
-			outcome = SEND_CONNECTION_LOST;
+			outcome = session_end_outcome(&pass);
 		else
 			outcome = collect_receipts(&pass, 0, deadline);
-		if (outcome == SEND_BROKER_ERROR)
+		/* alone on the wire: an ERROR is its own */
+		if (outcome == SEND_BROKER_ERROR && pass.messages[0].receipt != 0 &&
+			!pass.messages[0].confirmed)
 			charge_attempt(&pass.messages[0], stomp_conn_error(broker.conn));
 		mark_outcome(&pass);
 		end_pass_transaction();
+		note_session_end(outcome, pass.confirmed);
 
 		if (outcome != SEND_ALL_CONFIRMED)
 		{
@@ -833,7 +995,7 @@ pipelined_lane(void)
 	if (!ensure_connected())
 		return false;
 
-	memset(&pass, 0, sizeof(pass));
+	begin_pass(&pass);
 	resumed = resume_valid && started - resume_since_ms < RESUME_MAX_MS;
 	if (resumed)
 		after = resume_after;
@@ -858,7 +1020,7 @@ pipelined_lane(void)
 		chunks++;
 		if (!queue_sends(&pass, from, deadline))
 		{
-			outcome = SEND_CONNECTION_LOST;
+			outcome = session_end_outcome(&pass);
 			break;
 		}
 		if (!full || chunks >= PIPELINE_CHUNKS ||
@@ -886,6 +1048,7 @@ pipelined_lane(void)
 	}
 	mark_outcome(&pass);
 	end_pass_transaction();
+	note_session_end(outcome, pass.confirmed);
 
 	/* still draining: the next pass goes on from here */
 	if (full && outcome == SEND_ALL_CONFIRMED)
@@ -898,7 +1061,12 @@ pipelined_lane(void)
 
 	if (outcome == SEND_BROKER_ERROR)
 	{
-		remember_suspects(pass.messages, pass.n);
+		int			n = remember_suspects(pass.messages, pass.n);
+
+		ereport(LOG,
+				(errmsg("outbox publisher: the STOMP broker at %s ended the session with an ERROR; %d unconfirmed message(s) will be sent one at a time",
+						broker.where, n),
+				 errdetail("%s", stomp_conn_error(broker.conn))));
 		outbox_slot_set_error(stomp_conn_error(broker.conn));
 		disconnect();
 		return true;
@@ -1011,13 +1179,24 @@ publisher_pass(void)
 	if (installed)
 		prepare_plans();
 	end_pass_transaction();
-	extension_missing = !installed;
+	/* back after CREATE EXTENSION on a connection kept meanwhile */
+	if (installed && extension_missing && connected)
+		outbox_slot_set_state(OUTBOX_STATE_CONNECTED, broker.where);
 	if (!installed)
 	{
 		int64		now = outbox_monotonic_ms();
+		bool		just_dropped = !extension_missing;
+
+		extension_missing = true;
+		/* what named the dropped outbox is gone with it */
+		free_plans();
+		list_free_deep(suspects);
+		suspects = NIL;
+		resume_valid = false;
 
 		outbox_slot_set_state(OUTBOX_STATE_WAITING_FOR_EXTENSION, NULL);
-		if (now - last_missing_log_ms >= MISSING_EXTENSION_LOG_MS)
+		/* say so when it goes, and now and then while it stays away */
+		if (just_dropped || now - last_missing_log_ms >= MISSING_EXTENSION_LOG_MS)
 		{
 			ereport(LOG,
 					(errmsg("outbox publisher is waiting for CREATE EXTENSION outbox in database \"%s\"",
@@ -1026,8 +1205,11 @@ publisher_pass(void)
 		}
 		return false;
 	}
+	extension_missing = false;
 
 	outbox_launch_consumers();
+	/* it runs transactions of its own: go on in the worker's context */
+	MemoryContextSwitchTo(worker_context);
 	retention();
 	more = isolation_lane();
 	more |= pipelined_lane();
@@ -1071,6 +1253,7 @@ wait_for_work(bool more_work)
 						 errdetail("%s", stomp_conn_error(broker.conn))));
 				outbox_slot_set_error(stomp_conn_error(broker.conn));
 				disconnect();
+				note_session_end(SEND_CONNECTION_LOST, 0);
 				break;
 			}
 		}
@@ -1104,15 +1287,30 @@ outbox_publisher_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(publisher_dbname, NULL, 0);
+	/*
+	 * The worker runs as a superuser: no search_path that a database owner
+	 * (ALTER DATABASE ... SET) or a role with CREATE on a schema chose may
+	 * resolve an operator or function of its statements.
+	 */
+	SetConfigOption("search_path", OUTBOX_SAFE_SEARCH_PATH, PGC_SUSET,
+					PGC_S_SESSION);
 
 	outbox_slot_acquire(OUTBOX_WORKER_PUBLISHER, NULL);
 	pgstat_report_appname("outbox publisher");
 	pg_prng_seed(&backoff_prng, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
 	broker_settings = MemoryContextStrdup(TopMemoryContext,
 										  outbox_broker_settings());
+	worker_context = AllocSetContextCreate(TopMemoryContext,
+										   "outbox publisher",
+										   ALLOCSET_DEFAULT_SIZES);
+	/* not children of worker_context: they outlive its resets */
 	pass_context = AllocSetContextCreate(TopMemoryContext,
 										 "outbox publisher pass",
 										 ALLOCSET_DEFAULT_SIZES);
+	send_context = AllocSetContextCreate(TopMemoryContext,
+										 "outbox publisher send",
+										 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(worker_context);
 	ereport(LOG,
 			(errmsg("outbox publisher started for database \"%s\"",
 					publisher_dbname)));
@@ -1120,14 +1318,15 @@ outbox_publisher_main(Datum main_arg)
 	for (;;)
 	{
 		bool		more_work = false;
-		MemoryContext old;
+
+		/* every transaction gave the worker's context back */
+		Assert(CurrentMemoryContext == worker_context);
+		MemoryContextReset(worker_context);
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 			reload_settings();
 
-		MemoryContextReset(pass_context);
-		old = MemoryContextSwitchTo(pass_context);
 		pgstat_report_activity(STATE_RUNNING, "publishing");
 		PG_TRY();
 		{
@@ -1137,10 +1336,11 @@ outbox_publisher_main(Datum main_arg)
 		{
 			ErrorData  *edata;
 
-			MemoryContextSwitchTo(pass_context);
+			MemoryContextSwitchTo(worker_context);
 			edata = CopyErrorData();
 			FlushErrorState();
 			AbortOutOfAnyTransaction();
+			MemoryContextSwitchTo(worker_context);
 			/* the plans may name what is gone (the extension dropped) */
 			free_plans();
 			ereport(LOG,
@@ -1153,7 +1353,6 @@ outbox_publisher_main(Datum main_arg)
 			more_work = false;
 		}
 		PG_END_TRY();
-		MemoryContextSwitchTo(old);
 		pgstat_report_activity(STATE_IDLE, NULL);
 
 		wait_for_work(more_work);

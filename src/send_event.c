@@ -52,9 +52,15 @@ send_and_confirm(OutboxBroker *broker, OutboxMessage *message,
 	OutboxWireMessage wire;
 	uint64_t	receipt;
 	StompResult result;
+	char	   *reason;
 
-	outbox_wire_message(message->body, message->headers, &wire);
-	result = stomp_conn_send(broker->conn, message->destination,
+	if (!outbox_wire_message(&message->id, message->destination,
+							 message->body, message->headers, &wire, &reason))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not send the message to \"%s\": %s",
+						message->destination, reason)));
+	result = stomp_conn_send(broker->conn, wire.destination,
 							 wire.headers, wire.nheaders, NULL,
 							 wire.body, wire.body_len, &receipt);
 	if (result != STOMP_OK)

@@ -27,6 +27,7 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -338,10 +339,15 @@ outbox_slot_set_state(OutboxWorkerState state, const char *broker)
 void
 outbox_slot_set_error(const char *message)
 {
+	/* cut at a character boundary: a torn one breaks other encodings */
+	int			len = pg_mbcliplen(message, strlen(message),
+								   sizeof(my_slot->last_error) - 1);
+
 	if (my_slot == NULL)
 		return;
 	SpinLockAcquire(&my_slot->mutex);
-	strlcpy(my_slot->last_error, message, sizeof(my_slot->last_error));
+	memcpy(my_slot->last_error, message, len);
+	my_slot->last_error[len] = '\0';
 	my_slot->last_error_at = GetCurrentTimestamp();
 	SpinLockRelease(&my_slot->mutex);
 }

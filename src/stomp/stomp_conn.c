@@ -27,8 +27,13 @@
  *	  receipt deadline, output stuck for write_timeout_ms (RabbitMQ stops
  *	  reading during a memory or disk alarm), and silence from the broker
  *	  for STOMP_HEARTBEAT_DEAD_FACTOR heart-beat intervals all end it too;
- *	- bad arguments to send/subscribe/... and a full output buffer are
- *	  refused (STOMP_ERR_INVALID / _FULL) and leave the session as it was.
+ *	  a failed write first reads what the broker sent before it closed
+ *	  (the RECEIPTs of the frames before a refused one, and its ERROR),
+ *	  so that a refusal is reported as the ERROR it is;
+ *	- bad arguments to send/subscribe/..., a full output buffer, and a
+ *	  frame larger than the whole output limit are refused
+ *	  (STOMP_ERR_INVALID / _FULL / _TOO_LARGE) and leave the session as it
+ *	  was; _FULL is worth waiting on, _TOO_LARGE never fits.
  *
  * Secrecy: the passcode is kept (copied) only inside the pre-encoded
  * CONNECT frame and to scrub it out of broker ERROR text (some brokers
@@ -116,7 +121,10 @@ static size_t stomp_find_outstanding(const StompConn *conn, uint64_t id);
 static bool stomp_is_outstanding(const StompConn *conn, uint64_t id);
 static bool stomp_remove_outstanding(StompConn *conn, uint64_t id);
 static bool stomp_flush(StompConn *conn, int64_t now_ms);
-static bool stomp_read_input(StompConn *conn, int64_t now_ms);
+static void stomp_fail_writing(StompConn *conn, int64_t now_ms,
+							   const char *why);
+static bool stomp_read_input(StompConn *conn, int64_t now_ms,
+							 size_t max_events);
 static void stomp_handle_frame(StompConn *conn, StompFrame *frame);
 static void stomp_check_timers(StompConn *conn, int64_t now_ms);
 static bool stomp_session_live(const StompConn *conn);
@@ -851,8 +859,8 @@ stomp_flush(StompConn *conn, int64_t now_ms)
 		}
 		if (st == STOMP_IO_WANT_READ || st == STOMP_IO_WANT_WRITE)
 			break;
-		stomp_fail(conn, "%s", st == STOMP_IO_EOF ?
-				   "connection closed by STOMP broker" : t->errmsg);
+		stomp_fail_writing(conn, now_ms, st == STOMP_IO_EOF ?
+						   "connection closed by STOMP broker" : t->errmsg);
 		return false;
 	}
 	if (conn->out_off == conn->out.len)
@@ -875,13 +883,35 @@ stomp_flush(StompConn *conn, int64_t now_ms)
 }
 
 /*
+ * stomp_fail_writing
+ *		End the session on a failed write, but first take in what the
+ *		broker sent before it closed: a broker that refuses a frame sends
+ *		its ERROR and closes while we may still be writing the frames
+ *		behind it, and the write then fails (EPIPE) with the RECEIPTs of
+ *		the frames before and the ERROR unread.  Those are read now, all of
+ *		them, so that the caller learns which frames were confirmed and
+ *		what the broker said; only if they hold no end of the session is
+ *		the write error the reason.
+ */
+static void
+stomp_fail_writing(StompConn *conn, int64_t now_ms, const char *why)
+{
+	char		reason[STOMP_ERRMSG_SIZE];
+
+	/* the transport's message is overwritten by the reads */
+	snprintf(reason, sizeof(reason), "%s", why);
+	(void) stomp_read_input(conn, now_ms, SIZE_MAX);
+	stomp_fail(conn, "%s", reason);
+}
+
+/*
  * stomp_read_input
  *		Decode what is buffered, then read and decode until the transport
- *		would block, the session ends, or too many events wait for the
+ *		would block, the session ends, or max_events events wait for the
  *		caller.  Returns false if the session is over.
  */
 static bool
-stomp_read_input(StompConn *conn, int64_t now_ms)
+stomp_read_input(StompConn *conn, int64_t now_ms, size_t max_events)
 {
 	StompTransport *t = conn->transport;
 
@@ -894,7 +924,7 @@ stomp_read_input(StompConn *conn, int64_t now_ms)
 		int			rc;
 
 		while (stomp_session_live(conn) &&
-			   conn->ev_len - conn->ev_head < STOMP_MAX_QUEUED_EVENTS)
+			   conn->ev_len - conn->ev_head < max_events)
 		{
 			rc = stomp_decoder_next(&conn->decoder, &frame);
 			if (rc == 0)
@@ -909,7 +939,7 @@ stomp_read_input(StompConn *conn, int64_t now_ms)
 		}
 		if (!stomp_session_live(conn))
 			return false;
-		if (conn->ev_len - conn->ev_head >= STOMP_MAX_QUEUED_EVENTS)
+		if (conn->ev_len - conn->ev_head >= max_events)
 		{
 			conn->paused = true;
 			return true;
@@ -1132,7 +1162,7 @@ stomp_conn_process(StompConn *conn, int64_t now_ms)
 
 	if (!stomp_flush(conn, now_ms))
 		return conn->state;
-	if (!stomp_read_input(conn, now_ms))
+	if (!stomp_read_input(conn, now_ms, STOMP_MAX_QUEUED_EVENTS))
 		return conn->state;
 	stomp_check_timers(conn, now_ms);
 	if (stomp_session_live(conn) && conn->out_off < conn->out.len)
@@ -1315,6 +1345,14 @@ stomp_queue_frame(StompConn *conn, StompFrame *frame, bool want_receipt,
 		stomp_buf_consume(&conn->out, conn->out_off);
 		conn->out_off = 0;
 	}
+	if (need > conn->max_output)
+	{
+		snprintf(conn->errmsg, sizeof(conn->errmsg),
+				 "STOMP frame of %zu bytes is too large to send: the output limit is %zu bytes",
+				 need, conn->max_output);
+		rc = STOMP_ERR_TOO_LARGE;
+		goto done;
+	}
 	if (conn->out.len > conn->max_output || need > conn->max_output - conn->out.len)
 	{
 		snprintf(conn->errmsg, sizeof(conn->errmsg),
@@ -1376,6 +1414,14 @@ stomp_conn_send(StompConn *conn, const char *destination,
 								  stomp_send_reserved);
 	if (rc != STOMP_OK)
 		return rc;
+	/* a body that can never fit is refused before it is copied */
+	if (body_len > conn->max_output)
+	{
+		snprintf(conn->errmsg, sizeof(conn->errmsg),
+				 "STOMP frame of more than %zu bytes is too large to send: the output limit is %zu bytes",
+				 body_len, conn->max_output);
+		return STOMP_ERR_TOO_LARGE;
+	}
 
 	f = stomp_frame_new("SEND");
 	if (f == NULL)

@@ -240,6 +240,8 @@ typedef enum StompResult
 	STOMP_OK = 0,
 	STOMP_ERR_INVALID,			/* arguments refused; connection unaffected */
 	STOMP_ERR_FULL,				/* output limit reached; wait for writable */
+	STOMP_ERR_TOO_LARGE,		/* the frame alone exceeds the output limit;
+								 * connection unaffected, it never fits */
 	STOMP_ERR_NOMEM,			/* out of memory; connection unaffected */
 	STOMP_ERR_STATE				/* not allowed in the current state */
 } StompResult;

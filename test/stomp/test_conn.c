@@ -64,6 +64,7 @@ static void test_session_timeouts(void);
 static void test_session_disconnect(void);
 static void test_session_eof_and_garbage(void);
 static void test_session_limits(void);
+static void test_session_write_error(void);
 static void test_session_event_pause(void);
 static void test_tcp(void);
 static void test_tls(void);
@@ -989,10 +990,83 @@ test_session_limits(void)
 	stomp_frame_free(f);
 	BWRITE(&b, "CONNECTED\nversion:1.2\n\n\0");
 	CHECK(stomp_conn_process(c, 0) == STOMP_CONN_OPEN);
-	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, body, sizeof(body), NULL) == STOMP_ERR_FULL);
-	CHECK(strstr(stomp_conn_error(c), "limit") != NULL);
+	/* larger than the whole limit: never fits, even on an empty buffer */
+	CHECK(stomp_conn_pending_output(c) == 0);
+	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, body, sizeof(body), NULL) == STOMP_ERR_TOO_LARGE);
+	CHECK(strstr(stomp_conn_error(c), "too large") != NULL);
+	CHECK(strstr(stomp_conn_error(c), "4096 bytes") != NULL);
+	/* the body fits, the frame around it does not */
+	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, body, 4090, NULL) == STOMP_ERR_TOO_LARGE);
 	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
-	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, body, 1000, NULL) == STOMP_OK);
+	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, body, 3000, NULL) == STOMP_OK);
+	/* fits alone, not behind what is queued: wait for the socket */
+	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, body, 3000, NULL) == STOMP_ERR_FULL);
+	CHECK(strstr(stomp_conn_error(c), "limit") != NULL);
+	CHECK(strstr(stomp_conn_error(c), "too large") == NULL);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+	stomp_conn_free(c);
+	broker_free(&b);
+}
+
+/*
+ * test_session_write_error
+ *		The broker confirms a frame, refuses the next with an ERROR and
+ *		closes while we still write: the failed write (EPIPE) must not hide
+ *		what it sent.  The RECEIPT comes as an event, then the ERROR as the
+ *		terminal event with the broker's words, and the unconfirmed
+ *		receipts are listed.
+ */
+static void
+test_session_write_error(void)
+{
+	FakeBroker	b;
+	StompConn  *c = open_session(&b, 0, 0, "0,0");
+	uint64_t	r1 = 0;
+	uint64_t	r2 = 0;
+	uint64_t	r3 = 0;
+	uint64_t	ids[4];
+	StompEvent	last;
+	const uint64_t *out;
+	size_t		n;
+	char		buf[128];
+
+	CHECK(stomp_conn_send(c, "/queue/a", NULL, 0, NULL, "1", 1, &r1) == STOMP_OK);
+	CHECK(stomp_conn_send(c, "/exchange/missing", NULL, 0, NULL, "2", 1, &r2) == STOMP_OK);
+	stomp_conn_process(c, 1);
+	CHECK(stomp_conn_pending_output(c) == 0);
+	/* a third frame is queued, not yet written */
+	CHECK(stomp_conn_send(c, "/queue/a", NULL, 0, NULL, "3", 1, &r3) == STOMP_OK);
+	snprintf(buf, sizeof(buf), "RECEIPT\nreceipt-id:%llu\n\n", (unsigned long long) r1);
+	broker_write(&b, buf, strlen(buf) + 1);
+	BWRITE(&b, "ERROR\nmessage:not_found - no exchange 'missing' in vhost '/'\n\n\0");
+	close(b.fd);
+	b.fd = -1;
+
+	CHECK(stomp_conn_process(c, 2) == STOMP_CONN_FAILED);
+	CHECK(strstr(stomp_conn_error(c), "no exchange 'missing'") != NULL);
+	CHECK(count_events(c, STOMP_EVENT_RECEIPT, ids, 4, NULL) == 1);
+	CHECK(ids[0] == r1);
+	/* the ERROR was the terminal event: nothing after it */
+	CHECK(!stomp_conn_next_event(c, &last));
+	out = stomp_conn_outstanding(c, &n);
+	CHECK(n == 2 && out[0] == r2 && out[1] == r3);
+
+	/* the same without an ERROR: the write error is the reason */
+	stomp_conn_free(c);
+	broker_free(&b);
+	c = open_session(&b, 0, 0, "0,0");
+	CHECK(stomp_conn_send(c, "/queue/a", NULL, 0, NULL, "1", 1, &r1) == STOMP_OK);
+	stomp_conn_process(c, 1);
+	CHECK(stomp_conn_send(c, "/queue/a", NULL, 0, NULL, "2", 1, &r2) == STOMP_OK);
+	snprintf(buf, sizeof(buf), "RECEIPT\nreceipt-id:%llu\n\n", (unsigned long long) r1);
+	broker_write(&b, buf, strlen(buf) + 1);
+	close(b.fd);
+	b.fd = -1;
+	CHECK(stomp_conn_process(c, 2) == STOMP_CONN_FAILED);
+	CHECK(count_events(c, STOMP_EVENT_RECEIPT, ids, 4, &last) == 1);
+	CHECK(ids[0] == r1);
+	out = stomp_conn_outstanding(c, &n);
+	CHECK(n == 1 && out[0] == r2);
 	stomp_conn_free(c);
 	broker_free(&b);
 }
@@ -1404,6 +1478,7 @@ test_conn_io(void)
 	test_session_disconnect();
 	test_session_eof_and_garbage();
 	test_session_limits();
+	test_session_write_error();
 	test_session_event_pause();
 	test_tcp();
 	test_tls();
