@@ -19,8 +19,12 @@
  *   alters a published table (constraints, indexes) before it creates it.
  *
  * - sql_drop (every command): the configurations of dropped tables are
- *   removed (their trigger went with them); a dropped column or capture
- *   trigger of a table that stays is checked as above; a dropped function
+ *   removed (their trigger went with them); so are those of a table whose
+ *   capture trigger DROP TRIGGER itself dropped, by a role that may
+ *   unpublish: that is unpublishing the table, and pg_restore --clean does
+ *   it before it drops the table and the serializer.  A column or capture
+ *   trigger of a table that stays dropped any other way (through an
+ *   extension it depends on, say) is checked as above; a dropped function
  *   that is a serializer of a table that stays, or the callback of a
  *   subscription, is refused.  Whatever the command: DROP TABLE, SCHEMA,
  *   OWNED, FUNCTION, TRIGGER, TYPE, DOMAIN, COLLATION, EXTENSION ... CASCADE.
@@ -59,6 +63,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_func.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -81,6 +86,8 @@ static void refuse_function_change(ObjectType objtype, Node *object,
 								   const char *action);
 static void refuse_extension_move(Oid extoid);
 static void check_dropped_function(const char *name);
+static uint64 forget_configurations(Oid relid);
+static void unpublish_dropped_trigger(Oid relid);
 static List *tables_serialized_by(const char *name);
 static List *select_oids(Oid role, const char *sql, Oid argtype, Datum arg);
 static char *queue_called_back_by(const char *name);
@@ -293,8 +300,60 @@ queue_called_back_by(const char *name)
 }
 
 /*
- * Event trigger on sql_drop: forget the configurations of dropped tables,
- * and refuse to drop what a table that stays, or a subscription, needs.
+ * Remove every configuration of table relid; return how many there were.
+ * The caller is connected to SPI.
+ */
+static uint64
+forget_configurations(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	args[0] = ObjectIdGetDatum(relid);
+	outbox_write_publish_config("DELETE FROM outbox.publish_config"
+								" WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+								1, argtypes, args, NULL, SPI_OK_DELETE);
+	return SPI_processed;
+}
+
+/*
+ * DROP TRIGGER dropped the capture trigger of table relid, which stays:
+ * unpublish the table, if the role may call outbox.unpublish() (pg_restore
+ * --clean drops the capture trigger first, then the serializer, then the
+ * table).  A role that may not is refused, as for any other loss of the
+ * trigger.
+ */
+static void
+unpublish_dropped_trigger(Oid relid)
+{
+	Oid			argtypes[3] = {REGCLASSOID, TEXTOID, TEXTOID};
+	Oid			unpublish;
+	uint64		removed;
+
+	unpublish = LookupFuncName(list_make2(makeString("outbox"),
+										  makeString("unpublish")),
+							   3, argtypes, false);
+	if (pg_proc_aclcheck(unpublish, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+	{
+		outbox_check_publication(relid, OUTBOX_CHECK_TRIGGER);
+		return;
+	}
+	removed = forget_configurations(relid);
+	if (removed > 0)
+		ereport(NOTICE,
+				(errmsg("table %s is no longer published",
+						outbox_qualified_relname(relid)),
+				 errdetail_plural("Dropping its trigger \"%s\" removed its %llu outbox configuration.",
+								  "Dropping its trigger \"%s\" removed its %llu outbox configurations.",
+								  removed, OUTBOX_CAPTURE_TRIGGER_NAME,
+								  (unsigned long long) removed),
+				 errhint("Call outbox.publish() to publish it again.")));
+}
+
+/*
+ * Event trigger on sql_drop: forget the configurations of dropped tables
+ * and of tables whose capture trigger was dropped, and refuse to drop what
+ * a table that stays, or a subscription, needs.
  */
 Datum
 outbox_sql_drop(PG_FUNCTION_ARGS)
@@ -302,11 +361,10 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 	List	   *dropped_tables = NIL;
 	List	   *check_tables = NIL;
 	List	   *triggered = NIL;
+	List	   *unpublished = NIL;
 	List	   *dropped_functions = NIL;
 	ListCell   *lc;
 	uint64		i;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
 
 	check_event_trigger_call(fcinfo, "sql_drop");
 	/* DROP EXTENSION outbox: nothing left to keep consistent */
@@ -315,7 +373,7 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT classid, objid, objsubid, address_names"
+	if (SPI_execute("SELECT classid, objid, objsubid, address_names, original"
 					"  FROM pg_catalog.pg_event_trigger_dropped_objects()",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
@@ -327,11 +385,13 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 		Oid			classid = DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull));
 		Oid			objid = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
 		int32		objsubid = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
-		Datum		names_datum = SPI_getbinval(row, desc, 4, &isnull);
+		bool		names_isnull;
+		Datum		names_datum = SPI_getbinval(row, desc, 4, &names_isnull);
+		bool		original = DatumGetBool(SPI_getbinval(row, desc, 5, &isnull));
 		Datum	   *names = NULL;
 		int			nnames = 0;
 
-		if (!isnull)
+		if (!names_isnull)
 			deconstruct_array(DatumGetArrayTypeP(names_datum), TEXTOID, -1,
 							  false, TYPALIGN_INT, &names, NULL, &nnames);
 
@@ -347,7 +407,13 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 
 			if (OidIsValid(nspoid))
 				relid = get_relname_relid(TextDatumGetCString(names[1]), nspoid);
-			if (OidIsValid(relid))
+			if (!OidIsValid(relid))
+				continue;
+			if (original &&
+				strcmp(TextDatumGetCString(names[2]),
+					   OUTBOX_CAPTURE_TRIGGER_NAME) == 0)
+				unpublished = list_append_unique_oid(unpublished, relid);
+			else
 				triggered = list_append_unique_oid(triggered, relid);
 		}
 		else if (classid == ProcedureRelationId && nnames == 2)
@@ -358,12 +424,9 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 	}
 
 	foreach(lc, dropped_tables)
-	{
-		args[0] = ObjectIdGetDatum(lfirst_oid(lc));
-		outbox_write_publish_config("DELETE FROM outbox.publish_config"
-									" WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-									1, argtypes, args, NULL, SPI_OK_DELETE);
-	}
+		forget_configurations(lfirst_oid(lc));
+	foreach(lc, unpublished)
+		unpublish_dropped_trigger(lfirst_oid(lc));
 	foreach(lc, triggered)
 		outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_TRIGGER);
 	foreach(lc, check_tables)

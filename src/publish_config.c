@@ -202,7 +202,8 @@ check_table(Oid relid, Form_pg_class relform, OutboxConfigCheck check)
 /*
  * Check that the capture trigger of a published table is outbox's and fires
  * for every row written.  A missing trigger is refused after a command on
- * the trigger itself (the only way it goes), let in with a NOTICE on INSERT
+ * the trigger (DROP TRIGGER itself unpublishes the table first, in ddl.c,
+ * when the role may unpublish), let in with a NOTICE on INSERT
  * and silently after other DDL: pg_restore loads the data and then, in its
  * post-data section, adds the table's constraints and indexes before it
  * creates the trigger.

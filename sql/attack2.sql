@@ -1,0 +1,53 @@
+--
+-- DROP TRIGGER of the capture trigger is unpublishing the table (as
+-- pg_restore --clean does it, before dropping the serializer and the
+-- table), for a role that may unpublish; the trigger lost any other way is
+-- refused.
+--
+CREATE TABLE atk_t (id int PRIMARY KEY, a text);
+CREATE FUNCTION atk_ser(r atk_t) RETURNS jsonb LANGUAGE sql
+	AS $$ SELECT jsonb_build_object('ser', r.id) $$;
+SELECT outbox.publish('atk_t', '/topic/atk', fields => ARRAY['a']);
+SELECT outbox.publish('atk_t', '/topic/atk.ser', serializer => 'atk_ser');
+DROP TRIGGER outbox_capture ON atk_t;
+SELECT count(*) FROM outbox.publish_config WHERE relid = 'atk_t'::regclass;
+SELECT count(*) FROM pg_trigger WHERE tgrelid = 'atk_t'::regclass;
+-- nothing holds the serializer any more, and the table is not published
+DROP FUNCTION atk_ser(atk_t);
+INSERT INTO atk_t VALUES (1, 'one');
+SELECT count(*) FROM outbox.published;
+-- a user's own trigger of that name on a table that is not published
+CREATE FUNCTION atk_noop() RETURNS trigger LANGUAGE plpgsql
+	AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER outbox_capture AFTER INSERT ON atk_t
+	FOR EACH ROW EXECUTE FUNCTION atk_noop();
+DROP TRIGGER outbox_capture ON atk_t;
+
+-- a table owner who may not unpublish may not drop the trigger either
+CREATE ROLE atk_owner;
+GRANT CREATE ON SCHEMA public TO atk_owner;
+GRANT EXECUTE ON FUNCTION outbox.publish(regclass, text, text, text[], text)
+	TO atk_owner;
+SET ROLE atk_owner;
+CREATE TABLE atk_owned (id int PRIMARY KEY, a text);
+SELECT outbox.publish('atk_owned', '/topic/owned');
+DROP TRIGGER outbox_capture ON atk_owned;
+RESET ROLE;
+SELECT count(*) FROM outbox.publish_config WHERE relid = 'atk_owned'::regclass;
+
+-- dropped through an extension it depends on: refused
+SELECT outbox.publish('atk_t', '/topic/atk');
+ALTER TRIGGER outbox_capture ON atk_t DEPENDS ON EXTENSION plpgsql;
+BEGIN;
+SET LOCAL client_min_messages = warning;
+DROP EXTENSION plpgsql CASCADE;
+ROLLBACK;
+SELECT count(*) FROM outbox.publish_config WHERE relid = 'atk_t'::regclass;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'atk_t'::regclass;
+
+DROP TABLE atk_t, atk_owned;
+DROP FUNCTION atk_noop();
+REVOKE ALL ON FUNCTION outbox.publish(regclass, text, text, text[], text)
+	FROM atk_owner;
+REVOKE CREATE ON SCHEMA public FROM atk_owner;
+DROP ROLE atk_owner;
