@@ -45,6 +45,36 @@ ROLLBACK;
 SELECT count(*) FROM outbox.publish_config WHERE relid = 'atk_t'::regclass;
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'atk_t'::regclass;
 
+--
+-- A temporary function goes with its session and fires no event trigger:
+-- it is never stored as a serializer or a callback, by any route.
+--
+CREATE FUNCTION atk_refused(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE sql;
+	RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+	RETURN regexp_replace(SQLERRM, 'pg_temp_[0-9]+', 'pg_temp_N', 'g');
+END $$;
+CREATE TABLE atk_tmp (id int PRIMARY KEY);
+CREATE FUNCTION pg_temp.atk_tmp_ser(r atk_tmp) RETURNS jsonb LANGUAGE sql
+	AS $$ SELECT '{}'::jsonb $$;
+CREATE FUNCTION pg_temp.atk_tmp_cb(p outbox.payload) RETURNS boolean
+	LANGUAGE sql AS $$ SELECT true $$;
+SELECT atk_refused($$SELECT outbox.publish('atk_tmp', '/topic/tmp',
+	serializer => 'pg_temp.atk_tmp_ser')$$);
+SELECT atk_refused(format('INSERT INTO outbox.publish_config (relid, destination, serializer) VALUES (%L, %L, %L)',
+	'atk_tmp', '/topic/tmp2', quote_ident(nspname) || '.atk_tmp_ser'))
+  FROM pg_namespace WHERE oid = pg_my_temp_schema();
+SET client_min_messages = error;
+SELECT atk_refused($$SELECT outbox.subscribe('pg_temp.atk_tmp_cb', '/queue/atk_tmp')$$);
+RESET client_min_messages;
+SELECT count(*) FROM outbox.publish_config WHERE relid = 'atk_tmp'::regclass;
+SELECT count(*) FROM outbox.subscription WHERE queue_name = 'atk_tmp';
+DROP FUNCTION pg_temp.atk_tmp_ser(atk_tmp), pg_temp.atk_tmp_cb(outbox.payload);
+DROP TABLE atk_tmp;
+DROP FUNCTION atk_refused(text);
+
 DROP TABLE atk_t, atk_owned;
 DROP FUNCTION atk_noop();
 REVOKE ALL ON FUNCTION outbox.publish(regclass, text, text, text[], text)

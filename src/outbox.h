@@ -259,6 +259,7 @@ extern char *outbox_stored_function_name(Oid funcoid);
 extern Oid	outbox_resolve_stored_function(const char *name, Oid argtype);
 extern bool outbox_stored_function_name_is_canonical(const char *name,
 													 Oid funcoid);
+extern void outbox_check_stored_function_lasts(Oid funcoid, const char *what);
 
 /* in publish_config.c */
 

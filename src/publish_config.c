@@ -354,6 +354,7 @@ check_serializer(Form_pg_class relform, const char *serializer,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("serializer must be stored as %s, not as %s",
 						outbox_stored_function_name(funcoid), serializer)));
+	outbox_check_stored_function_lasts(funcoid, "serializer");
 	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcoid));
 	if (!HeapTupleIsValid(tuple))
 		elog(ERROR, "cache lookup failed for function %u", funcoid);

@@ -127,6 +127,8 @@ outbox_check_callback(Oid funcoid, Oid role, bool at_subscribe)
 						   format_type_be(proc->prorettype)),
 				 errhint("Return true (or nothing) when the message is processed, false to dead-letter it.")));
 	ReleaseSysCache(tuple);
+	if (at_subscribe)
+		outbox_check_stored_function_lasts(funcoid, "callback");
 
 	if (pg_proc_aclcheck(funcoid, role, ACL_EXECUTE) != ACLCHECK_OK)
 		ereport(ERROR,
