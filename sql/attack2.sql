@@ -75,6 +75,27 @@ DROP FUNCTION pg_temp.atk_tmp_ser(atk_tmp), pg_temp.atk_tmp_cb(outbox.payload);
 DROP TABLE atk_tmp;
 DROP FUNCTION atk_refused(text);
 
+--
+-- outbox.capture() runs only as the trigger outbox_capture: another would
+-- publish every row twice.
+--
+CREATE TABLE atk_dup (id int PRIMARY KEY, a text);
+SELECT outbox.publish('atk_dup', '/topic/dup');
+CREATE TRIGGER atk_again AFTER INSERT OR UPDATE ON atk_dup
+	FOR EACH ROW EXECUTE FUNCTION outbox.capture();
+INSERT INTO atk_dup VALUES (1, 'once');
+SELECT destination, body FROM outbox.published WHERE destination = '/topic/dup';
+-- on any table, and by CREATE OR REPLACE TRIGGER too
+CREATE TRIGGER atk_again AFTER INSERT OR UPDATE ON atk_t
+	FOR EACH ROW EXECUTE FUNCTION outbox.capture();
+CREATE TRIGGER atk_other AFTER INSERT OR UPDATE ON atk_dup
+	FOR EACH ROW EXECUTE FUNCTION atk_noop();
+CREATE OR REPLACE TRIGGER atk_other AFTER INSERT OR UPDATE ON atk_dup
+	FOR EACH ROW EXECUTE FUNCTION outbox.capture();
+SELECT tgname, tgfoid::regproc FROM pg_trigger
+ WHERE tgrelid IN ('atk_dup'::regclass, 'atk_t'::regclass) ORDER BY 1;
+DROP TABLE atk_dup;
+
 DROP TABLE atk_t, atk_owned;
 DROP FUNCTION atk_noop();
 REVOKE ALL ON FUNCTION outbox.publish(regclass, text, text, text[], text)

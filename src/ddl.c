@@ -14,7 +14,8 @@
  *   are checked by outbox_check_publication() (publish_config.c).  That
  *   covers columns dropped or renamed through ALTER TABLE, ALTER TYPE ...
  *   CASCADE and inheritance, SET UNLOGGED, and a capture trigger disabled,
- *   renamed or replaced (CREATE OR REPLACE TRIGGER).  That the capture
+ *   renamed or replaced (CREATE OR REPLACE TRIGGER).  A trigger executing
+ *   outbox.capture() under another name is refused on any table.  That the capture
  *   trigger exists is checked only after a command on a trigger: pg_restore
  *   alters a published table (constraints, indexes) before it creates it.
  *
@@ -79,7 +80,8 @@ PG_FUNCTION_INFO_V1(outbox_ddl_command_start);
 static void check_event_trigger_call(FunctionCallInfo fcinfo,
 									 const char *event);
 static List *relations_reached(List *relids, Oid relid);
-static Oid	trigger_relid(Oid trigger_oid);
+static Oid	read_trigger(Oid trigger_oid, char **stray_name);
+static void refuse_stray_capture_trigger(Oid trigger_oid);
 static void refuse_if_stored(Oid funcoid, const char *action);
 static void refuse_if_schema_holds_stored(Oid nspoid);
 static void refuse_function_change(ObjectType objtype, Node *object,
@@ -149,10 +151,12 @@ select_oids(Oid role, const char *sql, Oid argtype, Datum arg)
 }
 
 /*
- * The table of a trigger, or InvalidOid if the trigger is gone.
+ * Read trigger trigger_oid: its table (InvalidOid if the trigger is gone)
+ * and, if it executes outbox.capture() under another name than the capture
+ * trigger's, that name (else NULL).
  */
 static Oid
-trigger_relid(Oid trigger_oid)
+read_trigger(Oid trigger_oid, char **stray_name)
 {
 	Relation	tgrel;
 	ScanKeyData key;
@@ -160,16 +164,45 @@ trigger_relid(Oid trigger_oid)
 	HeapTuple	tuple;
 	Oid			relid = InvalidOid;
 
+	*stray_name = NULL;
 	tgrel = table_open(TriggerRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(trigger_oid));
 	scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
-		relid = ((Form_pg_trigger) GETSTRUCT(tuple))->tgrelid;
+	{
+		Form_pg_trigger trigger = (Form_pg_trigger) GETSTRUCT(tuple);
+
+		relid = trigger->tgrelid;
+		if (trigger->tgfoid == outbox_capture_function_oid() &&
+			strcmp(NameStr(trigger->tgname), OUTBOX_CAPTURE_TRIGGER_NAME) != 0)
+			*stray_name = pstrdup(NameStr(trigger->tgname));
+	}
 	systable_endscan(scan);
 	table_close(tgrel, AccessShareLock);
 	return relid;
+}
+
+/*
+ * Refuse a trigger that executes outbox.capture() under another name than
+ * the capture trigger's: on a published table it would publish every row a
+ * second time, under another message id.
+ */
+static void
+refuse_stray_capture_trigger(Oid trigger_oid)
+{
+	char	   *stray_name;
+	Oid			relid = read_trigger(trigger_oid, &stray_name);
+
+	if (stray_name != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trigger \"%s\" of table %s cannot execute outbox.capture()",
+						stray_name, outbox_qualified_relname(relid)),
+				 errdetail("outbox.capture() runs only as the trigger \"%s\" that outbox.publish() creates; another would publish each row again.",
+						   OUTBOX_CAPTURE_TRIGGER_NAME),
+				 errhint("Use outbox.publish() to publish the table.")));
 }
 
 /*
@@ -181,7 +214,7 @@ outbox_ddl_command_end(PG_FUNCTION_ARGS)
 {
 	List	   *relids = NIL;
 	List	   *touched = NIL;
-	List	   *triggered = NIL;
+	List	   *triggers = NIL;
 	ListCell   *lc;
 	uint64		i;
 
@@ -209,7 +242,7 @@ outbox_ddl_command_end(PG_FUNCTION_ARGS)
 		else if (classid == TypeRelationId)
 			relid = get_typ_typrelid(objid);
 		else if (classid == TriggerRelationId)
-			triggered = list_append_unique_oid(triggered, trigger_relid(objid));
+			triggers = list_append_unique_oid(triggers, objid);
 		if (OidIsValid(relid))
 			touched = list_append_unique_oid(touched, relid);
 	}
@@ -218,13 +251,18 @@ outbox_ddl_command_end(PG_FUNCTION_ARGS)
 		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(lfirst_oid(lc))))
 			relids = relations_reached(relids, lfirst_oid(lc));
 	}
-	foreach(lc, triggered)
+	foreach(lc, triggers)
 	{
-		if (OidIsValid(lfirst_oid(lc)))
-			outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_TRIGGER);
+		char	   *stray_name;
+		Oid			relid = read_trigger(lfirst_oid(lc), &stray_name);
+
+		if (OidIsValid(relid))
+			outbox_check_publication(relid, OUTBOX_CHECK_TRIGGER);
 	}
 	foreach(lc, relids)
 		outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_DDL);
+	foreach(lc, triggers)
+		refuse_stray_capture_trigger(lfirst_oid(lc));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
