@@ -51,7 +51,7 @@ REGRESS = capture published publish settings security ddl attack2
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 
-ISOLATION = capture_cache
+ISOLATION = capture_cache attack2_snapshot
 ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_isolation --load-extension=outbox
 

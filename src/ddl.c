@@ -90,7 +90,6 @@ static void refuse_extension_move(Oid extoid);
 static void check_dropped_function(const char *name);
 static uint64 forget_configurations(Oid relid);
 static void unpublish_dropped_trigger(Oid relid);
-static List *tables_serialized_by(const char *name);
 static List *select_oids(Oid role, const char *sql, Oid argtype, Datum arg);
 static char *queue_called_back_by(const char *name);
 
@@ -278,7 +277,7 @@ check_dropped_function(const char *name)
 	ListCell   *lc;
 	char	   *queue;
 
-	foreach(lc, tables_serialized_by(name))
+	foreach(lc, outbox_tables_serialized_by(name))
 	{
 		Oid			relid = lfirst_oid(lc);
 		Oid			rowtype = get_rel_type_id(relid);
@@ -302,18 +301,6 @@ check_dropped_function(const char *name)
 				 errmsg("cannot drop function %s: it is the callback of the subscription of queue \"%s\"",
 						name, queue),
 				 errhint("Call outbox.unsubscribe('%s') first.", queue)));
-}
-
-/*
- * The tables with a configuration whose serializer is stored as name.
- */
-static List *
-tables_serialized_by(const char *name)
-{
-	return select_oids(outbox_table_owner("publish_config"),
-					   "SELECT relid::pg_catalog.oid FROM outbox.publish_config"
-					   " WHERE serializer OPERATOR(pg_catalog.=) $1",
-					   TEXTOID, CStringGetTextDatum(name));
 }
 
 /*
@@ -513,7 +500,7 @@ refuse_if_stored(Oid funcoid, const char *action)
 		return;
 	}
 
-	foreach(lc, tables_serialized_by(name))
+	foreach(lc, outbox_tables_serialized_by(name))
 	{
 		if (get_rel_type_id(lfirst_oid(lc)) == argtype)
 			ereport(ERROR,

@@ -281,6 +281,7 @@ extern void outbox_write_publish_config(const char *sql, int nargs,
 										Oid *argtypes, Datum *args,
 										const char *nulls, int expected);
 extern void outbox_check_publication(Oid relid, OutboxConfigCheck check);
+extern List *outbox_tables_serialized_by(const char *name);
 
 /* in ddl.c: the event trigger functions live there */
 /* in send_event.c: outbox.send_event() lives there */
