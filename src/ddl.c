@@ -14,13 +14,18 @@
  *   are checked by outbox_check_publication() (publish_config.c).  That
  *   covers columns dropped or renamed through ALTER TABLE, ALTER TYPE ...
  *   CASCADE and inheritance, SET UNLOGGED, and a capture trigger disabled,
- *   renamed or replaced (CREATE OR REPLACE TRIGGER).  That the capture
+ *   renamed or replaced (CREATE OR REPLACE TRIGGER).  A trigger executing
+ *   outbox.capture() under another name is refused on any table.  That the capture
  *   trigger exists is checked only after a command on a trigger: pg_restore
  *   alters a published table (constraints, indexes) before it creates it.
  *
  * - sql_drop (every command): the configurations of dropped tables are
- *   removed (their trigger went with them); a dropped column or capture
- *   trigger of a table that stays is checked as above; a dropped function
+ *   removed (their trigger went with them); so are those of a table whose
+ *   capture trigger DROP TRIGGER itself dropped, by a role that may
+ *   unpublish: that is unpublishing the table, and pg_restore --clean does
+ *   it before it drops the table and the serializer.  A column or capture
+ *   trigger of a table that stays dropped any other way (through an
+ *   extension it depends on, say) is checked as above; a dropped function
  *   that is a serializer of a table that stays, or the callback of a
  *   subscription, is refused.  Whatever the command: DROP TABLE, SCHEMA,
  *   OWNED, FUNCTION, TRIGGER, TYPE, DOMAIN, COLLATION, EXTENSION ... CASCADE.
@@ -59,6 +64,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_func.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -74,14 +80,16 @@ PG_FUNCTION_INFO_V1(outbox_ddl_command_start);
 static void check_event_trigger_call(FunctionCallInfo fcinfo,
 									 const char *event);
 static List *relations_reached(List *relids, Oid relid);
-static Oid	trigger_relid(Oid trigger_oid);
+static Oid	read_trigger(Oid trigger_oid, char **stray_name);
+static void refuse_stray_capture_trigger(Oid trigger_oid);
 static void refuse_if_stored(Oid funcoid, const char *action);
 static void refuse_if_schema_holds_stored(Oid nspoid);
 static void refuse_function_change(ObjectType objtype, Node *object,
 								   const char *action);
 static void refuse_extension_move(Oid extoid);
 static void check_dropped_function(const char *name);
-static List *tables_serialized_by(const char *name);
+static uint64 forget_configurations(Oid relid);
+static void unpublish_dropped_trigger(Oid relid);
 static List *select_oids(Oid role, const char *sql, Oid argtype, Datum arg);
 static char *queue_called_back_by(const char *name);
 
@@ -142,10 +150,12 @@ select_oids(Oid role, const char *sql, Oid argtype, Datum arg)
 }
 
 /*
- * The table of a trigger, or InvalidOid if the trigger is gone.
+ * Read trigger trigger_oid: its table (InvalidOid if the trigger is gone)
+ * and, if it executes outbox.capture() under another name than the capture
+ * trigger's, that name (else NULL).
  */
 static Oid
-trigger_relid(Oid trigger_oid)
+read_trigger(Oid trigger_oid, char **stray_name)
 {
 	Relation	tgrel;
 	ScanKeyData key;
@@ -153,16 +163,45 @@ trigger_relid(Oid trigger_oid)
 	HeapTuple	tuple;
 	Oid			relid = InvalidOid;
 
+	*stray_name = NULL;
 	tgrel = table_open(TriggerRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(trigger_oid));
 	scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
-		relid = ((Form_pg_trigger) GETSTRUCT(tuple))->tgrelid;
+	{
+		Form_pg_trigger trigger = (Form_pg_trigger) GETSTRUCT(tuple);
+
+		relid = trigger->tgrelid;
+		if (trigger->tgfoid == outbox_capture_function_oid() &&
+			strcmp(NameStr(trigger->tgname), OUTBOX_CAPTURE_TRIGGER_NAME) != 0)
+			*stray_name = pstrdup(NameStr(trigger->tgname));
+	}
 	systable_endscan(scan);
 	table_close(tgrel, AccessShareLock);
 	return relid;
+}
+
+/*
+ * Refuse a trigger that executes outbox.capture() under another name than
+ * the capture trigger's: on a published table it would publish every row a
+ * second time, under another message id.
+ */
+static void
+refuse_stray_capture_trigger(Oid trigger_oid)
+{
+	char	   *stray_name;
+	Oid			relid = read_trigger(trigger_oid, &stray_name);
+
+	if (stray_name != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trigger \"%s\" of table %s cannot execute outbox.capture()",
+						stray_name, outbox_qualified_relname(relid)),
+				 errdetail("outbox.capture() runs only as the trigger \"%s\" that outbox.publish() creates; another would publish each row again.",
+						   OUTBOX_CAPTURE_TRIGGER_NAME),
+				 errhint("Use outbox.publish() to publish the table.")));
 }
 
 /*
@@ -174,7 +213,7 @@ outbox_ddl_command_end(PG_FUNCTION_ARGS)
 {
 	List	   *relids = NIL;
 	List	   *touched = NIL;
-	List	   *triggered = NIL;
+	List	   *triggers = NIL;
 	ListCell   *lc;
 	uint64		i;
 
@@ -202,7 +241,7 @@ outbox_ddl_command_end(PG_FUNCTION_ARGS)
 		else if (classid == TypeRelationId)
 			relid = get_typ_typrelid(objid);
 		else if (classid == TriggerRelationId)
-			triggered = list_append_unique_oid(triggered, trigger_relid(objid));
+			triggers = list_append_unique_oid(triggers, objid);
 		if (OidIsValid(relid))
 			touched = list_append_unique_oid(touched, relid);
 	}
@@ -211,13 +250,18 @@ outbox_ddl_command_end(PG_FUNCTION_ARGS)
 		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(lfirst_oid(lc))))
 			relids = relations_reached(relids, lfirst_oid(lc));
 	}
-	foreach(lc, triggered)
+	foreach(lc, triggers)
 	{
-		if (OidIsValid(lfirst_oid(lc)))
-			outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_TRIGGER);
+		char	   *stray_name;
+		Oid			relid = read_trigger(lfirst_oid(lc), &stray_name);
+
+		if (OidIsValid(relid))
+			outbox_check_publication(relid, OUTBOX_CHECK_TRIGGER);
 	}
 	foreach(lc, relids)
 		outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_DDL);
+	foreach(lc, triggers)
+		refuse_stray_capture_trigger(lfirst_oid(lc));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -233,7 +277,7 @@ check_dropped_function(const char *name)
 	ListCell   *lc;
 	char	   *queue;
 
-	foreach(lc, tables_serialized_by(name))
+	foreach(lc, outbox_tables_serialized_by(name))
 	{
 		Oid			relid = lfirst_oid(lc);
 		Oid			rowtype = get_rel_type_id(relid);
@@ -260,18 +304,6 @@ check_dropped_function(const char *name)
 }
 
 /*
- * The tables with a configuration whose serializer is stored as name.
- */
-static List *
-tables_serialized_by(const char *name)
-{
-	return select_oids(outbox_table_owner("publish_config"),
-					   "SELECT relid::pg_catalog.oid FROM outbox.publish_config"
-					   " WHERE serializer OPERATOR(pg_catalog.=) $1",
-					   TEXTOID, CStringGetTextDatum(name));
-}
-
-/*
  * The queue of a subscription whose callback is stored as name, or NULL.
  */
 static char *
@@ -293,8 +325,60 @@ queue_called_back_by(const char *name)
 }
 
 /*
- * Event trigger on sql_drop: forget the configurations of dropped tables,
- * and refuse to drop what a table that stays, or a subscription, needs.
+ * Remove every configuration of table relid; return how many there were.
+ * The caller is connected to SPI.
+ */
+static uint64
+forget_configurations(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	args[0] = ObjectIdGetDatum(relid);
+	outbox_write_publish_config("DELETE FROM outbox.publish_config"
+								" WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+								1, argtypes, args, NULL, SPI_OK_DELETE);
+	return SPI_processed;
+}
+
+/*
+ * DROP TRIGGER dropped the capture trigger of table relid, which stays:
+ * unpublish the table, if the role may call outbox.unpublish() (pg_restore
+ * --clean drops the capture trigger first, then the serializer, then the
+ * table).  A role that may not is refused, as for any other loss of the
+ * trigger.
+ */
+static void
+unpublish_dropped_trigger(Oid relid)
+{
+	Oid			argtypes[3] = {REGCLASSOID, TEXTOID, TEXTOID};
+	Oid			unpublish;
+	uint64		removed;
+
+	unpublish = LookupFuncName(list_make2(makeString("outbox"),
+										  makeString("unpublish")),
+							   3, argtypes, false);
+	if (pg_proc_aclcheck(unpublish, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+	{
+		outbox_check_publication(relid, OUTBOX_CHECK_TRIGGER);
+		return;
+	}
+	removed = forget_configurations(relid);
+	if (removed > 0)
+		ereport(NOTICE,
+				(errmsg("table %s is no longer published",
+						outbox_qualified_relname(relid)),
+				 errdetail_plural("Dropping its trigger \"%s\" removed its %llu outbox configuration.",
+								  "Dropping its trigger \"%s\" removed its %llu outbox configurations.",
+								  removed, OUTBOX_CAPTURE_TRIGGER_NAME,
+								  (unsigned long long) removed),
+				 errhint("Call outbox.publish() to publish it again.")));
+}
+
+/*
+ * Event trigger on sql_drop: forget the configurations of dropped tables
+ * and of tables whose capture trigger was dropped, and refuse to drop what
+ * a table that stays, or a subscription, needs.
  */
 Datum
 outbox_sql_drop(PG_FUNCTION_ARGS)
@@ -302,11 +386,10 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 	List	   *dropped_tables = NIL;
 	List	   *check_tables = NIL;
 	List	   *triggered = NIL;
+	List	   *unpublished = NIL;
 	List	   *dropped_functions = NIL;
 	ListCell   *lc;
 	uint64		i;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
 
 	check_event_trigger_call(fcinfo, "sql_drop");
 	/* DROP EXTENSION outbox: nothing left to keep consistent */
@@ -315,7 +398,7 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT classid, objid, objsubid, address_names"
+	if (SPI_execute("SELECT classid, objid, objsubid, address_names, original"
 					"  FROM pg_catalog.pg_event_trigger_dropped_objects()",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
@@ -327,11 +410,13 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 		Oid			classid = DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull));
 		Oid			objid = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
 		int32		objsubid = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
-		Datum		names_datum = SPI_getbinval(row, desc, 4, &isnull);
+		bool		names_isnull;
+		Datum		names_datum = SPI_getbinval(row, desc, 4, &names_isnull);
+		bool		original = DatumGetBool(SPI_getbinval(row, desc, 5, &isnull));
 		Datum	   *names = NULL;
 		int			nnames = 0;
 
-		if (!isnull)
+		if (!names_isnull)
 			deconstruct_array(DatumGetArrayTypeP(names_datum), TEXTOID, -1,
 							  false, TYPALIGN_INT, &names, NULL, &nnames);
 
@@ -347,7 +432,13 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 
 			if (OidIsValid(nspoid))
 				relid = get_relname_relid(TextDatumGetCString(names[1]), nspoid);
-			if (OidIsValid(relid))
+			if (!OidIsValid(relid))
+				continue;
+			if (original &&
+				strcmp(TextDatumGetCString(names[2]),
+					   OUTBOX_CAPTURE_TRIGGER_NAME) == 0)
+				unpublished = list_append_unique_oid(unpublished, relid);
+			else
 				triggered = list_append_unique_oid(triggered, relid);
 		}
 		else if (classid == ProcedureRelationId && nnames == 2)
@@ -358,12 +449,9 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 	}
 
 	foreach(lc, dropped_tables)
-	{
-		args[0] = ObjectIdGetDatum(lfirst_oid(lc));
-		outbox_write_publish_config("DELETE FROM outbox.publish_config"
-									" WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-									1, argtypes, args, NULL, SPI_OK_DELETE);
-	}
+		forget_configurations(lfirst_oid(lc));
+	foreach(lc, unpublished)
+		unpublish_dropped_trigger(lfirst_oid(lc));
 	foreach(lc, triggered)
 		outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_TRIGGER);
 	foreach(lc, check_tables)
@@ -412,7 +500,7 @@ refuse_if_stored(Oid funcoid, const char *action)
 		return;
 	}
 
-	foreach(lc, tables_serialized_by(name))
+	foreach(lc, outbox_tables_serialized_by(name))
 	{
 		if (get_rel_type_id(lfirst_oid(lc)) == argtype)
 			ereport(ERROR,

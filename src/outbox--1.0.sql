@@ -312,7 +312,9 @@ REVOKE ALL ON FUNCTION outbox.unsubscribe(text) FROM PUBLIC;
 /*
  * DDL must never leave a configuration that silently stops capturing, nor a
  * subscription without its callback.  Each event trigger looks only at what
- * its command touched: configurations of dropped tables are removed, and a
+ * its command touched: configurations of dropped tables are removed, and so
+ * are those of a table whose capture trigger DROP TRIGGER dropped (that is
+ * unpublishing it, as pg_restore --clean does, for a role that may), and a
  * command that would leave a published table without a column it names,
  * its serializer or its enabled capture trigger, or an unlogged published
  * table, or a serializer or callback that its stored name no longer finds,

@@ -306,6 +306,7 @@ extern char *outbox_stored_function_name(Oid funcoid);
 extern Oid	outbox_resolve_stored_function(const char *name, Oid argtype);
 extern bool outbox_stored_function_name_is_canonical(const char *name,
 													 Oid funcoid);
+extern void outbox_check_stored_function_lasts(Oid funcoid, const char *what);
 
 /* in publish_config.c */
 
@@ -327,6 +328,7 @@ extern void outbox_write_publish_config(const char *sql, int nargs,
 										Oid *argtypes, Datum *args,
 										const char *nulls, int expected);
 extern void outbox_check_publication(Oid relid, OutboxConfigCheck check);
+extern List *outbox_tables_serialized_by(const char *name);
 
 /* in ddl.c: the event trigger functions live there */
 /* in send_event.c: outbox.send_event() lives there */

@@ -221,6 +221,7 @@ lookup_serializer(Relation rel, const char *name)
 	if (pg_proc_aclcheck(funcoid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION,
 					   format_procedure(funcoid));
+	outbox_check_stored_function_lasts(funcoid, "serializer");
 	return funcoid;
 }
 

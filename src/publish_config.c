@@ -10,7 +10,9 @@
  * the columns of its fields exist and its serializer can be found by its
  * stored name (stored_function.c).  outbox_check_publication() checks all
  * of it for one table; the event triggers (ddl.c) call it for the tables a
- * DDL command touched, and the guard below for rows written by hand.
+ * DDL command touched, and the guard below for rows written by hand.  The
+ * event triggers read the configurations as of now, not as of their
+ * transaction's snapshot (read_configs_now()).
  *
  * The guard, a BEFORE trigger on outbox.publish_config, lets through what
  * outbox itself writes: outbox_write_publish_config() raises a backend-local
@@ -44,9 +46,11 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -59,6 +63,7 @@
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "outbox.h"
@@ -202,7 +207,8 @@ check_table(Oid relid, Form_pg_class relform, OutboxConfigCheck check)
 /*
  * Check that the capture trigger of a published table is outbox's and fires
  * for every row written.  A missing trigger is refused after a command on
- * the trigger itself (the only way it goes), let in with a NOTICE on INSERT
+ * the trigger (DROP TRIGGER itself unpublishes the table first, in ddl.c,
+ * when the role may unpublish), let in with a NOTICE on INSERT
  * and silently after other DDL: pg_restore loads the data and then, in its
  * post-data section, adds the table's constraints and indexes before it
  * creates the trigger.
@@ -353,6 +359,7 @@ check_serializer(Form_pg_class relform, const char *serializer,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("serializer must be stored as %s, not as %s",
 						outbox_stored_function_name(funcoid), serializer)));
+	outbox_check_stored_function_lasts(funcoid, "serializer");
 	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcoid));
 	if (!HeapTupleIsValid(tuple))
 		elog(ERROR, "cache lookup failed for function %u", funcoid);
@@ -385,6 +392,62 @@ check_config(Form_pg_class relform, ConfigRow *config, OutboxConfigCheck check)
 }
 
 /*
+ * The configurations (ConfigRow *) whose column attname equals value, by
+ * eqproc under collation.  They are read with a snapshot taken now, after
+ * the command's own changes, not with the transaction's: a DDL command in
+ * a REPEATABLE READ transaction must see what outbox.publish() committed
+ * since the transaction began.
+ */
+static List *
+read_configs_now(const char *attname, RegProcedure eqproc, Oid collation,
+				 Datum value)
+{
+	Relation	rel;
+	ScanKeyData key;
+	Snapshot	snapshot;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	List	   *configs = NIL;
+
+	rel = table_open(outbox_publish_config_relid(), AccessShareLock);
+	ScanKeyEntryInitialize(&key, 0,
+						   get_attnum(RelationGetRelid(rel), attname),
+						   BTEqualStrategyNumber, InvalidOid, collation,
+						   eqproc, value);
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan(rel, InvalidOid, false, snapshot, 1, &key);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		ConfigRow  *config = palloc(sizeof(ConfigRow));
+
+		if (read_config(heap_copytuple(tuple), RelationGetDescr(rel), config))
+			configs = lappend(configs, config);
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	return configs;
+}
+
+/*
+ * The tables (OIDs, each once) with a configuration whose serializer is
+ * stored as name, as of now (see read_configs_now()).
+ */
+List *
+outbox_tables_serialized_by(const char *name)
+{
+	List	   *relids = NIL;
+	ListCell   *lc;
+
+	foreach(lc, read_configs_now("serializer", F_TEXTEQ, C_COLLATION_OID,
+								 CStringGetTextDatum(name)))
+		relids = list_append_unique_oid(relids,
+										((ConfigRow *) lfirst(lc))->relid);
+	return relids;
+}
+
+/*
  * Check every configuration of table relid, after a DDL command touched it
  * (check: OUTBOX_CHECK_DDL) or its capture trigger (OUTBOX_CHECK_TRIGGER);
  * error out, saying what to do instead, if one no longer holds.  A table
@@ -394,42 +457,23 @@ check_config(Form_pg_class relform, ConfigRow *config, OutboxConfigCheck check)
 void
 outbox_check_publication(Oid relid, OutboxConfigCheck check)
 {
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
 	HeapTuple	reltuple;
 	Form_pg_class relform;
-	SPITupleTable *configs;
-	uint64		nconfigs;
-	uint64		i;
+	List	   *configs;
+	ListCell   *lc;
 
 	reltuple = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(reltuple))
 		return;
 	relform = (Form_pg_class) GETSTRUCT(reltuple);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	args[0] = ObjectIdGetDatum(relid);
-	/* not read-only: the command's own changes must be seen */
-	outbox_execute_as(outbox_table_owner("publish_config"),
-					  "SELECT relid, destination, version, fields, serializer"
-					  "  FROM outbox.publish_config"
-					  " WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-					  1, argtypes, args, NULL, SPI_OK_SELECT);
-	configs = SPI_tuptable;
-	nconfigs = SPI_processed;
-
-	if (nconfigs > 0)
+	configs = read_configs_now("relid", F_OIDEQ, InvalidOid,
+							   ObjectIdGetDatum(relid));
+	if (configs != NIL)
 		check_table(relid, relform, check);
-	for (i = 0; i < nconfigs; i++)
-	{
-		ConfigRow	config;
+	foreach(lc, configs)
+		check_config(relform, (ConfigRow *) lfirst(lc), check);
 
-		if (read_config(configs->vals[i], configs->tupdesc, &config))
-			check_config(relform, &config, check);
-	}
-
-	SPI_finish();
 	heap_freetuple(reltuple);
 }
 

@@ -15,7 +15,9 @@
  *
  * The name is resolved when it is used.  A command that would make it
  * resolve to nothing (dropping, renaming or moving the function or its
- * schema) is refused by the event triggers of ddl.c.
+ * schema) is refused by the event triggers of ddl.c.  No command drops a
+ * temporary function: it goes when its session ends, and no event trigger
+ * fires then, so a function in a temporary schema is never stored.
  *
  * src/stored_function.c
  *
@@ -30,6 +32,7 @@
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/varlena.h"
 
@@ -86,4 +89,21 @@ bool
 outbox_stored_function_name_is_canonical(const char *name, Oid funcoid)
 {
 	return strcmp(name, outbox_stored_function_name(funcoid)) == 0;
+}
+
+/*
+ * Refuse to store function funcoid as a serializer or callback (what) if
+ * it is in a temporary schema: it goes with its session, and no command
+ * tells outbox, so its stored name would find nothing from then on.
+ */
+void
+outbox_check_stored_function_lasts(Oid funcoid, const char *what)
+{
+	if (isAnyTempNamespace(get_func_namespace(funcoid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot use temporary function %s as a %s",
+						format_procedure(funcoid), what),
+				 errdetail("A temporary function goes with its session, and no command tells outbox."),
+				 errhint("Create the function in a permanent schema.")));
 }

@@ -137,6 +137,8 @@ outbox_check_callback(Oid funcoid, Oid role, bool at_subscribe)
 				 errdetail("It is dropped at the end of the session, and the consumer could run no message after that."),
 				 errhint("Create the callback in a permanent schema.")));
 	ReleaseSysCache(tuple);
+	if (at_subscribe)
+		outbox_check_stored_function_lasts(funcoid, "callback");
 
 	if (pg_proc_aclcheck(funcoid, role, ACL_EXECUTE) != ACLCHECK_OK)
 		ereport(ERROR,
