@@ -47,7 +47,7 @@ OBJS = \
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lssl -lcrypto
 
-REGRESS = capture published publish settings security ddl robustness
+REGRESS = capture published publish settings security ddl robustness attack3
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 
