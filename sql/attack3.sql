@@ -85,5 +85,50 @@ SELECT sum(total_bytes) < 1024 * 1024 AS bounded
 COMMIT;
 SELECT count(*) FROM outbox.published WHERE destination = '/topic/attack3';
 
+--
+-- 4. Every change of a function drops the configurations of every
+-- published table, and the next row reloads them: the configurations
+-- replaced, when no capture is using them, must not be kept until the
+-- end of the transaction (2000 reloads kept 2 MB).
+--
+BEGIN;
+DO $$
+BEGIN
+    FOR i IN 7001..9000 LOOP
+        INSERT INTO attack3.t VALUES (i);
+        EXECUTE format('CREATE OR REPLACE FUNCTION attack3.f() RETURNS int'
+                       ' LANGUAGE sql AS %L', 'SELECT ' || i);
+    END LOOP;
+END $$;
+SELECT count(*) < 10 AS bounded
+  FROM pg_backend_memory_contexts
+ WHERE name = 'outbox capture entry' AND parent = 'TopTransactionContext';
+COMMIT;
+SELECT count(*) FROM outbox.published WHERE destination = '/topic/attack3';
+
+--
+-- 5. ... but a capture running up the stack keeps its own: a serializer
+-- that changes a function, reloading every entry, and writes the same
+-- table again, two configurations each.
+--
+CREATE TABLE attack3.r (id int PRIMARY KEY);
+CREATE FUNCTION attack3.nesting(rec attack3.r) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('CREATE OR REPLACE FUNCTION attack3.f() RETURNS int'
+                   ' LANGUAGE sql AS %L', 'SELECT ' || rec.id);
+    IF rec.id < 3 AND NOT EXISTS (SELECT FROM attack3.r x WHERE x.id = rec.id + 1) THEN
+        INSERT INTO attack3.r VALUES (rec.id + 1);
+    END IF;
+    RETURN jsonb_build_object('id', rec.id);
+END $$;
+SELECT outbox.publish('attack3.r', '/topic/attack3-r', 'v1',
+                      serializer => 'attack3.nesting(attack3.r)');
+SELECT outbox.publish('attack3.r', '/topic/attack3-r', 'v2',
+                      serializer => 'attack3.nesting(attack3.r)');
+INSERT INTO attack3.r VALUES (1);
+SELECT destination, body FROM outbox.published
+ WHERE destination LIKE '/topic/attack3-r%' ORDER BY body->>'id', destination;
+
 DROP SCHEMA attack3 CASCADE;
 TRUNCATE outbox.published;
