@@ -32,7 +32,7 @@
  * serializer may write to a published table itself and so reload the entry
  * being used up the stack: each call keeps its own pointer to the
  * configuration array, whose memory a reload leaves until the end of the
- * transaction.
+ * transaction while any capture runs, and frees at once otherwise.
  *
  * Anyone may create a trigger with outbox.capture() on a table of their
  * own: it refuses to run but as the AFTER INSERT OR UPDATE FOR EACH ROW
