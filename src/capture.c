@@ -32,7 +32,7 @@
  * serializer may write to a published table itself and so reload the entry
  * being used up the stack: each call keeps its own pointer to the
  * configuration array, whose memory a reload leaves until the end of the
- * transaction.
+ * transaction while any capture runs, and frees at once otherwise.
  *
  * Anyone may create a trigger with outbox.capture() on a table of their
  * own: it refuses to run but as the AFTER INSERT OR UPDATE FOR EACH ROW
@@ -102,6 +102,12 @@ typedef struct CaptureEntry
 } CaptureEntry;
 
 static HTAB *capture_cache = NULL;
+
+/*
+ * How many outbox_capture() calls are running in this backend, each holding
+ * a pointer to the configurations it captures by.
+ */
+static int	captures_running = 0;
 
 /* to_jsonb(record), with an expression that tells it its argument's type */
 static FmgrInfo to_jsonb_finfo;
@@ -223,10 +229,13 @@ capture_entry(Relation rel)
 		/*
 		 * The old configurations may still be in use further up the stack
 		 * (a serializer that writes to the same table): free them at the end
-		 * of the transaction rather than now.
+		 * of the transaction rather than now; but at once if no capture is
+		 * running, since every change of a function brings us here.
 		 */
-		if (entry->context != NULL)
+		if (entry->context != NULL && captures_running > 0)
 			MemoryContextSetParent(entry->context, TopTransactionContext);
+		else if (entry->context != NULL)
+			MemoryContextDelete(entry->context);
 		entry->context = AllocSetContextCreate(CacheMemoryContext,
 											   "outbox capture entry",
 											   ALLOCSET_SMALL_SIZES);
@@ -554,22 +563,31 @@ outbox_capture(PG_FUNCTION_ARGS)
 						   trigdata->tg_trigger->tgname),
 				 errhint("Use outbox.publish() to publish the table, or drop the trigger.")));
 
-	for (i = 0; i < nconfigs; i++)
+	captures_running++;
+	PG_TRY();
 	{
-		CaptureConfig *config = &configs[i];
-		OutboxMessage message;
+		for (i = 0; i < nconfigs; i++)
+		{
+			CaptureConfig *config = &configs[i];
+			OutboxMessage message;
 
-		memset(&message, 0, sizeof(message));
-		outbox_uuid_v7(&message.id);
-		message.destination = config->destination;
-		message.version = config->version;
-		message.body = build_body(config, trigdata->tg_relation, tuple);
-		/* written now, and expiring a day from now, however old the transaction */
-		message.added = GetCurrentTimestamp();
-		message.expires_at = message.added + OUTBOX_DEFAULT_EXPIRY_USECS;
-		message.expires_at_isnull = false;
-		outbox_insert_published(&message);
+			memset(&message, 0, sizeof(message));
+			outbox_uuid_v7(&message.id);
+			message.destination = config->destination;
+			message.version = config->version;
+			message.body = build_body(config, trigdata->tg_relation, tuple);
+			/* written now, and expiring a day from now, however old the transaction */
+			message.added = GetCurrentTimestamp();
+			message.expires_at = message.added + OUTBOX_DEFAULT_EXPIRY_USECS;
+			message.expires_at_isnull = false;
+			outbox_insert_published(&message);
+		}
 	}
+	PG_FINALLY();
+	{
+		captures_running--;
+	}
+	PG_END_TRY();
 
 	return PointerGetDatum(NULL);
 }

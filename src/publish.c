@@ -201,14 +201,6 @@ lookup_serializer(Relation rel, const char *name)
 						format_procedure(funcoid), RelationGetRelationName(rel)),
 				 errdetail("A serializer takes exactly one argument of type %s and returns one value.",
 						   format_type_be(rowtype))));
-	if (isAnyTempNamespace(procform->pronamespace))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
-				 errmsg("serializer %s is a temporary function",
-						NameStr(procform->proname)),
-				 errdetail("It is dropped at the end of the session, and every later write of table \"%s\" would fail.",
-						   RelationGetRelationName(rel)),
-				 errhint("Create the serializer in a permanent schema.")));
 	ReleaseSysCache(proctup);
 
 	if (rettype != JSONOID && rettype != JSONBOID)

@@ -36,7 +36,9 @@
  * The writer is a static that invalidation callbacks and (sub)transaction
  * callbacks look at, and opening it accepts invalidation messages: it is
  * built in a local variable and published only once complete, released
- * before it is forgotten, and the callbacks look only at the pointer.
+ * (memory included) before it is forgotten, and the callbacks look only at
+ * the pointer.  No pointer to it is kept across user code (the
+ * outbox.generate_headers function), which may close or reopen it.
  *
  * src/published.c
  *
@@ -90,6 +92,7 @@ typedef enum PublishedColumn
  */
 typedef struct PublishedWriter
 {
+	MemoryContext context;		/* holds the writer: gone when released */
 	Relation	rel;
 	Oid			relid;			/* for the callbacks: never touch rel there */
 	bool		stale;			/* outbox.published changed: reopen */
@@ -287,14 +290,16 @@ outbox_form_published_tuple(Relation rel, OutboxMessage *message)
 }
 
 /*
- * Release what a writer, complete or not, holds.  Its resources belong to
- * the top transaction's resource owner, whatever (sub)transaction or portal
- * was current when it was opened.
+ * Release what a writer, complete or not, holds, and free it: a writer is
+ * reopened after every subtransaction abort, which a loop may do once per
+ * row.  Its resources belong to the top transaction's resource owner,
+ * whatever (sub)transaction or portal was current when it was opened.
  */
 static void
 writer_release(PublishedWriter *w)
 {
 	ResourceOwner save = CurrentResourceOwner;
+	MemoryContext context = w->context;
 
 	CurrentResourceOwner = TopTransactionResourceOwner;
 	if (w->indices_open)
@@ -306,6 +311,7 @@ writer_release(PublishedWriter *w)
 	if (w->estate != NULL)
 		FreeExecutorState(w->estate);
 	CurrentResourceOwner = save;
+	MemoryContextDelete(context);
 }
 
 /*
@@ -412,6 +418,7 @@ writer_open(void)
 	static bool xact_callback_registered = false;
 	static bool subxact_callback_registered = false;
 	static bool relcache_callback_registered = false;
+	MemoryContext context;
 	MemoryContext oldcontext;
 	ResourceOwner save_owner;
 	PublishedWriter *w;
@@ -440,8 +447,12 @@ writer_open(void)
 	relid = outbox_published_relid();
 
 	save_owner = CurrentResourceOwner;
-	oldcontext = MemoryContextSwitchTo(TopTransactionContext);
+	context = AllocSetContextCreate(TopTransactionContext,
+									"outbox published writer",
+									ALLOCSET_DEFAULT_SIZES);
+	oldcontext = MemoryContextSwitchTo(context);
 	w = palloc0(sizeof(PublishedWriter));
+	w->context = context;
 	CurrentResourceOwner = TopTransactionResourceOwner;
 	PG_TRY();
 	{
@@ -468,13 +479,24 @@ writer_open(void)
  *
  * This is the capture trigger's per-row path: the relation, its indexes and
  * the executor state they need stay open for the rest of the transaction.
+ *
+ * Completing the message may call the outbox.generate_headers function,
+ * which may do anything: abort a subtransaction of its own, which closes
+ * the writer, or write to a published table, which may reopen it.  So the
+ * message is completed on a reference of our own to outbox.published, and
+ * the writer is taken only once it is complete.
  */
 void
 outbox_insert_published(OutboxMessage *message)
 {
-	PublishedWriter *w = writer_open();
+	PublishedWriter *w;
+	Relation	rel;
 
-	outbox_complete_message(message, w->rel);
+	rel = table_open(writer_open()->relid, RowExclusiveLock);
+	outbox_complete_message(message, rel);
+	table_close(rel, NoLock);
+
+	w = writer_open();
 
 	ExecStoreHeapTuple(form_tuple(RelationGetDescr(w->rel), w->columns,
 								  w->scheduled, message),

@@ -102,8 +102,8 @@ outbox_check_stored_function_lasts(Oid funcoid, const char *what)
 	if (isAnyTempNamespace(get_func_namespace(funcoid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot use temporary function %s as a %s",
-						format_procedure(funcoid), what),
+				 errmsg("cannot use temporary function \"%s\" as a %s",
+						get_func_name(funcoid), what),
 				 errdetail("A temporary function goes with its session, and no command tells outbox."),
 				 errhint("Create the function in a permanent schema.")));
 }

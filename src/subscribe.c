@@ -129,13 +129,6 @@ outbox_check_callback(Oid funcoid, Oid role, bool at_subscribe)
 				 errdetail("It returns %s%s.", proc->proretset ? "setof " : "",
 						   format_type_be(proc->prorettype)),
 				 errhint("Return true (or nothing) when the message is processed, false to dead-letter it.")));
-	if (isAnyTempNamespace(proc->pronamespace))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
-				 errmsg("callback %s is a temporary function",
-						NameStr(proc->proname)),
-				 errdetail("It is dropped at the end of the session, and the consumer could run no message after that."),
-				 errhint("Create the callback in a permanent schema.")));
 	ReleaseSysCache(tuple);
 	if (at_subscribe)
 		outbox_check_stored_function_lasts(funcoid, "callback");
