@@ -49,11 +49,12 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lssl -lcrypto
 
 REGRESS = capture published publish settings security ddl robustness \
-	attack1 attack1_headers attack1_capture attack2 attack3
+	destination_patterns \
+	generate_headers_path capture_config_path capture_trigger capture_writer
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 
-ISOLATION = capture_cache attack2_snapshot
+ISOLATION = capture_cache ddl_snapshot
 ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_isolation --load-extension=outbox
 

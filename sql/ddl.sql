@@ -50,7 +50,7 @@ CREATE OR REPLACE TRIGGER outbox_capture AFTER INSERT OR UPDATE ON ddl_t
 CREATE OR REPLACE TRIGGER outbox_capture AFTER INSERT OR UPDATE OF b ON ddl_t
 	FOR EACH ROW EXECUTE FUNCTION outbox.capture();
 ALTER TRIGGER outbox_capture ON ddl_t RENAME TO ddl_other;
--- (DROP TRIGGER itself unpublishes the table: sql/attack2.sql)
+-- (DROP TRIGGER itself unpublishes the table: sql/capture_trigger.sql)
 -- an unlogged table would lose rows whose messages stay
 ALTER TABLE ddl_t SET UNLOGGED;
 SELECT relpersistence FROM pg_class WHERE oid = 'ddl_t'::regclass;

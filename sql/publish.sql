@@ -116,7 +116,7 @@ ALTER TABLE item ADD COLUMN note text;
 ALTER TABLE item DROP COLUMN note;
 SELECT outbox.publish('item', '/topic/serialized', serializer => 'item_json');
 DROP FUNCTION item_json(item);
--- DROP TRIGGER itself is unpublishing the table (sql/attack2.sql)
+-- DROP TRIGGER itself is unpublishing the table (sql/capture_trigger.sql)
 BEGIN;
 DROP TRIGGER outbox_capture ON item;
 ROLLBACK;

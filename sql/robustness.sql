@@ -43,7 +43,7 @@ INSERT INTO h VALUES (1, 'a');
 DROP TRIGGER outbox_capture ON h;
 INSERT INTO h VALUES (1, 'a');
 -- ... fired BEFORE, for DELETE, per statement, by TRUNCATE: the event
--- trigger refuses such triggers when they are created (sql/attack2.sql);
+-- trigger refuses such triggers when they are created (sql/capture_trigger.sql);
 -- with it disabled by a superuser, capture() still refuses to run
 RESET ROLE;
 ALTER EVENT TRIGGER outbox_ddl_command_end DISABLE;

@@ -1,6 +1,6 @@
 # Copyright (c) 2026, outbox contributors
 #
-# t/011_attack1.pl
+# t/011_worker_search_path.pl
 #	The workers' own SQL runs as the bootstrap superuser: no search_path of
 #	a database or a role may lead it to an attacker's operator.  The
 #	publisher's retention deletes old outbox rows with
@@ -21,7 +21,7 @@ use Test::More;
 use OutboxTest::Outbox;
 
 my $nowhere = '127.0.0.1:' . PostgreSQL::Test::Cluster::get_free_port();
-my $node = OutboxTest::Outbox::node('attack1', $nowhere, qq{
+my $node = OutboxTest::Outbox::node('search_path', $nowhere, qq{
 outbox.database_name = 'postgres,owned'
 outbox.maximum_backoff = '1s'
 });
