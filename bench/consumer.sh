@@ -116,4 +116,4 @@ done
 echo "consumer benchmark, $(nproc) cores, $(date -u +%Y-%m-%d):"
 echo "  $messages preloaded messages drained at $drain messages/s (first to last row; $overall/s from subscribe()),"
 echo "  callback: one INSERT in PL/pgSQL; prefetch-count $prefetch; synchronous_commit $sync_commit;"
-echo "  duplicates $dups, left in the queue $(queue_depth); target >= 5000/s (the seed: 214/s, 826/s with a persistent DB connection)"
+echo "  duplicates $dups, left in the queue $(queue_depth); target >= 5000/s (django-outbox-pattern: 214/s, 826/s with a persistent DB connection)"

@@ -10,7 +10,7 @@ SELECT destination, version, body,
 
 CREATE TABLE my_model (id serial PRIMARY KEY, field_one text, field_two text);
 
--- The seed README's examples, one by one.
+-- django-outbox-pattern's README examples, one by one.
 -- Only destination: all columns.
 SELECT outbox.publish('my_model', '/topic/my_route_key');
 INSERT INTO my_model (field_one, field_two) VALUES ('Field One', 'Field Two');

@@ -37,7 +37,7 @@
 
 /* Longest destination the broker is given, in bytes, version suffix included */
 #define OUTBOX_MAX_DESTINATION_LEN	255
-/* Longest version, as in the seed's model */
+/* Longest version, as in django-outbox-pattern's model */
 #define OUTBOX_MAX_VERSION_LEN		100
 /* How long a message may wait to be sent before it is failed as expired */
 #define OUTBOX_DEFAULT_EXPIRY_USECS (USECS_PER_DAY)

@@ -3,7 +3,7 @@
  * send_event.c
  *		  outbox.send_event(): send one message directly to the broker.
  *
- * As in the seed library, this bypasses the outbox: it is not
+ * As in django-outbox-pattern, this bypasses the outbox: it is not
  * transactional, and the message is sent whether or not the caller's
  * transaction commits.  It is the same message as one of the outbox
  * (validated destination and headers, dop-* headers, persistent:true), and

@@ -144,7 +144,7 @@ outbox_check_callback(Oid funcoid, Oid role, bool at_subscribe)
 }
 
 /*
- * The queue name a destination gets by default, as in the seed library:
+ * The queue name a destination gets by default, as in django-outbox-pattern:
  * its last path segment ("/topic/orders.v1" gives "orders.v1").
  */
 char *

@@ -104,7 +104,7 @@ $node->safe_psql('postgres', q{
 	SELECT outbox.send_event('/queue/send_event', '{"n": 3}');
 	ROLLBACK;});
 ($message) = $consumer->collect_messages(1, 30);
-is($message->{body}, '{"n": 3}', 'sent although the transaction rolled back, as in the seed');
+is($message->{body}, '{"n": 3}', 'sent although the transaction rolled back, as in django-outbox-pattern');
 $consumer->ack($message);
 
 # --- bad input is refused before anything is sent ---
