@@ -179,11 +179,13 @@ read_secret_file(SecretFile *secret, int elevel, const char *hint,
 		return false;
 	}
 
-	/* one final line break is not part of the secret */
+	/* one final line break (LF or CRLF) is not part of the secret */
 	if (len > 0 && buf[len - 1] == '\n')
+	{
 		len--;
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
+		if (len > 0 && buf[len - 1] == '\r')
+			len--;
+	}
 	if (!eof || len > MAX_SECRET_LEN)
 	{
 		explicit_bzero(buf, sizeof(buf));
@@ -203,6 +205,17 @@ read_secret_file(SecretFile *secret, int elevel, const char *hint,
 				 errmsg("%s \"%s\" must hold one line", secret->what, path),
 				 errdetail("The secret must be alone in the file, without line breaks or NUL bytes, optionally followed by one line break."),
 				 hint ? errhint("%s", hint) : 0));
+		return false;
+	}
+
+	/* an empty file is more likely one being rewritten than a secret */
+	if (len == 0)
+	{
+		ereport(elevel,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" is empty", secret->what, path),
+				 errdetail("The secret must be alone on the file's first line."),
+				 errhint("Write a new secret to another file and rename it into place.")));
 		return false;
 	}
 

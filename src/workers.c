@@ -15,8 +15,8 @@
  * database that does not exist would end at once with a FATAL error and be
  * started again every few seconds, forever, and nothing would show it but
  * the log.  The launcher looks first.  A database that does not exist
- * gets one WARNING in the log and a row in outbox.status, which every
- * database's view shows (kind publisher, state "database does not exist",
+ * gets one WARNING in the log and a row in outbox.status, which
+ * superusers and members of pg_monitor see from every database (kind publisher, state "database does not exist",
  * the reason in last_error): a shared memory slot the launcher holds until
  * the database is created.  The launcher looks again every
  * LAUNCHER_RECHECK_MS, and starts the publisher as soon as it exists.

@@ -246,10 +246,12 @@ publish_and_receive(5, 'missing file, last good passcode');
 # a file of two lines, one too long, and a FIFO (which must not hang)
 write_secret("$dir/two_lines", "$passcode2\nmore\n");
 write_secret("$dir/too_long", 'x' x 8193);
+write_secret("$dir/empty", "\n");
 POSIX::mkfifo("$dir/fifo", 0600) or die "mkfifo: $!";
 for my $bad (
 	[ two_lines => qr/must hold one line/ ],
 	[ too_long  => qr/is too long/ ],
+	[ empty     => qr/is empty/ ],
 	[ fifo      => qr/is not a regular file/ ])
 {
 	$node->append_conf('postgresql.conf', "outbox.stomp_passcode_file = '$dir/$bad->[0]'\n");
