@@ -64,9 +64,6 @@
 
 #include "outbox.h"
 
-/* what django-outbox-pattern puts in dop-msg-type: the name of its model */
-#define OUTBOX_MESSAGE_TYPE "Published"
-
 /* How far ahead of the clock a message id may be dated */
 #define MAX_ID_AHEAD_MS		((int64) 24 * 60 * 60 * 1000)
 
