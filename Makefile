@@ -49,7 +49,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lssl -lcrypto
 
 REGRESS = capture published publish settings security ddl robustness \
-	attack1 attack1_headers attack1_capture attack2 attack3
+	attack1 attack1_headers attack1_capture attack2 attack3 hand_inserts
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 
