@@ -228,6 +228,8 @@ typedef struct Delivery
 	StompFrame *frame;			/* owned until the batch ends */
 	const char *ack_id;			/* in frame */
 	char	   *msg_id;			/* NULL: none at all */
+	bool		id_read;		/* msg_id was looked for */
+	MemoryContext context;		/* lives as long as the delivery */
 	bool		redelivered;
 	bool		duplicate;
 	Outcome		outcome;
@@ -350,6 +352,7 @@ static Jsonb *message_headers(StompFrame *frame);
 static char *message_id(StompFrame *frame);
 static bool transient_error(int sqlerrcode);
 static void forget_session_state(void);
+static bool read_message_id(Delivery *d);
 static void handle_message(Delivery *d);
 static bool run_callback(Delivery *d, Jsonb *body, Jsonb *headers);
 static BatchResult run_batch(Delivery *deliveries, int n, int *covered);
@@ -1290,6 +1293,53 @@ forget_session_state(void)
 }
 
 /*
+ * Look for the message's id (message_id()) in a subtransaction of the
+ * batch, once: converting it to the database encoding may fail, and that
+ * must fail this message alone.  Returns false, the reason logged, if it
+ * failed.
+ */
+static bool
+read_message_id(Delivery *d)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	if (d->id_read)
+		return true;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		char	   *id = message_id(d->frame);
+
+		d->msg_id = id ? MemoryContextStrdup(d->context, id) : NULL;
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ereport(WARNING,
+				(errmsg("outbox consumer of queue \"%s\": a message whose id cannot be read in this database is dead-lettered",
+						queue_name),
+				 errdetail("%s", edata->message)));
+		outbox_slot_set_error(edata->message);
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcontext);
+	CurrentResourceOwner = oldowner;
+	d->id_read = ok;
+	return ok;
+}
+
+/*
  * Run one message in a subtransaction of the batch and decide its outcome.
  * Catches every error but FATAL ones.
  */
@@ -1301,6 +1351,11 @@ handle_message(Delivery *d)
 	volatile bool as_string = false;
 	volatile bool retry = true;
 
+	if (!read_message_id(d))
+	{
+		d->outcome = OUTCOME_DEAD;
+		return;
+	}
 	if (d->msg_id == NULL)
 	{
 		ereport(WARNING,
@@ -1621,7 +1676,9 @@ process_held(void)
 
 		d->frame = held[i];
 		d->ack_id = stomp_frame_get_header(d->frame, "ack");
-		d->msg_id = message_id(d->frame);
+		d->msg_id = NULL;
+		d->id_read = false;
+		d->context = CurrentMemoryContext;
 		redelivered = stomp_frame_get_header(d->frame, "redelivered");
 		d->redelivered = (redelivered != NULL && strcmp(redelivered, "true") == 0);
 		d->outcome = OUTCOME_NONE;

@@ -45,6 +45,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "parser/parse_func.h"
@@ -63,9 +64,6 @@
 
 
 #include "outbox.h"
-
-/* what django-outbox-pattern puts in dop-msg-type: the name of its model */
-#define OUTBOX_MESSAGE_TYPE "Published"
 
 /* How far ahead of the clock a message id may be dated */
 #define MAX_ID_AHEAD_MS		((int64) 24 * 60 * 60 * 1000)
@@ -387,6 +385,14 @@ lookup_generate_headers(Oid rowtype)
 				 errmsg("function %s(outbox.published) named by outbox.generate_headers does not exist",
 						outbox_generate_headers),
 				 errhint("Create it, or change outbox.generate_headers.")));
+	if (get_func_prokind(funcoid) != PROKIND_FUNCTION ||
+		get_func_retset(funcoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s named by outbox.generate_headers is not a plain function",
+						format_procedure(funcoid)),
+				 errdetail("It must return one jsonb per message: not a set, nor be an aggregate, a window function or a procedure."),
+				 errhint("Change outbox.generate_headers to a function returning jsonb.")));
 	if (get_func_rettype(funcoid) != JSONBOID)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),

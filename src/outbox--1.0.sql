@@ -56,9 +56,10 @@ CREATE FUNCTION outbox.published_before_update()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'outbox_published_before_update'
 LANGUAGE C;
--- the publisher's and redrive's updates set none of these columns
+-- the publisher's updates set none of these columns
 CREATE TRIGGER published_before_update
-	BEFORE UPDATE OF id, destination, version, body, headers ON outbox.published
+	BEFORE UPDATE OF id, destination, version, body, headers, added, expires_at
+	ON outbox.published
 	FOR EACH ROW EXECUTE FUNCTION outbox.published_before_update();
 
 -- One row per (table, destination, version) given to outbox.publish().

@@ -20,9 +20,10 @@
  * - a row changed by UPDATE in a column of the message (id, destination,
  *   version, body, headers) passes the BEFORE UPDATE trigger
  *   outbox_published_before_update(), which checks it the same way, so that
- *   nothing that cannot be sent gets in by UPDATE either.  The publisher's
- *   own updates (status, retry, last_error, next_attempt_at) and redrive's
- *   set none of those columns and do not fire it (BEFORE UPDATE OF ...).
+ *   nothing that cannot be sent gets in by UPDATE either.  It fires too
+ *   for added and expires_at, which must stay finite.  The publisher's
+ *   own updates (status, retry, last_error, next_attempt_at) set none of
+ *   those columns and do not fire it (BEFORE UPDATE OF ...).
  *
  * Both triggers refuse to run on any other table or event: anyone may
  * create a trigger on their own table with them.  Rows written under
@@ -63,6 +64,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "outbox.h"
 
@@ -128,6 +130,7 @@ static void check_trigger(FunctionCallInfo fcinfo, const char *function,
 static bool message_changed(TriggerData *trigdata);
 static HeapTuple complete_row(TriggerData *trigdata, HeapTuple tuple,
 							  bool update);
+static void check_dates(TupleDesc desc, HeapTuple tuple);
 
 /*
  * Return the OID of the table outbox.<relname>, or error out if the
@@ -625,9 +628,50 @@ message_changed(TriggerData *trigdata)
 }
 
 /*
+ * Refuse a row of outbox.published (tuple) whose added or expires_at is not
+ * a finite time, or whose added is more than a day ahead of the clock: such
+ * a row would never expire nor be deleted by retention.
+ */
+static void
+check_dates(TupleDesc desc, HeapTuple tuple)
+{
+	static const char *const columns[] = {"added", "expires_at"};
+	int			i;
+
+	for (i = 0; i < lengthof(columns); i++)
+	{
+		TimestampTz value;
+		bool		isnull;
+		int			attnum;
+
+		value = DatumGetTimestampTz(get_column(tuple, desc, columns[i],
+											   &attnum, &isnull));
+		if (isnull)
+			continue;
+		if (TIMESTAMP_NOT_FINITE(value))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+					 errmsg("column \"%s\" of outbox.published must be a finite time",
+							columns[i]),
+					 errdetail("A message dated %s would never expire nor be deleted.",
+							   TIMESTAMP_IS_NOBEGIN(value) ? "-infinity" : "infinity"),
+					 errhint("Leave the column out to get its default.")));
+		if (i == 0 && value > GetCurrentTimestamp() + USECS_PER_DAY)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+					 errmsg("column \"added\" of outbox.published is more than a day ahead of the clock"),
+					 errdetail("Retention would keep such a message until then."),
+					 errhint("Leave the column out to get its default.")));
+	}
+}
+
+/*
  * Give a row of outbox.published (tuple, new or updated) the treatment of
  * a captured message, and return it completed.  A NULL destination or body
- * is left for the NOT NULL constraints to report.
+ * is left for the NOT NULL constraints to report.  A new row that is not
+ * restored gets the bookkeeping columns (status, retry, last_error,
+ * next_attempt_at) of a new message, whatever the writer put there: they
+ * are the publisher's.
  */
 static HeapTuple
 complete_row(TriggerData *trigdata, HeapTuple tuple, bool update)
@@ -636,12 +680,14 @@ complete_row(TriggerData *trigdata, HeapTuple tuple, bool update)
 	OutboxMessage message;
 	Datum		value;
 	bool		isnull;
-	int			columns[4];
-	Datum		values[4];
-	bool		nulls[4] = {false, false, false, false};
+	int			columns[8];
+	Datum		values[8];
+	bool		nulls[8] = {false, false, false, false, false, false, true, false};
+	int			ncolumns = 4;
 	int			attnum;
 
 	memset(&message, 0, sizeof(message));
+	check_dates(desc, tuple);
 
 	value = get_column(tuple, desc, "destination", &columns[0], &isnull);
 	if (isnull)
@@ -693,7 +739,22 @@ complete_row(TriggerData *trigdata, HeapTuple tuple, bool update)
 	values[2] = JsonbPGetDatum(message.headers);
 	values[3] = TimestampTzGetDatum(message.expires_at);
 
-	return heap_modify_tuple_by_cols(tuple, desc, 4, columns, values, nulls);
+	if (!update)
+	{
+		(void) get_column(tuple, desc, "status", &columns[4], &isnull);
+		values[4] = DirectFunctionCall2(enum_in, CStringGetDatum("scheduled"),
+										ObjectIdGetDatum(TupleDescAttr(desc, columns[4] - 1)->atttypid));
+		(void) get_column(tuple, desc, "retry", &columns[5], &isnull);
+		values[5] = Int32GetDatum(0);
+		(void) get_column(tuple, desc, "last_error", &columns[6], &isnull);
+		values[6] = (Datum) 0;
+		(void) get_column(tuple, desc, "next_attempt_at", &columns[7], &isnull);
+		values[7] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		ncolumns = 8;
+	}
+
+	return heap_modify_tuple_by_cols(tuple, desc, ncolumns, columns, values,
+									 nulls);
 }
 
 /*
@@ -721,6 +782,7 @@ outbox_published_before_update(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
 	check_trigger(fcinfo, "outbox.published_before_update", true);
+	check_dates(RelationGetDescr(trigdata->tg_relation), trigdata->tg_newtuple);
 	if (!message_changed(trigdata))
 		return PointerGetDatum(trigdata->tg_newtuple);
 	return PointerGetDatum(complete_row(trigdata, trigdata->tg_newtuple,
