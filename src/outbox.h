@@ -149,6 +149,7 @@ extern bool outbox_wire_message(const pg_uuid_t *id, const char *destination,
 								Jsonb *body, Jsonb *headers,
 								OutboxWireMessage *wire, char **reason);
 extern uint64 outbox_wire_frame_size(const OutboxWireMessage *wire);
+extern uint64 outbox_wire_frame_size_bound(const OutboxWireMessage *wire);
 
 /* in broker.c */
 typedef struct OutboxBroker

@@ -574,6 +574,7 @@ queue_sends(PassMessages *pass, int from, int64 deadline)
 		MemoryContext old;
 		char	   *reason;
 		bool		renderable;
+		uint64		frame_size;
 
 		if (m->expired)
 			continue;
@@ -582,12 +583,13 @@ queue_sends(PassMessages *pass, int from, int64 deadline)
 		renderable = outbox_wire_message(&m->id, m->destination, m->body,
 										 m->headers, &wire, &reason);
 		if (renderable &&
-			outbox_wire_frame_size(&wire) > (uint64) outbox_max_message_size)
+			outbox_wire_frame_size_bound(&wire) > (uint64) outbox_max_message_size &&
+			(frame_size = outbox_wire_frame_size(&wire)) >
+			(uint64) outbox_max_message_size)
 		{
 			/* stored past the write-time check (replica mode, a raised limit) */
 			reason = psprintf("its STOMP frame of " UINT64_FORMAT " bytes is larger than outbox.max_message_size (%d bytes)",
-							  outbox_wire_frame_size(&wire),
-							  outbox_max_message_size);
+							  frame_size, outbox_max_message_size);
 			renderable = false;
 		}
 		MemoryContextSwitchTo(old);

@@ -159,6 +159,24 @@ add_header(OutboxWireMessage *wire, const char *name, const char *value,
 }
 
 /*
+ * An upper bound of outbox_wire_frame_size(wire), without building the
+ * frame: escaping at most doubles a header, and a header line adds a colon
+ * and a line break.  The publisher measures exactly only what this bound
+ * does not clear.
+ */
+uint64
+outbox_wire_frame_size_bound(const OutboxWireMessage *wire)
+{
+	uint64		bound = wire->body_len + OUTBOX_FRAME_OVERHEAD_BYTES;
+	size_t		i;
+
+	for (i = 0; i < wire->nheaders; i++)
+		bound += 2 * ((uint64) strlen(wire->headers[i].name) +
+					  strlen(wire->headers[i].value)) + 2;
+	return bound;
+}
+
+/*
  * The size in bytes of the SEND frame that will carry wire: its headers
  * escaped as STOMP 1.2 requires, its body, and what the STOMP client adds
  * (OUTBOX_FRAME_OVERHEAD_BYTES at most).
