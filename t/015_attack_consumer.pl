@@ -3,7 +3,7 @@
 # t/015_attack_consumer.pl
 #	A subscriber cannot affect another subscriber's consumer: two
 #	subscriptions of the same topic (the fan-out django-outbox-pattern is
-#	used for) each run their callback for every message; one role's
+#	used for) of two roles each run their callback for every message; one role's
 #	consumer marking a message id as received must not make another
 #	role's consumer skip it as a duplicate.
 
@@ -79,7 +79,7 @@ ok($node->poll_query_until('postgres', 'SELECT count(*) = 3 FROM alice.seen'),
 ok($node->poll_query_until('postgres', 'SELECT count(*) = 3 FROM bob.seen'),
 	"bob's callback ran for every message: alice's consumer did not make them duplicates");
 is($node->safe_psql('postgres', 'SELECT count(*) FROM outbox.received'), '6',
-	'outbox.received holds each message once per queue');
+	'outbox.received holds each message once per subscribing role');
 
 # --- a redelivery is still a duplicate, for its own queue ---
 
