@@ -29,9 +29,13 @@
  * its prefetch-count, at most BATCH_MAX), in transactions of at most about
  * COMMIT_INTERVAL_MS each, each message in a subtransaction of its own:
  *
- *		INSERT INTO outbox.received ... ON CONFLICT (msg_id) DO NOTHING
- *		  nothing inserted: a duplicate (already received, or received by a
- *		  concurrent consumer, whose commit the INSERT waited for): ACK;
+ *		INSERT INTO outbox.received ... ON CONFLICT (run_as, msg_id)
+ *		  DO NOTHING
+ *		  nothing inserted: a duplicate (already received by a subscription
+ *		  of run_as, or by a concurrent consumer of run_as, whose commit the
+ *		  INSERT waited for): ACK.  Another role's subscriptions of the same
+ *		  topic take the message on their own: no role can make another's
+ *		  consumer skip a message;
  *		  else the callback:
  *		    true or void: the subtransaction is kept: ACK after COMMIT;
  *		    false or NULL: rolled back: dead-lettered after COMMIT;
@@ -954,7 +958,7 @@ set_constraints_immediate(void)
 static void
 prepare_plans(void)
 {
-	Oid			insert_args[3] = {TEXTOID, JSONBOID, JSONBOID};
+	Oid			insert_args[4] = {REGROLEOID, TEXTOID, JSONBOID, JSONBOID};
 	Oid			load_args[1] = {INT8OID};
 	OwnerScope	scope;
 
@@ -962,10 +966,11 @@ prepare_plans(void)
 		return;
 	enter_owner(&scope);
 	insert_received_plan =
-		outbox_keep_plan("INSERT INTO outbox.received (msg_id, headers, body)"
-						 " VALUES ($1, $2, $3)"
-						 " ON CONFLICT (msg_id) DO NOTHING",
-						 3, insert_args);
+		outbox_keep_plan("INSERT INTO outbox.received"
+						 "            (run_as, msg_id, headers, body)"
+						 " VALUES ($1, $2, $3, $4)"
+						 " ON CONFLICT (run_as, msg_id) DO NOTHING",
+						 4, insert_args);
 	load_subscription_plan =
 		outbox_keep_plan("SELECT queue_name, callback,"
 						 "       destination, run_as::pg_catalog.oid"
@@ -1221,7 +1226,7 @@ transient_error(int sqlerrcode)
 static bool
 run_callback(Delivery *d, Jsonb *body, Jsonb *headers)
 {
-	Datum		args[3];
+	Datum		args[4];
 	Datum		values[6];
 	bool		nulls[6];
 	const char *dest = stomp_frame_get_header(d->frame, "destination");
@@ -1231,9 +1236,10 @@ run_callback(Delivery *d, Jsonb *body, Jsonb *headers)
 	int			guc_level;
 	LOCAL_FCINFO(fcinfo, 1);
 
-	args[0] = CStringGetTextDatum(d->msg_id);
-	args[1] = JsonbPGetDatum(headers);
-	args[2] = JsonbPGetDatum(body);
+	args[0] = ObjectIdGetDatum(run_as);
+	args[1] = CStringGetTextDatum(d->msg_id);
+	args[2] = JsonbPGetDatum(headers);
+	args[3] = JsonbPGetDatum(body);
 	if (execute_as_owner(insert_received_plan, args, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into outbox.received");
 	if (SPI_processed == 0)

@@ -114,6 +114,11 @@ ALTER TABLE outbox.publish_config
 -- Consumed messages: the inbox that makes each message take effect once.
 CREATE TABLE outbox.received (
 	id			uuid NOT NULL DEFAULT outbox.uuid_generate_v7(),
+	-- the subscribing role: a message takes effect once per role (the
+	-- subscriptions of one role share their inbox, as in
+	-- django-outbox-pattern), whatever other roles' consumers did (NULL:
+	-- inserted by hand)
+	run_as		regrole,
 	msg_id		text NOT NULL,
 	headers		jsonb,
 	body		jsonb,
@@ -122,10 +127,10 @@ CREATE TABLE outbox.received (
 	retry		integer NOT NULL DEFAULT 0 CHECK (retry >= 0),
 	status		outbox.message_status NOT NULL DEFAULT 'succeeded',
 	CONSTRAINT received_pkey PRIMARY KEY (id),
-	CONSTRAINT received_msg_id_key UNIQUE (msg_id)
+	CONSTRAINT received_msg_id_key UNIQUE NULLS NOT DISTINCT (run_as, msg_id)
 );
 COMMENT ON TABLE outbox.received IS
-'messages consumed by subscriptions, one row per message id';
+'messages consumed by subscriptions, one row per subscribing role and message id';
 
 -- One row per consumer.
 CREATE TABLE outbox.subscription (
