@@ -13,7 +13,7 @@
  * 1. declares the dead-letter queue DLQ.<queue>: durable, no length limit
  *    or TTL (the user's queue arguments are not copied to it), dead-
  *    lettering to itself, so that a message rejected from the DLQ stays in
- *    it instead of being dropped (the seed routes it to a DLQ.DLQ.<queue>
+ *    it instead of being dropped (django-outbox-pattern routes it to a DLQ.DLQ.<queue>
  *    that does not exist).  STOMP has no declare-only frame: the DLQ is
  *    subscribed (prefetch 1) on a short-lived connection of its own, so
  *    that whatever it delivers goes back to the DLQ when that connection
@@ -1179,7 +1179,7 @@ message_headers(StompFrame *frame)
 
 /*
  * The message's id for idempotency: cap-msg-id, else dop-msg-id, else
- * message-id (empty ones do not count, as in the seed); NULL if none.
+ * message-id (empty ones do not count, as in django-outbox-pattern); NULL if none.
  */
 static char *
 message_id(StompFrame *frame)

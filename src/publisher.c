@@ -23,7 +23,7 @@
  *    reason in last_error, instead of sent.
  *
  * A message therefore never holds up the messages behind it: once refused
- * it leaves the pipelined lane for good.  Its attempts follow the seed's
+ * it leaves the pipelined lane for good.  Its attempts follow django-outbox-pattern's
  * schedule (the first ones at once, then outbox.pause_for_retry, then
  * every outbox.wait_retry); after outbox.maximum_retry_attempts it is
  * failed, with the broker's message in last_error.  outbox.redrive() puts
@@ -116,7 +116,7 @@
 #define MISSING_EXTENSION_LOG_MS	300000
 /* rows deleted per retention transaction */
 #define RETENTION_BATCH			5000
-/* attempts made at once before the pause (the seed's schedule) */
+/* attempts made at once before the pause (django-outbox-pattern's schedule) */
 #define IMMEDIATE_ATTEMPTS		3
 
 /* One message of a pass; in the pass context */
@@ -758,7 +758,7 @@ mark_outcome(PassMessages *pass)
 }
 
 /*
- * When a message refused retry times may be tried again: the seed's
+ * When a message refused retry times may be tried again: django-outbox-pattern's
  * schedule, the first attempts at once, then a pause, then a steady wait.
  */
 static TimestampTz
