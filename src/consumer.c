@@ -13,8 +13,8 @@
  * 1. declares the dead-letter queue DLQ.<queue>: durable, no length limit
  *    or TTL (the user's queue arguments are not copied to it), dead-
  *    lettering to itself, so that a message rejected from the DLQ stays in
- *    it instead of being dropped (django-outbox-pattern routes it to a DLQ.DLQ.<queue>
- *    that does not exist).  STOMP has no declare-only frame: the DLQ is
+ *    it instead of being dropped (django-outbox-pattern routes it to a
+ *    DLQ.DLQ.<queue> that does not exist).  STOMP has no declare-only frame: the DLQ is
  *    subscribed (prefetch 1) on a short-lived connection of its own, so
  *    that whatever it delivers goes back to the DLQ when that connection
  *    closes (RabbitMQ refuses a NACK after UNSUBSCRIBE, and closes the

@@ -23,8 +23,8 @@
  *    reason in last_error, instead of sent.
  *
  * A message therefore never holds up the messages behind it: once refused
- * it leaves the pipelined lane for good.  Its attempts follow django-outbox-pattern's
- * schedule (the first ones at once, then outbox.pause_for_retry, then
+ * it leaves the pipelined lane for good.  Its attempts follow
+ * django-outbox-pattern's schedule (the first ones at once, then outbox.pause_for_retry, then
  * every outbox.wait_retry); after outbox.maximum_retry_attempts it is
  * failed, with the broker's message in last_error.  outbox.redrive() puts
  * failed messages back.
@@ -758,8 +758,8 @@ mark_outcome(PassMessages *pass)
 }
 
 /*
- * When a message refused retry times may be tried again: django-outbox-pattern's
- * schedule, the first attempts at once, then a pause, then a steady wait.
+ * When a message refused retry times may be tried again:
+ * django-outbox-pattern's schedule, the first attempts at once, then a pause, then a steady wait.
  */
 static TimestampTz
 next_attempt_at(int retry)
