@@ -1179,7 +1179,8 @@ message_headers(StompFrame *frame)
 
 /*
  * The message's id for idempotency: cap-msg-id, else dop-msg-id, else
- * message-id (empty ones do not count, as in django-outbox-pattern); NULL if none.
+ * message-id (empty ones do not count, as in django-outbox-pattern); NULL
+ * if none.
  */
 static char *
 message_id(StompFrame *frame)
