@@ -90,7 +90,7 @@ SELECT d, carol.try(d)
 			   ('/topic/^i$'), ('/topic/i'),
 			   ('/topic/j?+(k)|'), ('/topic/jk'), ('/topic/jjk'),
 			   ('/topic/l.#'), ('/topic/l.x'),
-			   ('/topic/Mixed'), ('/topic/mixed'), ('/TOPIC/Mixed'),
+			   ('/topic/Mixed'), ('/topic/mixed'), ('/topic/MIXED'),
 			   ('/queue/x.end'), ('/queue/.end'), ('/queue/x.end2'),
 			   ('/queue/start'), ('/queue/starting'), ('/queue/restart'),
 			   ('/topic/mid/'), ('/exchange/e/mid/k'), ('/topic/mid'),

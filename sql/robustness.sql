@@ -213,16 +213,16 @@ END $$;
 -- a captured row, a hand insert, an update
 SELECT try($$INSERT INTO sized VALUES (1, repeat('x', 1000))$$);
 SELECT try($$INSERT INTO sized VALUES (2, repeat('x', 2100))$$);
-SELECT try($$INSERT INTO outbox.published (destination, body) VALUES ('/t', to_jsonb(repeat('x', 1000)))$$);
-SELECT try($$INSERT INTO outbox.published (destination, body) VALUES ('/t', to_jsonb(repeat('x', 2100)))$$);
+SELECT try($$INSERT INTO outbox.published (destination, body) VALUES ('/queue/t', to_jsonb(repeat('x', 1000)))$$);
+SELECT try($$INSERT INTO outbox.published (destination, body) VALUES ('/queue/t', to_jsonb(repeat('x', 2100)))$$);
 SELECT try($$UPDATE outbox.published SET body = to_jsonb(repeat('y', 2100))$$);
 -- the headers count, as they go on the wire
 SELECT try($$INSERT INTO outbox.published (destination, body, headers)
-             VALUES ('/t', '{}', jsonb_build_object('x-big', repeat('h', 2100)))$$);
+             VALUES ('/queue/t', '{}', jsonb_build_object('x-big', repeat('h', 2100)))$$);
 SELECT try($$UPDATE outbox.published SET headers = headers || jsonb_build_object('x-big', repeat('h', 2100))$$);
 -- the size is the JSON text's, not the stored jsonb's: a small numeric
 -- that prints as thousands of digits
-SELECT try($$INSERT INTO outbox.published (destination, body) VALUES ('/t', '[1e3000]')$$);
+SELECT try($$INSERT INTO outbox.published (destination, body) VALUES ('/queue/t', '[1e3000]')$$);
 SELECT count(*) FROM outbox.published;
 SELECT count(*) FROM sized;
 -- the error in full; the frame's size varies by a byte or two with the

@@ -167,9 +167,6 @@ lookup_serializer(Relation rel, const char *name)
 {
 	Oid			rowtype = rel->rd_rel->reltype;
 	Oid			funcoid;
-	Oid			rettype;
-	HeapTuple	proctup;
-	Form_pg_proc procform;
 
 	if (strchr(name, '(') != NULL)
 		funcoid = DatumGetObjectId(DirectFunctionCall1(regprocedurein,
@@ -187,28 +184,7 @@ lookup_serializer(Relation rel, const char *name)
 					 errhint("A serializer takes one argument of the table's row type and returns json or jsonb.")));
 	}
 
-	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcoid));
-	if (!HeapTupleIsValid(proctup))
-		elog(ERROR, "cache lookup failed for function %u", funcoid);
-	procform = (Form_pg_proc) GETSTRUCT(proctup);
-	rettype = procform->prorettype;
-
-	if (procform->prokind != PROKIND_FUNCTION || procform->proretset ||
-		procform->pronargs != 1 || procform->proargtypes.values[0] != rowtype)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
-				 errmsg("function %s cannot serialize rows of table \"%s\"",
-						format_procedure(funcoid), RelationGetRelationName(rel)),
-				 errdetail("A serializer takes exactly one argument of type %s and returns one value.",
-						   format_type_be(rowtype))));
-	ReleaseSysCache(proctup);
-
-	if (rettype != JSONOID && rettype != JSONBOID)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
-				 errmsg("serializer %s must return json or jsonb",
-						format_procedure(funcoid)),
-				 errdetail("It returns %s.", format_type_be(rettype))));
+	(void) outbox_check_serializer(rel, funcoid);
 
 	if (pg_proc_aclcheck(funcoid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION,

@@ -731,6 +731,8 @@ complete_row(TriggerData *trigdata, HeapTuple tuple, bool update)
 		outbox_complete_stored_message(&message, trigdata->tg_relation);
 	else
 		outbox_complete_message(&message, trigdata->tg_relation);
+	/* as publish() does: the broker must be able to route it */
+	outbox_check_destination_routable(message.destination, false);
 	outbox_check_destination_allowed(GetUserId(), "publish",
 									 message.destination);
 	outbox_wake_publisher_at_commit();

@@ -242,12 +242,18 @@ $node->safe_psql('postgres', q{
 	CREATE FUNCTION outbox_old_id(days int) RETURNS uuid LANGUAGE sql AS $$
 		SELECT (lpad(to_hex((extract(epoch FROM now() - make_interval(days => days)) * 1000)::bigint), 12, '0')
 				|| '7000' || '8000' || substr(md5(random()::text), 1, 12))::uuid $$;
-	INSERT INTO outbox.published (id, destination, body, added, expires_at, status)
-	SELECT outbox_old_id(40), '/queue/old', '{}', now() - interval '40 days', now(), s
-	  FROM unnest(ARRAY['succeeded', 'failed']::outbox.message_status[]) s;
-	INSERT INTO outbox.published (id, destination, body, added, expires_at, status, next_attempt_at, retry)
-	VALUES (outbox_old_id(40), '/queue/old-pending', '{}', now() - interval '40 days', now() + interval '1 day',
-			'scheduled', now() + interval '1 day', 1);
+	BEGIN;
+	INSERT INTO outbox.published (id, destination, body, added, expires_at)
+	SELECT outbox_old_id(40), '/queue/old', jsonb_build_object('s', s), now() - interval '40 days', now()
+	  FROM unnest(ARRAY['succeeded', 'failed']) s;
+	INSERT INTO outbox.published (id, destination, body, added, expires_at)
+	VALUES (outbox_old_id(40), '/queue/old-pending', '{}', now() - interval '40 days', now() + interval '1 day');
+	-- a hand insert is a new message: its bookkeeping is set as the publisher would
+	UPDATE outbox.published SET status = (body->>'s')::outbox.message_status
+	 WHERE destination = '/queue/old';
+	UPDATE outbox.published SET next_attempt_at = now() + interval '1 day', retry = 1
+	 WHERE destination = '/queue/old-pending';
+	COMMIT;
 	INSERT INTO outbox.received (id, msg_id, added) VALUES (outbox_old_id(40), 'old-received', now() - interval '40 days');
 	INSERT INTO outbox.received (msg_id) VALUES ('new-received');
 });
