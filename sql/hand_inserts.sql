@@ -57,3 +57,10 @@ SELECT count(*) FROM outbox.published;
 DROP SCHEMA hand CASCADE;
 REVOKE ALL ON outbox.published FROM outbox_hand;
 DROP ROLE outbox_hand;
+-- a destination RabbitMQ cannot route is refused by hand as by publish()
+INSERT INTO outbox.published (destination, body) VALUES ('topic/x', '{}');
+INSERT INTO outbox.published (destination, body) VALUES ('/t', '{}');
+INSERT INTO outbox.published (destination, body) VALUES ('/queue/x', '{}');
+UPDATE outbox.published SET destination = 'queue/x';
+SELECT destination FROM outbox.published;
+TRUNCATE outbox.published;
