@@ -1,6 +1,6 @@
 # Copyright (c) 2026, outbox contributors
 #
-# t/015_attack_consumer.pl
+# t/015_inbox_per_role.pl
 #	A subscriber cannot affect another subscriber's consumer: two
 #	subscriptions of the same topic (the fan-out django-outbox-pattern is
 #	used for) of two roles each run their callback for every message; one role's
@@ -23,7 +23,7 @@ $PostgreSQL::Test::Utils::timeout_default = 60;
 my $mq = OutboxTest::RabbitMQ->new(name => 'attackconsumer');
 $mq->start;
 
-my $node = OutboxTest::Outbox::node('attackconsumer', $mq->stomp_host_and_port, qq{
+my $node = OutboxTest::Outbox::node('inbox', $mq->stomp_host_and_port, qq{
 max_worker_processes = 24
 outbox.maximum_backoff = '1s'
 outbox.stomp_queue_headers = 'durable:true,auto-delete:false'
