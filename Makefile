@@ -2,7 +2,7 @@
 
 MODULE_big = outbox
 EXTENSION = outbox
-DATA = src/outbox--1.0.sql
+DATA = src/outbox--1.0.sql src/outbox--1.0--1.1.sql
 PGFILEDESC = "outbox - transactional outbox to a STOMP broker"
 
 STOMP_OBJS = \
