@@ -22,6 +22,15 @@
  * outbox_publish_config_changed invalidates the table concerned).  A change
  * of any function drops every entry, since a serializer may be redefined.
  *
+ * A partition captures by its own configurations and by those of every
+ * ancestor (outbox.publish() of a partitioned table puts the trigger on it,
+ * and PostgreSQL clones it onto every partition, present and future): an
+ * ancestor's configuration gets the row converted to the ancestor's row
+ * type, by column name, so its body, fields and serializer are the
+ * ancestor's whatever the partition's column order or dropped columns.  The
+ * entry of a partition remembers its ancestors, and an invalidation of any
+ * of them drops it too; ATTACH and DETACH invalidate the partition itself.
+ *
  * The configurations are read with the latest snapshot, as the catalogs
  * are: a transaction that started before publish() committed sees the
  * trigger, and captures by the configuration that came with it.
@@ -49,7 +58,10 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tupconvert.h"
 #include "access/xact.h"
+#include "catalog/partition.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -81,6 +93,10 @@ typedef struct CaptureConfig
 {
 	char	   *destination;
 	char	   *version;		/* NULL if none */
+	/* an ancestor's configuration: its name, row type and the conversion */
+	char	   *source_name;	/* NULL: the trigger's own table */
+	TupleDesc	source_desc;
+	TupleConversionMap *map;	/* NULL if the layouts are the same */
 	/* fields mode: primary key and named columns, else natts == 0 */
 	int			natts;
 	AttrNumber *attnums;
@@ -99,6 +115,9 @@ typedef struct CaptureEntry
 	MemoryContext context;		/* holds the configurations */
 	int			nconfigs;
 	CaptureConfig *configs;
+	/* the partition ancestors whose invalidation drops this entry too */
+	int			nancestors;
+	Oid		   *ancestors;
 } CaptureEntry;
 
 static HTAB *capture_cache = NULL;
@@ -120,7 +139,10 @@ static void capture_syscache_callback(Datum arg, int cacheid,
 									  uint32 hashvalue);
 static CaptureEntry *capture_entry(Relation rel);
 static void check_capture_trigger(FunctionCallInfo fcinfo);
+static void set_ancestors(CaptureEntry *entry, Relation rel);
 static void load_configs(CaptureEntry *entry, Relation rel);
+static Relation config_source(CaptureConfig *config, Relation rel,
+							  Oid relid, List **opened);
 static void resolve_fields(CaptureConfig *config, Relation rel,
 						   ArrayType *fields);
 static Jsonb *build_body(CaptureConfig *config, Relation rel,
@@ -171,8 +193,8 @@ capture_cache_init(void)
 }
 
 /*
- * Mark the entry of relid, or every entry, as needing a reload; nothing to
- * do before the cache exists.
+ * Mark the entry of relid and those of its partitions, or every entry, as
+ * needing a reload; nothing to do before the cache exists.
  */
 static void
 capture_relcache_callback(Datum arg, Oid relid)
@@ -183,17 +205,19 @@ capture_relcache_callback(Datum arg, Oid relid)
 	if (capture_cache == NULL)
 		return;
 
-	if (OidIsValid(relid))
-	{
-		entry = hash_search(capture_cache, &relid, HASH_FIND, NULL);
-		if (entry != NULL)
-			entry->valid = false;
-		return;
-	}
-
 	hash_seq_init(&status, capture_cache);
 	while ((entry = hash_seq_search(&status)) != NULL)
-		entry->valid = false;
+	{
+		int			i;
+
+		if (!OidIsValid(relid) || entry->relid == relid)
+			entry->valid = false;
+		for (i = 0; i < entry->nancestors; i++)
+		{
+			if (entry->ancestors[i] == relid)
+				entry->valid = false;
+		}
+	}
 }
 
 /*
@@ -223,6 +247,7 @@ capture_entry(Relation rel)
 	{
 		entry->valid = false;
 		entry->context = NULL;
+		entry->nancestors = 0;
 	}
 	if (!entry->valid)
 	{
@@ -232,6 +257,7 @@ capture_entry(Relation rel)
 		 * of the transaction rather than now; but at once if no capture is
 		 * running, since every change of a function brings us here.
 		 */
+		entry->nancestors = 0;
 		if (entry->context != NULL && captures_running > 0)
 			MemoryContextSetParent(entry->context, TopTransactionContext);
 		else if (entry->context != NULL)
@@ -249,6 +275,7 @@ capture_entry(Relation rel)
 		entry->valid = true;
 		PG_TRY();
 		{
+			set_ancestors(entry, rel);
 			load_configs(entry, rel);
 		}
 		PG_CATCH();
@@ -262,28 +289,85 @@ capture_entry(Relation rel)
 }
 
 /*
- * Read the configurations of rel from outbox.publish_config into entry.
+ * Remember the partition ancestors of rel in entry, before anything is read
+ * by them: from then on an invalidation of one of them drops the entry.
+ * The array is complete before the count says so.
+ */
+static void
+set_ancestors(CaptureEntry *entry, Relation rel)
+{
+	List	   *ancestors;
+	Oid		   *array;
+	ListCell   *lc;
+	int			n = 0;
+
+	if (!rel->rd_rel->relispartition)
+		return;
+	ancestors = get_partition_ancestors(RelationGetRelid(rel));
+	array = MemoryContextAlloc(entry->context,
+							   sizeof(Oid) * Max(list_length(ancestors), 1));
+	foreach(lc, ancestors)
+		array[n++] = lfirst_oid(lc);
+	entry->ancestors = array;
+	entry->nancestors = n;
+}
+
+/*
+ * The relation whose row type config captures by: rel itself if relid is
+ * rel's, else the ancestor relid, opened (and added to *opened) with the
+ * conversion of rel's rows to its row type kept in config.  Runs in the
+ * entry's memory context.
+ */
+static Relation
+config_source(CaptureConfig *config, Relation rel, Oid relid, List **opened)
+{
+	Relation	source;
+
+	if (relid == RelationGetRelid(rel))
+		return rel;
+	source = table_open(relid, AccessShareLock);
+	*opened = lappend(*opened, source);
+	config->source_name = pstrdup(RelationGetRelationName(source));
+	config->source_desc = CreateTupleDescCopy(RelationGetDescr(source));
+	config->map = convert_tuples_by_name(CreateTupleDescCopy(RelationGetDescr(rel)),
+										 config->source_desc);
+	return source;
+}
+
+/*
+ * Read the configurations of rel, and those of its partition ancestors,
+ * from outbox.publish_config into entry.
  */
 static void
 load_configs(CaptureEntry *entry, Relation rel)
 {
-	Oid			argtypes[1] = {OIDOID};
+	Oid			argtypes[1] = {OIDARRAYOID};
 	Datum		args[1];
+	Datum	   *relids;
 	SPIPlanPtr	plan;
+	List	   *opened = NIL;
+	ListCell   *lc;
 	uint64		i;
 	int			save_nestlevel;
 	int			ret;
 
-	args[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+	relids = palloc(sizeof(Datum) * (entry->nancestors + 1));
+	relids[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+	for (i = 0; i < entry->nancestors; i++)
+		relids[i + 1] = ObjectIdGetDatum(entry->ancestors[i]);
+	args[0] = PointerGetDatum(construct_array(relids, entry->nancestors + 1,
+											  OIDOID, sizeof(Oid), true,
+											  TYPALIGN_INT));
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 
 	/* the writer's search_path must not choose what this query calls */
 	save_nestlevel = outbox_push_search_path(OUTBOX_SAFE_SEARCH_PATH);
-	plan = SPI_prepare("SELECT destination, version, fields, serializer"
+	plan = SPI_prepare("SELECT destination, version, fields, serializer,"
+					   "       relid::pg_catalog.oid"
 					   "  FROM outbox.publish_config"
-					   " WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+					   " WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)"
 					   " ORDER BY destination, version NULLS FIRST",
 					   1, argtypes);
 	if (plan == NULL)
@@ -304,10 +388,14 @@ load_configs(CaptureEntry *entry, Relation rel)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		CaptureConfig *config = &entry->configs[i];
 		MemoryContext oldcontext;
+		Relation	source;
 		Datum		value;
 		bool		isnull;
 
 		oldcontext = MemoryContextSwitchTo(entry->context);
+		source = config_source(config, rel,
+							   DatumGetObjectId(SPI_getbinval(row, desc, 5, &isnull)),
+							   &opened);
 		config->destination = TextDatumGetCString(SPI_getbinval(row, desc, 1, &isnull));
 		value = SPI_getbinval(row, desc, 2, &isnull);
 		config->version = isnull ? NULL : TextDatumGetCString(value);
@@ -320,15 +408,15 @@ load_configs(CaptureEntry *entry, Relation rel)
 
 			/* stored by name (stored_function.c), so that pg_upgrade keeps it */
 			serializer = outbox_resolve_stored_function(name,
-														rel->rd_rel->reltype);
+														source->rd_rel->reltype);
 			if (!OidIsValid(serializer))
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_FUNCTION),
 						 errmsg("serializer %s of table \"%s\" does not exist",
-								name, RelationGetRelationName(rel)),
+								name, RelationGetRelationName(source)),
 						 errhint("Call outbox.publish() again with an existing serializer, or outbox.unpublish() the table.")));
 			config->serializer_returns_json =
-				(outbox_check_serializer(rel, serializer) == JSONOID);
+				(outbox_check_serializer(source, serializer) == JSONOID);
 			fmgr_info_cxt(serializer, &config->serializer, entry->context);
 			config->has_serializer = true;
 		}
@@ -336,12 +424,15 @@ load_configs(CaptureEntry *entry, Relation rel)
 		{
 			value = SPI_getbinval(row, desc, 3, &isnull);
 			if (!isnull)
-				resolve_fields(config, rel, DatumGetArrayTypeP(value));
+				resolve_fields(config, source, DatumGetArrayTypeP(value));
 		}
 		MemoryContextSwitchTo(oldcontext);
 		entry->nconfigs++;
 	}
 
+	/* the locks stay until the end of the transaction */
+	foreach(lc, opened)
+		table_close((Relation) lfirst(lc), NoLock);
 	SPI_finish();
 }
 
@@ -450,13 +541,23 @@ resolve_fields(CaptureConfig *config, Relation rel, ArrayType *fields)
 }
 
 /*
- * The body of the message of one configuration for one row.
+ * The body of the message of one configuration for one row of rel, in the
+ * row type of the configuration's table (rel's or an ancestor's).
  */
 static Jsonb *
 build_body(CaptureConfig *config, Relation rel, HeapTuple tuple)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
+	const char *relname = RelationGetRelationName(rel);
 	Datum		row;
+
+	if (config->source_desc != NULL)
+	{
+		desc = config->source_desc;
+		relname = config->source_name;
+		if (config->map != NULL)
+			tuple = execute_attr_map_tuple(tuple, config->map);
+	}
 
 	if (config->has_serializer)
 	{
@@ -473,7 +574,7 @@ build_body(CaptureConfig *config, Relation rel, HeapTuple tuple)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("serializer %s returned NULL for a row of table \"%s\"",
 							format_procedure(config->serializer.fn_oid),
-							RelationGetRelationName(rel)),
+							relname),
 					 errhint("A serializer must return the message body as a JSON value.")));
 		if (config->serializer_returns_json)
 			result = DirectFunctionCall1(jsonb_in,

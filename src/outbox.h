@@ -329,12 +329,24 @@ extern void outbox_write_publish_config(const char *sql, int nargs,
 										Oid *argtypes, Datum *args,
 										const char *nulls, int expected);
 extern void outbox_check_publication(Oid relid, OutboxConfigCheck check);
+extern bool outbox_is_published(Oid relid);
+extern Oid	outbox_published_ancestor(Oid relid);
 extern List *outbox_tables_serialized_by(const char *name);
 
 /* in ddl.c: the event trigger functions live there */
 /* in send_event.c: outbox.send_event() lives there */
 /* in publisher.c: the publisher worker's entry point, outbox_publisher_main */
 /* in redrive.c: outbox.redrive() lives there */
+/*
+ * The SET list that schedules a message again, as if new (attempts reset,
+ * due now, expiring no sooner than the parameter named): redrive.c and
+ * replay.c use it.
+ */
+#define OUTBOX_RESCHEDULE_SET(expiry_param) \
+	"status = 'scheduled', retry = 0," \
+	" next_attempt_at = pg_catalog.now(), last_error = NULL," \
+	" expires_at = greatest(expires_at, " expiry_param ")"
+/* in replay.c: outbox.replay() lives there */
 /* in status.c: outbox.worker_status() lives there */
 
 #endif							/* OUTBOX_H */

@@ -11,6 +11,13 @@
  * takes the table's row type, returns json or jsonb, is not temporary,
  * the caller may execute it).
  *
+ * A partitioned table is published through its capture trigger, which
+ * PostgreSQL clones onto each partition, present and future (capture.c
+ * gives a partition's rows the parent's configurations and row type).  So
+ * each partition is checked as the table is (owned by the caller, logged,
+ * not foreign), and a table captures by its own configurations or by one
+ * ancestor's, never both (publish_config.c says why).
+ *
  * outbox.publish_config is written as its owner (the role that created the
  * extension), since table owners do not have privileges on it; the capture
  * trigger is created and dropped as the caller, who owns the table.  Both
@@ -29,6 +36,7 @@
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -52,6 +60,7 @@ static Relation open_published_table(Oid relid, const char *function);
 static void check_fields(Relation rel, ArrayType *fields);
 static Oid	lookup_serializer(Relation rel, const char *name);
 static void check_persistence(Relation rel);
+static void check_partition_tree(Relation rel);
 static bool has_capture_trigger(Relation rel, bool refuse_foreign);
 
 /*
@@ -67,17 +76,12 @@ open_published_table(Oid relid, const char *function)
 	rel = table_open(relid, ShareRowExclusiveLock);
 	relkind = rel->rd_rel->relkind;
 
-	if (relkind == RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot publish partitioned table \"%s\"",
-						RelationGetRelationName(rel)),
-				 errhint("Publish its partitions instead.")));
-	if (relkind != RELKIND_RELATION)
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
-				 errdetail("%s() takes ordinary tables only.", function)));
+				 errdetail("%s() takes ordinary and partitioned tables only.",
+						   function)));
 	if (IsCatalogRelation(rel) ||
 		RelationGetNamespace(rel) == get_namespace_oid("outbox", false))
 		ereport(ERROR,
@@ -157,6 +161,70 @@ check_persistence(Relation rel)
 }
 
 /*
+ * Check what publishing rel would capture in its partition tree: not a
+ * partition of a published table, and, for a partitioned table, that every
+ * partition (locked now, as CREATE TRIGGER will) is a logged, ordinary or
+ * partitioned table the caller owns, with no configuration of its own.
+ * Later partitions are checked as they come by the event triggers (ddl.c);
+ * PostgreSQL lets only the owner of both tables attach one to the other.
+ */
+static void
+check_partition_tree(Relation rel)
+{
+	Oid			ancestor = outbox_published_ancestor(RelationGetRelid(rel));
+	ListCell   *lc;
+
+	if (OidIsValid(ancestor))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot publish table \"%s\": it is a partition of published table %s",
+						RelationGetRelationName(rel),
+						outbox_qualified_relname(ancestor)),
+				 errdetail("Its rows are published by the configurations of %s already.",
+						   outbox_qualified_relname(ancestor)),
+				 errhint("Call outbox.publish() on %s to add a destination.",
+						 outbox_qualified_relname(ancestor))));
+	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return;
+
+	foreach(lc, find_all_inheritors(RelationGetRelid(rel),
+									ShareRowExclusiveLock, NULL))
+	{
+		Oid			partid = lfirst_oid(lc);
+		Relation	part;
+
+		if (partid == RelationGetRelid(rel))
+			continue;
+		part = table_open(partid, NoLock);
+		if (part->rd_rel->relkind != RELKIND_RELATION &&
+			part->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("cannot publish partitioned table \"%s\": its partition \"%s\" is not an ordinary table",
+							RelationGetRelationName(rel),
+							RelationGetRelationName(part)),
+					 errdetail("Rows written to a foreign partition on its own server would publish nothing."),
+					 errhint("Detach partition \"%s\" first.",
+							 RelationGetRelationName(part))));
+		if (!pg_class_ownercheck(partid, GetUserId()))
+			aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE,
+						   RelationGetRelationName(part));
+		check_persistence(part);
+		if (outbox_is_published(partid))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot publish partitioned table \"%s\": its partition \"%s\" is published on its own",
+							RelationGetRelationName(rel),
+							RelationGetRelationName(part)),
+					 errdetail("A partition captures by the configurations of its published ancestor, or by its own, not both."),
+					 errhint("Call outbox.unpublish() on \"%s\" first, and name its destinations in outbox.publish() of \"%s\".",
+							 RelationGetRelationName(part),
+							 RelationGetRelationName(rel))));
+		table_close(part, NoLock);
+	}
+}
+
+/*
  * Resolve a serializer, given as a function name or a full signature, to a
  * function of one argument of rel's row type returning json or jsonb, in
  * a permanent schema: a temporary function goes with its session, no
@@ -194,10 +262,11 @@ lookup_serializer(Relation rel, const char *name)
 }
 
 /*
- * Whether rel has the capture trigger, as of this command (not read-only:
- * the check must see what the function itself just changed).  A trigger of
- * that name that does not execute outbox.capture() is the user's own: it is
- * not the capture trigger, and with refuse_foreign it is an error.
+ * Whether rel has a capture trigger of its own (not a clone of its parent's),
+ * as of this command (not read-only: the check must see what the function
+ * itself just changed).  A trigger of that name that does not execute
+ * outbox.capture() is the user's own: it is not the capture trigger, and
+ * with refuse_foreign it is an error.
  */
 static bool
 has_capture_trigger(Relation rel, bool refuse_foreign)
@@ -211,7 +280,8 @@ has_capture_trigger(Relation rel, bool refuse_foreign)
 	outbox_execute_as(GetUserId(),
 					  "SELECT tgfoid FROM pg_catalog.pg_trigger"
 					  " WHERE tgrelid OPERATOR(pg_catalog.=) $1"
-					  "   AND tgname OPERATOR(pg_catalog.=) $2",
+					  "   AND tgname OPERATOR(pg_catalog.=) $2"
+					  "   AND tgparentid OPERATOR(pg_catalog.=) 0",
 					  2, argtypes, args, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
@@ -264,6 +334,7 @@ outbox_publish(PG_FUNCTION_ARGS)
 
 	rel = open_published_table(relid, "outbox.publish");
 	check_persistence(rel);
+	check_partition_tree(rel);
 	outbox_check_destination(destination, version);
 	outbox_check_destination_routable(destination, false);
 	outbox_check_destination_allowed(GetUserId(), "publish",

@@ -33,6 +33,13 @@
  *   not outbox's capture trigger makes the row inconsistent.  Between the
  *   two steps the table captures nothing, exactly as before the dump.
  *
+ * A partitioned table is published like any table; PostgreSQL clones its
+ * capture trigger onto every partition, and a partition is checked as if
+ * it were published itself (logged, not foreign, the trigger enabled).  A
+ * table captures by its own configurations or by those of one ancestor,
+ * never both: a partition published on its own would lose its trigger,
+ * the parent's clone, when detached or when the parent is unpublished.
+ *
  * The guard and the event triggers fire in replica sessions too
  * (ENABLE ALWAYS): session_replication_role = replica is how a superuser
  * writes rows without messages, not how to break a configuration.
@@ -49,6 +56,7 @@
 #include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_proc.h"
@@ -169,14 +177,22 @@ check_table(Oid relid, Form_pg_class relform, OutboxConfigCheck check)
 {
 	const char *relname = NameStr(relform->relname);
 
+	if (relform->relkind == RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("foreign table \"%s\" cannot be a partition of a table published by outbox",
+						relname),
+				 errdetail("Rows written to it on its own server would publish nothing."),
+				 errhint("Call outbox.unpublish() on the partitioned table first.")));
 	if (check == OUTBOX_CHECK_INSERT)
 	{
-		if (relform->relkind != RELKIND_RELATION)
+		if (relform->relkind != RELKIND_RELATION &&
+			relform->relkind != RELKIND_PARTITIONED_TABLE)
 			ereport(ERROR,
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 					 errmsg("\"%s\" is not a table that outbox can publish",
 							relname),
-					 errdetail("outbox publishes ordinary tables only.")));
+					 errdetail("outbox publishes ordinary and partitioned tables only.")));
 		if (IsCatalogRelationOid(relid) ||
 			relform->relnamespace == get_namespace_oid("outbox", false))
 			ereport(ERROR,
@@ -448,11 +464,41 @@ outbox_tables_serialized_by(const char *name)
 }
 
 /*
- * Check every configuration of table relid, after a DDL command touched it
- * (check: OUTBOX_CHECK_DDL) or its capture trigger (OUTBOX_CHECK_TRIGGER);
- * error out, saying what to do instead, if one no longer holds.  A table
- * without configurations passes, and so does one that is gone (sql_drop
- * removes its configurations).
+ * Whether table relid has configurations of its own, as of now.
+ */
+bool
+outbox_is_published(Oid relid)
+{
+	return read_configs_now("relid", F_OIDEQ, InvalidOid,
+							ObjectIdGetDatum(relid)) != NIL;
+}
+
+/*
+ * The nearest partition ancestor of table relid that has configurations of
+ * its own, as of now; InvalidOid if none (or relid is no partition).
+ */
+Oid
+outbox_published_ancestor(Oid relid)
+{
+	ListCell   *lc;
+
+	if (!get_rel_relispartition(relid))
+		return InvalidOid;
+	foreach(lc, get_partition_ancestors(relid))
+	{
+		if (outbox_is_published(lfirst_oid(lc)))
+			return lfirst_oid(lc);
+	}
+	return InvalidOid;
+}
+
+/*
+ * Check every configuration of table relid, and those of its partition
+ * ancestors that it captures by, after a DDL command touched it (check:
+ * OUTBOX_CHECK_DDL) or its capture trigger (OUTBOX_CHECK_TRIGGER); error
+ * out, saying what to do instead, if one no longer holds.  A table without
+ * configurations passes, and so does one that is gone (sql_drop removes its
+ * configurations).
  */
 void
 outbox_check_publication(Oid relid, OutboxConfigCheck check)
@@ -460,6 +506,7 @@ outbox_check_publication(Oid relid, OutboxConfigCheck check)
 	HeapTuple	reltuple;
 	Form_pg_class relform;
 	List	   *configs;
+	Oid			ancestor;
 	ListCell   *lc;
 
 	reltuple = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(relid));
@@ -469,7 +516,16 @@ outbox_check_publication(Oid relid, OutboxConfigCheck check)
 
 	configs = read_configs_now("relid", F_OIDEQ, InvalidOid,
 							   ObjectIdGetDatum(relid));
-	if (configs != NIL)
+	ancestor = outbox_published_ancestor(relid);
+	if (configs != NIL && OidIsValid(ancestor))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s is published by outbox on its own and cannot be a partition of published table %s",
+						outbox_qualified_relname(relid),
+						outbox_qualified_relname(ancestor)),
+				 errdetail("A partition captures by the configurations of its published ancestor; its own would lose their trigger when it is detached."),
+				 errhint("Call outbox.unpublish() on one of the two first; outbox.publish() of the partitioned table may name more destinations.")));
+	if (configs != NIL || OidIsValid(ancestor))
 		check_table(relid, relform, check);
 	foreach(lc, configs)
 		check_config(relform, (ConfigRow *) lfirst(lc), check);
