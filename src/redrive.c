@@ -112,9 +112,7 @@ outbox_redrive(PG_FUNCTION_ARGS)
 												   &refused));
 	outbox_execute_as(owner,
 					  "UPDATE outbox.published"
-					  "   SET status = 'scheduled', retry = 0,"
-					  "       next_attempt_at = pg_catalog.now(), last_error = NULL,"
-					  "       expires_at = greatest(expires_at, $3)"
+					  "   SET " OUTBOX_RESCHEDULE_SET("$3")
 					  FAILED_MESSAGES
 					  "   AND destination OPERATOR(pg_catalog.=) ANY ($4)",
 					  4, argtypes, args, nulls, SPI_OK_UPDATE);

@@ -1,0 +1,145 @@
+/*-------------------------------------------------------------------------
+ *
+ * replay.c
+ *		  outbox.replay(): put sent messages back on the wire.
+ *
+ * A consumer that lost messages it had received (a queue purged, a
+ * database restored from an old backup) asks for them again: replay
+ * schedules the succeeded messages of one destination whose row was added
+ * in [since, until) once more, with their ids and bodies unchanged, so
+ * that an idempotent consumer (django-outbox-pattern's, or outbox's own
+ * inbox) skips those it has.  The range is on added, the time the message
+ * was written, which the id orders too; until is at most now(), so that a
+ * replay covers only messages that existed when it ran.  The publisher
+ * sends them as any scheduled row, with a fresh dop-msg-sent-time.
+ *
+ * A replay is limited to max_messages (10000 by default) messages: a
+ * larger one is refused, as a whole, before anything changes, so that a
+ * mistyped range cannot flood a consumer.  Each replay is logged (LOG:
+ * role, destination, range, count) and recorded in outbox.replay_log, so
+ * that monitoring can show the last replay and how many messages of its
+ * range are still pending.
+ *
+ * Replaying needs a GRANT of EXECUTE and a destination the caller may
+ * publish to (privileges.c).  The rows are updated, and the record
+ * written, as the owners of the tables, through outbox_execute_as()
+ * (pinned search_path; every operator here is qualified).
+ *
+ * src/replay.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "outbox.h"
+
+PG_FUNCTION_INFO_V1(outbox_replay);
+
+/*
+ * SQL: outbox.replay(destination text, since timestamptz, until timestamptz
+ * DEFAULT now(), max_messages integer DEFAULT 10000) returns how many sent
+ * messages were scheduled again.
+ */
+Datum
+outbox_replay(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[6] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	INT4OID, TIMESTAMPTZOID, TEXTOID};
+	Datum		args[6];
+	Oid			log_argtypes[5] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	INT8OID, TEXTOID};
+	Datum		log_args[5];
+	char	   *destination;
+	TimestampTz since;
+	TimestampTz until;
+	int32		max_messages;
+	uint64		replayed;
+	const char *names[4] = {"destination", "since", "until", "max_messages"};
+	int			i;
+
+	for (i = 0; i < 4; i++)
+	{
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be NULL", names[i])));
+	}
+	destination = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	since = PG_GETARG_TIMESTAMPTZ(1);
+	/* nothing added after this transaction began is replayed */
+	until = Min(PG_GETARG_TIMESTAMPTZ(2), GetCurrentTransactionStartTimestamp());
+	max_messages = PG_GETARG_INT32(3);
+	if (max_messages <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_messages must be greater than zero")));
+	if (TIMESTAMP_NOT_FINITE(since) || TIMESTAMP_NOT_FINITE(until))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the range of a replay must have finite bounds")));
+
+	outbox_check_destination_allowed(GetUserId(), "publish", destination);
+
+	args[0] = CStringGetTextDatum(destination);
+	args[1] = TimestampTzGetDatum(since);
+	args[2] = TimestampTzGetDatum(until);
+	args[3] = Int32GetDatum(max_messages);
+	args[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() +
+								  OUTBOX_DEFAULT_EXPIRY_USECS);
+	args[5] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* one row more than allowed tells that the replay is too large */
+	outbox_execute_as(outbox_table_owner("published"),
+					  "UPDATE outbox.published"
+					  "   SET " OUTBOX_RESCHEDULE_SET("$5")
+					  " WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY("
+					  "   SELECT id FROM outbox.published"
+					  "    WHERE status OPERATOR(pg_catalog.=) 'succeeded'::outbox.message_status"
+					  "      AND destination OPERATOR(pg_catalog.=) $1"
+					  "      AND added OPERATOR(pg_catalog.>=) $2"
+					  "      AND added OPERATOR(pg_catalog.<) $3"
+					  "    ORDER BY id LIMIT $4 OPERATOR(pg_catalog.+) 1"
+					  "      FOR UPDATE))"
+					  "   AND status OPERATOR(pg_catalog.=) 'succeeded'::outbox.message_status",
+					  5, argtypes, args, NULL, SPI_OK_UPDATE);
+	replayed = SPI_processed;
+	if (replayed > (uint64) max_messages)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("replay of destination \"%s\" would send more than %d messages",
+						destination, max_messages),
+				 errdetail("Nothing was replayed."),
+				 errhint("Replay a shorter range, or pass a larger max_messages.")));
+
+	log_args[0] = args[0];
+	log_args[1] = args[1];
+	log_args[2] = args[2];
+	log_args[3] = Int64GetDatum((int64) replayed);
+	log_args[4] = args[5];
+	outbox_execute_as(outbox_table_owner("replay_log"),
+					  "INSERT INTO outbox.replay_log"
+					  " (replayed_at, replayed_by, destination, since, until, messages)"
+					  " VALUES (pg_catalog.now(), $5, $1, $2, $3, $4)",
+					  5, log_argtypes, log_args, NULL, SPI_OK_INSERT);
+	SPI_finish();
+
+	ereport(LOG,
+			(errmsg("role \"%s\" replayed %llu sent messages of destination \"%s\" added from %s until %s",
+					GetUserNameFromId(GetUserId(), false),
+					(unsigned long long) replayed, destination,
+					timestamptz_to_str(since), timestamptz_to_str(until))));
+	if (replayed > 0)
+		outbox_wake_publisher_at_commit();
+	PG_RETURN_INT64((int64) replayed);
+}
