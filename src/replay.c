@@ -61,6 +61,7 @@ outbox_replay(PG_FUNCTION_ARGS)
 	TimestampTz since;
 	TimestampTz until;
 	int32		max_messages;
+	char	   *since_text;
 	uint64		replayed;
 	const char *names[4] = {"destination", "since", "until", "max_messages"};
 	int			i;
@@ -134,11 +135,13 @@ outbox_replay(PG_FUNCTION_ARGS)
 					  5, log_argtypes, log_args, NULL, SPI_OK_INSERT);
 	SPI_finish();
 
+	/* timestamptz_to_str() returns a static buffer: one call per value */
+	since_text = pstrdup(timestamptz_to_str(since));
 	ereport(LOG,
 			(errmsg("role \"%s\" replayed %llu sent messages of destination \"%s\" added from %s until %s",
 					GetUserNameFromId(GetUserId(), false),
 					(unsigned long long) replayed, destination,
-					timestamptz_to_str(since), timestamptz_to_str(until))));
+					since_text, timestamptz_to_str(until))));
 	if (replayed > 0)
 		outbox_wake_publisher_at_commit();
 	PG_RETURN_INT64((int64) replayed);

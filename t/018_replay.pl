@@ -74,8 +74,10 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres',
 		"SELECT replayed_by || ' ' || destination || ' ' || messages FROM outbox.replay_log"),
 	'postgres /topic/events 5', 'the replay is recorded');
-ok($node->log_contains(qr/role "postgres" replayed 5 sent messages of destination "\/topic\/events"/),
-	'and logged');
+my ($since, $until) = slurp_file($node->logfile) =~
+  /role "postgres" replayed 5 sent messages of destination "\/topic\/events" added from (\S+ \S+) until (\S+ \S+)/;
+ok(defined $until, 'and logged, with its range');
+isnt($since, $until, 'whose bounds differ');
 
 $node->stop;
 $mq->stop;
