@@ -56,7 +56,7 @@ REGRESS = capture published publish settings security ddl robustness \
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 
-ISOLATION = capture_cache ddl_snapshot
+ISOLATION = capture_cache ddl_snapshot partition_cache
 ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_isolation --load-extension=outbox
 
