@@ -77,6 +77,20 @@ ALTER TABLE orders DROP COLUMN amount;
 ALTER TABLE orders ATTACH PARTITION orders_4 FOR VALUES FROM (300) TO (400);
 -- ... nor a partition be published on its own, nor its parent then
 SELECT outbox.publish('orders_1', '/topic/orders_1');
+SELECT outbox.unpublish('orders_1');
+-- ... nor a table with a partition published on its own
+CREATE TABLE orders_7 (id int NOT NULL, region text, amount numeric, note text)
+  PARTITION BY RANGE (id);
+CREATE TABLE orders_7_a PARTITION OF orders_7 FOR VALUES FROM (700) TO (750);
+SELECT outbox.publish('orders_7_a', '/topic/orders_7_a');
+ALTER TABLE orders ATTACH PARTITION orders_7 FOR VALUES FROM (700) TO (800);
+SELECT outbox.unpublish('orders_7_a');
+-- ... nor under a partition of a published table
+CREATE TABLE orders_8 (LIKE orders);
+SELECT outbox.publish('orders_8', '/topic/orders_8');
+ALTER TABLE orders_3 ATTACH PARTITION orders_8 FOR VALUES FROM (250) TO (300);
+DROP TABLE orders_8;
+ALTER TABLE orders ATTACH PARTITION orders_7 FOR VALUES FROM (700) TO (800);
 CREATE TABLE other (id int, v text) PARTITION BY LIST (id);
 CREATE TABLE other_1 PARTITION OF other FOR VALUES IN (1);
 SELECT outbox.publish('other_1', '/topic/other_1');

@@ -30,6 +30,10 @@
  *   subscription, is refused.  Whatever the command: DROP TABLE, SCHEMA,
  *   OWNED, FUNCTION, TRIGGER, TYPE, DOMAIN, COLLATION, EXTENSION ... CASCADE.
  *
+ * - ddl_command_start (ALTER TABLE): a table published on its own is
+ *   refused as a partition of a published table before PostgreSQL tries to
+ *   clone the parent's capture trigger onto it (publish_config.c says why).
+ *
  * - ddl_command_start (ALTER FUNCTION, ROUTINE, SCHEMA, EXTENSION): a
  *   serializer or callback is stored by name (stored_function.c), so
  *   renaming it or moving it to another schema, renaming its schema, or
@@ -87,6 +91,7 @@ static void refuse_if_schema_holds_stored(Oid nspoid);
 static void refuse_function_change(ObjectType objtype, Node *object,
 								   const char *action);
 static void refuse_extension_move(Oid extoid);
+static void refuse_published_attach(AlterTableStmt *stmt);
 static void check_dropped_function(const char *name);
 static uint64 forget_configurations(Oid relid);
 static void unpublish_dropped_trigger(Oid relid);
@@ -611,9 +616,50 @@ refuse_extension_move(Oid extoid)
 }
 
 /*
- * Event trigger on ddl_command_start, for ALTER FUNCTION, ALTER ROUTINE,
- * ALTER SCHEMA and ALTER EXTENSION: refuse renames and moves that would
- * leave a stored serializer or callback name resolving to nothing.
+ * Refuse ALTER TABLE ... ATTACH PARTITION of a table that is published on
+ * its own, or has a partition that is, to a table that is published or is
+ * a partition of a published one.
+ */
+static void
+refuse_published_attach(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+	Oid			parent;
+	Oid			ancestor;
+
+	if (stmt->objtype != OBJECT_TABLE)
+		return;
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		Oid			attached;
+		ListCell   *lc2;
+
+		if (cmd->subtype != AT_AttachPartition)
+			continue;
+		parent = RangeVarGetRelid(stmt->relation, NoLock, true);
+		attached = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
+									NoLock, true);
+		if (!OidIsValid(parent) || !OidIsValid(attached))
+			continue;			/* PostgreSQL says what is missing */
+		ancestor = outbox_is_published(parent) ? parent :
+			outbox_published_ancestor(parent);
+		if (!OidIsValid(ancestor))
+			continue;
+		foreach(lc2, find_all_inheritors(attached, NoLock, NULL))
+		{
+			if (outbox_is_published(lfirst_oid(lc2)))
+				outbox_refuse_published_partition(lfirst_oid(lc2), ancestor);
+		}
+	}
+}
+
+/*
+ * Event trigger on ddl_command_start, for ALTER TABLE (attaching a
+ * partition), ALTER FUNCTION, ALTER ROUTINE, ALTER SCHEMA and ALTER
+ * EXTENSION: refuse what would make two publications of one partition,
+ * and renames and moves that would leave a stored serializer or callback
+ * name resolving to nothing.
  */
 Datum
 outbox_ddl_command_start(PG_FUNCTION_ARGS)
@@ -627,7 +673,9 @@ outbox_ddl_command_start(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (IsA(parsetree, RenameStmt))
+	if (IsA(parsetree, AlterTableStmt))
+		refuse_published_attach((AlterTableStmt *) parsetree);
+	else if (IsA(parsetree, RenameStmt))
 	{
 		RenameStmt *stmt = (RenameStmt *) parsetree;
 

@@ -31,3 +31,11 @@ LANGUAGE C;
 COMMENT ON FUNCTION outbox.replay(text, timestamptz, timestamptz, integer) IS
 'send again, with their ids, the sent messages of a destination added in [since, until); at most max_messages; returns how many';
 REVOKE ALL ON FUNCTION outbox.replay(text, timestamptz, timestamptz, integer) FROM PUBLIC;
+
+-- Partitioned tables: a table published on its own cannot be attached as a
+-- partition of a published table (src/ddl.c checks ALTER TABLE before it
+-- runs; outbox_ddl_command_start keeps its own tags).
+CREATE EVENT TRIGGER outbox_ddl_command_start_table ON ddl_command_start
+	WHEN TAG IN ('ALTER TABLE')
+	EXECUTE FUNCTION outbox.ddl_command_start();
+ALTER EVENT TRIGGER outbox_ddl_command_start_table ENABLE ALWAYS;

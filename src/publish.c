@@ -437,9 +437,16 @@ outbox_unpublish(PG_FUNCTION_ARGS)
 	removed = SPI_processed;
 
 	if (removed == 0)
+	{
+		Oid			ancestor = outbox_published_ancestor(relid);
+
 		ereport(NOTICE,
 				(errmsg("table \"%s\" has no matching outbox publication",
-						RelationGetRelationName(rel))));
+						RelationGetRelationName(rel)),
+				 OidIsValid(ancestor) ?
+				 errdetail("Its rows are published by the configurations of %s, its ancestor.",
+						   outbox_qualified_relname(ancestor)) : 0));
+	}
 
 	outbox_execute_as(outbox_table_owner("publish_config"),
 					  "SELECT 1 FROM outbox.publish_config"

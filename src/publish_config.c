@@ -493,6 +493,22 @@ outbox_published_ancestor(Oid relid)
 }
 
 /*
+ * Refuse table relid, published on its own, as a partition of ancestor,
+ * published too.
+ */
+void
+outbox_refuse_published_partition(Oid relid, Oid ancestor)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("table %s is published by outbox on its own and cannot be a partition of published table %s",
+					outbox_qualified_relname(relid),
+					outbox_qualified_relname(ancestor)),
+			 errdetail("A partition captures by the configurations of its published ancestor; its own would lose their trigger when it is detached."),
+			 errhint("Call outbox.unpublish() on one of the two first; outbox.publish() of the partitioned table may name more destinations.")));
+}
+
+/*
  * Check every configuration of table relid, and those of its partition
  * ancestors that it captures by, after a DDL command touched it (check:
  * OUTBOX_CHECK_DDL) or its capture trigger (OUTBOX_CHECK_TRIGGER); error
@@ -518,13 +534,7 @@ outbox_check_publication(Oid relid, OutboxConfigCheck check)
 							   ObjectIdGetDatum(relid));
 	ancestor = outbox_published_ancestor(relid);
 	if (configs != NIL && OidIsValid(ancestor))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table %s is published by outbox on its own and cannot be a partition of published table %s",
-						outbox_qualified_relname(relid),
-						outbox_qualified_relname(ancestor)),
-				 errdetail("A partition captures by the configurations of its published ancestor; its own would lose their trigger when it is detached."),
-				 errhint("Call outbox.unpublish() on one of the two first; outbox.publish() of the partitioned table may name more destinations.")));
+		outbox_refuse_published_partition(relid, ancestor);
 	if (configs != NIL || OidIsValid(ancestor))
 		check_table(relid, relform, check);
 	foreach(lc, configs)
