@@ -122,6 +122,9 @@ typedef struct CaptureEntry
 
 static HTAB *capture_cache = NULL;
 
+/* whether any entry ever had ancestors: until then, invalidations look up one */
+static bool capture_cache_has_partitions = false;
+
 /*
  * How many outbox_capture() calls are running in this backend, each holding
  * a pointer to the configurations it captures by.
@@ -204,6 +207,14 @@ capture_relcache_callback(Datum arg, Oid relid)
 
 	if (capture_cache == NULL)
 		return;
+
+	if (OidIsValid(relid) && !capture_cache_has_partitions)
+	{
+		entry = hash_search(capture_cache, &relid, HASH_FIND, NULL);
+		if (entry != NULL)
+			entry->valid = false;
+		return;
+	}
 
 	hash_seq_init(&status, capture_cache);
 	while ((entry = hash_seq_search(&status)) != NULL)
@@ -309,6 +320,7 @@ set_ancestors(CaptureEntry *entry, Relation rel)
 	foreach(lc, ancestors)
 		array[n++] = lfirst_oid(lc);
 	entry->ancestors = array;
+	capture_cache_has_partitions = true;
 	entry->nancestors = n;
 }
 
