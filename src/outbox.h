@@ -331,6 +331,19 @@ extern void outbox_write_publish_config(const char *sql, int nargs,
 extern void outbox_check_publication(Oid relid, OutboxConfigCheck check);
 extern List *outbox_tables_serialized_by(const char *name);
 
+/* in version.c */
+typedef enum OutboxSchemaState
+{
+	OUTBOX_SCHEMA_MISSING,		/* no CREATE EXTENSION outbox here */
+	OUTBOX_SCHEMA_OUTDATED,		/* another version than the library's */
+	OUTBOX_SCHEMA_CURRENT
+} OutboxSchemaState;
+
+extern OutboxSchemaState outbox_schema_state(char **installed);
+extern char *outbox_schema_outdated_message(const char *installed);
+extern bool outbox_schema_is_current(void);
+extern void outbox_require_current_schema(void);
+
 /* in ddl.c: the event trigger functions live there */
 /* in send_event.c: outbox.send_event() lives there */
 /* in publisher.c: the publisher worker's entry point, outbox_publisher_main */
