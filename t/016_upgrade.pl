@@ -219,5 +219,39 @@ ok($mq->wait_for_queue_count('upgrade_old', 0), 'every message was acknowledged'
 is($node->safe_psql('postgres', "SELECT string_agg(msg_id, ',' ORDER BY msg_id) FROM effects"),
 	'new-1', 'the messages 1.0 had received are skipped');
 
+# --- an installation made with 1.0's own control file ---
+
+# 1.0's control file named no schema: the extension was recorded in the
+# first schema of the search_path and its script created the schema outbox
+# as a member.  The catalogs are put in that state by hand, as
+# CREATE EXTENSION of 1.0 left them.
+$node->safe_psql('postgres', 'CREATE DATABASE old_layout');
+$node->safe_psql('old_layout', q{
+	CREATE EXTENSION outbox VERSION '1.0';
+	UPDATE pg_depend SET refobjid = 'public'::regnamespace
+	 WHERE classid = 'pg_extension'::regclass
+	   AND objid = (SELECT oid FROM pg_extension WHERE extname = 'outbox')
+	   AND refclassid = 'pg_namespace'::regclass AND deptype = 'n';
+	UPDATE pg_extension SET extnamespace = 'public'::regnamespace WHERE extname = 'outbox';
+	ALTER EXTENSION outbox ADD SCHEMA outbox;
+});
+is($node->safe_psql('old_layout', "SELECT extnamespace::regnamespace FROM pg_extension WHERE extname = 'outbox'"),
+	'public', 'a 1.0 installation of the old kind is recorded in public');
+$node->safe_psql('old_layout', 'ALTER EXTENSION outbox UPDATE');
+is($node->safe_psql('old_layout',
+		"SELECT extversion || ' ' || extnamespace::regnamespace FROM pg_extension WHERE extname = 'outbox'"),
+	'1.1 outbox', 'updated, it is recorded in schema outbox');
+is($node->safe_psql('old_layout', q{
+		SELECT count(*) FROM pg_depend
+		 WHERE classid = 'pg_namespace'::regclass AND objid = 'outbox'::regnamespace
+		   AND refclassid = 'pg_extension'::regclass}),
+	'0', 'and the schema is no longer a member, as in a new installation');
+my $dump = $node->basedir . '/old_layout.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('old_layout'), '-f', $dump ],
+	'its dump');
+$node->safe_psql('postgres', 'CREATE DATABASE old_layout_restored');
+$node->command_ok([ 'pg_restore', '-d', $node->connstr('old_layout_restored'), $dump ],
+	'restores with the schema pinned');
+
 $node->stop;
 done_testing();
