@@ -23,6 +23,20 @@ SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = 'outbox'::regnamespac
 	   (SELECT count(*) FROM pg_event_trigger) AS event_triggers;
 CREATE EXTENSION outbox;
 
+-- A schema outbox that exists already is used, but only if a superuser
+-- owns it: its owner could change what the extension puts in it.
+DROP EXTENSION outbox;
+DROP SCHEMA outbox;
+CREATE ROLE pkg_mallory;
+CREATE SCHEMA outbox AUTHORIZATION pkg_mallory;
+\set SHOW_CONTEXT never
+CREATE EXTENSION outbox;
+\set SHOW_CONTEXT errors
+SELECT count(*) AS objects FROM pg_class WHERE relnamespace = 'outbox'::regnamespace;
+ALTER SCHEMA outbox OWNER TO CURRENT_USER;
+CREATE EXTENSION outbox;
+DROP ROLE pkg_mallory;
+
 -- Every later schema change ships its script.  A fresh install runs
 -- outbox--1.0.sql and then the update scripts, as an installation of 1.0
 -- does when it is updated, so the two cannot differ by what the scripts

@@ -20,11 +20,27 @@
 -- refuses from now on.  PostgreSQL offers no command for this (SET SCHEMA
 -- moves relocatable extensions only), so the two catalog rows are changed
 -- as AlterExtensionNamespace() changes them.
+--
+-- Since CREATE EXTENSION uses a schema outbox that exists already, where
+-- 1.0's CREATE SCHEMA failed, the schema must be a superuser's: its owner
+-- could drop, rename or replace what the extension creates in it.
 DO $$
 DECLARE
 	ext			pg_catalog.oid;
 	nsp			pg_catalog.oid;
+	owner		pg_catalog.name;
 BEGIN
+	SELECT r.rolname INTO owner
+	  FROM pg_catalog.pg_namespace n
+	  JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+	 WHERE n.nspname OPERATOR(pg_catalog.=) 'outbox' AND NOT r.rolsuper;
+	IF FOUND THEN
+		RAISE EXCEPTION 'schema "outbox" must be owned by a superuser, not by role "%"', owner
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'The owner of the schema could drop, rename or replace the objects of extension "outbox".',
+				  HINT = 'Drop the schema, or ALTER SCHEMA outbox OWNER TO a superuser, and run the command again.';
+	END IF;
+
 	SELECT e.oid, e.extnamespace INTO ext, nsp
 	  FROM pg_catalog.pg_extension e WHERE e.extname = 'outbox';
 	IF nsp OPERATOR(pg_catalog.<>) 'outbox'::pg_catalog.regnamespace THEN
