@@ -41,6 +41,7 @@ OBJS = \
 	src/stored_function.o \
 	src/subscribe.o \
 	src/uuid7.o \
+	src/version.o \
 	src/wakeup.o \
 	src/wire.o \
 	src/workers.o \
@@ -52,7 +53,7 @@ SHLIB_LINK = -lssl -lcrypto
 REGRESS = capture published publish settings security ddl robustness \
 	destination_patterns \
 	generate_headers_path capture_config_path capture_trigger capture_writer \
-	hand_inserts partitions replay
+	hand_inserts partitions replay packaging
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 
@@ -61,6 +62,11 @@ ISOLATION_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_isolation --load-extension=outbox
 
 TAP_TESTS = 1
+
+# the schema version the library reads and writes: the control file's
+# default_version (version.c refuses a database at another one)
+OUTBOX_SCHEMA_VERSION = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(srcdir)/outbox.control)
+PG_CPPFLAGS += -DOUTBOX_SCHEMA_VERSION=\"$(OUTBOX_SCHEMA_VERSION)\"
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -72,3 +78,6 @@ PROVE_FLAGS += -I t/lib
 # PGXS tracks no header dependencies: a changed struct must rebuild every
 # object that uses it
 $(OBJS): src/outbox.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
+
+# version.c is built for the control file's default_version
+src/version.o: outbox.control

@@ -659,6 +659,7 @@ outbox_capture(PG_FUNCTION_ARGS)
 	int			nconfigs;
 	int			i;
 
+	outbox_require_current_schema();
 	check_capture_trigger(fcinfo);
 
 	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?

@@ -997,8 +997,9 @@ free_plans(void)
 
 /*
  * Read this worker's subscription in the current transaction (begin_xact);
- * false if it is gone, or the extension is.  Also learns who owns the
- * outbox tables, for the worker's other statements of the transaction.
+ * false if it is gone, or the extension is (or is of another version than
+ * the library: version.c).  Also learns who owns the outbox tables, for the
+ * worker's other statements of the transaction.
  */
 static bool
 load_subscription(SubscriptionRow *row)
@@ -1008,7 +1009,8 @@ load_subscription(SubscriptionRow *row)
 	TupleDesc	desc;
 	bool		isnull;
 
-	if (!OidIsValid(get_extension_oid("outbox", true)))
+	/* of another version: the launcher starts it again after the update */
+	if (outbox_schema_state(NULL) != OUTBOX_SCHEMA_CURRENT)
 		return false;
 	tables_owner = outbox_table_owner("received");
 	prepare_plans();

@@ -225,6 +225,9 @@ outbox_ddl_command_end(PG_FUNCTION_ARGS)
 	check_event_trigger_call(fcinfo, "ddl_command_end");
 	if (!OidIsValid(outbox_publish_config_relid()))
 		PG_RETURN_VOID();
+	/* a schema of another version: nothing it can check (version.c) */
+	if (!outbox_schema_is_current())
+		PG_RETURN_VOID();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -399,6 +402,9 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 	check_event_trigger_call(fcinfo, "sql_drop");
 	/* DROP EXTENSION outbox: nothing left to keep consistent */
 	if (!OidIsValid(outbox_publish_config_relid()))
+		PG_RETURN_VOID();
+	/* a schema of another version: nothing it can check (version.c) */
+	if (!outbox_schema_is_current())
 		PG_RETURN_VOID();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -668,6 +674,9 @@ outbox_ddl_command_start(PG_FUNCTION_ARGS)
 
 	check_event_trigger_call(fcinfo, "ddl_command_start");
 	if (!OidIsValid(outbox_publish_config_relid()))
+		PG_RETURN_VOID();
+	/* a schema of another version: nothing it can check (version.c) */
+	if (!outbox_schema_is_current())
 		PG_RETURN_VOID();
 	parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
 

@@ -3,6 +3,255 @@
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION outbox UPDATE TO '1.1'" to load this file. \quit
 
+/*
+ * From 1.0 as shipped to the schema of 1.1: security and data-safety work
+ * (functions stored by name, one inbox per subscribing role, destination
+ * patterns, rights granted instead of PUBLIC, event triggers in C, the
+ * tables dumped by pg_dump), and the schema pinned by outbox.control.
+ * Existing rows are converted, never dropped.
+ */
+
+-- The schema.  1.0 was recorded in the first schema of the search_path (or
+-- in the one CREATE EXTENSION ... SCHEMA named, where nothing of it went)
+-- and created the schema outbox as one of its members; outbox.control now
+-- names outbox as the extension's schema, and CREATE EXTENSION creates it.
+-- An installation of the old kind is recorded as a new one would be: else
+-- \dx names the wrong schema, and its dumps name one that CREATE EXTENSION
+-- refuses from now on.  PostgreSQL offers no command for this (SET SCHEMA
+-- moves relocatable extensions only), so the two catalog rows are changed
+-- as AlterExtensionNamespace() changes them.
+--
+-- Since CREATE EXTENSION uses a schema outbox that exists already, where
+-- 1.0's CREATE SCHEMA failed, the schema must be a superuser's: its owner
+-- could drop, rename or replace what the extension creates in it.
+DO $$
+DECLARE
+	ext			pg_catalog.oid;
+	nsp			pg_catalog.oid;
+	owner		pg_catalog.name;
+BEGIN
+	SELECT r.rolname INTO owner
+	  FROM pg_catalog.pg_namespace n
+	  JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+	 WHERE n.nspname OPERATOR(pg_catalog.=) 'outbox' AND NOT r.rolsuper;
+	IF FOUND THEN
+		RAISE EXCEPTION 'schema "outbox" must be owned by a superuser, not by role "%"', owner
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'The owner of the schema could drop, rename or replace the objects of extension "outbox".',
+				  HINT = 'Drop the schema, or ALTER SCHEMA outbox OWNER TO a superuser, and run the command again.';
+	END IF;
+
+	SELECT e.oid, e.extnamespace INTO ext, nsp
+	  FROM pg_catalog.pg_extension e WHERE e.extname = 'outbox';
+	IF nsp OPERATOR(pg_catalog.<>) 'outbox'::pg_catalog.regnamespace THEN
+		ALTER EXTENSION outbox DROP SCHEMA outbox;
+		UPDATE pg_catalog.pg_depend
+		   SET refobjid = 'outbox'::pg_catalog.regnamespace
+		 WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+		   AND objid OPERATOR(pg_catalog.=) ext
+		   AND refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+		   AND refobjid OPERATOR(pg_catalog.=) nsp
+		   AND deptype OPERATOR(pg_catalog.=) 'n';
+		UPDATE pg_catalog.pg_extension
+		   SET extnamespace = 'outbox'::pg_catalog.regnamespace
+		 WHERE oid OPERATOR(pg_catalog.=) ext;
+	END IF;
+END
+$$;
+
+-- 1.0's DDL check, in PL/pgSQL, compares serializers as OIDs: it goes
+-- first, before it fires for the ALTER TABLEs below.  The event triggers
+-- in C at the end of this section take its place.
+DROP EVENT TRIGGER outbox_check_publish_config;
+DROP FUNCTION outbox.check_publish_config();
+
+-- Serializers and callbacks: stored by schema-qualified name instead of
+-- regprocedure, which pg_upgrade refuses and pg_dump writes as a name
+-- resolved by the restoring session's search_path.  The name is the one
+-- outbox_stored_function_name() writes (stored_function.c).  An OID that
+-- names no function any more (1.0's DDL check did not fire in replica
+-- sessions) is kept as its number, which names nothing either: capture and
+-- the consumer then say so, as they did in 1.0.
+CREATE FUNCTION outbox.stored_function_name_1_0(function pg_catalog.regprocedure)
+RETURNS text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT coalesce((SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+				   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+				  WHERE p.oid = function),
+				function::oid::text)
+$$;
+ALTER TABLE outbox.publish_config
+	ALTER COLUMN serializer TYPE text
+	USING outbox.stored_function_name_1_0(serializer);
+ALTER TABLE outbox.subscription
+	ALTER COLUMN callback TYPE text
+	USING outbox.stored_function_name_1_0(callback);
+DROP FUNCTION outbox.stored_function_name_1_0(pg_catalog.regprocedure);
+
+-- The inbox: one per subscribing role instead of one for all.  A row of
+-- 1.0 belongs to the role of the subscription that consumed it (its
+-- "subscription" header, outbox-<queue>, names the queue).  A row that
+-- names no current subscription (its queue unsubscribed, or inserted by
+-- hand to have a message skipped) made every consumer skip its message in
+-- 1.0, and still does: it is kept for each role that subscribes now, or
+-- with no role (as inserted by hand) if none does.
+ALTER TABLE outbox.received DROP CONSTRAINT received_msg_id_key;
+ALTER TABLE outbox.received ADD COLUMN run_as regrole;
+UPDATE outbox.received r
+   SET run_as = s.run_as
+  FROM outbox.subscription s
+ WHERE r.headers OPERATOR(pg_catalog.->>) 'subscription'
+	   OPERATOR(pg_catalog.=) ('outbox-' OPERATOR(pg_catalog.||) s.queue_name);
+INSERT INTO outbox.received
+	   (run_as, msg_id, headers, body, added, expires_at, retry, status)
+SELECT s.run_as, r.msg_id, r.headers, r.body, r.added, r.expires_at,
+	   r.retry, r.status
+  FROM outbox.received r,
+	   (SELECT DISTINCT run_as FROM outbox.subscription) s
+ WHERE r.run_as IS NULL;
+DELETE FROM outbox.received
+ WHERE run_as IS NULL AND EXISTS (SELECT FROM outbox.subscription);
+ALTER TABLE outbox.received
+	ADD CONSTRAINT received_msg_id_key UNIQUE NULLS NOT DISTINCT (run_as, msg_id);
+COMMENT ON TABLE outbox.received IS
+'messages consumed by subscriptions, one row per subscribing role and message id';
+
+-- outbox.published: added is when the row was written, not when its
+-- transaction began; a changed message is checked as an inserted one.
+ALTER TABLE outbox.published ALTER COLUMN added SET DEFAULT clock_timestamp();
+
+CREATE FUNCTION outbox.published_before_update()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'outbox_published_before_update'
+LANGUAGE C;
+-- the publisher's updates set none of these columns
+CREATE TRIGGER published_before_update
+	BEFORE UPDATE OF id, destination, version, body, headers, added, expires_at
+	ON outbox.published
+	FOR EACH ROW EXECUTE FUNCTION outbox.published_before_update();
+
+-- Only outbox.publish() and outbox.unpublish() change configurations; a row
+-- written by hand (as pg_restore does) must be consistent.  The guard fires
+-- in replica sessions too, and so does the invalidation.
+CREATE FUNCTION outbox.publish_config_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'outbox_publish_config_guard'
+LANGUAGE C;
+CREATE TRIGGER publish_config_guard
+	BEFORE INSERT OR UPDATE OR DELETE ON outbox.publish_config
+	FOR EACH ROW EXECUTE FUNCTION outbox.publish_config_guard();
+CREATE TRIGGER publish_config_truncate_guard
+	BEFORE TRUNCATE ON outbox.publish_config
+	FOR EACH STATEMENT EXECUTE FUNCTION outbox.publish_config_guard();
+ALTER TABLE outbox.publish_config
+	ENABLE ALWAYS TRIGGER publish_config_guard,
+	ENABLE ALWAYS TRIGGER publish_config_truncate_guard,
+	ENABLE ALWAYS TRIGGER publish_config_changed,
+	ENABLE ALWAYS TRIGGER publish_config_truncated;
+
+-- a role sees its own subscriptions, pg_monitor all (as in outbox.status);
+-- the extension's owner and the workers own or bypass the policy
+ALTER TABLE outbox.subscription ENABLE ROW LEVEL SECURITY;
+CREATE POLICY subscription_own ON outbox.subscription FOR SELECT TO PUBLIC
+	USING (pg_catalog.pg_has_role(run_as::pg_catalog.oid, 'USAGE')
+		   OR pg_catalog.pg_has_role('pg_monitor'::pg_catalog.name, 'USAGE'));
+
+-- Destination patterns: once a role has one for a privilege, it may use
+-- only the destinations (and, to subscribe, queue names) that match one.
+CREATE TABLE outbox.destination_grant (
+	role		regrole NOT NULL,
+	privilege	text NOT NULL,
+	pattern		text NOT NULL,
+	CONSTRAINT destination_grant_pkey PRIMARY KEY (role, privilege, pattern),
+	CONSTRAINT destination_grant_privilege
+		CHECK (privilege IN ('publish', 'subscribe'))
+);
+COMMENT ON TABLE outbox.destination_grant IS
+'destination patterns ("*" matches any run of characters) that limit what a role may publish to or subscribe to';
+SELECT pg_catalog.pg_extension_config_dump('outbox.destination_grant', '');
+
+CREATE FUNCTION outbox.allow_destination(
+	role regrole,
+	privilege text,
+	pattern text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'outbox_allow_destination'
+LANGUAGE C;
+COMMENT ON FUNCTION outbox.allow_destination(regrole, text, text) IS
+'limit a role''s publish or subscribe privilege to destinations matching its patterns, adding this one; superusers and the extension owner only';
+REVOKE ALL ON FUNCTION outbox.allow_destination(regrole, text, text) FROM PUBLIC;
+
+CREATE FUNCTION outbox.disallow_destination(
+	role regrole,
+	privilege text,
+	pattern text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'outbox_disallow_destination'
+LANGUAGE C;
+COMMENT ON FUNCTION outbox.disallow_destination(regrole, text, text) IS
+'remove a destination pattern of a role (all of them if NULL); a role left without patterns is no longer limited';
+REVOKE ALL ON FUNCTION outbox.disallow_destination(regrole, text, text) FROM PUBLIC;
+
+-- publishing is a right granted with EXECUTE, as subscribing is
+REVOKE ALL ON FUNCTION outbox.publish(regclass, text, text, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION outbox.unpublish(regclass, text, text) FROM PUBLIC;
+
+-- executable by PUBLIC: it shows each role only what it may see
+COMMENT ON FUNCTION outbox.worker_status() IS
+'the outbox workers the caller may see: all for superusers and pg_monitor, else its own consumers and its database''s publisher';
+-- filtered by outbox.worker_status()
+GRANT SELECT ON outbox.status TO PUBLIC;
+
+/*
+ * DDL must never leave a configuration that silently stops capturing, nor a
+ * subscription without its callback.  Each event trigger looks only at what
+ * its command touched: configurations of dropped tables are removed, and so
+ * are those of a table whose capture trigger DROP TRIGGER dropped (that is
+ * unpublishing it, as pg_restore --clean does, for a role that may), and a
+ * command that would leave a published table without a column it names,
+ * its serializer or its enabled capture trigger, or an unlogged published
+ * table, or a serializer or callback that its stored name no longer finds,
+ * is refused.  They fire in replica sessions too.  (Created after the
+ * conversions above, so that they do not fire for them.)
+ */
+CREATE FUNCTION outbox.ddl_command_end()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'outbox_ddl_command_end'
+LANGUAGE C;
+CREATE FUNCTION outbox.sql_drop()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'outbox_sql_drop'
+LANGUAGE C;
+CREATE FUNCTION outbox.ddl_command_start()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'outbox_ddl_command_start'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION outbox.ddl_command_end() FROM PUBLIC;
+REVOKE ALL ON FUNCTION outbox.sql_drop() FROM PUBLIC;
+REVOKE ALL ON FUNCTION outbox.ddl_command_start() FROM PUBLIC;
+
+CREATE EVENT TRIGGER outbox_ddl_command_end ON ddl_command_end
+	EXECUTE FUNCTION outbox.ddl_command_end();
+CREATE EVENT TRIGGER outbox_sql_drop ON sql_drop
+	EXECUTE FUNCTION outbox.sql_drop();
+CREATE EVENT TRIGGER outbox_ddl_command_start ON ddl_command_start
+	WHEN TAG IN ('ALTER FUNCTION', 'ALTER ROUTINE', 'ALTER SCHEMA',
+				 'ALTER EXTENSION')
+	EXECUTE FUNCTION outbox.ddl_command_start();
+ALTER EVENT TRIGGER outbox_ddl_command_end ENABLE ALWAYS;
+ALTER EVENT TRIGGER outbox_sql_drop ENABLE ALWAYS;
+ALTER EVENT TRIGGER outbox_ddl_command_start ENABLE ALWAYS;
+
+-- pg_dump dumps the rows of these tables (and the subscription ids'
+-- sequence), which otherwise belong to the extension and would be lost.
+SELECT pg_catalog.pg_extension_config_dump('outbox.publish_config', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.published', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.received', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.subscription', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.subscription_id_seq', '');
+
 -- Replay: outbox.replay() puts sent messages of a destination back on the
 -- wire with their ids (src/replay.c); outbox.replay_log records each
 -- replay, for monitoring, and is dumped with the extension's data.

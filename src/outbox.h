@@ -334,6 +334,19 @@ extern Oid	outbox_published_ancestor(Oid relid);
 extern void outbox_refuse_published_partition(Oid relid, Oid ancestor);
 extern List *outbox_tables_serialized_by(const char *name);
 
+/* in version.c */
+typedef enum OutboxSchemaState
+{
+	OUTBOX_SCHEMA_MISSING,		/* no CREATE EXTENSION outbox here */
+	OUTBOX_SCHEMA_OUTDATED,		/* another version than the library's */
+	OUTBOX_SCHEMA_CURRENT
+} OutboxSchemaState;
+
+extern OutboxSchemaState outbox_schema_state(char **installed);
+extern char *outbox_schema_outdated_message(const char *installed);
+extern bool outbox_schema_is_current(void);
+extern void outbox_require_current_schema(void);
+
 /* in ddl.c: the event trigger functions live there */
 /* in send_event.c: outbox.send_event() lives there */
 /* in publisher.c: the publisher worker's entry point, outbox_publisher_main */

@@ -394,6 +394,7 @@ outbox_allow_destination(PG_FUNCTION_ARGS)
 	char	   *pattern;
 	uint64		added;
 
+	outbox_require_current_schema();
 	check_may_manage_patterns("outbox.allow_destination");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -440,6 +441,7 @@ outbox_disallow_destination(PG_FUNCTION_ARGS)
 	uint64		removed;
 	char	   *rolename;
 
+	outbox_require_current_schema();
 	check_may_manage_patterns("outbox.disallow_destination");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,

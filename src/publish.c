@@ -317,6 +317,7 @@ outbox_publish(PG_FUNCTION_ARGS)
 	Datum		args[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 
+	outbox_require_current_schema();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -409,6 +410,7 @@ outbox_unpublish(PG_FUNCTION_ARGS)
 	char		nulls[3] = {' ', ' ', ' '};
 	uint64		removed;
 
+	outbox_require_current_schema();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

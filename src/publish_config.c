@@ -624,6 +624,7 @@ outbox_publish_config_guard(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Datum		relid;
 
+	outbox_require_current_schema();
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		RelationGetRelid(trigdata->tg_relation) != outbox_publish_config_relid())

@@ -768,6 +768,7 @@ outbox_published_before_insert(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
+	outbox_require_current_schema();
 	check_trigger(fcinfo, "outbox.published_before_insert", false);
 	return PointerGetDatum(complete_row(trigdata, trigdata->tg_trigtuple,
 										false));
@@ -783,6 +784,7 @@ outbox_published_before_update(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
+	outbox_require_current_schema();
 	check_trigger(fcinfo, "outbox.published_before_update", true);
 	check_dates(RelationGetDescr(trigdata->tg_relation), trigdata->tg_newtuple);
 	if (!message_changed(trigdata))

@@ -1172,12 +1172,15 @@ retention(void)
 static bool
 publisher_pass(void)
 {
+	OutboxSchemaState schema;
+	char	   *version;
 	bool		installed;
 	bool		more;
 
-	/* is the extension there (yet)? */
+	/* is the extension there (yet), and of the library's version? */
 	begin_pass_transaction();
-	installed = OidIsValid(get_extension_oid("outbox", true));
+	schema = outbox_schema_state(&version);
+	installed = (schema == OUTBOX_SCHEMA_CURRENT);
 	if (installed)
 		prepare_plans();
 	end_pass_transaction();
@@ -1200,9 +1203,22 @@ publisher_pass(void)
 		/* say so when it goes, and now and then while it stays away */
 		if (just_dropped || now - last_missing_log_ms >= MISSING_EXTENSION_LOG_MS)
 		{
-			ereport(LOG,
-					(errmsg("outbox publisher is waiting for CREATE EXTENSION outbox in database \"%s\"",
-							publisher_dbname)));
+			if (schema == OUTBOX_SCHEMA_MISSING)
+				ereport(LOG,
+						(errmsg("outbox publisher is waiting for CREATE EXTENSION outbox in database \"%s\"",
+								publisher_dbname)));
+			else
+			{
+				/* the library is newer than the schema (version.c) */
+				char	   *why = outbox_schema_outdated_message(version);
+
+				ereport(LOG,
+						(errmsg("outbox publisher is waiting for ALTER EXTENSION outbox UPDATE in database \"%s\"",
+								publisher_dbname),
+						 errdetail("%s.", why)));
+				outbox_slot_set_error(psprintf("%s: waiting for ALTER EXTENSION outbox UPDATE",
+											   why));
+			}
 			last_missing_log_ms = now;
 		}
 		return false;

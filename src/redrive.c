@@ -95,6 +95,7 @@ outbox_redrive(PG_FUNCTION_ARGS)
 	uint64		refused;
 	uint64		redriven;
 
+	outbox_require_current_schema();
 	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);

@@ -149,6 +149,7 @@ outbox_send_event(PG_FUNCTION_ARGS)
 	int64		deadline;
 	pg_uuid_t  *id;
 
+	outbox_require_current_schema();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

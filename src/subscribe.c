@@ -394,6 +394,7 @@ outbox_subscribe(PG_FUNCTION_ARGS)
 	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, OIDOID};
 	Datum		args[4];
 
+	outbox_require_current_schema();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -464,6 +465,7 @@ outbox_unsubscribe(PG_FUNCTION_ARGS)
 	Oid			run_as = InvalidOid;
 	bool		found;
 
+	outbox_require_current_schema();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

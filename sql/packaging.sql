@@ -1,0 +1,85 @@
+--
+-- Packaging: the schema pinned by outbox.control, version 1.0 as shipped,
+-- and the library refusing a schema of another version.
+--
+
+-- outbox.control names the schema: any other is refused.
+DROP EXTENSION outbox;
+CREATE SCHEMA elsewhere;
+CREATE EXTENSION outbox SCHEMA elsewhere;
+CREATE EXTENSION outbox SCHEMA public;
+CREATE EXTENSION outbox SCHEMA outbox;
+SELECT extversion, extnamespace::regnamespace AS schema
+  FROM pg_extension WHERE extname = 'outbox';
+SELECT count(*) AS objects FROM pg_class WHERE relnamespace = 'elsewhere'::regnamespace;
+DROP SCHEMA elsewhere;
+
+-- DROP EXTENSION removes every object; the schema, which CREATE EXTENSION
+-- made for it and which holds the extension, stays, empty.
+DROP EXTENSION outbox;
+SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = 'outbox'::regnamespace) AS relations,
+	   (SELECT count(*) FROM pg_proc WHERE pronamespace = 'outbox'::regnamespace) AS functions,
+	   (SELECT count(*) FROM pg_type WHERE typnamespace = 'outbox'::regnamespace) AS types,
+	   (SELECT count(*) FROM pg_event_trigger) AS event_triggers;
+CREATE EXTENSION outbox;
+
+-- A schema outbox that exists already is used, but only if a superuser
+-- owns it: its owner could change what the extension puts in it.
+DROP EXTENSION outbox;
+DROP SCHEMA outbox;
+CREATE ROLE pkg_mallory;
+CREATE SCHEMA outbox AUTHORIZATION pkg_mallory;
+\set SHOW_CONTEXT never
+CREATE EXTENSION outbox;
+\set SHOW_CONTEXT errors
+SELECT count(*) AS objects FROM pg_class WHERE relnamespace = 'outbox'::regnamespace;
+ALTER SCHEMA outbox OWNER TO CURRENT_USER;
+CREATE EXTENSION outbox;
+DROP ROLE pkg_mallory;
+
+-- Every later schema change ships its script.  A fresh install runs
+-- outbox--1.0.sql and then the update scripts, as an installation of 1.0
+-- does when it is updated, so the two cannot differ by what the scripts
+-- do; what can drift is a released script edited in place, which changes
+-- fresh installs and leaves updated ones behind.  So outbox--1.0.sql must
+-- stay what 1.0 shipped (git show 3721d71:src/outbox--1.0.sql), but for
+-- the one packaging change: its CREATE SCHEMA outbox became a comment, the
+-- schema being created by CREATE EXTENSION since outbox.control names it.
+-- Change the schema in a new section of the latest update script instead
+-- (and, once a version is released, add its script's checksum here).
+SELECT md5(pg_read_file((SELECT setting FROM pg_config WHERE name = 'SHAREDIR')
+						|| '/extension/outbox--1.0.sql')) AS outbox_1_0_md5;
+
+-- Between a package upgrade and ALTER EXTENSION outbox UPDATE the library
+-- refuses the older schema, with the hint to update.
+DROP EXTENSION outbox;
+CREATE EXTENSION outbox VERSION '1.0';
+SELECT extversion FROM pg_extension WHERE extname = 'outbox';
+CREATE TABLE pkg_orders (id int PRIMARY KEY, total numeric);
+SELECT outbox.publish('pkg_orders', '/topic/pkg');
+-- a published table as 1.0's outbox.publish() left it: a write fails
+-- whole, nothing is captured wrongly
+INSERT INTO outbox.publish_config (relid, destination) VALUES ('pkg_orders', '/topic/pkg');
+CREATE TRIGGER outbox_capture AFTER INSERT OR UPDATE ON pkg_orders
+	FOR EACH ROW EXECUTE FUNCTION outbox.capture();
+INSERT INTO pkg_orders VALUES (1, 9.99);
+SELECT count(*) FROM pkg_orders;
+INSERT INTO outbox.published (destination, body, expires_at)
+	VALUES ('/topic/hand', '{}', now() + interval '1 day');
+SELECT outbox.unpublish('pkg_orders');
+SELECT outbox.redrive();
+SELECT outbox.send_event('/topic/x', '{}');
+SELECT outbox.subscribe('pg_catalog.now', '/topic/x');
+SELECT outbox.unsubscribe('q');
+-- what reads no table keeps working: the status is where the wait shows
+SELECT count(*) >= 0 AS status_readable FROM outbox.status;
+SELECT outbox.uuid_generate_v7() IS NOT NULL AS uuid;
+-- the update, and everything works again
+ALTER EXTENSION outbox UPDATE;
+SELECT extversion, extnamespace::regnamespace AS schema
+  FROM pg_extension WHERE extname = 'outbox';
+INSERT INTO pkg_orders VALUES (2, 19.99);
+SELECT destination, body FROM outbox.published WHERE destination = '/topic/pkg';
+SELECT outbox.unpublish('pkg_orders');
+DELETE FROM outbox.published;
+DROP TABLE pkg_orders;
