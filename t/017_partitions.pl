@@ -52,7 +52,7 @@ is($src_triggers,
 my $dumpfile = $node->basedir . '/src.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('src'), '-f', $dumpfile ],
 	'pg_dump -Fc');
-$node->safe_psql('postgres', 'DROP EXTENSION outbox');
+$node->safe_psql('postgres', 'DROP EXTENSION outbox; DROP SCHEMA outbox');
 ok($node->run_log([ 'pg_restore', '-d', $node->connstr('postgres'), $dumpfile ]),
 	'pg_restore succeeds');
 is($node->safe_psql('postgres', $triggers), $src_triggers,
