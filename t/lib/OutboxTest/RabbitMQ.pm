@@ -90,6 +90,10 @@ folder (default: a new temporary directory inside the test's tmp_check).
 B<tls>, if given, adds a STOMP TLS listener on its own port (client
 certificates are checked when sent, required only with fail_if_no_peer_cert).
 B<log_level> (or $OUTBOX_RABBITMQ_LOG_LEVEL) may be C<debug>.
+For a cluster (OutboxTest::RabbitMQCluster): B<cookie> gives the Erlang
+cookie (default: a random one), and B<epmd_port> an epmd port shared with
+other nodes; the node whose new() got no epmd_port starts that epmd and
+stops it when it is torn down, the others only use it.
 
 =cut
 
@@ -133,9 +137,12 @@ sub new
 		beam_pid      => undef,    # the Erlang VM, from the pid file
 		epmd_pid      => undef,    # our child: the private epmd
 		ports         => {},
+		cookie        => $args{cookie},
+		shared_epmd   => defined $args{epmd_port},
 	}, $class;
 
-	$self->{ports}{$_} = _free_port() for qw(amqp dist stomp epmd);
+	$self->{ports}{$_} = _free_port() for qw(amqp dist stomp);
+	$self->{ports}{epmd} = $args{epmd_port} // _free_port();
 	$self->{ports}{stomp_tls} = _free_port() if $self->{tls};
 
 	$self->_write_files;
@@ -724,7 +731,8 @@ sub _write_files
 	my $cookie_file = "$d/home/.erlang.cookie";
 	if (!-e $cookie_file)
 	{
-		my $cookie = join('', map { ('A' .. 'Z')[ int(rand(26)) ] } 1 .. 20);
+		my $cookie = $self->{cookie}
+		  // join('', map { ('A' .. 'Z')[ int(rand(26)) ] } 1 .. 20);
 		_write_file($cookie_file, $cookie);
 		chmod 0400, $cookie_file;
 	}
@@ -737,6 +745,7 @@ sub _start_epmd
 {
 	my ($self) = @_;
 	my $port = $self->{ports}{epmd};
+	return if $self->{shared_epmd};    # another node of the cluster runs it
 	return if $self->{epmd_pid} && _pid_alive($self->{epmd_pid});
 
 	my %env = $self->_env;
