@@ -215,6 +215,18 @@ outbox_broker_wait_interruptible(OutboxBroker *broker, int64 deadline_ms)
 }
 
 /*
+ * Add "host: reason" to a list of failures, "; " between two: what each
+ * broker said stays whole and apart, and names the broker that said it.
+ */
+void
+outbox_broker_note_failure(StringInfo failures, const char *where,
+						   const char *reason)
+{
+	appendStringInfo(failures, "%s%s: %s", failures->len > 0 ? "; " : "",
+					 where, reason);
+}
+
+/*
  * Try one host until the broker accepts the login, fails, or deadline_ms
  * passes.  On failure the connection is closed, a line is added to failures,
  * and broker->login_refused tells whether the broker said no to the
@@ -233,8 +245,8 @@ broker_attempt(OutboxBroker *broker, const StompHostPort *host,
 
 	if (!AcquireExternalFD())
 	{
-		appendStringInfo(failures, "%s%s: too many open files",
-						 failures->len > 0 ? "; " : "", broker->where);
+		outbox_broker_note_failure(failures, broker->where,
+								   "too many open files");
 		return false;
 	}
 	broker->holds_fd = true;
@@ -273,8 +285,7 @@ broker_attempt(OutboxBroker *broker, const StompHostPort *host,
 	if (connected)
 		return true;
 
-	appendStringInfo(failures, "%s%s: %s", failures->len > 0 ? "; " : "",
-					 broker->where, reason);
+	outbox_broker_note_failure(failures, broker->where, reason);
 	/* copy the reason before closing clears it */
 	if (broker->login_refused)
 		strlcpy(broker->refusal, reason, sizeof(broker->refusal));

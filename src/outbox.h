@@ -165,6 +165,8 @@ typedef struct OutboxBroker
 extern int64 outbox_monotonic_ms(void);
 extern char *outbox_broker_settings(void);
 extern void outbox_broker_init(OutboxBroker *broker);
+extern void outbox_broker_note_failure(StringInfo failures, const char *where,
+									   const char *reason);
 extern bool outbox_broker_connect(OutboxBroker *broker, int64 deadline_ms,
 								  StringInfo failures);
 extern int	outbox_broker_wait(OutboxBroker *broker, int64 deadline_ms);
@@ -221,7 +223,7 @@ typedef struct OutboxWorkerSlot
 	char		queue[OUTBOX_MAX_QUEUE_NAME_LEN + 1];
 	int64		subscription_id;	/* consumers: outbox.subscription.id */
 	Oid			role;			/* consumers: run_as, whose status it is */
-	char		last_error[256];
+	char		last_error[1024];
 	TimestampTz last_error_at;
 	TimestampTz started_at;
 	/* atomics, written by the owner; keep them last (status.c copies up to sent) */
