@@ -166,10 +166,29 @@ node's log with diag, if it does not.  Returns the seconds it took.
 sub start
 {
 	my ($self) = @_;
+	$self->start_begin;
+	return $self->start_finish;
+}
+
+=pod
+
+=item $mq->start_begin
+
+=item $mq->start_finish
+
+The two halves of C<start>, so that several nodes boot at once: start_begin
+launches the node and returns at once, start_finish waits for it (and dies
+as start does).  start_finish returns the seconds since start_begin.
+
+=cut
+
+sub start_begin
+{
+	my ($self) = @_;
 
 	croak "node $self->{nodename} is already running" if $self->is_running;
 
-	my $t0 = time;
+	$self->{start_t0} = time;
 	$self->_start_epmd;
 
 	unlink $self->pid_file;
@@ -198,9 +217,20 @@ sub start
 	# run it in the background so that an early death of the server is
 	# noticed at once instead of after the whole timeout.
 	my ($out, $err) = ('', '');
+	$self->{start_out} = \$out;
+	$self->{start_err} = \$err;
 	my @cmd = ("$RABBITMQ_BIN/rabbitmqctl", '-n', $self->{nodename},
 		'wait', $self->pid_file, '--timeout', $self->{start_timeout});
-	my $h = $self->_run_start(\@cmd, \$out, \$err);
+	$self->{start_wait} = $self->_run_start(\@cmd, \$out, \$err);
+	return;
+}
+
+sub start_finish
+{
+	my ($self) = @_;
+	my $h = delete $self->{start_wait}
+	  or croak "start_finish without start_begin";
+	my ($out, $err) = (delete $self->{start_out}, delete $self->{start_err});
 	my $deadline = time + $self->{start_timeout} + 10;
 	my $failure;
 	while (1)
@@ -208,7 +238,7 @@ sub start
 		if (!$h->pumpable)
 		{
 			$h->finish;
-			$failure = "rabbitmqctl wait failed: $out$err"
+			$failure = "rabbitmqctl wait failed: $$out$$err"
 			  if $h->result != 0;
 			last;
 		}
@@ -253,7 +283,7 @@ sub start
 		croak "could not start RabbitMQ node $self->{nodename}: $failure";
 	}
 
-	my $elapsed = time - $t0;
+	my $elapsed = time - $self->{start_t0};
 	_note(sprintf("RabbitMQ node %s started in %.1f s (pid %d, STOMP %d%s)",
 			$self->{nodename}, $elapsed, $self->{beam_pid}, $self->stomp_port,
 			$self->{tls} ? ", STOMP+TLS " . $self->stomp_tls_port : ''));

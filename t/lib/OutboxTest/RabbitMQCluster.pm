@@ -103,7 +103,9 @@ sub start
 	my @nodes = @{ $self->{nodes} };
 	my $first = $nodes[0];
 
-	$_->start for @nodes;
+	# they boot at once; node 1 first, as it starts the epmd they share
+	$_->start_begin for @nodes;
+	$_->start_finish for @nodes;
 	for my $node (@nodes[ 1 .. $#nodes ])
 	{
 		$node->ctl('stop_app');
