@@ -17,7 +17,9 @@
  *    (a quorum queue's DLQ must be a quorum queue too: a classic one lives
  *    on the node first reached and is gone while that node is down), and
  *    no other argument of the queue's (no length limit or TTL).  So either
- *    consumer can take over the queues the other declared.  A DLQ that
+ *    consumer can take over the queues the other declared.  The queue
+ *    DLQ.DLQ.DLQ.<queue> is declared too (django-outbox-pattern does not),
+ *    so that a message rejected from the DLQ is kept, not dropped.  A DLQ that
  *    exists with other arguments (declared by an older outbox, or by hand)
  *    is used as it is.  STOMP has no declare-only frame: the DLQ is
  *    subscribed (prefetch 1) on a short-lived connection of its own, so
@@ -347,6 +349,9 @@ static void hold_or_return(StompFrame *frame);
 static bool declare_dlq(const char *dlq, int64 deadline, StringInfo why,
 						bool *answered);
 static void try_declare_dlq(const char *dlq, int64 deadline);
+static void declare_last_resort(OutboxBroker *declarer, const char *name,
+								StompHeaderPair *dlq_pairs, int n,
+								int64 deadline);
 static int	parse_queue_headers(StompHeaderPair *pairs, int max);
 static bool subscribe_queue(const char *dlq, int64 deadline, StringInfo why);
 static bool ensure_subscribed(void);
@@ -599,6 +604,46 @@ wait_for_receipt(OutboxBroker *b, uint64_t receipt, int64 deadline)
 }
 
 /*
+ * On the DLQ's declaring connection: declare the queue the DLQ dead-letters
+ * to, DLQ.DLQ.DLQ.<queue> (django-outbox-pattern's name), durable and
+ * dead-lettering nowhere, so that a message rejected from the DLQ is kept
+ * there instead of dropped.  The pairs are the DLQ's (its type); a failure
+ * is logged, the DLQ being what matters.
+ */
+static void
+declare_last_resort(OutboxBroker *declarer, const char *name,
+					StompHeaderPair *dlq_pairs, int n, int64 deadline)
+{
+	StompHeaderPair pairs[64];
+	uint64_t	receipt;
+	int			m = 0;
+	int			i;
+
+	if (strlen(name) > 255)
+	{
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\": no queue \"%s\" for what is rejected from its dead-letter queue: the name is too long for RabbitMQ",
+						queue_name, name)));
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (strncmp(dlq_pairs[i].name, "x-dead-letter-", 14) != 0)
+			pairs[m++] = dlq_pairs[i];
+	if (stomp_conn_subscribe(declarer->conn, psprintf("outbox-%s", name),
+							 psprintf("/queue/%s", name),
+							 "client-individual", pairs, m,
+							 &receipt) != STOMP_OK ||
+		!wait_for_receipt(declarer, receipt, deadline))
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\" could not declare \"%s\", for what is rejected from its dead-letter queue",
+						queue_name, name),
+				 errdetail("%s: %s", declarer->where,
+						   stomp_conn_state(declarer->conn) == STOMP_CONN_OPEN ?
+						   "no receipt for SUBSCRIBE" :
+						   stomp_conn_error(declarer->conn))));
+}
+
+/*
  * Declare the DLQ as django-outbox-pattern does (see the file header) on a
  * connection of its own, closed at once.  Returns false if no broker could
  * be reached (*answered false) or the one that answered refused; why gets
@@ -610,6 +655,7 @@ declare_dlq(const char *dlq, int64 deadline, StringInfo why, bool *answered)
 	OutboxBroker declarer;
 	StompHeaderPair pairs[64];
 	StompHeaderPair queue_pairs[64];
+	char	   *last_resort = psprintf("DLQ.DLQ.%s", dlq);
 	uint64_t	receipt;
 	volatile bool ok = false;
 	int			n = 0;
@@ -623,7 +669,7 @@ declare_dlq(const char *dlq, int64 deadline, StringInfo why, bool *answered)
 	pairs[n].name = "x-dead-letter-exchange";
 	pairs[n++].value = "";
 	pairs[n].name = "x-dead-letter-routing-key";
-	pairs[n++].value = psprintf("DLQ.DLQ.%s", dlq);
+	pairs[n++].value = last_resort;
 	pairs[n].name = "prefetch-count";
 	pairs[n++].value = "1";
 	/* the queue's type, and no other of its arguments */
@@ -649,7 +695,10 @@ declare_dlq(const char *dlq, int64 deadline, StringInfo why, bool *answered)
 									 "client-individual", pairs, n,
 									 &receipt) == STOMP_OK &&
 				wait_for_receipt(&declarer, receipt, deadline))
+			{
 				ok = true;
+				declare_last_resort(&declarer, last_resort, pairs, n, deadline);
+			}
 			else
 				outbox_broker_note_failure(why, declarer.where,
 										   stomp_conn_state(declarer.conn) == STOMP_CONN_OPEN ?
