@@ -32,6 +32,7 @@ OBJS = \
 	src/publish_config.o \
 	src/published.o \
 	src/publisher.o \
+	src/queue_check.o \
 	src/redrive.o \
 	src/secret.o \
 	src/send_event.o \

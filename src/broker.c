@@ -317,3 +317,66 @@ outbox_broker_connect(OutboxBroker *broker, int64 deadline_ms,
 	}
 	return false;
 }
+
+/*
+ * In a backend: connect as outbox_broker_connect() does, or fail with an
+ * error that says why (the login refused, or what each host answered).
+ */
+void
+outbox_broker_connect_or_error(OutboxBroker *broker, int64 deadline_ms)
+{
+	StringInfoData failures;
+
+	initStringInfo(&failures);
+	if (!outbox_broker_connect(broker, deadline_ms, &failures))
+	{
+		if (broker->login_refused)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("STOMP broker refused the login of user \"%s\"",
+							outbox_stomp_username),
+					 errdetail("The broker said: %s", broker->refusal),
+					 errhint("Check outbox.stomp_username, the passcode in outbox.stomp_passcode_file, and outbox.stomp_vhost.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not connect to any STOMP broker"),
+				 errdetail("Tried %s.", failures.data),
+				 outbox_stomp_use_ssl ?
+				 errhint("Check outbox.stomp_host_and_ports, that the broker is running with TLS on that port, and the outbox.stomp_ca_certs, outbox.stomp_cert_file, outbox.stomp_key_file and outbox.stomp_ssl_password_file settings.") :
+				 errhint("Check outbox.stomp_host_and_ports and that the broker is running.")));
+	}
+}
+
+/*
+ * In a backend: wait until the broker confirms the frame of the given
+ * receipt, ends the session (ERROR, or the connection closed:
+ * stomp_conn_error() says why), or deadline_ms passes.  Whatever else
+ * arrives is dropped; a MESSAGE is left unacknowledged, to go back to its
+ * queue when the connection closes.
+ */
+OutboxReceiptWait
+outbox_broker_await_receipt(OutboxBroker *broker, uint64_t receipt,
+							int64 deadline_ms)
+{
+	for (;;)
+	{
+		StompEvent	event;
+
+		while (stomp_conn_next_event(broker->conn, &event))
+		{
+			StompEventType type = event.type;
+			uint64_t	id = event.receipt_id;
+
+			stomp_event_clear(&event);
+			if (type == STOMP_EVENT_RECEIPT && id == receipt)
+				return OUTBOX_RECEIPT_CONFIRMED;
+			if (type == STOMP_EVENT_ERROR)
+				return OUTBOX_RECEIPT_REFUSED;
+			if (type == STOMP_EVENT_CLOSED)
+				return OUTBOX_RECEIPT_LOST;
+		}
+		if (outbox_monotonic_ms() >= deadline_ms)
+			return OUTBOX_RECEIPT_TIMED_OUT;
+		outbox_broker_wait_interruptible(broker, deadline_ms);
+	}
+}
