@@ -14,6 +14,7 @@ STOMP_OBJS = \
 	src/stomp/stomp_frame.o \
 	src/stomp/stomp_heartbeat.o \
 	src/stomp/stomp_io.o \
+	src/stomp/stomp_retry.o \
 	src/stomp/stomp_tls.o
 
 OBJS = \
@@ -31,6 +32,7 @@ OBJS = \
 	src/publish_config.o \
 	src/published.o \
 	src/publisher.o \
+	src/queue_check.o \
 	src/redrive.o \
 	src/replay.o \
 	src/secret.o \

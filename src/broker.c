@@ -215,6 +215,18 @@ outbox_broker_wait_interruptible(OutboxBroker *broker, int64 deadline_ms)
 }
 
 /*
+ * Add "host: reason" to a list of failures, "; " between two: what each
+ * broker said stays whole and apart, and names the broker that said it.
+ */
+void
+outbox_broker_note_failure(StringInfo failures, const char *where,
+						   const char *reason)
+{
+	appendStringInfo(failures, "%s%s: %s", failures->len > 0 ? "; " : "",
+					 where, reason);
+}
+
+/*
  * Try one host until the broker accepts the login, fails, or deadline_ms
  * passes.  On failure the connection is closed, a line is added to failures,
  * and broker->login_refused tells whether the broker said no to the
@@ -233,8 +245,8 @@ broker_attempt(OutboxBroker *broker, const StompHostPort *host,
 
 	if (!AcquireExternalFD())
 	{
-		appendStringInfo(failures, "%s%s: too many open files",
-						 failures->len > 0 ? "; " : "", broker->where);
+		outbox_broker_note_failure(failures, broker->where,
+								   "too many open files");
 		return false;
 	}
 	broker->holds_fd = true;
@@ -273,8 +285,7 @@ broker_attempt(OutboxBroker *broker, const StompHostPort *host,
 	if (connected)
 		return true;
 
-	appendStringInfo(failures, "%s%s: %s", failures->len > 0 ? "; " : "",
-					 broker->where, reason);
+	outbox_broker_note_failure(failures, broker->where, reason);
 	/* copy the reason before closing clears it */
 	if (broker->login_refused)
 		strlcpy(broker->refusal, reason, sizeof(broker->refusal));
@@ -305,4 +316,67 @@ outbox_broker_connect(OutboxBroker *broker, int64 deadline_ms,
 			break;
 	}
 	return false;
+}
+
+/*
+ * In a backend: connect as outbox_broker_connect() does, or fail with an
+ * error that says why (the login refused, or what each host answered).
+ */
+void
+outbox_broker_connect_or_error(OutboxBroker *broker, int64 deadline_ms)
+{
+	StringInfoData failures;
+
+	initStringInfo(&failures);
+	if (!outbox_broker_connect(broker, deadline_ms, &failures))
+	{
+		if (broker->login_refused)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("STOMP broker refused the login of user \"%s\"",
+							outbox_stomp_username),
+					 errdetail("The broker said: %s", broker->refusal),
+					 errhint("Check outbox.stomp_username, the passcode in outbox.stomp_passcode_file, and outbox.stomp_vhost.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not connect to any STOMP broker"),
+				 errdetail("Tried %s.", failures.data),
+				 outbox_stomp_use_ssl ?
+				 errhint("Check outbox.stomp_host_and_ports, that the broker is running with TLS on that port, and the outbox.stomp_ca_certs, outbox.stomp_cert_file, outbox.stomp_key_file and outbox.stomp_ssl_password_file settings.") :
+				 errhint("Check outbox.stomp_host_and_ports and that the broker is running.")));
+	}
+}
+
+/*
+ * In a backend: wait until the broker confirms the frame of the given
+ * receipt, ends the session (ERROR, or the connection closed:
+ * stomp_conn_error() says why), or deadline_ms passes.  Whatever else
+ * arrives is dropped; a MESSAGE is left unacknowledged, to go back to its
+ * queue when the connection closes.
+ */
+OutboxReceiptWait
+outbox_broker_await_receipt(OutboxBroker *broker, uint64_t receipt,
+							int64 deadline_ms)
+{
+	for (;;)
+	{
+		StompEvent	event;
+
+		while (stomp_conn_next_event(broker->conn, &event))
+		{
+			StompEventType type = event.type;
+			uint64_t	id = event.receipt_id;
+
+			stomp_event_clear(&event);
+			if (type == STOMP_EVENT_RECEIPT && id == receipt)
+				return OUTBOX_RECEIPT_CONFIRMED;
+			if (type == STOMP_EVENT_ERROR)
+				return OUTBOX_RECEIPT_REFUSED;
+			if (type == STOMP_EVENT_CLOSED)
+				return OUTBOX_RECEIPT_LOST;
+		}
+		if (outbox_monotonic_ms() >= deadline_ms)
+			return OUTBOX_RECEIPT_TIMED_OUT;
+		outbox_broker_wait_interruptible(broker, deadline_ms);
+	}
 }

@@ -10,15 +10,26 @@
  * settings, failover and backoff as the publisher) and, on each new
  * connection:
  *
- * 1. declares the dead-letter queue DLQ.<queue>: durable, no length limit
- *    or TTL (the user's queue arguments are not copied to it), dead-
- *    lettering to itself, so that a message rejected from the DLQ stays in
- *    it instead of being dropped (django-outbox-pattern routes it to a
- *    DLQ.DLQ.<queue> that does not exist).  STOMP has no declare-only frame: the DLQ is
+ * 1. declares the dead-letter queue DLQ.<queue> exactly as
+ *    django-outbox-pattern's consumer does (durable, not auto-deleted,
+ *    x-dead-letter-exchange "" and x-dead-letter-routing-key
+ *    DLQ.DLQ.DLQ.<queue>), plus the x-queue-type of outbox.stomp_queue_headers
+ *    (a quorum queue's DLQ must be a quorum queue too: a classic one lives
+ *    on the node first reached and is gone while that node is down), and
+ *    no other argument of the queue's (no length limit or TTL).  So either
+ *    consumer can take over the queues the other declared.  The queue
+ *    DLQ.DLQ.DLQ.<queue> is declared too (django-outbox-pattern does not),
+ *    so that a message rejected from the DLQ is kept, not dropped.  A DLQ that
+ *    exists with other arguments (declared by an older outbox, or by hand)
+ *    is used as it is.  STOMP has no declare-only frame: the DLQ is
  *    subscribed (prefetch 1) on a short-lived connection of its own, so
  *    that whatever it delivers goes back to the DLQ when that connection
  *    closes (RabbitMQ refuses a NACK after UNSUBSCRIBE, and closes the
- *    connection);
+ *    connection).  A DLQ that cannot be declared never holds up
+ *    consuming: it is declared again (every STOMP_DECLARE_RETRY_CAP_MS at
+ *    most), and meanwhile only a message to dead-letter waits, with what
+ *    the broker queued behind it (it is left unacknowledged and the
+ *    connection dropped, so the broker keeps it, at the head of the queue);
  * 2. subscribes to the destination with ack:client-individual, the headers
  *    of outbox.stomp_queue_headers, x-queue-name (for /topic/ and
  *    /exchange/), exclusive per outbox.exclusive_queue, and dead-lettering
@@ -119,9 +130,11 @@
  *   later than CALLBACK_TIMEOUT_MS.
  *
  * Error policy:
- * - The broker unreachable, the connection lost, heart-beats missed, the
- *   subscription refused: retried in place, with exponential backoff and
- *   jitter up to outbox.maximum_backoff.  Messages held but not yet
+ * - The broker unreachable, the connection lost, heart-beats missed:
+ *   retried in place, with exponential backoff and jitter up to
+ *   outbox.maximum_backoff; a login ends the run.  The subscription (or the
+ *   DLQ) refused by a broker that answered: a configuration error, retried
+ *   on a short schedule of its own (stomp_retry.c).  Messages held but not yet
  *   acknowledged are forgotten: the broker delivers them again.  Pending
  *   ACKs of a lost connection are never sent on another.
  * - An error in a callback: caught in its subtransaction; that message is
@@ -197,8 +210,6 @@
 
 #include "outbox.h"
 
-/* first reconnection delay; doubles up to outbox.maximum_backoff */
-#define BACKOFF_BASE_MS			1000
 /* most messages per batch */
 #define BATCH_MAX				1000
 /* a transaction commits, and its messages are acknowledged, after this */
@@ -285,7 +296,11 @@ static bool broker_ready = false;
 static bool connected = false;
 static bool subscribed = false;
 static uint64 session = 0;		/* bumped by every new connection */
-static int	connect_failures = 0;
+static StompRetry retry;		/* failures in a row, by kind */
+static bool recovering = false;	/* a failure since the last subscription */
+static bool dlq_ready = false;	/* DLQ.<queue> declared, or found */
+static int64 dlq_retry_at_ms = 0;
+static char dlq_problem[1024];	/* why the DLQ could not be declared */
 static int64 backoff_until_ms = 0;
 static int64 last_activity_ms = 0;
 static char *broker_settings = NULL;
@@ -326,13 +341,17 @@ static char *current_settings(void);
 static void reload_settings(void);
 static void drop_held(void);
 static void disconnect(void);
-static void back_off(const char *what, const char *detail);
+static void back_off(StompFailure kind, const char *what, const char *detail);
 static void refuse_to_consume(const char *problem);
 static bool wait_for_receipt(OutboxBroker *b, uint64_t receipt,
 							 int64 deadline);
 static void hold_or_return(StompFrame *frame);
 static bool declare_dlq(const char *dlq, int64 deadline, StringInfo why,
-						const char **what);
+						bool *answered);
+static void try_declare_dlq(const char *dlq, int64 deadline);
+static void declare_last_resort(OutboxBroker *declarer, const char *name,
+								StompHeaderPair *dlq_pairs, int n,
+								int64 deadline);
 static int	parse_queue_headers(StompHeaderPair *pairs, int max);
 static bool subscribe_queue(const char *dlq, int64 deadline, StringInfo why);
 static bool ensure_subscribed(void);
@@ -435,8 +454,10 @@ reload_settings(void)
 			outbox_broker_free(&broker);
 			broker_ready = false;
 		}
-		connect_failures = 0;
+		stomp_retry_reset(&retry);
 		backoff_until_ms = 0;
+		dlq_ready = false;
+		dlq_retry_at_ms = 0;
 		pfree(broker_settings);
 		broker_settings = MemoryContextStrdup(TopMemoryContext, settings);
 	}
@@ -469,6 +490,8 @@ disconnect(void)
 		outbox_broker_close(&broker);
 	connected = false;
 	subscribed = false;
+	/* declared again with the next connection, as it may be gone */
+	dlq_ready = false;
 }
 
 /*
@@ -476,20 +499,25 @@ disconnect(void)
  * exponential backoff and full jitter, and say so.
  */
 static void
-back_off(const char *what, const char *detail)
+back_off(StompFailure kind, const char *what, const char *detail)
 {
-	connect_failures++;
-	backoff_until_ms = outbox_monotonic_ms() +
-		stomp_backoff_full_jitter(connect_failures, BACKOFF_BASE_MS,
-								  (int64) outbox_maximum_backoff * 1000,
-								  pg_prng_uint64(&backoff_prng));
+	int64		now = outbox_monotonic_ms();
+	int			failures;
+
+	backoff_until_ms = stomp_retry_failed(&retry, kind, now,
+										  (int64) outbox_maximum_backoff * 1000,
+										  pg_prng_uint64(&backoff_prng));
+	failures = kind == STOMP_FAILURE_DECLARE ? retry.declare_failures :
+		retry.connect_failures;
+	recovering = true;
 	outbox_slot_set_state(OUTBOX_STATE_BACKING_OFF, "");
 	outbox_slot_set_error(psprintf("%s: %s", what, detail));
 	/* the first failure and then every tenth are worth a line in the log */
-	if (connect_failures % 10 == 1)
+	if (failures % 10 == 1)
 		ereport(LOG,
-				(errmsg("outbox consumer of queue \"%s\" %s, attempt %d",
-						queue_name, what, connect_failures),
+				(errmsg("outbox consumer of queue \"%s\" %s, attempt %d, next in %d ms",
+						queue_name, what, failures,
+						(int) (backoff_until_ms - now)),
 				 errdetail("%s", detail)));
 }
 
@@ -576,48 +604,106 @@ wait_for_receipt(OutboxBroker *b, uint64_t receipt, int64 deadline)
 }
 
 /*
- * Declare the DLQ (durable, unlimited, dead-lettering to itself) on a
- * connection of its own, closed at once.  Returns false, saying what
- * failed and why, if no broker could be reached or it refused.
+ * On the DLQ's declaring connection: declare the queue the DLQ dead-letters
+ * to, DLQ.DLQ.DLQ.<queue> (django-outbox-pattern's name), durable and
+ * dead-lettering nowhere, so that a message rejected from the DLQ is kept
+ * there instead of dropped.  The pairs are the DLQ's (its type); a failure
+ * is logged, the DLQ being what matters.
+ */
+static void
+declare_last_resort(OutboxBroker *declarer, const char *name,
+					StompHeaderPair *dlq_pairs, int n, int64 deadline)
+{
+	StompHeaderPair pairs[64];
+	uint64_t	receipt;
+	int			m = 0;
+	int			i;
+
+	if (strlen(name) > 255)
+	{
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\": no queue \"%s\" for what is rejected from its dead-letter queue: the name is too long for RabbitMQ",
+						queue_name, name)));
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (strncmp(dlq_pairs[i].name, "x-dead-letter-", 14) != 0)
+			pairs[m++] = dlq_pairs[i];
+	if (stomp_conn_subscribe(declarer->conn, psprintf("outbox-%s", name),
+							 psprintf("/queue/%s", name),
+							 "client-individual", pairs, m,
+							 &receipt) != STOMP_OK ||
+		!wait_for_receipt(declarer, receipt, deadline))
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\" could not declare \"%s\", for what is rejected from its dead-letter queue",
+						queue_name, name),
+				 errdetail("%s: %s", declarer->where,
+						   stomp_conn_state(declarer->conn) == STOMP_CONN_OPEN ?
+						   "no receipt for SUBSCRIBE" :
+						   stomp_conn_error(declarer->conn))));
+}
+
+/*
+ * Declare the DLQ as django-outbox-pattern does (see the file header) on a
+ * connection of its own, closed at once.  Returns false if no broker could
+ * be reached (*answered false) or the one that answered refused; why gets
+ * "host: reason".
  */
 static bool
-declare_dlq(const char *dlq, int64 deadline, StringInfo why, const char **what)
+declare_dlq(const char *dlq, int64 deadline, StringInfo why, bool *answered)
 {
 	OutboxBroker declarer;
-	StompHeaderPair pairs[5];
+	StompHeaderPair pairs[64];
+	StompHeaderPair queue_pairs[64];
+	char	   *last_resort = psprintf("DLQ.DLQ.%s", dlq);
 	uint64_t	receipt;
 	volatile bool ok = false;
+	int			n = 0;
+	int			nqueue;
+	int			i;
 
-	pairs[0].name = "durable";
-	pairs[0].value = "true";
-	pairs[1].name = "auto-delete";
-	pairs[1].value = "false";
-	pairs[2].name = "x-dead-letter-exchange";
-	pairs[2].value = "";
-	pairs[3].name = "x-dead-letter-routing-key";
-	pairs[3].value = dlq;
-	pairs[4].name = "prefetch-count";
-	pairs[4].value = "1";
+	pairs[n].name = "durable";
+	pairs[n++].value = "true";
+	pairs[n].name = "auto-delete";
+	pairs[n++].value = "false";
+	pairs[n].name = "x-dead-letter-exchange";
+	pairs[n++].value = "";
+	pairs[n].name = "x-dead-letter-routing-key";
+	pairs[n++].value = last_resort;
+	pairs[n].name = "prefetch-count";
+	pairs[n++].value = "1";
+	/* the queue's type, and no other of its arguments */
+	nqueue = parse_queue_headers(queue_pairs, lengthof(queue_pairs));
+	for (i = 0; i < nqueue; i++)
+		if (strcmp(queue_pairs[i].name, "x-queue-type") == 0)
+			pairs[n++] = queue_pairs[i];
 
+	*answered = false;
 	outbox_broker_init(&declarer);
 	PG_TRY();
 	{
-		*what = "could not connect";
-		if (outbox_broker_connect(&declarer, deadline, why))
+		StringInfoData failures;
+
+		initStringInfo(&failures);
+		if (!outbox_broker_connect(&declarer, deadline, &failures))
+			appendStringInfoString(why, failures.data);
+		else
 		{
+			*answered = true;
 			if (stomp_conn_subscribe(declarer.conn, dlq_sub_id,
 									 psprintf("/queue/%s", dlq),
-									 "client-individual", pairs, 5,
+									 "client-individual", pairs, n,
 									 &receipt) == STOMP_OK &&
 				wait_for_receipt(&declarer, receipt, deadline))
-				ok = true;
-			else
 			{
-				*what = psprintf("could not declare its dead-letter queue \"%s\"", dlq);
-				appendStringInfoString(why,
-									   stomp_conn_state(declarer.conn) == STOMP_CONN_OPEN ?
-									   "no receipt" : stomp_conn_error(declarer.conn));
+				ok = true;
+				declare_last_resort(&declarer, last_resort, pairs, n, deadline);
 			}
+			else
+				outbox_broker_note_failure(why, declarer.where,
+										   stomp_conn_state(declarer.conn) == STOMP_CONN_OPEN ?
+										   "no receipt for SUBSCRIBE" :
+										   stomp_conn_error(declarer.conn));
 		}
 		/* a clean goodbye, not waited for long */
 		if (ok && stomp_conn_disconnect(declarer.conn, outbox_monotonic_ms()) == STOMP_OK)
@@ -642,6 +728,48 @@ declare_dlq(const char *dlq, int64 deadline, StringInfo why, const char **what)
 	}
 	PG_END_TRY();
 	return ok;
+}
+
+/*
+ * Declare the DLQ if it is not known to be there and its retry is due.  A
+ * refusal saying that it exists with other arguments (django-outbox-pattern's
+ * or an older outbox's) means it is there.  Any other failure is shown and
+ * logged, and the DLQ is declared again on the short schedule; consuming
+ * goes on meanwhile.
+ */
+static void
+try_declare_dlq(const char *dlq, int64 deadline)
+{
+	StringInfoData why;
+	bool		answered;
+	int64		now = outbox_monotonic_ms();
+
+	if (dlq_ready || now < dlq_retry_at_ms)
+		return;
+	initStringInfo(&why);
+	if (declare_dlq(dlq, deadline, &why, &answered))
+		dlq_ready = true;
+	else if (answered &&
+			 stomp_refusal_classify(why.data) == STOMP_REFUSAL_INEQUIVALENT)
+	{
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\" uses its dead-letter queue \"%s\" as it was declared",
+						queue_name, dlq),
+				 errdetail("%s", why.data)));
+		dlq_ready = true;
+	}
+	else
+	{
+		char	   *problem = psprintf("could not declare its dead-letter queue \"%s\": %s",
+									   dlq, why.data);
+
+		strlcpy(dlq_problem, problem, sizeof(dlq_problem));
+		outbox_slot_set_error(problem);
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\" %s", queue_name, problem),
+				 errhint("Consuming goes on; a message to dead-letter, and those behind it, wait in the queue until the dead-letter queue can be declared.")));
+		dlq_retry_at_ms = now + STOMP_DECLARE_RETRY_CAP_MS;
+	}
 }
 
 /*
@@ -728,10 +856,10 @@ subscribe_queue(const char *dlq, int64 deadline, StringInfo why)
 							 &receipt) != STOMP_OK ||
 		!wait_for_receipt(&broker, receipt, deadline))
 	{
-		appendStringInfoString(why,
-							   stomp_conn_state(broker.conn) == STOMP_CONN_OPEN ?
-							   "no receipt for SUBSCRIBE" :
-							   stomp_conn_error(broker.conn));
+		outbox_broker_note_failure(why, broker.where,
+								   stomp_conn_state(broker.conn) == STOMP_CONN_OPEN ?
+								   "no receipt for SUBSCRIBE" :
+								   stomp_conn_error(broker.conn));
 		return false;
 	}
 	return true;
@@ -748,8 +876,6 @@ ensure_subscribed(void)
 	int64		now = outbox_monotonic_ms();
 	int64		deadline;
 	char	   *dlq = psprintf("DLQ.%s", queue_name);
-	const char *what = NULL;
-
 	char	   *problem;
 
 	if (connected && subscribed)
@@ -778,35 +904,38 @@ ensure_subscribed(void)
 	}
 
 	outbox_slot_set_state(OUTBOX_STATE_CONNECTING, NULL);
-	initStringInfo(&failures);
 	deadline = now + (int64) broker.hosts.count * 15000;
-	if (!declare_dlq(dlq, deadline, &failures, &what))
-	{
-		back_off(what, failures.data);
-		return false;
-	}
+	/* never a reason not to consume (see the file header) */
+	try_declare_dlq(dlq, deadline);
+
+	initStringInfo(&failures);
 	if (!outbox_broker_connect(&broker, deadline, &failures))
 	{
-		back_off("could not connect", failures.data);
+		back_off(STOMP_FAILURE_CONNECT, "could not connect", failures.data);
 		return false;
 	}
 	connected = true;
 	session++;
+	stomp_retry_connected(&retry);
 
+	/* a refusal names the broker that answered, and nothing before it */
+	resetStringInfo(&failures);
 	if (!subscribe_queue(dlq, outbox_monotonic_ms() + SUBSCRIBE_TIMEOUT_MS,
 						 &failures))
 	{
 		disconnect();
-		back_off(psprintf("could not subscribe to \"%s\"", destination),
+		back_off(STOMP_FAILURE_DECLARE,
+				 psprintf("could not subscribe to \"%s\"", destination),
 				 failures.data);
 		return false;
 	}
 	subscribed = true;
-	if (connect_failures > 0)
+	if (recovering)
 		ereport(LOG,
 				(errmsg("outbox consumer of queue \"%s\" subscribed at %s",
 						queue_name, broker.where)));
-	connect_failures = 0;
+	recovering = false;
+	stomp_retry_subscribed(&retry);
 	outbox_slot_set_state(OUTBOX_STATE_CONNECTED, broker.where);
 	return true;
 }
@@ -1233,6 +1362,7 @@ run_callback(Delivery *d, Jsonb *body, Jsonb *headers)
 	Datum		values[6];
 	bool		nulls[6];
 	const char *dest = stomp_frame_get_header(d->frame, "destination");
+	const StompHeader *corr;
 	Datum		result;
 	bool		result_isnull;
 	int			timeout_ms;
@@ -1272,6 +1402,18 @@ run_callback(Delivery *d, Jsonb *body, Jsonb *headers)
 	/* deferrable constraints fire at the end of the callback's statements */
 	set_constraints_immediate();
 	guc_level = outbox_push_search_path(callback_search_path);
+	/*
+	 * What the callback writes carries the message's correlation id on, as
+	 * django-outbox-pattern's consumer does with its request id; a value
+	 * the setting refuses is ignored (a fresh one is made).  Undone with
+	 * the callback's other settings.
+	 */
+	corr = stomp_frame_find_header(d->frame, "dop-correlation-id");
+	if (corr != NULL && corr->value_len > 0)
+		(void) set_config_option("outbox.correlation_id",
+								 utf8_text(corr->value, corr->value_len),
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+								 true, DEBUG1, false);
 	enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
 	result = FunctionCallInvoke(fcinfo);
 	result_isnull = fcinfo->isnull;
@@ -1599,6 +1741,7 @@ acknowledge(Delivery *deliveries, int n, uint64 batch_session)
 {
 	uint64		processed = 0;
 	uint64		dead = 0;
+	bool		dlq_missing = false;
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -1622,6 +1765,15 @@ acknowledge(Delivery *deliveries, int n, uint64 batch_session)
 		Delivery   *d = &deliveries[i];
 		StompResult rc = STOMP_OK;
 
+		/*
+		 * No DLQ to take it: RabbitMQ would drop it.  Leave it to the
+		 * broker, which gets it back with the connection, dropped below.
+		 */
+		if (d->outcome == OUTCOME_DEAD && !dead_letter_by_send && !dlq_ready)
+		{
+			d->outcome = OUTCOME_NONE;
+			dlq_missing = true;
+		}
 		if (d->outcome == OUTCOME_DEAD && dead_letter_by_send)
 		{
 			if (!dead_letter(d))
@@ -1662,6 +1814,14 @@ acknowledge(Delivery *deliveries, int n, uint64 batch_session)
 	}
 	/* write them now, without waiting */
 	stomp_conn_process(broker.conn, outbox_monotonic_ms());
+	if (dlq_missing)
+	{
+		(void) outbox_broker_wait(&broker, outbox_monotonic_ms() + 100);
+		disconnect();
+		back_off(STOMP_FAILURE_DECLARE,
+				 "could not dead-letter a message, which waits in the queue",
+				 dlq_problem);
+	}
 }
 
 /*
@@ -1921,7 +2081,7 @@ outbox_consumer_main(Datum main_arg)
 					 errhint("The messages not yet acknowledged will be delivered again.")));
 			/* the broker takes the batch back with the connection */
 			disconnect();
-			back_off("failed", edata->message);
+			back_off(STOMP_FAILURE_CONNECT, "failed", edata->message);
 		}
 		PG_END_TRY();
 	}

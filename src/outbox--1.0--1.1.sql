@@ -288,3 +288,14 @@ CREATE EVENT TRIGGER outbox_ddl_command_start_table ON ddl_command_start
 	WHEN TAG IN ('ALTER TABLE')
 	EXECUTE FUNCTION outbox.ddl_command_start();
 ALTER EVENT TRIGGER outbox_ddl_command_start_table ENABLE ALWAYS;
+
+-- outbox.check_destination(): whether the queue a destination sends to
+-- exists at the broker, to check before publishing (RabbitMQ confirms, and
+-- drops, a message no queue takes).  Granted like send_event().
+CREATE FUNCTION outbox.check_destination(destination text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'outbox_check_destination_sql'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION outbox.check_destination(text) IS
+'whether the broker has the queue of a /queue/ or /amq/queue/ destination';
+REVOKE ALL ON FUNCTION outbox.check_destination(text) FROM PUBLIC;

@@ -162,12 +162,28 @@ typedef struct OutboxBroker
 	char		refusal[STOMP_ERRMSG_SIZE]; /* what the broker said to it */
 } OutboxBroker;
 
+/* how a wait for a RECEIPT ended (outbox_broker_await_receipt) */
+typedef enum OutboxReceiptWait
+{
+	OUTBOX_RECEIPT_CONFIRMED,
+	OUTBOX_RECEIPT_REFUSED,		/* the broker's ERROR */
+	OUTBOX_RECEIPT_LOST,		/* the connection closed */
+	OUTBOX_RECEIPT_TIMED_OUT
+} OutboxReceiptWait;
+
 extern int64 outbox_monotonic_ms(void);
 extern char *outbox_broker_settings(void);
 extern void outbox_broker_init(OutboxBroker *broker);
+extern void outbox_broker_note_failure(StringInfo failures, const char *where,
+									   const char *reason);
+extern void outbox_broker_connect_or_error(OutboxBroker *broker,
+										   int64 deadline_ms);
 extern bool outbox_broker_connect(OutboxBroker *broker, int64 deadline_ms,
 								  StringInfo failures);
 extern int	outbox_broker_wait(OutboxBroker *broker, int64 deadline_ms);
+extern OutboxReceiptWait outbox_broker_await_receipt(OutboxBroker *broker,
+													 uint64_t receipt,
+													 int64 deadline_ms);
 extern void outbox_broker_wait_interruptible(OutboxBroker *broker,
 											 int64 deadline_ms);
 extern void outbox_broker_close(OutboxBroker *broker);
@@ -221,7 +237,7 @@ typedef struct OutboxWorkerSlot
 	char		queue[OUTBOX_MAX_QUEUE_NAME_LEN + 1];
 	int64		subscription_id;	/* consumers: outbox.subscription.id */
 	Oid			role;			/* consumers: run_as, whose status it is */
-	char		last_error[256];
+	char		last_error[1024];
 	TimestampTz last_error_at;
 	TimestampTz started_at;
 	/* atomics, written by the owner; keep them last (status.c copies up to sent) */

@@ -70,41 +70,33 @@ send_and_confirm(OutboxBroker *broker, OutboxMessage *message,
 						broker->where),
 				 errdetail("%s", stomp_conn_error(broker->conn))));
 
-	for (;;)
+	switch (outbox_broker_await_receipt(broker, receipt, deadline_ms))
 	{
-		StompEvent	event;
-
-		while (stomp_conn_next_event(broker->conn, &event))
-		{
-			StompEventType type = event.type;
-			uint64_t	id = event.receipt_id;
-
-			stomp_event_clear(&event);
-			if (type == STOMP_EVENT_RECEIPT && id == receipt)
-				return;
-			if (type == STOMP_EVENT_ERROR)
-				ereport(ERROR,
-						(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-						 errmsg("STOMP broker at %s refused the message",
-								broker->where),
-						 errdetail("The broker said: %s",
-								   stomp_conn_error(broker->conn))));
-			if (type == STOMP_EVENT_CLOSED)
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("connection to the STOMP broker at %s was lost before it confirmed the message",
-								broker->where),
-						 errdetail("%s", stomp_conn_error(broker->conn)),
-						 errhint("The broker may or may not have received the message.")));
-		}
-
-		if (outbox_monotonic_ms() >= deadline_ms)
+		case OUTBOX_RECEIPT_CONFIRMED:
+			return;
+		case OUTBOX_RECEIPT_REFUSED:
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("STOMP broker at %s refused the message",
+							broker->where),
+					 errdetail("The broker said: %s",
+							   stomp_conn_error(broker->conn))));
+			break;
+		case OUTBOX_RECEIPT_LOST:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("connection to the STOMP broker at %s was lost before it confirmed the message",
+							broker->where),
+					 errdetail("%s", stomp_conn_error(broker->conn)),
+					 errhint("The broker may or may not have received the message.")));
+			break;
+		case OUTBOX_RECEIPT_TIMED_OUT:
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("STOMP broker at %s did not confirm the message within outbox.send_timeout (%d s)",
 							broker->where, outbox_send_timeout),
 					 errhint("The broker may or may not have received the message.")));
-		outbox_broker_wait_interruptible(broker, deadline_ms);
+			break;
 	}
 }
 
@@ -181,26 +173,7 @@ outbox_send_event(PG_FUNCTION_ARGS)
 	outbox_broker_init(&broker);
 	PG_TRY();
 	{
-		StringInfoData failures;
-
-		initStringInfo(&failures);
-		if (!outbox_broker_connect(&broker, deadline, &failures))
-		{
-			if (broker.login_refused)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-						 errmsg("STOMP broker refused the login of user \"%s\"",
-								outbox_stomp_username),
-						 errdetail("The broker said: %s", broker.refusal),
-						 errhint("Check outbox.stomp_username, the passcode in outbox.stomp_passcode_file, and outbox.stomp_vhost.")));
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not connect to any STOMP broker"),
-					 errdetail("Tried %s.", failures.data),
-					 outbox_stomp_use_ssl ?
-					 errhint("Check outbox.stomp_host_and_ports, that the broker is running with TLS on that port, and the outbox.stomp_ca_certs, outbox.stomp_cert_file, outbox.stomp_key_file and outbox.stomp_ssl_password_file settings.") :
-					 errhint("Check outbox.stomp_host_and_ports and that the broker is running.")));
-		}
+		outbox_broker_connect_or_error(&broker, deadline);
 		send_and_confirm(&broker, &message, deadline);
 		disconnect_politely(&broker);
 	}

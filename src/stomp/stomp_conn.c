@@ -661,6 +661,7 @@ stomp_fail_with_error_frame(StompConn *conn, StompFrame *frame,
 	char		msg[STOMP_ERRMSG_SIZE];
 	char		body[STOMP_ERRMSG_SIZE];
 	const char *m;
+	int			len;
 	uint64_t	rid = 0;
 	size_t		i;
 
@@ -673,13 +674,18 @@ stomp_fail_with_error_frame(StompConn *conn, StompFrame *frame,
 	stomp_sanitize(msg, sizeof(msg), m ? m : "", m ? strlen(m) : 0);
 	stomp_sanitize(body, sizeof(body), frame->body ? frame->body : "",
 				   frame->body_len);
+	/* whole: the broker's reason is what an operator needs */
 	if (msg[0] && body[0] && strcmp(msg, body) != 0)
-		snprintf(conn->errmsg, sizeof(conn->errmsg), "%s: %.150s: %.60s", prefix, msg, body);
+		len = snprintf(conn->errmsg, sizeof(conn->errmsg), "%s: %s: %s",
+					   prefix, msg, body);
 	else if (msg[0] || body[0])
-		snprintf(conn->errmsg, sizeof(conn->errmsg), "%s: %.200s", prefix,
-				 msg[0] ? msg : body);
+		len = snprintf(conn->errmsg, sizeof(conn->errmsg), "%s: %s", prefix,
+					   msg[0] ? msg : body);
 	else
-		snprintf(conn->errmsg, sizeof(conn->errmsg), "%s", prefix);
+		len = snprintf(conn->errmsg, sizeof(conn->errmsg), "%s", prefix);
+	/* longer than any reason RabbitMQ gives: say that it was cut */
+	if (len >= (int) sizeof(conn->errmsg))
+		memcpy(conn->errmsg + sizeof(conn->errmsg) - 4, "...", 4);
 
 	(void) stomp_parse_receipt(stomp_frame_get_header(frame, "receipt-id"), &rid);
 	conn->state = STOMP_CONN_FAILED;

@@ -74,6 +74,44 @@ extern int64_t stomp_backoff_decorrelated(int64_t prev_ms, int64_t base_ms,
 										  int64_t cap_ms, uint64_t rnd);
 
 /* ----------------------------------------------------------------
+ * in stomp_retry.c: a consumer's retry schedules, refusals (pure)
+ * ----------------------------------------------------------------
+ */
+
+/* first delay of both schedules, doubling */
+#define STOMP_RETRY_BASE_MS			1000
+/* the longest wait after a refused declaration */
+#define STOMP_DECLARE_RETRY_CAP_MS	15000
+
+typedef enum StompFailure
+{
+	STOMP_FAILURE_CONNECT,		/* no login: exponential, up to the cap */
+	STOMP_FAILURE_DECLARE		/* a broker refused a declaration: short */
+} StompFailure;
+
+typedef struct StompRetry
+{
+	unsigned int connect_failures;	/* in a row, since the last login */
+	unsigned int declare_failures;	/* in a row, since the last subscription */
+} StompRetry;
+
+typedef enum StompRefusal
+{
+	STOMP_REFUSAL_OTHER,
+	STOMP_REFUSAL_INEQUIVALENT, /* the queue exists with other arguments */
+	STOMP_REFUSAL_NOT_FOUND,	/* missing, or its home node is down */
+	STOMP_REFUSAL_ACCESS		/* the user may not */
+} StompRefusal;
+
+extern void stomp_retry_reset(StompRetry *retry);
+extern void stomp_retry_connected(StompRetry *retry);
+extern void stomp_retry_subscribed(StompRetry *retry);
+extern int64_t stomp_retry_failed(StompRetry *retry, StompFailure kind,
+								  int64_t now_ms, int64_t max_backoff_ms,
+								  uint64_t rnd);
+extern StompRefusal stomp_refusal_classify(const char *text);
+
+/* ----------------------------------------------------------------
  * in stomp_heartbeat.c: heart-beat negotiation and timers (pure)
  * ----------------------------------------------------------------
  */

@@ -33,7 +33,7 @@
 #endif
 
 /* Size of every error-message buffer in the STOMP client. */
-#define STOMP_ERRMSG_SIZE	256
+#define STOMP_ERRMSG_SIZE	1024
 
 /* ----------------------------------------------------------------
  * in stomp_buf.c: a growable byte buffer

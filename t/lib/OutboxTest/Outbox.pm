@@ -37,6 +37,35 @@ outbox.stomp_heartbeats = '1000,1000'
 	return $node;
 }
 
+# A callback cb(outbox.payload) in database postgres that records each
+# message in table effects (msg_id, body), and refuses (returns false for)
+# a body with a key "refuse".
+sub recording_callback
+{
+	my ($node) = @_;
+	$node->safe_psql('postgres', q{
+	CREATE TABLE effects (msg_id text, body jsonb);
+	CREATE FUNCTION cb(p outbox.payload) RETURNS boolean LANGUAGE plpgsql AS $$
+	BEGIN
+		IF p.body ? 'refuse' THEN
+			RETURN false;
+		END IF;
+		INSERT INTO effects VALUES (p.msg_id, p.body);
+		RETURN true;
+	END $$;
+});
+	return;
+}
+
+# The effects of the messages whose msg_id is LIKE $like, as
+# "effects/distinct messages": "N/N" when each took effect once.
+sub effects_count
+{
+	my ($node, $like) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT count(*) || '/' || count(DISTINCT msg_id) FROM effects WHERE msg_id LIKE '$like'");
+}
+
 # Wait until the outbox of a node holds no scheduled row matching $where.
 sub wait_sent
 {

@@ -90,6 +90,10 @@ folder (default: a new temporary directory inside the test's tmp_check).
 B<tls>, if given, adds a STOMP TLS listener on its own port (client
 certificates are checked when sent, required only with fail_if_no_peer_cert).
 B<log_level> (or $OUTBOX_RABBITMQ_LOG_LEVEL) may be C<debug>.
+For a cluster (OutboxTest::RabbitMQCluster): B<cookie> gives the Erlang
+cookie (default: a random one), and B<epmd_port> an epmd port shared with
+other nodes; the node whose new() got no epmd_port starts that epmd and
+stops it when it is torn down, the others only use it.
 
 =cut
 
@@ -133,9 +137,12 @@ sub new
 		beam_pid      => undef,    # the Erlang VM, from the pid file
 		epmd_pid      => undef,    # our child: the private epmd
 		ports         => {},
+		cookie        => $args{cookie},
+		shared_epmd   => defined $args{epmd_port},
 	}, $class;
 
-	$self->{ports}{$_} = _free_port() for qw(amqp dist stomp epmd);
+	$self->{ports}{$_} = _free_port() for qw(amqp dist stomp);
+	$self->{ports}{epmd} = $args{epmd_port} // _free_port();
 	$self->{ports}{stomp_tls} = _free_port() if $self->{tls};
 
 	$self->_write_files;
@@ -159,10 +166,29 @@ node's log with diag, if it does not.  Returns the seconds it took.
 sub start
 {
 	my ($self) = @_;
+	$self->start_begin;
+	return $self->start_finish;
+}
+
+=pod
+
+=item $mq->start_begin
+
+=item $mq->start_finish
+
+The two halves of C<start>, so that several nodes boot at once: start_begin
+launches the node and returns at once, start_finish waits for it (and dies
+as start does).  start_finish returns the seconds since start_begin.
+
+=cut
+
+sub start_begin
+{
+	my ($self) = @_;
 
 	croak "node $self->{nodename} is already running" if $self->is_running;
 
-	my $t0 = time;
+	$self->{start_t0} = time;
 	$self->_start_epmd;
 
 	unlink $self->pid_file;
@@ -191,9 +217,20 @@ sub start
 	# run it in the background so that an early death of the server is
 	# noticed at once instead of after the whole timeout.
 	my ($out, $err) = ('', '');
+	$self->{start_out} = \$out;
+	$self->{start_err} = \$err;
 	my @cmd = ("$RABBITMQ_BIN/rabbitmqctl", '-n', $self->{nodename},
 		'wait', $self->pid_file, '--timeout', $self->{start_timeout});
-	my $h = $self->_run_start(\@cmd, \$out, \$err);
+	$self->{start_wait} = $self->_run_start(\@cmd, \$out, \$err);
+	return;
+}
+
+sub start_finish
+{
+	my ($self) = @_;
+	my $h = delete $self->{start_wait}
+	  or croak "start_finish without start_begin";
+	my ($out, $err) = (delete $self->{start_out}, delete $self->{start_err});
 	my $deadline = time + $self->{start_timeout} + 10;
 	my $failure;
 	while (1)
@@ -201,7 +238,7 @@ sub start
 		if (!$h->pumpable)
 		{
 			$h->finish;
-			$failure = "rabbitmqctl wait failed: $out$err"
+			$failure = "rabbitmqctl wait failed: $$out$$err"
 			  if $h->result != 0;
 			last;
 		}
@@ -246,7 +283,7 @@ sub start
 		croak "could not start RabbitMQ node $self->{nodename}: $failure";
 	}
 
-	my $elapsed = time - $t0;
+	my $elapsed = time - $self->{start_t0};
 	_note(sprintf("RabbitMQ node %s started in %.1f s (pid %d, STOMP %d%s)",
 			$self->{nodename}, $elapsed, $self->{beam_pid}, $self->stomp_port,
 			$self->{tls} ? ", STOMP+TLS " . $self->stomp_tls_port : ''));
@@ -724,7 +761,8 @@ sub _write_files
 	my $cookie_file = "$d/home/.erlang.cookie";
 	if (!-e $cookie_file)
 	{
-		my $cookie = join('', map { ('A' .. 'Z')[ int(rand(26)) ] } 1 .. 20);
+		my $cookie = $self->{cookie}
+		  // join('', map { ('A' .. 'Z')[ int(rand(26)) ] } 1 .. 20);
 		_write_file($cookie_file, $cookie);
 		chmod 0400, $cookie_file;
 	}
@@ -737,6 +775,7 @@ sub _start_epmd
 {
 	my ($self) = @_;
 	my $port = $self->{ports}{epmd};
+	return if $self->{shared_epmd};    # another node of the cluster runs it
 	return if $self->{epmd_pid} && _pid_alive($self->{epmd_pid});
 
 	my %env = $self->_env;
