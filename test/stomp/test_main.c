@@ -52,6 +52,8 @@ main(void)
 	test_conn_pure();
 	printf("connection tests (socketpair fake broker)\n");
 	test_conn_io();
+	printf("broker ERROR classification tests\n");
+	test_refusal();
 
 	printf("%d passed, %d failed\n", test_passed, test_failed);
 	return test_failed == 0 ? 0 : 1;

@@ -27,5 +27,6 @@ extern bool test_check(bool ok, const char *expr, const char *file, int line);
 extern void test_codec(void);
 extern void test_conn_pure(void);
 extern void test_conn_io(void);
+extern void test_refusal(void);
 
 #endif							/* STOMP_TEST_UTIL_H */
