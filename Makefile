@@ -23,15 +23,18 @@ OBJS = \
 	src/consumer.o \
 	src/ddl.o \
 	src/destination.o \
+	src/destination_state.o \
 	src/launcher.o \
 	src/message.o \
 	src/outbox.o \
+	src/pause.o \
 	src/privileges.o \
 	src/publish.o \
 	src/publish_config.o \
 	src/published.o \
 	src/publisher.o \
 	src/redrive.o \
+	src/refusal.o \
 	src/secret.o \
 	src/send_event.o \
 	src/settings.o \
@@ -51,7 +54,7 @@ SHLIB_LINK = -lssl -lcrypto
 REGRESS = capture published publish settings security ddl robustness \
 	destination_patterns \
 	generate_headers_path capture_config_path capture_trigger capture_writer \
-	hand_inserts
+	hand_inserts monitoring
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 
@@ -70,4 +73,4 @@ PROVE_FLAGS += -I t/lib
 
 # PGXS tracks no header dependencies: a changed struct must rebuild every
 # object that uses it
-$(OBJS): src/outbox.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
+$(OBJS): src/outbox.h src/refusal.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
