@@ -29,6 +29,12 @@
  * failed, with the broker's message in last_error.  outbox.redrive() puts
  * failed messages back.
  *
+ * Monitoring: every pass records its end and every RECEIPT its time in
+ * the worker's slot (outbox.status shows a "connected" publisher that
+ * stops passing as "stalled"); a RECEIPT, or a connection after failed
+ * ones, clears the last error; every SAVE_COUNTERS_MS the counts of this
+ * database's workers are added to outbox.counter_total.
+
  * Retention deletes succeeded and failed outbox rows, and received rows,
  * older than outbox.days_to_keep_data, at most once per
  * outbox.remove_data_interval, in batches of their own transactions.
@@ -41,11 +47,21 @@
  *   outbox.stomp_host_and_ports.  No message is charged an attempt, and
  *   unconfirmed messages stay scheduled: they are sent again (at least
  *   once).
- * - A broker ERROR: the session ends; the unconfirmed messages become
- *   suspects for the isolation lane; the one the broker refuses alone is
- *   charged one attempt.  An ERROR that arrives while output is still
- *   being written is read all the same (the STOMP client reads what the
- *   broker sent before a failed write), with the RECEIPTs before it.
+ * - A broker ERROR: the session ends.  What it refuses is read from the
+ *   frame (refusal.c).  An ERROR about a destination as a whole (a
+ *   missing exchange, access refused) holds that destination apart, its
+ *   messages uncharged, and a queue that exists with other arguments is
+ *   sent to by /amq/queue/ (destination_state.c); if the ERROR names
+ *   exactly one destination in flight, that is done at once and the rest
+ *   goes again in the next pass.  Otherwise the unconfirmed messages
+ *   become suspects for the isolation lane, and the one the broker
+ *   refuses alone is charged one attempt if the ERROR is about it, or
+ *   its destination is held.  A held destination is probed with one
+ *   message alone when its hold is up.  An ERROR that arrives while
+ *   output is still being written is read all the same (the STOMP client
+ *   reads what the broker sent before a failed write), with the RECEIPTs
+ *   before it.
+ * - Paused destinations (outbox.pause()) are left out of every fetch.
  * - A connection lost twice in a row while sending: the reconnection
  *   backs off as after a failed connect, so that a broker that drops
  *   every session is not hammered.

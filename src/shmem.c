@@ -420,9 +420,8 @@ outbox_slot_note_sent(void)
 		return;
 	SpinLockAcquire(&my_slot->mutex);
 	my_slot->last_sent_at = GetCurrentTimestamp();
-	my_slot->last_error[0] = '\0';
-	my_slot->last_error_at = 0;
 	SpinLockRelease(&my_slot->mutex);
+	outbox_slot_clear_error();
 }
 
 /*
