@@ -37,7 +37,7 @@ COMMENT ON FUNCTION outbox.resume(text) IS
 'send the messages of a paused destination again; returns false if it was not paused';
 REVOKE ALL ON FUNCTION outbox.resume(text) FROM PUBLIC;
 
--- Counters kept across restarts: what the workers of this database counted
+-- Counters kept across restarts (and pg_dump): what the workers of this database counted
 -- since the row was made, moved here from shared memory by the publisher at
 -- most every few seconds (never an UPDATE per message).  outbox.status
 -- adds what the running workers counted and have not moved yet.
@@ -54,6 +54,7 @@ CREATE TABLE outbox.counter_total (
 );
 COMMENT ON TABLE outbox.counter_total IS
 'messages counted by the outbox workers of this database since "since", across restarts';
+SELECT pg_catalog.pg_extension_config_dump('outbox.counter_total', '');
 GRANT SELECT ON outbox.counter_total TO pg_monitor;
 
 -- The destinations the publisher holds apart: refused by the broker as a
