@@ -102,6 +102,16 @@ test_refusal(void)
 	CHECK(outbox_classify_refusal(f) == OUTBOX_REFUSAL_MESSAGE);
 	stomp_frame_free(f);
 
+	/* a property of the one message the broker will not take */
+	f = error_frame("precondition_failed",
+					"PRECONDITION_FAILED - invalid expiration 'never': no_integer");
+	CHECK(outbox_classify_refusal(f) == OUTBOX_REFUSAL_MESSAGE);
+	stomp_frame_free(f);
+	/* RabbitMQ's catch-all, about a frame it could not process */
+	f = error_frame("Processing error", "Processing error");
+	CHECK(outbox_classify_refusal(f) == OUTBOX_REFUSAL_MESSAGE);
+	stomp_frame_free(f);
+
 	/* a bad header, or anything unknown: the message */
 	f = error_frame("Invalid header", "'x-foo' is not allowed here");
 	CHECK(outbox_classify_refusal(f) == OUTBOX_REFUSAL_MESSAGE);
