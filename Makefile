@@ -24,9 +24,11 @@ OBJS = \
 	src/consumer.o \
 	src/ddl.o \
 	src/destination.o \
+	src/destination_state.o \
 	src/launcher.o \
 	src/message.o \
 	src/outbox.o \
+	src/pause.o \
 	src/privileges.o \
 	src/publish.o \
 	src/publish_config.o \
@@ -35,6 +37,7 @@ OBJS = \
 	src/queue_check.o \
 	src/redrive.o \
 	src/replay.o \
+	src/refusal.o \
 	src/secret.o \
 	src/send_event.o \
 	src/settings.o \
@@ -55,7 +58,7 @@ SHLIB_LINK = -lssl -lcrypto
 REGRESS = capture published publish settings security ddl robustness \
 	destination_patterns \
 	generate_headers_path capture_config_path capture_trigger capture_writer \
-	hand_inserts partitions replay packaging
+	hand_inserts partitions replay packaging monitoring
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 
@@ -79,7 +82,7 @@ PROVE_FLAGS += -I t/lib
 
 # PGXS tracks no header dependencies: a changed struct must rebuild every
 # object that uses it
-$(OBJS): src/outbox.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
+$(OBJS): src/outbox.h src/refusal.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
 
 # version.c is built for the control file's default_version
 src/version.o: outbox.control

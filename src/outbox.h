@@ -191,6 +191,10 @@ extern void outbox_broker_free(OutboxBroker *broker);
 
 /* in shmem.c */
 #define OUTBOX_MAX_WORKERS 64
+/* Longest broker reason or error kept for outbox.status and outbox.destinations */
+#define OUTBOX_MAX_REASON_LEN 1024
+/* Destinations held apart or rerouted at once, over all databases */
+#define OUTBOX_MAX_HELD_DESTINATIONS 128
 /* Longest queue name: RabbitMQ's 255 bytes, less the "DLQ." of its DLQ */
 #define OUTBOX_MAX_QUEUE_NAME_LEN 251
 
@@ -237,15 +241,54 @@ typedef struct OutboxWorkerSlot
 	char		queue[OUTBOX_MAX_QUEUE_NAME_LEN + 1];
 	int64		subscription_id;	/* consumers: outbox.subscription.id */
 	Oid			role;			/* consumers: run_as, whose status it is */
-	char		last_error[1024];
+	char		last_error[OUTBOX_MAX_REASON_LEN];
 	TimestampTz last_error_at;
 	TimestampTz started_at;
+	TimestampTz last_sent_at;	/* publishers: the last RECEIPT taken in */
+	TimestampTz last_active_at; /* publishers: the end of the last pass */
 	/* atomics, written by the owner; keep them last (status.c copies up to sent) */
 	pg_atomic_uint64 sent;
 	pg_atomic_uint64 failed;
 	pg_atomic_uint64 processed;
 	pg_atomic_uint64 dead_lettered;
+	/* counted, not yet added to outbox.counter_total (the publisher moves them) */
+	pg_atomic_uint64 unsaved[4];	/* by OutboxCounter */
 } OutboxWorkerSlot;
+
+/*
+ * A destination that the publisher of a database holds apart (the broker
+ * refused it as a whole) or sends by another route (/queue/q through
+ * /amq/queue/q); see destination_state.c.  Under OutboxShared->lock,
+ * written by that publisher only.
+ */
+typedef enum OutboxHoldState
+{
+	OUTBOX_HOLD_FREE,			/* the entry is unused */
+	OUTBOX_HOLD_HELD,			/* none of its messages are sent */
+	OUTBOX_HOLD_REROUTED		/* sent to route instead */
+} OutboxHoldState;
+
+typedef struct OutboxHeldDestination
+{
+	OutboxHoldState state;
+	Oid			database;
+	char		destination[OUTBOX_MAX_DESTINATION_LEN + 1];
+	char		reason[OUTBOX_MAX_REASON_LEN];
+	int			refusals;		/* in a row */
+	TimestampTz since;
+	TimestampTz next_retry_at;	/* held: the next probe; rerouted: the
+								 * next try of the destination itself */
+} OutboxHeldDestination;
+
+/* What a worker counted and has not saved (outbox_unsaved_counts()) */
+typedef struct OutboxUnsavedCounts
+{
+	int			slot;
+	pid_t		pid;
+	OutboxWorkerKind kind;
+	char		queue[OUTBOX_MAX_QUEUE_NAME_LEN + 1];
+	uint64		counts[4];		/* by OutboxCounter */
+} OutboxUnsavedCounts;
 
 typedef struct OutboxShared
 {
@@ -253,6 +296,7 @@ typedef struct OutboxShared
 	/* bumped when a subscribe() or unsubscribe() commits (launcher.c) */
 	pg_atomic_uint64 subscription_generation;
 	OutboxWorkerSlot slots[OUTBOX_MAX_WORKERS];
+	OutboxHeldDestination held[OUTBOX_MAX_HELD_DESTINATIONS];
 } OutboxShared;
 
 extern OutboxShared *outbox_shared;
@@ -269,7 +313,27 @@ extern OutboxWorkerSlot *outbox_my_slot(void);
 extern void outbox_slot_set_state(OutboxWorkerState state, const char *broker);
 extern void outbox_slot_set_error(const char *message);
 extern void outbox_slot_count(OutboxCounter counter, uint64 n);
+extern void outbox_slot_clear_error(void);
+extern void outbox_slot_note_sent(void);
+extern void outbox_slot_note_active(void);
+extern int	outbox_unsaved_counts(OutboxUnsavedCounts *out);
+extern void outbox_unsaved_counts_saved(const OutboxUnsavedCounts *saved,
+										int n);
 extern const char *outbox_state_name(OutboxWorkerState state);
+
+/* in destination_state.c: also outbox.destination_state() */
+extern bool outbox_hold_destination(const char *destination,
+									const char *reason);
+extern bool outbox_reroute_destination(const char *destination,
+									   const char *reason);
+extern bool outbox_destination_rerouted(const char *destination);
+extern void outbox_release_destination(const char *destination);
+extern char *outbox_due_held_destination(void);
+extern Datum outbox_held_destinations(void);
+extern int	outbox_held_destination_count(Oid database);
+extern void outbox_forget_destinations(void);
+
+/* in pause.c: outbox.pause() and outbox.resume() live there */
 
 /* in wakeup.c */
 extern void outbox_wake_publisher_at_commit(void);

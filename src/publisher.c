@@ -29,6 +29,12 @@
  * failed, with the broker's message in last_error.  outbox.redrive() puts
  * failed messages back.
  *
+ * Monitoring: every pass records its end and every RECEIPT its time in
+ * the worker's slot (outbox.status shows a "connected" publisher that
+ * stops passing as "stalled"); a RECEIPT, or a connection after failed
+ * ones, clears the last error; every SAVE_COUNTERS_MS the counts of this
+ * database's workers are added to outbox.counter_total.
+
  * Retention deletes succeeded and failed outbox rows, and received rows,
  * older than outbox.days_to_keep_data, at most once per
  * outbox.remove_data_interval, in batches of their own transactions.
@@ -41,11 +47,21 @@
  *   outbox.stomp_host_and_ports.  No message is charged an attempt, and
  *   unconfirmed messages stay scheduled: they are sent again (at least
  *   once).
- * - A broker ERROR: the session ends; the unconfirmed messages become
- *   suspects for the isolation lane; the one the broker refuses alone is
- *   charged one attempt.  An ERROR that arrives while output is still
- *   being written is read all the same (the STOMP client reads what the
- *   broker sent before a failed write), with the RECEIPTs before it.
+ * - A broker ERROR: the session ends.  What it refuses is read from the
+ *   frame (refusal.c).  An ERROR about a destination as a whole (a
+ *   missing exchange, access refused) holds that destination apart, its
+ *   messages uncharged, and a queue that exists with other arguments is
+ *   sent to by /amq/queue/ (destination_state.c); if the ERROR names
+ *   exactly one destination in flight, that is done at once and the rest
+ *   goes again in the next pass.  Otherwise the unconfirmed messages
+ *   become suspects for the isolation lane, and the one the broker
+ *   refuses alone is charged one attempt if the ERROR is about it, or
+ *   its destination is held.  A held destination is probed with one
+ *   message alone when its hold is up.  An ERROR that arrives while
+ *   output is still being written is read all the same (the STOMP client
+ *   reads what the broker sent before a failed write), with the RECEIPTs
+ *   before it.
+ * - Paused destinations (outbox.pause()) are left out of every fetch.
  * - A connection lost twice in a row while sending: the reconnection
  *   backs off as after a failed connect, so that a broker that drops
  *   every session is not hammered.
@@ -77,6 +93,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "common/pg_prng.h"
@@ -90,12 +107,14 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "outbox.h"
+#include "refusal.h"
 
 /* first reconnection delay; doubles up to outbox.maximum_backoff */
 #define BACKOFF_BASE_MS			1000
@@ -118,6 +137,8 @@
 #define RETENTION_BATCH			5000
 /* attempts made at once before the pause (django-outbox-pattern's schedule) */
 #define IMMEDIATE_ATTEMPTS		3
+/* how often the counters are added to outbox.counter_total */
+#define SAVE_COUNTERS_MS		10000
 
 /* One message of a pass; in the pass context */
 typedef struct PendingMessage
@@ -148,6 +169,11 @@ typedef struct PassMessages
 	uint64_t	first_receipt;
 	int			outstanding;	/* sent, not yet confirmed */
 	int			confirmed;		/* receipts taken in */
+	/* the broker's ERROR that ended the session, if one did */
+	OutboxRefusal refusal;
+	char		refusal_text[OUTBOX_MAX_REASON_LEN];
+	/* the one destination in flight that the ERROR names, or NULL */
+	char	   *refused_destination;
 } PassMessages;
 
 /* How a batch of sends ended */
@@ -196,6 +222,9 @@ static SPIPlanPtr mark_succeeded_plan = NULL;
 static SPIPlanPtr mark_failed_plan = NULL;
 static SPIPlanPtr charge_attempt_plan = NULL;
 static SPIPlanPtr fail_message_plan = NULL;
+static SPIPlanPtr fetch_probe_plan = NULL;
+static bool plans_see_pauses = false;	/* outbox.destination_pause exists */
+static int64 counters_saved_ms = 0;
 
 PGDLLEXPORT void outbox_publisher_main(Datum main_arg);
 
@@ -228,6 +257,11 @@ static int	remember_suspects(PendingMessage *messages, int n);
 static void forget_suspect(pg_uuid_t *id);
 static void retention(void);
 static int64 retention_batch(const char *sql, Datum floor, Datum cutoff);
+static void note_refusal(PassMessages *pass, const StompFrame *error);
+static bool refuse_destination(const char *destination, OutboxRefusal refusal,
+							   const char *reason);
+static bool outbox_has_table(const char *relname);
+static void save_counters(void);
 
 /*
  * SIGHUP: reread postgresql.conf (a bad value is refused and the last good
@@ -304,9 +338,13 @@ ensure_connected(void)
 		/* before the pass that follows looks at the outbox */
 		outbox_accept_wakeups(true);
 		if (connect_failures > 0)
+		{
 			ereport(LOG,
 					(errmsg("outbox publisher connected to the STOMP broker at %s",
 							broker.where)));
+			/* the error was that it could not: over */
+			outbox_slot_clear_error();
+		}
 		connect_failures = 0;
 		outbox_slot_set_state(OUTBOX_STATE_CONNECTED, broker.where);
 		return true;
@@ -401,42 +439,61 @@ begin_pass(PassMessages *pass)
 static void
 prepare_plans(void)
 {
-	Oid			int_arg[1] = {INT4OID};
 	Oid			uuids_arg[1] = {UUIDARRAYOID};
-	Oid			fresh_args[3] = {UUIDARRAYOID, UUIDOID, INT4OID};
+	Oid			fresh_args[4] = {UUIDARRAYOID, UUIDOID, INT4OID, TEXTARRAYOID};
+	Oid			retrying_args[2] = {INT4OID, TEXTARRAYOID};
+	Oid			suspect_args[2] = {UUIDARRAYOID, TEXTARRAYOID};
 	Oid			charge_args[4] = {UUIDOID, INT4OID, TIMESTAMPTZOID, TEXTOID};
 	Oid			fail_args[2] = {UUIDOID, TEXTOID};
+	Oid			probe_arg[1] = {TEXTOID};
+	/* paused destinations (outbox.pause()) are left alone by every fetch */
+	const char *unpaused = plans_see_pauses ?
+		"   AND NOT EXISTS (SELECT FROM outbox.destination_pause dp"
+		"                    WHERE dp.destination = published.destination)" : "";
 
 	if (fetch_fresh_plan != NULL)
 		return;
 
+	/* and the destinations held apart ($n text[]) by all but the probe */
 	fetch_fresh_plan =
-		outbox_keep_plan("SELECT id, destination, body, headers, retry,"
-					 "       expires_at < now() AS expired"
-					 "  FROM outbox.published"
-					 " WHERE status = 'scheduled' AND retry = 0"
-					 "   AND next_attempt_at <= now() AND id <> ALL ($1)"
-					 "   AND id > $2"
-					 " ORDER BY id LIMIT $3"
-					 "   FOR UPDATE SKIP LOCKED",
-					 3, fresh_args);
+		outbox_keep_plan(psprintf("SELECT id, destination, body, headers, retry,"
+								  "       expires_at < now() AS expired"
+								  "  FROM outbox.published"
+								  " WHERE status = 'scheduled' AND retry = 0"
+								  "   AND next_attempt_at <= now() AND id <> ALL ($1)"
+								  "   AND id > $2 AND destination <> ALL ($4) %s"
+								  " ORDER BY id LIMIT $3"
+								  "   FOR UPDATE SKIP LOCKED", unpaused),
+						 4, fresh_args);
 	fetch_retrying_plan =
-		outbox_keep_plan("SELECT id, destination, body, headers, retry,"
-					 "       expires_at < now() AS expired"
-					 "  FROM outbox.published"
-					 " WHERE status = 'scheduled' AND retry > 0"
-					 "   AND next_attempt_at <= now()"
-					 " ORDER BY next_attempt_at, id LIMIT $1"
-					 "   FOR UPDATE SKIP LOCKED",
-					 1, int_arg);
+		outbox_keep_plan(psprintf("SELECT id, destination, body, headers, retry,"
+								  "       expires_at < now() AS expired"
+								  "  FROM outbox.published"
+								  " WHERE status = 'scheduled' AND retry > 0"
+								  "   AND next_attempt_at <= now()"
+								  "   AND destination <> ALL ($2) %s"
+								  " ORDER BY next_attempt_at, id LIMIT $1"
+								  "   FOR UPDATE SKIP LOCKED", unpaused),
+						 2, retrying_args);
 	fetch_suspect_plan =
-		outbox_keep_plan("SELECT id, destination, body, headers, retry,"
-					 "       expires_at < now() AS expired"
-					 "  FROM outbox.published"
-					 " WHERE status = 'scheduled' AND id = ANY ($1)"
-					 " ORDER BY id"
-					 "   FOR UPDATE SKIP LOCKED",
-					 1, uuids_arg);
+		outbox_keep_plan(psprintf("SELECT id, destination, body, headers, retry,"
+								  "       expires_at < now() AS expired"
+								  "  FROM outbox.published"
+								  " WHERE status = 'scheduled' AND id = ANY ($1)"
+								  "   AND destination <> ALL ($2) %s"
+								  " ORDER BY id"
+								  "   FOR UPDATE SKIP LOCKED", unpaused),
+						 2, suspect_args);
+	/* one due message of a held destination, sent alone to try it */
+	fetch_probe_plan =
+		outbox_keep_plan(psprintf("SELECT id, destination, body, headers, retry,"
+								  "       expires_at < now() AS expired"
+								  "  FROM outbox.published"
+								  " WHERE status = 'scheduled' AND destination = $1"
+								  "   AND next_attempt_at <= now() %s"
+								  " ORDER BY id LIMIT 1"
+								  "   FOR UPDATE SKIP LOCKED", unpaused),
+						 1, probe_arg);
 	mark_succeeded_plan =
 		outbox_keep_plan("UPDATE outbox.published"
 					 "   SET status = 'succeeded', last_error = NULL"
@@ -471,7 +528,7 @@ free_plans(void)
 {
 	SPIPlanPtr *plans[] = {&fetch_fresh_plan, &fetch_retrying_plan,
 		&fetch_suspect_plan, &mark_succeeded_plan, &mark_failed_plan,
-	&charge_attempt_plan, &fail_message_plan};
+	&charge_attempt_plan, &fail_message_plan, &fetch_probe_plan};
 	int			i;
 
 	for (i = 0; i < lengthof(plans); i++)
@@ -592,6 +649,10 @@ queue_sends(PassMessages *pass, int from, int64 deadline)
 							  frame_size, outbox_max_message_size);
 			renderable = false;
 		}
+		/* /queue/q known to exist with other arguments: see destination_state.c */
+		if (renderable && strncmp(wire.destination, "/queue/", 7) == 0 &&
+			outbox_destination_rerouted(m->destination))
+			wire.destination = psprintf("/amq/queue/%s", wire.destination + 7);
 		MemoryContextSwitchTo(old);
 		if (!renderable)
 		{
@@ -656,6 +717,8 @@ collect_receipts(PassMessages *pass, int max_outstanding, int64 deadline)
 			StompEventType type = event.type;
 			uint64_t	receipt = event.receipt_id;
 
+			if (type == STOMP_EVENT_ERROR)
+				note_refusal(pass, event.frame);
 			stomp_event_clear(&event);
 			if (type == STOMP_EVENT_RECEIPT && pass->nreceipts > 0 &&
 				receipt >= pass->first_receipt &&
@@ -729,6 +792,7 @@ mark_outcome(PassMessages *pass)
 		if (SPI_execute_plan(mark_succeeded_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not mark outbox messages succeeded");
 		outbox_slot_count(OUTBOX_COUNT_SENT, confirmed);
+		outbox_slot_note_sent();
 	}
 
 	for (i = 0; i < pass->n; i++)
@@ -835,6 +899,76 @@ fail_message(PendingMessage *message, const char *reason)
 }
 
 /*
+ * The broker ended the session with an ERROR: keep what it refuses (one
+ * message, or a destination: refusal.c) and its reason, whole, and which
+ * destination in flight it names, if exactly one.
+ */
+static void
+note_refusal(PassMessages *pass, const StompFrame *error)
+{
+	int			i;
+
+	pass->refusal = outbox_classify_refusal(error);
+	outbox_refusal_text(error, pass->refusal_text,
+						sizeof(pass->refusal_text));
+	pass->refused_destination = NULL;
+	for (i = 0; i < pass->n; i++)
+	{
+		PendingMessage *m = &pass->messages[i];
+
+		if (m->receipt == 0 || m->confirmed ||
+			!outbox_refusal_names(error, m->destination))
+			continue;
+		if (pass->refused_destination == NULL)
+			pass->refused_destination = m->destination;
+		else if (strcmp(pass->refused_destination, m->destination) != 0)
+		{
+			/* two destinations in flight fit: the isolation lane will tell */
+			pass->refused_destination = NULL;
+			return;
+		}
+	}
+}
+
+/*
+ * The broker refused a destination as a whole (see destination_state.c):
+ * send /queue/q by /amq/queue/q if q exists with other arguments, else
+ * hold the destination apart; its messages keep their attempts (the
+ * suspects sent to it wait with it: the fetches leave it out).  Returns false if there was no room
+ * to remember it: the caller then treats the refusal as a message's.
+ */
+static bool
+refuse_destination(const char *destination, OutboxRefusal refusal,
+				   const char *reason)
+{
+	if (refusal == OUTBOX_REFUSAL_QUEUE_ARGUMENTS &&
+		strncmp(destination, "/queue/", 7) == 0 &&
+		!outbox_destination_rerouted(destination))
+	{
+		if (!outbox_reroute_destination(destination, reason))
+			return false;
+		ereport(LOG,
+				(errmsg("outbox publisher: queue \"%s\" exists with other arguments than a SEND to \"%s\" declares; sending its messages to \"/amq/queue/%s\"",
+						destination + 7, destination, destination + 7),
+				 errdetail("The broker said: %s", reason)));
+		return true;
+	}
+	if (!outbox_hold_destination(destination, reason))
+	{
+		ereport(LOG,
+				(errmsg("outbox publisher: too many destinations are held apart to hold \"%s\"; its message is charged an attempt",
+						destination)));
+		return false;
+	}
+	ereport(LOG,
+			(errmsg("outbox publisher: the broker refused destination \"%s\"; its messages are held back and it is tried again later",
+					destination),
+			 errdetail("The broker said: %s", reason),
+			 errhint("outbox.destinations shows it; its messages keep their attempts.")));
+	return true;
+}
+
+/*
  * Keep the ids of the unconfirmed messages of a session the broker ended
  * with an ERROR: the isolation lane will find the culprit.  Returns how
  * many were kept.
@@ -899,8 +1033,9 @@ forget_suspect(pg_uuid_t *id)
 }
 
 /*
- * Send the suspects and the due retries one at a time, each alone on the
- * wire: an ERROR then names its culprit.  Returns whether more are waiting.
+ * Send the probes of held destinations whose time is up, the suspects and
+ * the due retries one at a time, each alone on the wire: an ERROR then
+ * names its culprit.  Returns whether more are waiting.
  */
 static bool
 isolation_lane(void)
@@ -910,18 +1045,32 @@ isolation_lane(void)
 	for (sent = 0; sent < ISOLATION_PER_PASS; sent++)
 	{
 		PassMessages pass;
-		Datum		args[1];
+		Datum		args[2];
 		SendOutcome outcome;
 		int64		deadline;
+		char	   *probe;
 
 		if (!ensure_connected())
 			return false;
 
 		begin_pass(&pass);
 		begin_pass_transaction();
-		if (suspects != NIL)
+		probe = outbox_due_held_destination();
+		if (probe != NULL)
+		{
+			args[0] = CStringGetTextDatum(probe);
+			if (fetch_messages(fetch_probe_plan, args, &pass) == 0)
+			{
+				/* none of its messages is due: nothing to hold back */
+				outbox_release_destination(probe);
+				end_pass_transaction();
+				continue;
+			}
+		}
+		else if (suspects != NIL)
 		{
 			args[0] = suspect_array();
+			args[1] = outbox_held_destinations();
 			if (fetch_messages(fetch_suspect_plan, args, &pass) == 0)
 			{
 				/* sent or failed meanwhile (a redrive, a hand update) */
@@ -937,6 +1086,7 @@ isolation_lane(void)
 		else
 		{
 			args[0] = Int32GetDatum(1);
+			args[1] = outbox_held_destinations();
 			if (fetch_messages(fetch_retrying_plan, args, &pass) == 0)
 			{
 				end_pass_transaction();
@@ -949,10 +1099,31 @@ isolation_lane(void)
 			outcome = session_end_outcome(&pass);
 		else
 			outcome = collect_receipts(&pass, 0, deadline);
-		/* alone on the wire: an ERROR is its own */
+		/*
+		 * Alone on the wire: an ERROR is its own, or its destination's.  A
+		 * probe taken in, or refused for itself, ends its destination's hold.
+		 */
 		if (outcome == SEND_BROKER_ERROR && pass.messages[0].receipt != 0 &&
 			!pass.messages[0].confirmed)
-			charge_attempt(&pass.messages[0], stomp_conn_error(broker.conn));
+		{
+			if (pass.refusal == OUTBOX_REFUSAL_MESSAGE ||
+				!refuse_destination(pass.messages[0].destination,
+									pass.refusal, pass.refusal_text))
+			{
+				if (probe != NULL)
+					outbox_release_destination(probe);
+				charge_attempt(&pass.messages[0],
+							   pass.refusal_text[0] ? pass.refusal_text :
+							   stomp_conn_error(broker.conn));
+			}
+		}
+		else if (probe != NULL && pass.messages[0].confirmed)
+		{
+			outbox_release_destination(probe);
+			ereport(LOG,
+					(errmsg("outbox publisher: the broker takes messages to \"%s\" again",
+							probe)));
+		}
 		mark_outcome(&pass);
 		end_pass_transaction();
 		note_session_end(outcome, pass.confirmed);
@@ -985,7 +1156,7 @@ static bool
 pipelined_lane(void)
 {
 	PassMessages pass;
-	Datum		args[3];
+	Datum		args[4];
 	pg_uuid_t	after;
 	int64		started = outbox_monotonic_ms();
 	int64		deadline = started + CHUNK_RECEIPT_TIMEOUT_MS;
@@ -1007,6 +1178,7 @@ pipelined_lane(void)
 	begin_pass_transaction();
 	args[0] = suspect_array();
 	args[2] = Int32GetDatum(outbox_published_chunk_size);
+	args[3] = outbox_held_destinations();
 	for (;;)
 	{
 		int			from = pass.n;
@@ -1061,6 +1233,21 @@ pipelined_lane(void)
 		resume_valid = true;
 	}
 
+	/*
+	 * An ERROR about the one destination in flight it names: that
+	 * destination is held apart or rerouted, and what else was in flight
+	 * goes again in the next pass, not one at a time.
+	 */
+	if (outcome == SEND_BROKER_ERROR &&
+		pass.refusal != OUTBOX_REFUSAL_MESSAGE &&
+		pass.refused_destination != NULL &&
+		refuse_destination(pass.refused_destination, pass.refusal,
+						   pass.refusal_text))
+	{
+		outbox_slot_set_error(pass.refusal_text);
+		disconnect();
+		return true;
+	}
 	if (outcome == SEND_BROKER_ERROR)
 	{
 		int			n = remember_suspects(pass.messages, pass.n);
@@ -1182,7 +1369,15 @@ publisher_pass(void)
 	schema = outbox_schema_state(&version);
 	installed = (schema == OUTBOX_SCHEMA_CURRENT);
 	if (installed)
+	{
+		/* ALTER EXTENSION outbox UPDATE from 1.0 made the pause table */
+		bool		pauses = outbox_has_table("destination_pause");
+
+		if (pauses != plans_see_pauses)
+			free_plans();
+		plans_see_pauses = pauses;
 		prepare_plans();
+	}
 	end_pass_transaction();
 	/* back after CREATE EXTENSION on a connection kept meanwhile */
 	if (installed && extension_missing && connected)
@@ -1198,6 +1393,7 @@ publisher_pass(void)
 		list_free_deep(suspects);
 		suspects = NIL;
 		resume_valid = false;
+		outbox_forget_destinations();
 
 		outbox_slot_set_state(OUTBOX_STATE_WAITING_FOR_EXTENSION, NULL);
 		/* say so when it goes, and now and then while it stays away */
@@ -1231,7 +1427,80 @@ publisher_pass(void)
 	retention();
 	more = isolation_lane();
 	more |= pipelined_lane();
+	save_counters();
 	return more;
+}
+
+/*
+ * Whether the outbox schema has a table of that name (an extension not
+ * updated from 1.0 yet lacks the newer ones).  In a transaction.
+ */
+static bool
+outbox_has_table(const char *relname)
+{
+	Oid			schema = get_namespace_oid("outbox", true);
+
+	return OidIsValid(schema) && OidIsValid(get_relname_relid(relname, schema));
+}
+
+/*
+ * Add what the workers of this database counted to outbox.counter_total,
+ * at most every SAVE_COUNTERS_MS: one statement per worker that counted
+ * something, never one per message.  The counts are taken off the
+ * workers' unsaved ones before the commit, so that outbox.status, which
+ * adds both, may briefly show too few but never too many; a crash loses
+ * at most what was counted since the last save.
+ */
+static void
+save_counters(void)
+{
+	Oid			argtypes[6] = {TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID};
+	OutboxUnsavedCounts *unsaved;
+	int64		now = outbox_monotonic_ms();
+	int			n;
+	int			i;
+
+	if (now - counters_saved_ms < SAVE_COUNTERS_MS)
+		return;
+	counters_saved_ms = now;
+
+	unsaved = palloc(sizeof(OutboxUnsavedCounts) * OUTBOX_MAX_WORKERS);
+	n = outbox_unsaved_counts(unsaved);
+	if (n == 0)
+		return;
+
+	begin_pass_transaction();
+	if (!outbox_has_table("counter_total"))
+	{
+		/* a 1.0 schema: the counts wait for ALTER EXTENSION UPDATE */
+		end_pass_transaction();
+		return;
+	}
+	for (i = 0; i < n; i++)
+	{
+		Datum		args[6];
+
+		args[0] = CStringGetTextDatum(unsaved[i].kind == OUTBOX_WORKER_PUBLISHER ?
+									  "publisher" : "consumer");
+		args[1] = CStringGetTextDatum(unsaved[i].queue);
+		args[2] = Int64GetDatum((int64) unsaved[i].counts[OUTBOX_COUNT_SENT]);
+		args[3] = Int64GetDatum((int64) unsaved[i].counts[OUTBOX_COUNT_FAILED]);
+		args[4] = Int64GetDatum((int64) unsaved[i].counts[OUTBOX_COUNT_PROCESSED]);
+		args[5] = Int64GetDatum((int64) unsaved[i].counts[OUTBOX_COUNT_DEAD_LETTERED]);
+		if (SPI_execute_with_args("INSERT INTO outbox.counter_total AS t"
+								  " (kind, queue, sent, failed, processed, dead_lettered)"
+								  " VALUES ($1, $2, $3, $4, $5, $6)"
+								  " ON CONFLICT (kind, queue) DO UPDATE"
+								  " SET sent = t.sent + excluded.sent,"
+								  "     failed = t.failed + excluded.failed,"
+								  "     processed = t.processed + excluded.processed,"
+								  "     dead_lettered = t.dead_lettered + excluded.dead_lettered,"
+								  "     updated = now()",
+								  6, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not save the outbox counters");
+	}
+	outbox_unsaved_counts_saved(unsaved, n);
+	end_pass_transaction();
 }
 
 /*
@@ -1372,6 +1641,8 @@ outbox_publisher_main(Datum main_arg)
 		}
 		PG_END_TRY();
 		pgstat_report_activity(STATE_IDLE, NULL);
+		/* a pass ended, well or not: the worker is not stuck */
+		outbox_slot_note_active();
 
 		wait_for_work(more_work);
 	}

@@ -7,11 +7,17 @@
  * subscription) owns a slot, in which it publishes what others need:
  *
  * - its latch, so that a committing backend can wake it (wakeup.c);
- * - its state, broker, counters and last error, for outbox.status.
+ * - its state, broker, counters and last error, for outbox.status;
+ * - what it counted and has not saved yet: the publisher of the database
+ *   moves that into outbox.counter_total every few seconds (no UPDATE per
+ *   message), and outbox.status adds what is still here.
  *
  * The publisher launcher (workers.c) also holds a slot per database of
  * outbox.database_name that does not exist, with no worker behind it, so
  * that outbox.status shows the problem in every database.
+ *
+ * OutboxShared also holds the destinations publishers hold apart
+ * (destination_state.c), under OutboxShared->lock.
  *
  * Locking: OutboxShared->lock (an LWLock) is held exclusively to take or
  * give back a slot, and shared to walk the slots.  A slot's pid, kind,
@@ -90,6 +96,7 @@ outbox_shmem_startup(void)
 {
 	bool		found;
 	int			i;
+	int			c;
 
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
@@ -110,6 +117,8 @@ outbox_shmem_startup(void)
 			pg_atomic_init_u64(&slot->failed, 0);
 			pg_atomic_init_u64(&slot->processed, 0);
 			pg_atomic_init_u64(&slot->dead_lettered, 0);
+			for (c = 0; c < lengthof(slot->unsaved); c++)
+				pg_atomic_init_u64(&slot->unsaved[c], 0);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -194,6 +203,8 @@ fill_slot(OutboxWorkerSlot *slot, OutboxWorkerKind kind, Oid database,
 		  const char *database_name, const char *queue_name,
 		  int64 subscription_id, Oid role, OutboxWorkerState state)
 {
+	int			c;
+
 	slot->pid = MyProcPid;
 	slot->kind = kind;
 	slot->database = database;
@@ -210,11 +221,15 @@ fill_slot(OutboxWorkerSlot *slot, OutboxWorkerKind kind, Oid database,
 	slot->last_error[0] = '\0';
 	slot->last_error_at = 0;
 	slot->started_at = GetCurrentTimestamp();
+	slot->last_sent_at = 0;
+	slot->last_active_at = 0;
 	SpinLockRelease(&slot->mutex);
 	pg_atomic_write_u64(&slot->sent, 0);
 	pg_atomic_write_u64(&slot->failed, 0);
 	pg_atomic_write_u64(&slot->processed, 0);
 	pg_atomic_write_u64(&slot->dead_lettered, 0);
+	for (c = 0; c < lengthof(slot->unsaved); c++)
+		pg_atomic_write_u64(&slot->unsaved[c], 0);
 }
 
 /*
@@ -360,6 +375,7 @@ outbox_slot_count(OutboxCounter counter, uint64 n)
 {
 	if (my_slot == NULL || n == 0)
 		return;
+	pg_atomic_fetch_add_u64(&my_slot->unsaved[counter], n);
 	switch (counter)
 	{
 		case OUTBOX_COUNT_SENT:
@@ -375,6 +391,113 @@ outbox_slot_count(OutboxCounter counter, uint64 n)
 			pg_atomic_fetch_add_u64(&my_slot->dead_lettered, n);
 			break;
 	}
+}
+
+/*
+ * Forget this worker's last error: it has recovered (a RECEIPT came, or a
+ * connection was made after failed ones), and an alert on last_error must
+ * not fire for what is over.  The log keeps it.
+ */
+void
+outbox_slot_clear_error(void)
+{
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&my_slot->mutex);
+	my_slot->last_error[0] = '\0';
+	my_slot->last_error_at = 0;
+	SpinLockRelease(&my_slot->mutex);
+}
+
+/*
+ * A publisher took in a RECEIPT: it makes progress, and whatever its last
+ * error was is over.
+ */
+void
+outbox_slot_note_sent(void)
+{
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&my_slot->mutex);
+	my_slot->last_sent_at = GetCurrentTimestamp();
+	SpinLockRelease(&my_slot->mutex);
+	outbox_slot_clear_error();
+}
+
+/*
+ * A publisher finished a pass: it is not stuck, whatever its state says.
+ */
+void
+outbox_slot_note_active(void)
+{
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&my_slot->mutex);
+	my_slot->last_active_at = GetCurrentTimestamp();
+	SpinLockRelease(&my_slot->mutex);
+}
+
+/*
+ * Copy what the workers of this database counted and have not saved into
+ * out (OUTBOX_MAX_WORKERS long); returns how many workers.  The caller adds
+ * them to outbox.counter_total and then calls outbox_unsaved_counts_saved().
+ */
+int
+outbox_unsaved_counts(OutboxUnsavedCounts *out)
+{
+	int			n = 0;
+	int			i;
+
+	LWLockAcquire(outbox_shared->lock, LW_SHARED);
+	for (i = 0; i < OUTBOX_MAX_WORKERS; i++)
+	{
+		OutboxWorkerSlot *slot = &outbox_shared->slots[i];
+		OutboxUnsavedCounts *u = &out[n];
+		bool		any = false;
+		int			c;
+
+		if (slot->pid == 0 || slot->database != MyDatabaseId)
+			continue;
+		u->slot = i;
+		u->pid = slot->pid;
+		u->kind = slot->kind;
+		SpinLockAcquire(&slot->mutex);
+		strlcpy(u->queue, slot->queue, sizeof(u->queue));
+		SpinLockRelease(&slot->mutex);
+		for (c = 0; c < lengthof(u->counts); c++)
+		{
+			u->counts[c] = pg_atomic_read_u64(&slot->unsaved[c]);
+			any |= (u->counts[c] > 0);
+		}
+		if (any)
+			n++;
+	}
+	LWLockRelease(outbox_shared->lock);
+	return n;
+}
+
+/*
+ * Take the counts of outbox_unsaved_counts() off the workers' unsaved
+ * counts, once they are written to outbox.counter_total; a slot given to
+ * another worker meanwhile (whose counts began at zero) is left alone.
+ */
+void
+outbox_unsaved_counts_saved(const OutboxUnsavedCounts *saved, int n)
+{
+	int			i;
+
+	LWLockAcquire(outbox_shared->lock, LW_SHARED);
+	for (i = 0; i < n; i++)
+	{
+		OutboxWorkerSlot *slot = &outbox_shared->slots[saved[i].slot];
+		int			c;
+
+		if (slot->pid != saved[i].pid)
+			continue;
+		for (c = 0; c < lengthof(saved[i].counts); c++)
+			pg_atomic_fetch_sub_u64(&slot->unsaved[c], (int64) saved[i].counts[c]);
+	}
+	LWLockRelease(outbox_shared->lock);
 }
 
 /*

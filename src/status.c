@@ -13,6 +13,15 @@
  * of, and that database's publisher without its last error, which may
  * quote another role's message.  No slot holds a secret.
  *
+ * A publisher's "connected" is its own word, true when it said it: one
+ * that has not finished a pass for STALLED_AFTER_MS is shown "stalled".
+ * The destinations it holds apart are counted here and listed, with the
+ * broker's reasons, by outbox.destination_state() (destination_state.c).
+ *
+ * The columns are those of outbox.worker_status() in the installed
+ * version of the extension: under a 1.0 schema, not updated yet, the first
+ * 13.
+ *
  * src/status.c
  *
  *-------------------------------------------------------------------------
@@ -34,7 +43,14 @@
 
 PG_FUNCTION_INFO_V1(outbox_worker_status);
 
-#define WORKER_STATUS_COLUMNS 13
+#define WORKER_STATUS_COLUMNS 20
+
+/*
+ * A publisher that is "connected" but has not finished a pass for this
+ * long is shown "stalled": a pass waits at most a minute for the socket,
+ * twice, and then a poll interval.
+ */
+#define STALLED_AFTER_MS	(180 * 1000)
 
 /* A worker's slot as copied under its locks, and its counters */
 typedef struct SlotCopy
@@ -44,6 +60,7 @@ typedef struct SlotCopy
 	uint64		failed;
 	uint64		processed;
 	uint64		dead_lettered;
+	uint64		unsaved[4];
 } SlotCopy;
 
 typedef enum SlotVisibility
@@ -72,6 +89,7 @@ copy_slots(SlotCopy *copies)
 	{
 		OutboxWorkerSlot *slot = &outbox_shared->slots[i];
 		SlotCopy   *copy = &copies[n];
+		int			c;
 
 		if (slot->pid == 0)
 			continue;
@@ -82,6 +100,8 @@ copy_slots(SlotCopy *copies)
 		copy->failed = pg_atomic_read_u64(&slot->failed);
 		copy->processed = pg_atomic_read_u64(&slot->processed);
 		copy->dead_lettered = pg_atomic_read_u64(&slot->dead_lettered);
+		for (c = 0; c < lengthof(copy->unsaved); c++)
+			copy->unsaved[c] = pg_atomic_read_u64(&slot->unsaved[c]);
 		n++;
 	}
 	LWLockRelease(outbox_shared->lock);
@@ -117,10 +137,15 @@ outbox_worker_status(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	SlotCopy   *copies;
 	bool		sees_all;
+	TimestampTz now = GetCurrentTimestamp();
 	int			n;
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
+	/* a 1.0 schema's worker_status() has fewer columns: they come first */
+	if (rsinfo->setDesc->natts > WORKER_STATUS_COLUMNS)
+		elog(ERROR, "outbox.worker_status() has %d columns, expected at most %d",
+			 rsinfo->setDesc->natts, WORKER_STATUS_COLUMNS);
 	if (outbox_shared == NULL)
 		PG_RETURN_VOID();
 
@@ -149,7 +174,13 @@ outbox_worker_status(PG_FUNCTION_ARGS)
 		nulls[1] = (dbname == NULL);
 		values[2] = CStringGetTextDatum(copy->kind == OUTBOX_WORKER_PUBLISHER ?
 										"publisher" : "consumer");
-		values[3] = CStringGetTextDatum(outbox_state_name(copy->state));
+		if (copy->kind == OUTBOX_WORKER_PUBLISHER &&
+			copy->state == OUTBOX_STATE_CONNECTED &&
+			TimestampDifferenceExceeds(Max(copy->last_active_at, copy->started_at),
+									   now, STALLED_AFTER_MS))
+			values[3] = CStringGetTextDatum("stalled");
+		else
+			values[3] = CStringGetTextDatum(outbox_state_name(copy->state));
 		values[4] = CStringGetTextDatum(copy->broker);
 		nulls[4] = (copy->broker[0] == '\0');
 		values[5] = CStringGetTextDatum(copy->queue);
@@ -165,6 +196,18 @@ outbox_worker_status(PG_FUNCTION_ARGS)
 		nulls[11] = (copy->last_error_at == 0 ||
 					 visibility == SLOT_WITHOUT_ERROR);
 		values[12] = TimestampTzGetDatum(copy->started_at);
+		values[13] = TimestampTzGetDatum(copy->last_sent_at);
+		nulls[13] = (copy->last_sent_at == 0);
+		values[14] = TimestampTzGetDatum(copy->last_active_at);
+		nulls[14] = (copy->last_active_at == 0);
+		values[15] = Int32GetDatum(copy->kind == OUTBOX_WORKER_PUBLISHER &&
+								   OidIsValid(copy->database) ?
+								   outbox_held_destination_count(copy->database) : 0);
+		values[16] = Int64GetDatum((int64) copies[i].unsaved[OUTBOX_COUNT_SENT]);
+		values[17] = Int64GetDatum((int64) copies[i].unsaved[OUTBOX_COUNT_FAILED]);
+		values[18] = Int64GetDatum((int64) copies[i].unsaved[OUTBOX_COUNT_PROCESSED]);
+		values[19] = Int64GetDatum((int64) copies[i].unsaved[OUTBOX_COUNT_DEAD_LETTERED]);
+		/* of these, the tuple takes the columns of the installed version */
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 

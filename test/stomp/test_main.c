@@ -54,6 +54,8 @@ main(void)
 	test_conn_io();
 	printf("retry schedule tests\n");
 	test_retry();
+	printf("broker ERROR classification tests\n");
+	test_refusal();
 
 	printf("%d passed, %d failed\n", test_passed, test_failed);
 	return test_failed == 0 ? 0 : 1;

@@ -28,5 +28,6 @@ extern void test_codec(void);
 extern void test_conn_pure(void);
 extern void test_conn_io(void);
 extern void test_retry(void);
+extern void test_refusal(void);
 
 #endif							/* STOMP_TEST_UTIL_H */
