@@ -32,6 +32,7 @@ OBJS = \
 	src/published.o \
 	src/publisher.o \
 	src/redrive.o \
+	src/rendering.o \
 	src/secret.o \
 	src/send_event.o \
 	src/settings.o \
@@ -51,7 +52,7 @@ SHLIB_LINK = -lssl -lcrypto
 REGRESS = capture published publish settings security ddl robustness \
 	destination_patterns \
 	generate_headers_path capture_config_path capture_trigger capture_writer \
-	hand_inserts
+	hand_inserts rendering
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 

@@ -331,6 +331,21 @@ extern void outbox_write_publish_config(const char *sql, int nargs,
 extern void outbox_check_publication(Oid relid, OutboxConfigCheck check);
 extern List *outbox_tables_serialized_by(const char *name);
 
+/* in rendering.c */
+
+/* how a configuration renders the rows it captures */
+typedef enum OutboxRendering
+{
+	OUTBOX_RENDERING_POSTGRES,	/* to_jsonb(): PostgreSQL's own */
+	OUTBOX_RENDERING_DJANGO		/* as django-outbox-pattern sends it */
+} OutboxRendering;
+
+#define OUTBOX_RENDERING_POSTGRES_NAME "postgres"
+#define OUTBOX_RENDERING_DJANGO_NAME "django"
+
+extern OutboxRendering outbox_rendering_from_name(const char *name);
+extern Jsonb *outbox_render_django(Datum row);
+
 /* in ddl.c: the event trigger functions live there */
 /* in send_event.c: outbox.send_event() lives there */
 /* in publisher.c: the publisher worker's entry point, outbox_publisher_main */
