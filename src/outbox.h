@@ -90,6 +90,9 @@ extern uint64 outbox_secrets_generation(void);
 extern void outbox_uuid_v7(pg_uuid_t *uuid);
 extern void outbox_uuid_v4(pg_uuid_t *uuid);
 extern bool outbox_uuid_v7_unix_ms(const pg_uuid_t *uuid, int64 *unix_ms);
+/* a UUID as text: 32 hex digits and 4 dashes */
+#define OUTBOX_UUID_TEXT_LEN 36
+extern void outbox_uuid_text(const pg_uuid_t *uuid, char *buf);
 
 /* in message.c */
 
