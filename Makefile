@@ -38,6 +38,7 @@ OBJS = \
 	src/redrive.o \
 	src/replay.o \
 	src/refusal.o \
+	src/rendering.o \
 	src/secret.o \
 	src/send_event.o \
 	src/settings.o \
@@ -58,7 +59,7 @@ SHLIB_LINK = -lssl -lcrypto
 REGRESS = capture published publish settings security ddl robustness \
 	destination_patterns \
 	generate_headers_path capture_config_path capture_trigger capture_writer \
-	hand_inserts partitions replay packaging monitoring
+	hand_inserts partitions replay packaging monitoring rendering
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 

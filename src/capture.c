@@ -14,6 +14,9 @@
  *   and the named columns;
  * - serializer: what the user's function returns for the row.
  *
+ * A configuration may ask for django-outbox-pattern's rendering of the row
+ * instead of to_jsonb()'s (rendering.c); a serializer's body is its own.
+ *
  * Per-row work parses no SQL.  The configurations of a table are read from
  * outbox.publish_config once and kept in a backend-local hash table, with
  * the columns resolved to attribute numbers and the serializer looked up.
@@ -101,6 +104,8 @@ typedef struct CaptureConfig
 	int			natts;
 	AttrNumber *attnums;
 	TupleDesc	projection;		/* blessed record type of those columns */
+	/* how the row (or those columns) is rendered, if no serializer */
+	OutboxRendering rendering;
 	/* serializer mode */
 	bool		has_serializer;
 	FmgrInfo	serializer;
@@ -377,7 +382,7 @@ load_configs(CaptureEntry *entry, Relation rel)
 	/* the writer's search_path must not choose what this query calls */
 	save_nestlevel = outbox_push_search_path(OUTBOX_SAFE_SEARCH_PATH);
 	plan = SPI_prepare("SELECT destination, version, fields, serializer,"
-					   "       relid::pg_catalog.oid"
+					   "       relid::pg_catalog.oid, rendering"
 					   "  FROM outbox.publish_config"
 					   " WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)"
 					   " ORDER BY destination, version NULLS FIRST",
@@ -411,6 +416,9 @@ load_configs(CaptureEntry *entry, Relation rel)
 		config->destination = TextDatumGetCString(SPI_getbinval(row, desc, 1, &isnull));
 		value = SPI_getbinval(row, desc, 2, &isnull);
 		config->version = isnull ? NULL : TextDatumGetCString(value);
+		value = SPI_getbinval(row, desc, 6, &isnull);
+		config->rendering = isnull ? OUTBOX_RENDERING_POSTGRES :
+			outbox_rendering_from_name(TextDatumGetCString(value));
 
 		value = SPI_getbinval(row, desc, 4, &isnull);
 		if (!isnull)
@@ -608,6 +616,8 @@ build_body(CaptureConfig *config, Relation rel, HeapTuple tuple)
 	else
 		row = heap_copy_tuple_as_datum(tuple, desc);
 
+	if (config->rendering == OUTBOX_RENDERING_DJANGO)
+		return outbox_render_django(row);
 	return DatumGetJsonbP(FunctionCall1(&to_jsonb_finfo, row));
 }
 

@@ -99,8 +99,8 @@ static void check_id(const pg_uuid_t *id);
 static void check_size(OutboxMessage *message);
 static void check_headers(Jsonb *headers, const char *origin);
 static void finish_message(OutboxMessage *message, Relation rel);
-static void push_string_member(JsonbParseState **state, const char *key,
-							   const char *value);
+static void set_string_pair(JsonbPair *pair, const char *key,
+							const char *value);
 static Jsonb *builtin_headers(OutboxMessage *message);
 static Jsonb *call_generate_headers(Relation rel, OutboxMessage *message);
 static GenerateHeaders *lookup_generate_headers(Oid rowtype);
@@ -264,37 +264,41 @@ check_headers(Jsonb *headers, const char *origin)
 }
 
 /*
- * Add a string member to an object being built.
+ * Make pair a member of an object with a string value.
  */
 static void
-push_string_member(JsonbParseState **state, const char *key, const char *value)
+set_string_pair(JsonbPair *pair, const char *key, const char *value)
 {
-	JsonbValue	k;
-	JsonbValue	v;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v.type = jbvString;
-	v.val.string.val = (char *) value;
-	v.val.string.len = strlen(value);
-	pushJsonbValue(state, WJB_KEY, &k);
-	pushJsonbValue(state, WJB_VALUE, &v);
+	pair->key.type = jbvString;
+	pair->key.val.string.val = (char *) key;
+	pair->key.val.string.len = strlen(key);
+	pair->value.type = jbvString;
+	pair->value.val.string.val = (char *) value;
+	pair->value.val.string.len = strlen(value);
+	pair->order = 0;
 }
 
 /*
  * The dop-* headers of a message whose destination is final.
+ *
+ * Built once per message, so built as cheaply as jsonb allows: the object
+ * is given to JsonbValueToJsonb() with its members already in the order
+ * jsonb keeps them (shorter keys first, then bytewise), which spares the
+ * parse state and its sort; the keys are distinct.
  */
 static Jsonb *
 builtin_headers(OutboxMessage *message)
 {
-	JsonbParseState *state = NULL;
-	JsonbValue *result;
+	JsonbValue	object;
+	JsonbPair	pairs[5];
 	char		sent_time[MAXDATELEN + 1];
+	char		id[OUTBOX_UUID_TEXT_LEN + 1];
+	char		fresh_id[OUTBOX_UUID_TEXT_LEN + 1];
 	const char *correlation_id;
 
 	JsonEncodeDateTime(sent_time, TimestampTzGetDatum(GetCurrentTimestamp()),
 					   TIMESTAMPTZOID, NULL);
+	outbox_uuid_text(&message->id, id);
 
 	if (outbox_correlation_id != NULL && outbox_correlation_id[0] != '\0')
 		correlation_id = outbox_correlation_id;
@@ -303,21 +307,21 @@ builtin_headers(OutboxMessage *message)
 		pg_uuid_t	fresh;
 
 		outbox_uuid_v4(&fresh);
-		correlation_id = DatumGetCString(DirectFunctionCall1(uuid_out,
-															 UUIDPGetDatum(&fresh)));
+		outbox_uuid_text(&fresh, fresh_id);
+		correlation_id = fresh_id;
 	}
 
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	push_string_member(&state, "dop-msg-id",
-					   DatumGetCString(DirectFunctionCall1(uuid_out,
-														   UUIDPGetDatum(&message->id))));
-	push_string_member(&state, "dop-msg-destination", message->destination);
-	push_string_member(&state, "dop-msg-type", OUTBOX_MESSAGE_TYPE);
-	push_string_member(&state, "dop-msg-sent-time", sent_time);
-	push_string_member(&state, "dop-correlation-id", correlation_id);
-	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	/* keys of 10, 12, 17, 18 and 19 bytes */
+	set_string_pair(&pairs[0], "dop-msg-id", id);
+	set_string_pair(&pairs[1], "dop-msg-type", OUTBOX_MESSAGE_TYPE);
+	set_string_pair(&pairs[2], "dop-msg-sent-time", sent_time);
+	set_string_pair(&pairs[3], "dop-correlation-id", correlation_id);
+	set_string_pair(&pairs[4], "dop-msg-destination", message->destination);
 
-	return JsonbValueToJsonb(result);
+	object.type = jbvObject;
+	object.val.object.nPairs = lengthof(pairs);
+	object.val.object.pairs = pairs;
+	return JsonbValueToJsonb(&object);
 }
 
 /*

@@ -90,6 +90,9 @@ extern uint64 outbox_secrets_generation(void);
 extern void outbox_uuid_v7(pg_uuid_t *uuid);
 extern void outbox_uuid_v4(pg_uuid_t *uuid);
 extern bool outbox_uuid_v7_unix_ms(const pg_uuid_t *uuid, int64 *unix_ms);
+/* a UUID as text: 32 hex digits and 4 dashes */
+#define OUTBOX_UUID_TEXT_LEN 36
+extern void outbox_uuid_text(const pg_uuid_t *uuid, char *buf);
 
 /* in message.c */
 
@@ -426,6 +429,21 @@ extern OutboxSchemaState outbox_schema_state(char **installed);
 extern char *outbox_schema_outdated_message(const char *installed);
 extern bool outbox_schema_is_current(void);
 extern void outbox_require_current_schema(void);
+
+/* in rendering.c */
+
+/* how a configuration renders the rows it captures */
+typedef enum OutboxRendering
+{
+	OUTBOX_RENDERING_POSTGRES,	/* to_jsonb(): PostgreSQL's own */
+	OUTBOX_RENDERING_DJANGO		/* as django-outbox-pattern sends it */
+} OutboxRendering;
+
+#define OUTBOX_RENDERING_POSTGRES_NAME "postgres"
+#define OUTBOX_RENDERING_DJANGO_NAME "django"
+
+extern OutboxRendering outbox_rendering_from_name(const char *name);
+extern Jsonb *outbox_render_django(Datum row);
 
 /* in ddl.c: the event trigger functions live there */
 /* in send_event.c: outbox.send_event() lives there */

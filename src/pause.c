@@ -73,6 +73,7 @@ change_pause(text *destination, const char *sql, int nargs, int expected)
 Datum
 outbox_pause(PG_FUNCTION_ARGS)
 {
+	outbox_require_current_schema();
 	PG_RETURN_BOOL(change_pause(PG_GETARG_TEXT_PP(0),
 								"INSERT INTO outbox.destination_pause"
 								" (destination, paused_by) VALUES ($1, $2)"
@@ -87,10 +88,13 @@ outbox_pause(PG_FUNCTION_ARGS)
 Datum
 outbox_resume(PG_FUNCTION_ARGS)
 {
-	bool		resumed = change_pause(PG_GETARG_TEXT_PP(0),
-									   "DELETE FROM outbox.destination_pause"
-									   " WHERE destination OPERATOR(pg_catalog.=) $1",
-									   1, SPI_OK_DELETE);
+	bool		resumed;
+
+	outbox_require_current_schema();
+	resumed = change_pause(PG_GETARG_TEXT_PP(0),
+						   "DELETE FROM outbox.destination_pause"
+						   " WHERE destination OPERATOR(pg_catalog.=) $1",
+						   1, SPI_OK_DELETE);
 
 	if (resumed)
 		outbox_wake_publisher_at_commit();

@@ -133,6 +133,28 @@ outbox_uuid_v4(pg_uuid_t *uuid)
 }
 
 /*
+ * Write uuid as uuid_out() does (lower-case hex, 8-4-4-4-12) into buf, which
+ * holds OUTBOX_UUID_TEXT_LEN + 1 bytes: the capture of every message needs
+ * it twice, and uuid_out()'s StringInfo costs ten times as much.
+ */
+void
+outbox_uuid_text(const pg_uuid_t *uuid, char *buf)
+{
+	static const char hex[] = "0123456789abcdef";
+	char	   *p = buf;
+	int			i;
+
+	for (i = 0; i < UUID_LEN; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[uuid->data[i] >> 4];
+		*p++ = hex[uuid->data[i] & 0x0F];
+	}
+	*p = '\0';
+}
+
+/*
  * SQL: outbox.uuid_generate_v7(), the default of the outbox tables' ids.
  */
 Datum
