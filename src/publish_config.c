@@ -56,9 +56,9 @@
 #include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
-#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -474,6 +474,41 @@ outbox_is_published(Oid relid)
 }
 
 /*
+ * The partition ancestors of table relid, its parent first.  Unlike
+ * get_partition_ancestors(), a parent that relid (or an ancestor) is being
+ * detached from by DETACH PARTITION ... CONCURRENTLY is one still: until
+ * the detach is finalized, the partition keeps its clone of the parent's
+ * capture trigger, and its rows are the parent's to publish.
+ */
+List *
+outbox_partition_ancestors(Oid relid)
+{
+	List	   *ancestors = NIL;
+	Relation	inhrel = table_open(InheritsRelationId, AccessShareLock);
+
+	while (get_rel_relispartition(relid))
+	{
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tuple;
+
+		ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(relid));
+		scan = systable_beginscan(inhrel, InheritsRelidSeqnoIndexId, true,
+								  NULL, 1, &key);
+		tuple = systable_getnext(scan);
+		relid = HeapTupleIsValid(tuple) ?
+			((Form_pg_inherits) GETSTRUCT(tuple))->inhparent : InvalidOid;
+		systable_endscan(scan);
+		if (!OidIsValid(relid))
+			break;				/* detached since the syscache said so */
+		ancestors = lappend_oid(ancestors, relid);
+	}
+	table_close(inhrel, AccessShareLock);
+	return ancestors;
+}
+
+/*
  * The nearest partition ancestor of table relid that has configurations of
  * its own, as of now; InvalidOid if none (or relid is no partition).
  */
@@ -482,9 +517,7 @@ outbox_published_ancestor(Oid relid)
 {
 	ListCell   *lc;
 
-	if (!get_rel_relispartition(relid))
-		return InvalidOid;
-	foreach(lc, get_partition_ancestors(relid))
+	foreach(lc, outbox_partition_ancestors(relid))
 	{
 		if (outbox_is_published(lfirst_oid(lc)))
 			return lfirst_oid(lc);
