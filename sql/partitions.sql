@@ -84,6 +84,10 @@ CREATE TABLE orders_7 (id int NOT NULL, region text, amount numeric, note text)
 CREATE TABLE orders_7_a PARTITION OF orders_7 FOR VALUES FROM (700) TO (750);
 SELECT outbox.publish('orders_7_a', '/topic/orders_7_a');
 ALTER TABLE orders ATTACH PARTITION orders_7 FOR VALUES FROM (700) TO (800);
+-- ... nor, either way round, a configuration written by hand
+INSERT INTO outbox.publish_config (relid, destination) VALUES ('orders_1', '/topic/by_hand');
+INSERT INTO outbox.publish_config (relid, destination) VALUES ('orders_7', '/topic/by_hand');
+SELECT count(*) FROM outbox.publish_config WHERE destination = '/topic/by_hand';
 SELECT outbox.unpublish('orders_7_a');
 -- ... nor under a partition of a published table
 CREATE TABLE orders_8 (LIKE orders);

@@ -633,7 +633,6 @@ refuse_published_attach(AlterTableStmt *stmt)
 	{
 		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
 		Oid			attached;
-		ListCell   *lc2;
 
 		if (cmd->subtype != AT_AttachPartition)
 			continue;
@@ -644,13 +643,8 @@ refuse_published_attach(AlterTableStmt *stmt)
 			continue;			/* PostgreSQL says what is missing */
 		ancestor = outbox_is_published(parent) ? parent :
 			outbox_published_ancestor(parent);
-		if (!OidIsValid(ancestor))
-			continue;
-		foreach(lc2, find_all_inheritors(attached, NoLock, NULL))
-		{
-			if (outbox_is_published(lfirst_oid(lc2)))
-				outbox_refuse_published_partition(lfirst_oid(lc2), ancestor);
-		}
+		if (OidIsValid(ancestor))
+			outbox_refuse_published_partitions(attached, ancestor);
 	}
 }
 

@@ -39,6 +39,7 @@
  * table captures by its own configurations or by those of one ancestor,
  * never both: a partition published on its own would lose its trigger,
  * the parent's clone, when detached or when the parent is unpublished.
+ * The guard holds a row written by hand to that too.
  *
  * The guard and the event triggers fire in replica sessions too
  * (ENABLE ALWAYS): session_replication_role = replica is how a superuser
@@ -542,6 +543,23 @@ outbox_refuse_published_partition(Oid relid, Oid ancestor)
 }
 
 /*
+ * Refuse relid and every table under it in its partition tree that is
+ * published on its own (but ancestor itself) as partitions of ancestor,
+ * published too.
+ */
+void
+outbox_refuse_published_partitions(Oid relid, Oid ancestor)
+{
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		if (lfirst_oid(lc) != ancestor && outbox_is_published(lfirst_oid(lc)))
+			outbox_refuse_published_partition(lfirst_oid(lc), ancestor);
+	}
+}
+
+/*
  * Check every configuration of table relid, and those of its partition
  * ancestors that it captures by, after a DDL command touched it (check:
  * OUTBOX_CHECK_DDL) or its capture trigger (OUTBOX_CHECK_TRIGGER); error
@@ -629,6 +647,7 @@ check_inserted_row(HeapTuple tuple, TupleDesc desc)
 {
 	ConfigRow	config;
 	HeapTuple	reltuple;
+	Oid			ancestor;
 
 	if (!read_config(tuple, desc, &config))
 		return;
@@ -637,6 +656,11 @@ check_inserted_row(HeapTuple tuple, TupleDesc desc)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", config.relid)));
+	/* a table captures by its own configurations or one ancestor's */
+	ancestor = outbox_published_ancestor(config.relid);
+	if (OidIsValid(ancestor))
+		outbox_refuse_published_partition(config.relid, ancestor);
+	outbox_refuse_published_partitions(config.relid, config.relid);
 	check_table(config.relid, (Form_pg_class) GETSTRUCT(reltuple),
 				OUTBOX_CHECK_INSERT);
 	check_config((Form_pg_class) GETSTRUCT(reltuple), &config,
