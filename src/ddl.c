@@ -617,8 +617,9 @@ refuse_extension_move(Oid extoid)
 
 /*
  * Refuse ALTER TABLE ... ATTACH PARTITION of a table that is published on
- * its own, or has a partition that is, to a table that is published or is
- * a partition of a published one.
+ * its own, or has a partition that is, or has a trigger of its own named
+ * as the capture trigger, to a table that is published or is a partition
+ * of a published one.
  */
 static void
 refuse_published_attach(AlterTableStmt *stmt)
@@ -643,8 +644,10 @@ refuse_published_attach(AlterTableStmt *stmt)
 			continue;			/* PostgreSQL says what is missing */
 		ancestor = outbox_is_published(parent) ? parent :
 			outbox_published_ancestor(parent);
-		if (OidIsValid(ancestor))
-			outbox_refuse_published_partitions(attached, ancestor);
+		if (!OidIsValid(ancestor))
+			continue;
+		outbox_refuse_published_partitions(attached, ancestor);
+		outbox_refuse_capture_trigger_name(attached, ancestor);
 	}
 }
 

@@ -334,6 +334,7 @@ extern List *outbox_partition_ancestors(Oid relid);
 extern Oid	outbox_published_ancestor(Oid relid);
 extern void outbox_refuse_published_partition(Oid relid, Oid ancestor);
 extern void outbox_refuse_published_partitions(Oid relid, Oid ancestor);
+extern void outbox_refuse_capture_trigger_name(Oid relid, Oid ancestor);
 extern List *outbox_tables_serialized_by(const char *name);
 
 /* in ddl.c: the event trigger functions live there */

@@ -165,7 +165,9 @@ check_persistence(Relation rel)
  * Check what publishing rel would capture in its partition tree: not a
  * partition of a published table, and, for a partitioned table, that every
  * partition (locked now, as CREATE TRIGGER will) is a logged, ordinary or
- * partitioned table the caller owns, with no configuration of its own.
+ * partitioned table the caller owns, with no configuration of its own; and,
+ * if the trigger is still to be created, that no partition is being
+ * detached or has a trigger of its own under the capture trigger's name.
  * Later partitions are checked as they come by the event triggers (ddl.c);
  * PostgreSQL lets only the owner of both tables attach one to the other.
  */
@@ -231,6 +233,9 @@ check_partition_tree(Relation rel)
 							 RelationGetRelationName(rel))));
 		table_close(part, NoLock);
 	}
+	if (!outbox_is_published(RelationGetRelid(rel)))
+		outbox_refuse_capture_trigger_name(RelationGetRelid(rel),
+										   RelationGetRelid(rel));
 }
 
 /*

@@ -560,6 +560,64 @@ outbox_refuse_published_partitions(Oid relid, Oid ancestor)
 }
 
 /*
+ * Whether table relid has a trigger named as the capture trigger that is
+ * its own, not a clone of its parent's.
+ */
+static bool
+has_own_capture_trigger(Oid relid)
+{
+	Relation	tgrel;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		own;
+
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&keys[0], Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	ScanKeyInit(&keys[1], Anum_pg_trigger_tgname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(OUTBOX_CAPTURE_TRIGGER_NAME));
+	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, NULL, 2,
+							  keys);
+	tuple = systable_getnext(scan);
+	own = HeapTupleIsValid(tuple) &&
+		!OidIsValid(((Form_pg_trigger) GETSTRUCT(tuple))->tgparentid);
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+	return own;
+}
+
+/*
+ * Refuse relid and every table under it in its partition tree (but
+ * ancestor itself) that has a trigger of its own named as the capture
+ * trigger, as partitions of ancestor, published or being published:
+ * PostgreSQL gives each partition a clone of the parent's capture trigger
+ * under that name.
+ */
+void
+outbox_refuse_capture_trigger_name(Oid relid, Oid ancestor)
+{
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		Oid			partid = lfirst_oid(lc);
+
+		if (partid != ancestor && has_own_capture_trigger(partid))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("table %s has a trigger \"%s\" of its own and cannot be a partition of published table %s",
+							outbox_qualified_relname(partid),
+							OUTBOX_CAPTURE_TRIGGER_NAME,
+							outbox_qualified_relname(ancestor)),
+					 errdetail("Every partition of a published table gets a clone of the parent's capture trigger, under that name."),
+					 errhint("Rename or drop trigger \"%s\" of %s first.",
+							 OUTBOX_CAPTURE_TRIGGER_NAME,
+							 outbox_qualified_relname(partid))));
+	}
+}
+
+/*
  * Check every configuration of table relid, and those of its partition
  * ancestors that it captures by, after a DDL command touched it (check:
  * OUTBOX_CHECK_DDL) or its capture trigger (OUTBOX_CHECK_TRIGGER); error
