@@ -98,8 +98,10 @@ typedef struct ConfigRow
 
 static void check_table(Oid relid, Form_pg_class relform,
 						OutboxConfigCheck check);
+static HeapTuple capture_trigger_tuple(Oid relid);
 static void check_trigger(Oid relid, const char *relname,
 						  OutboxConfigCheck check);
+static bool has_own_capture_trigger(Oid relid);
 static void check_config(Form_pg_class relform, ConfigRow *config,
 						 OutboxConfigCheck check);
 static void check_fields(Oid relid, const char *relname, ArrayType *fields,
@@ -222,16 +224,11 @@ check_table(Oid relid, Form_pg_class relform, OutboxConfigCheck check)
 }
 
 /*
- * Check that the capture trigger of a published table is outbox's and fires
- * for every row written.  A missing trigger is refused after a command on
- * the trigger (DROP TRIGGER itself unpublishes the table first, in ddl.c,
- * when the role may unpublish), let in with a NOTICE on INSERT
- * and silently after other DDL: pg_restore loads the data and then, in its
- * post-data section, adds the table's constraints and indexes before it
- * creates the trigger.
+ * A copy of the pg_trigger row of table relid's trigger named as the
+ * capture trigger, as of this command; NULL if it has none.
  */
-static void
-check_trigger(Oid relid, const char *relname, OutboxConfigCheck check)
+static HeapTuple
+capture_trigger_tuple(Oid relid)
 {
 	Relation	tgrel;
 	ScanKeyData keys[2];
@@ -246,6 +243,26 @@ check_trigger(Oid relid, const char *relname, OutboxConfigCheck check)
 	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, NULL, 2,
 							  keys);
 	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		tuple = heap_copytuple(tuple);
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+	return tuple;
+}
+
+/*
+ * Check that the capture trigger of a published table is outbox's and fires
+ * for every row written.  A missing trigger is refused after a command on
+ * the trigger (DROP TRIGGER itself unpublishes the table first, in ddl.c,
+ * when the role may unpublish), let in with a NOTICE on INSERT
+ * and silently after other DDL: pg_restore loads the data and then, in its
+ * post-data section, adds the table's constraints and indexes before it
+ * creates the trigger.
+ */
+static void
+check_trigger(Oid relid, const char *relname, OutboxConfigCheck check)
+{
+	HeapTuple	tuple = capture_trigger_tuple(relid);
 
 	if (!HeapTupleIsValid(tuple))
 	{
@@ -272,8 +289,7 @@ check_trigger(Oid relid, const char *relname, OutboxConfigCheck check)
 		if (trigger->tgfoid != outbox_capture_function_oid() ||
 			trigger->tgtype != CAPTURE_TRIGGER_TYPE ||
 			trigger->tgattr.dim1 != 0 ||
-			!heap_attisnull(tuple, Anum_pg_trigger_tgqual,
-							RelationGetDescr(tgrel)))
+			!heap_attisnull(tuple, Anum_pg_trigger_tgqual, NULL))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 check == OUTBOX_CHECK_INSERT ?
@@ -294,9 +310,6 @@ check_trigger(Oid relid, const char *relname, OutboxConfigCheck check)
 					 errdetail("Rows written while it is disabled would publish no message."),
 					 errhint("Call outbox.unpublish() to stop publishing the table; to write rows without messages, a superuser can SET session_replication_role = replica.")));
 	}
-
-	systable_endscan(scan);
-	table_close(tgrel, AccessShareLock);
 }
 
 /*
@@ -566,25 +579,10 @@ outbox_refuse_published_partitions(Oid relid, Oid ancestor)
 static bool
 has_own_capture_trigger(Oid relid)
 {
-	Relation	tgrel;
-	ScanKeyData keys[2];
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	bool		own;
+	HeapTuple	tuple = capture_trigger_tuple(relid);
 
-	tgrel = table_open(TriggerRelationId, AccessShareLock);
-	ScanKeyInit(&keys[0], Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(relid));
-	ScanKeyInit(&keys[1], Anum_pg_trigger_tgname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum(OUTBOX_CAPTURE_TRIGGER_NAME));
-	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, NULL, 2,
-							  keys);
-	tuple = systable_getnext(scan);
-	own = HeapTupleIsValid(tuple) &&
+	return HeapTupleIsValid(tuple) &&
 		!OidIsValid(((Form_pg_trigger) GETSTRUCT(tuple))->tgparentid);
-	systable_endscan(scan);
-	table_close(tgrel, AccessShareLock);
-	return own;
 }
 
 /*
