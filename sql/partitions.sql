@@ -84,6 +84,10 @@ CREATE TABLE orders_7 (id int NOT NULL, region text, amount numeric, note text)
 CREATE TABLE orders_7_a PARTITION OF orders_7 FOR VALUES FROM (700) TO (750);
 SELECT outbox.publish('orders_7_a', '/topic/orders_7_a');
 ALTER TABLE orders ATTACH PARTITION orders_7 FOR VALUES FROM (700) TO (800);
+-- ... nor, either way round, a configuration written by hand
+INSERT INTO outbox.publish_config (relid, destination) VALUES ('orders_1', '/topic/by_hand');
+INSERT INTO outbox.publish_config (relid, destination) VALUES ('orders_7', '/topic/by_hand');
+SELECT count(*) FROM outbox.publish_config WHERE destination = '/topic/by_hand';
 SELECT outbox.unpublish('orders_7_a');
 -- ... nor under a partition of a published table
 CREATE TABLE orders_8 (LIKE orders);
@@ -107,6 +111,19 @@ DROP TABLE other_2;
 CREATE FOREIGN DATA WRAPPER dummy;
 CREATE SERVER nowhere FOREIGN DATA WRAPPER dummy;
 CREATE FOREIGN TABLE other_3 PARTITION OF other FOR VALUES IN (3) SERVER nowhere;
+-- a table with a trigger of its own named as the capture trigger cannot
+-- take the parent's clone: attached, or under a parent published later
+CREATE FUNCTION own_trigger() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RETURN NEW; END $$;
+CREATE TABLE other_4 (id int, v text);
+CREATE TRIGGER outbox_capture AFTER INSERT ON other_4
+  FOR EACH ROW EXECUTE FUNCTION own_trigger();
+ALTER TABLE other ATTACH PARTITION other_4 FOR VALUES IN (4);
+CREATE TABLE another (id int, v text) PARTITION BY LIST (id);
+ALTER TABLE another ATTACH PARTITION other_4 FOR VALUES IN (4);
+SELECT outbox.publish('another', '/topic/another');
+DROP TABLE another;
+DROP FUNCTION own_trigger();
 -- that is how it stayed
 SELECT relid, destination FROM outbox.publish_config ORDER BY 1::text, 2;
 SELECT tgrelid::regclass, tgenabled FROM pg_trigger

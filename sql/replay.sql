@@ -42,6 +42,13 @@ SELECT outbox.replay('/topic/odd', '2026-01-01 00:00+00', max_messages => 0);
 SELECT outbox.replay(NULL, '2026-01-01 00:00+00');
 SELECT outbox.replay('/topic/odd', NULL);
 SELECT outbox.replay('/topic/odd', '-infinity');
+-- bounds the wrong way round, or since after now(), are refused
+SELECT outbox.replay('/topic/odd', '2026-01-01 08:00+00', '2026-01-01 02:00+00');
+SELECT outbox.replay('/topic/odd', now() + interval '1 day');
+SELECT count(*) FROM outbox.replay_log;
+-- any max_messages an integer holds
+UPDATE outbox.published SET status = 'succeeded';
+SELECT outbox.replay('/topic/odd', '2026-01-01 00:00+00', max_messages => 2147483647);
 
 -- privileges: EXECUTE is granted, destination patterns apply
 CREATE ROLE replayer;

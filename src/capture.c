@@ -33,6 +33,8 @@
  * ancestor's whatever the partition's column order or dropped columns.  The
  * entry of a partition remembers its ancestors, and an invalidation of any
  * of them drops it too; ATTACH and DETACH invalidate the partition itself.
+ * A partition whose DETACH ... CONCURRENTLY is not finalized keeps its
+ * clone of the trigger, and its parent's configurations with it.
  *
  * The configurations are read with the latest snapshot, as the catalogs
  * are: a transaction that started before publish() committed sees the
@@ -64,7 +66,6 @@
 #include "access/table.h"
 #include "access/tupconvert.h"
 #include "access/xact.h"
-#include "catalog/partition.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -319,7 +320,7 @@ set_ancestors(CaptureEntry *entry, Relation rel)
 
 	if (!rel->rd_rel->relispartition)
 		return;
-	ancestors = get_partition_ancestors(RelationGetRelid(rel));
+	ancestors = outbox_partition_ancestors(RelationGetRelid(rel));
 	array = MemoryContextAlloc(entry->context,
 							   sizeof(Oid) * Max(list_length(ancestors), 1));
 	foreach(lc, ancestors)

@@ -623,8 +623,9 @@ refuse_extension_move(Oid extoid)
 
 /*
  * Refuse ALTER TABLE ... ATTACH PARTITION of a table that is published on
- * its own, or has a partition that is, to a table that is published or is
- * a partition of a published one.
+ * its own, or has a partition that is, or has a trigger of its own named
+ * as the capture trigger, to a table that is published or is a partition
+ * of a published one.
  */
 static void
 refuse_published_attach(AlterTableStmt *stmt)
@@ -639,7 +640,6 @@ refuse_published_attach(AlterTableStmt *stmt)
 	{
 		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
 		Oid			attached;
-		ListCell   *lc2;
 
 		if (cmd->subtype != AT_AttachPartition)
 			continue;
@@ -652,11 +652,8 @@ refuse_published_attach(AlterTableStmt *stmt)
 			outbox_published_ancestor(parent);
 		if (!OidIsValid(ancestor))
 			continue;
-		foreach(lc2, find_all_inheritors(attached, NoLock, NULL))
-		{
-			if (outbox_is_published(lfirst_oid(lc2)))
-				outbox_refuse_published_partition(lfirst_oid(lc2), ancestor);
-		}
+		outbox_refuse_published_partitions(attached, ancestor);
+		outbox_refuse_capture_trigger_name(attached, ancestor);
 	}
 }
 

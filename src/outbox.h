@@ -413,8 +413,11 @@ extern void outbox_write_publish_config(const char *sql, int nargs,
 										const char *nulls, int expected);
 extern void outbox_check_publication(Oid relid, OutboxConfigCheck check);
 extern bool outbox_is_published(Oid relid);
+extern List *outbox_partition_ancestors(Oid relid);
 extern Oid	outbox_published_ancestor(Oid relid);
 extern void outbox_refuse_published_partition(Oid relid, Oid ancestor);
+extern void outbox_refuse_published_partitions(Oid relid, Oid ancestor);
+extern void outbox_refuse_capture_trigger_name(Oid relid, Oid ancestor);
 extern List *outbox_tables_serialized_by(const char *name);
 
 /* in version.c */

@@ -61,6 +61,7 @@ static void check_fields(Relation rel, ArrayType *fields);
 static Oid	lookup_serializer(Relation rel, const char *name);
 static void check_persistence(Relation rel);
 static void check_partition_tree(Relation rel);
+static void refuse_pending_detach(Relation rel, Oid parentid);
 static bool has_capture_trigger(Relation rel, bool refuse_foreign);
 
 /*
@@ -164,7 +165,9 @@ check_persistence(Relation rel)
  * Check what publishing rel would capture in its partition tree: not a
  * partition of a published table, and, for a partitioned table, that every
  * partition (locked now, as CREATE TRIGGER will) is a logged, ordinary or
- * partitioned table the caller owns, with no configuration of its own.
+ * partitioned table the caller owns, with no configuration of its own; and,
+ * if the trigger is still to be created, that no partition is being
+ * detached or has a trigger of its own under the capture trigger's name.
  * Later partitions are checked as they come by the event triggers (ddl.c);
  * PostgreSQL lets only the owner of both tables attach one to the other.
  */
@@ -172,6 +175,7 @@ static void
 check_partition_tree(Relation rel)
 {
 	Oid			ancestor = outbox_published_ancestor(RelationGetRelid(rel));
+	List	   *tree;
 	ListCell   *lc;
 
 	if (OidIsValid(ancestor))
@@ -187,8 +191,15 @@ check_partition_tree(Relation rel)
 	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		return;
 
-	foreach(lc, find_all_inheritors(RelationGetRelid(rel),
-									ShareRowExclusiveLock, NULL))
+	tree = find_all_inheritors(RelationGetRelid(rel), ShareRowExclusiveLock,
+							   NULL);
+	/* a published table has its trigger, cloned before any detach began */
+	if (!outbox_is_published(RelationGetRelid(rel)))
+	{
+		foreach(lc, tree)
+			refuse_pending_detach(rel, lfirst_oid(lc));
+	}
+	foreach(lc, tree)
 	{
 		Oid			partid = lfirst_oid(lc);
 		Relation	part;
@@ -221,6 +232,41 @@ check_partition_tree(Relation rel)
 							 RelationGetRelationName(part),
 							 RelationGetRelationName(rel))));
 		table_close(part, NoLock);
+	}
+	if (!outbox_is_published(RelationGetRelid(rel)))
+		outbox_refuse_capture_trigger_name(RelationGetRelid(rel),
+										   RelationGetRelid(rel));
+}
+
+/*
+ * Refuse to publish rel, whose capture trigger is still to be created, while
+ * a partition of parentid (rel or a partitioned table under it) is being
+ * detached by an unfinished DETACH PARTITION ... CONCURRENTLY: PostgreSQL
+ * clones no new trigger onto it, yet it is a partition until finalized.
+ * The caller holds a lock on parentid that keeps a detach from finishing.
+ */
+static void
+refuse_pending_detach(Relation rel, Oid parentid)
+{
+	ListCell   *lc;
+
+	if (get_rel_relkind(parentid) != RELKIND_PARTITIONED_TABLE)
+		return;
+	foreach(lc, find_inheritance_children_extended(parentid, false, NoLock,
+												   NULL, NULL))
+	{
+		Oid			partid = lfirst_oid(lc);
+
+		if (PartitionHasPendingDetach(partid))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot publish partitioned table \"%s\": its partition %s is being detached",
+							RelationGetRelationName(rel),
+							outbox_qualified_relname(partid)),
+					 errdetail("A partition being detached gets no clone of a new trigger, and its rows would publish nothing until the detach is finalized."),
+					 errhint("Finish the detach with ALTER TABLE %s DETACH PARTITION %s FINALIZE, then call outbox.publish() again.",
+							 outbox_qualified_relname(parentid),
+							 outbox_qualified_relname(partid))));
 	}
 }
 

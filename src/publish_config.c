@@ -39,6 +39,7 @@
  * table captures by its own configurations or by those of one ancestor,
  * never both: a partition published on its own would lose its trigger,
  * the parent's clone, when detached or when the parent is unpublished.
+ * The guard holds a row written by hand to that too.
  *
  * The guard and the event triggers fire in replica sessions too
  * (ENABLE ALWAYS): session_replication_role = replica is how a superuser
@@ -56,9 +57,9 @@
 #include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
-#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -97,8 +98,10 @@ typedef struct ConfigRow
 
 static void check_table(Oid relid, Form_pg_class relform,
 						OutboxConfigCheck check);
+static HeapTuple capture_trigger_tuple(Oid relid);
 static void check_trigger(Oid relid, const char *relname,
 						  OutboxConfigCheck check);
+static bool has_own_capture_trigger(Oid relid);
 static void check_config(Form_pg_class relform, ConfigRow *config,
 						 OutboxConfigCheck check);
 static void check_fields(Oid relid, const char *relname, ArrayType *fields,
@@ -221,16 +224,11 @@ check_table(Oid relid, Form_pg_class relform, OutboxConfigCheck check)
 }
 
 /*
- * Check that the capture trigger of a published table is outbox's and fires
- * for every row written.  A missing trigger is refused after a command on
- * the trigger (DROP TRIGGER itself unpublishes the table first, in ddl.c,
- * when the role may unpublish), let in with a NOTICE on INSERT
- * and silently after other DDL: pg_restore loads the data and then, in its
- * post-data section, adds the table's constraints and indexes before it
- * creates the trigger.
+ * A copy of the pg_trigger row of table relid's trigger named as the
+ * capture trigger, as of this command; NULL if it has none.
  */
-static void
-check_trigger(Oid relid, const char *relname, OutboxConfigCheck check)
+static HeapTuple
+capture_trigger_tuple(Oid relid)
 {
 	Relation	tgrel;
 	ScanKeyData keys[2];
@@ -245,6 +243,26 @@ check_trigger(Oid relid, const char *relname, OutboxConfigCheck check)
 	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, NULL, 2,
 							  keys);
 	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		tuple = heap_copytuple(tuple);
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+	return tuple;
+}
+
+/*
+ * Check that the capture trigger of a published table is outbox's and fires
+ * for every row written.  A missing trigger is refused after a command on
+ * the trigger (DROP TRIGGER itself unpublishes the table first, in ddl.c,
+ * when the role may unpublish), let in with a NOTICE on INSERT
+ * and silently after other DDL: pg_restore loads the data and then, in its
+ * post-data section, adds the table's constraints and indexes before it
+ * creates the trigger.
+ */
+static void
+check_trigger(Oid relid, const char *relname, OutboxConfigCheck check)
+{
+	HeapTuple	tuple = capture_trigger_tuple(relid);
 
 	if (!HeapTupleIsValid(tuple))
 	{
@@ -271,8 +289,7 @@ check_trigger(Oid relid, const char *relname, OutboxConfigCheck check)
 		if (trigger->tgfoid != outbox_capture_function_oid() ||
 			trigger->tgtype != CAPTURE_TRIGGER_TYPE ||
 			trigger->tgattr.dim1 != 0 ||
-			!heap_attisnull(tuple, Anum_pg_trigger_tgqual,
-							RelationGetDescr(tgrel)))
+			!heap_attisnull(tuple, Anum_pg_trigger_tgqual, NULL))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 check == OUTBOX_CHECK_INSERT ?
@@ -293,9 +310,6 @@ check_trigger(Oid relid, const char *relname, OutboxConfigCheck check)
 					 errdetail("Rows written while it is disabled would publish no message."),
 					 errhint("Call outbox.unpublish() to stop publishing the table; to write rows without messages, a superuser can SET session_replication_role = replica.")));
 	}
-
-	systable_endscan(scan);
-	table_close(tgrel, AccessShareLock);
 }
 
 /*
@@ -474,6 +488,41 @@ outbox_is_published(Oid relid)
 }
 
 /*
+ * The partition ancestors of table relid, its parent first.  Unlike
+ * get_partition_ancestors(), a parent that relid (or an ancestor) is being
+ * detached from by DETACH PARTITION ... CONCURRENTLY is one still: until
+ * the detach is finalized, the partition keeps its clone of the parent's
+ * capture trigger, and its rows are the parent's to publish.
+ */
+List *
+outbox_partition_ancestors(Oid relid)
+{
+	List	   *ancestors = NIL;
+	Relation	inhrel = table_open(InheritsRelationId, AccessShareLock);
+
+	while (get_rel_relispartition(relid))
+	{
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tuple;
+
+		ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(relid));
+		scan = systable_beginscan(inhrel, InheritsRelidSeqnoIndexId, true,
+								  NULL, 1, &key);
+		tuple = systable_getnext(scan);
+		relid = HeapTupleIsValid(tuple) ?
+			((Form_pg_inherits) GETSTRUCT(tuple))->inhparent : InvalidOid;
+		systable_endscan(scan);
+		if (!OidIsValid(relid))
+			break;				/* detached since the syscache said so */
+		ancestors = lappend_oid(ancestors, relid);
+	}
+	table_close(inhrel, AccessShareLock);
+	return ancestors;
+}
+
+/*
  * The nearest partition ancestor of table relid that has configurations of
  * its own, as of now; InvalidOid if none (or relid is no partition).
  */
@@ -482,9 +531,7 @@ outbox_published_ancestor(Oid relid)
 {
 	ListCell   *lc;
 
-	if (!get_rel_relispartition(relid))
-		return InvalidOid;
-	foreach(lc, get_partition_ancestors(relid))
+	foreach(lc, outbox_partition_ancestors(relid))
 	{
 		if (outbox_is_published(lfirst_oid(lc)))
 			return lfirst_oid(lc);
@@ -506,6 +553,66 @@ outbox_refuse_published_partition(Oid relid, Oid ancestor)
 					outbox_qualified_relname(ancestor)),
 			 errdetail("A partition captures by the configurations of its published ancestor; its own would lose their trigger when it is detached."),
 			 errhint("Call outbox.unpublish() on one of the two first; outbox.publish() of the partitioned table may name more destinations.")));
+}
+
+/*
+ * Refuse relid and every table under it in its partition tree that is
+ * published on its own (but ancestor itself) as partitions of ancestor,
+ * published too.
+ */
+void
+outbox_refuse_published_partitions(Oid relid, Oid ancestor)
+{
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		if (lfirst_oid(lc) != ancestor && outbox_is_published(lfirst_oid(lc)))
+			outbox_refuse_published_partition(lfirst_oid(lc), ancestor);
+	}
+}
+
+/*
+ * Whether table relid has a trigger named as the capture trigger that is
+ * its own, not a clone of its parent's.
+ */
+static bool
+has_own_capture_trigger(Oid relid)
+{
+	HeapTuple	tuple = capture_trigger_tuple(relid);
+
+	return HeapTupleIsValid(tuple) &&
+		!OidIsValid(((Form_pg_trigger) GETSTRUCT(tuple))->tgparentid);
+}
+
+/*
+ * Refuse relid and every table under it in its partition tree (but
+ * ancestor itself) that has a trigger of its own named as the capture
+ * trigger, as partitions of ancestor, published or being published:
+ * PostgreSQL gives each partition a clone of the parent's capture trigger
+ * under that name.
+ */
+void
+outbox_refuse_capture_trigger_name(Oid relid, Oid ancestor)
+{
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		Oid			partid = lfirst_oid(lc);
+
+		if (partid != ancestor && has_own_capture_trigger(partid))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("table %s has a trigger \"%s\" of its own and cannot be a partition of published table %s",
+							outbox_qualified_relname(partid),
+							OUTBOX_CAPTURE_TRIGGER_NAME,
+							outbox_qualified_relname(ancestor)),
+					 errdetail("Every partition of a published table gets a clone of the parent's capture trigger, under that name."),
+					 errhint("Rename or drop trigger \"%s\" of %s first.",
+							 OUTBOX_CAPTURE_TRIGGER_NAME,
+							 outbox_qualified_relname(partid))));
+	}
 }
 
 /*
@@ -596,6 +703,7 @@ check_inserted_row(HeapTuple tuple, TupleDesc desc)
 {
 	ConfigRow	config;
 	HeapTuple	reltuple;
+	Oid			ancestor;
 
 	if (!read_config(tuple, desc, &config))
 		return;
@@ -604,6 +712,11 @@ check_inserted_row(HeapTuple tuple, TupleDesc desc)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", config.relid)));
+	/* a table captures by its own configurations or one ancestor's */
+	ancestor = outbox_published_ancestor(config.relid);
+	if (OidIsValid(ancestor))
+		outbox_refuse_published_partition(config.relid, ancestor);
+	outbox_refuse_published_partitions(config.relid, config.relid);
 	check_table(config.relid, (Form_pg_class) GETSTRUCT(reltuple),
 				OUTBOX_CHECK_INSERT);
 	check_config((Form_pg_class) GETSTRUCT(reltuple), &config,

@@ -52,7 +52,7 @@ Datum
 outbox_replay(PG_FUNCTION_ARGS)
 {
 	Oid			argtypes[6] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	INT4OID, TIMESTAMPTZOID, TEXTOID};
+	INT8OID, TIMESTAMPTZOID, TEXTOID};
 	Datum		args[6];
 	Oid			log_argtypes[5] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
 	INT8OID, TEXTOID};
@@ -87,13 +87,21 @@ outbox_replay(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the range of a replay must have finite bounds")));
+	/* bounds swapped, or a since still to come, are a mistake: say so */
+	if (since >= until)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("since must be earlier than until"),
+				 errdetail("A replay covers the messages added in [since, until), and until is at most now()."),
+				 errhint("Pass the earlier time first.")));
 
 	outbox_check_destination_allowed(GetUserId(), "publish", destination);
 
 	args[0] = CStringGetTextDatum(destination);
 	args[1] = TimestampTzGetDatum(since);
 	args[2] = TimestampTzGetDatum(until);
-	args[3] = Int32GetDatum(max_messages);
+	/* one row more than allowed tells that the replay is too large */
+	args[3] = Int64GetDatum((int64) max_messages + 1);
 	args[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() +
 								  OUTBOX_DEFAULT_EXPIRY_USECS);
 	args[5] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
@@ -101,7 +109,6 @@ outbox_replay(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	/* one row more than allowed tells that the replay is too large */
 	outbox_execute_as(outbox_table_owner("published"),
 					  "UPDATE outbox.published"
 					  "   SET " OUTBOX_RESCHEDULE_SET("$5")
@@ -111,7 +118,7 @@ outbox_replay(PG_FUNCTION_ARGS)
 					  "      AND destination OPERATOR(pg_catalog.=) $1"
 					  "      AND added OPERATOR(pg_catalog.>=) $2"
 					  "      AND added OPERATOR(pg_catalog.<) $3"
-					  "    ORDER BY id LIMIT $4 OPERATOR(pg_catalog.+) 1"
+					  "    ORDER BY id LIMIT $4"
 					  "      FOR UPDATE))"
 					  "   AND status OPERATOR(pg_catalog.=) 'succeeded'::outbox.message_status",
 					  5, argtypes, args, NULL, SPI_OK_UPDATE);
