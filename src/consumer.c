@@ -82,6 +82,12 @@
  * /amq/queue/DLQ.<queue> itself, waits for its receipt, and only then
  * ACKs the original.  Either way no message is dropped.
  *
+ * A /queue/X that exists with other arguments (a publisher's plain SEND
+ * declared it before anyone subscribed, or an operator did) refuses our
+ * SUBSCRIBE, which declares the dead-letter arguments.  The refusal proves
+ * X exists, so the consumer then takes it as /amq/queue/X, dead-lettering
+ * by SEND as above (choose_route()).
+ *
  * The privilege model of the consumer.  The worker connects as the
  * bootstrap superuser (a background worker cannot connect as a role that
  * may not log in), and runs the subscriber's code only in transactions
@@ -316,6 +322,7 @@ static Oid	run_as;				/* the subscription's role */
 static Oid	tables_owner;		/* of the outbox tables; set per transaction */
 static char *callback_search_path;	/* TopMemoryContext */
 static bool dead_letter_by_send = false;	/* /amq/queue/: SEND to the DLQ */
+static bool consume_existing_queue = false; /* /queue/X taken as /amq/queue/X */
 
 /* delivered messages not yet handed to a batch (frames owned here) */
 static StompFrame *held[HELD_MAX];
@@ -827,8 +834,12 @@ subscribe_queue(const char *dlq, int64 deadline, StringInfo why)
 	StompHeaderPair pairs[64];
 	uint64_t	receipt;
 	bool		has_prefetch = false;
+	const char *target = destination;
 	int			n;
 	int			i;
+
+	if (consume_existing_queue)
+		target = psprintf("/amq/queue/%s", destination + strlen("/queue/"));
 
 	n = parse_queue_headers(pairs, lengthof(pairs) - 5);
 	for (i = 0; i < n; i++)
@@ -851,7 +862,7 @@ subscribe_queue(const char *dlq, int64 deadline, StringInfo why)
 		pairs[n].name = "x-queue-name";
 		pairs[n++].value = queue_name;
 	}
-	if (stomp_conn_subscribe(broker.conn, main_sub_id, destination,
+	if (stomp_conn_subscribe(broker.conn, main_sub_id, target,
 							 "client-individual", pairs, n,
 							 &receipt) != STOMP_OK ||
 		!wait_for_receipt(&broker, receipt, deadline))
@@ -863,6 +874,45 @@ subscribe_queue(const char *dlq, int64 deadline, StringInfo why)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * After a SUBSCRIBE was refused: choose how to reach a /queue/ destination.
+ * A refusal for other arguments proves the queue exists, so it is taken as
+ * /amq/queue/X from now on (see the file header); a /amq/queue/X that is
+ * gone sends the consumer back to /queue/X, which declares it again.
+ * Returns whether to subscribe again at once, without backing off: only
+ * for the first, which can happen once per route found.
+ */
+static bool
+choose_route(const char *refusal)
+{
+	StompRefusal kind = stomp_refusal_classify(refusal);
+	const char *queue = destination + strlen("/queue/");
+
+	if (strncmp(destination, "/queue/", 7) != 0)
+		return false;
+	if (!consume_existing_queue && kind == STOMP_REFUSAL_INEQUIVALENT)
+	{
+		consume_existing_queue = true;
+		dead_letter_by_send = true;
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\" found \"%s\" declared with other arguments, and consumes it as \"/amq/queue/%s\"",
+						queue_name, destination, queue),
+				 errdetail("%s", refusal),
+				 errhint("Messages it refuses are sent to \"/amq/queue/DLQ.%s\".",
+						 queue_name)));
+		return true;
+	}
+	if (consume_existing_queue && kind == STOMP_REFUSAL_NOT_FOUND)
+	{
+		consume_existing_queue = false;
+		dead_letter_by_send = false;
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\" found no queue behind \"/amq/queue/%s\", and subscribes to \"%s\" again",
+						queue_name, queue, destination)));
+	}
+	return false;
 }
 
 /*
@@ -924,6 +974,8 @@ ensure_subscribed(void)
 						 &failures))
 	{
 		disconnect();
+		if (choose_route(failures.data))
+			return false;		/* subscribed again at the next loop */
 		back_off(STOMP_FAILURE_DECLARE,
 				 psprintf("could not subscribe to \"%s\"", destination),
 				 failures.data);
