@@ -37,6 +37,35 @@ CREATE EXTENSION outbox;
 \set SHOW_CONTEXT errors
 SELECT count(*) AS objects FROM pg_class WHERE relnamespace = 'outbox'::regnamespace;
 ALTER SCHEMA outbox OWNER TO CURRENT_USER;
+-- nor if a role that is not a superuser may create objects in it, however
+-- it got the right (a grant, the default privileges of the schema's
+-- creator): an overload of outbox.send_event(), say, that takes the
+-- caller's untyped literals before the real one does, would run as
+-- whoever calls it.
+GRANT CREATE ON SCHEMA outbox TO pkg_mallory;
+\set SHOW_CONTEXT never
+CREATE EXTENSION outbox;
+REVOKE CREATE ON SCHEMA outbox FROM pkg_mallory;
+GRANT CREATE ON SCHEMA outbox TO PUBLIC;
+CREATE EXTENSION outbox;
+REVOKE CREATE ON SCHEMA outbox FROM PUBLIC;
+DROP SCHEMA outbox;
+ALTER DEFAULT PRIVILEGES GRANT CREATE ON SCHEMAS TO pkg_mallory;
+CREATE EXTENSION outbox;
+ALTER DEFAULT PRIVILEGES REVOKE CREATE ON SCHEMAS FROM pkg_mallory;
+\set SHOW_CONTEXT errors
+-- rolled back whole, the schema CREATE EXTENSION made with it
+SELECT count(*) AS schemas FROM pg_namespace WHERE nspname = 'outbox';
+-- the same holds when 1.0 is updated
+CREATE EXTENSION outbox VERSION '1.0';
+GRANT CREATE ON SCHEMA outbox TO pkg_mallory;
+\set SHOW_CONTEXT never
+ALTER EXTENSION outbox UPDATE;
+\set SHOW_CONTEXT errors
+SELECT extversion FROM pg_extension WHERE extname = 'outbox';
+REVOKE CREATE ON SCHEMA outbox FROM pkg_mallory;
+ALTER EXTENSION outbox UPDATE;
+DROP EXTENSION outbox;
 CREATE EXTENSION outbox;
 DROP ROLE pkg_mallory;
 

@@ -23,12 +23,18 @@
 --
 -- Since CREATE EXTENSION uses a schema outbox that exists already, where
 -- 1.0's CREATE SCHEMA failed, the schema must be a superuser's: its owner
--- could drop, rename or replace what the extension creates in it.
+-- could drop, rename or replace what the extension creates in it.  Nor
+-- may a role that is not a superuser create objects in it, by a grant or
+-- by the default privileges of the schema's creator: an overload of one of
+-- the extension's functions that matches a caller's untyped literals
+-- better (outbox.send_event(text, text), say) would run as whoever calls
+-- it, superusers and the workers included.
 DO $$
 DECLARE
 	ext			pg_catalog.oid;
 	nsp			pg_catalog.oid;
 	owner		pg_catalog.name;
+	creator		pg_catalog.text;
 BEGIN
 	SELECT r.rolname INTO owner
 	  FROM pg_catalog.pg_namespace n
@@ -41,8 +47,25 @@ BEGIN
 				  HINT = 'Drop the schema, or ALTER SCHEMA outbox OWNER TO a superuser, and run the command again.';
 	END IF;
 
+	SELECT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+				ELSE pg_catalog.quote_ident(r.rolname) END INTO creator
+	  FROM pg_catalog.pg_namespace n
+	 CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
+	  LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+	 WHERE n.nspname OPERATOR(pg_catalog.=) 'outbox'
+	   AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+	   AND r.rolsuper IS NOT TRUE
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'schema "outbox" must not let % create objects in it', creator
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'Only superusers may create objects in the schema of extension "outbox": another role could put functions there that its callers run instead of the extension''s.',
+				  HINT = pg_catalog.format('REVOKE CREATE ON SCHEMA outbox FROM %s, and run the command again.', creator);
+	END IF;
+
 	SELECT e.oid, e.extnamespace INTO ext, nsp
-	  FROM pg_catalog.pg_extension e WHERE e.extname = 'outbox';
+	  FROM pg_catalog.pg_extension e
+	 WHERE e.extname OPERATOR(pg_catalog.=) 'outbox';
 	IF nsp OPERATOR(pg_catalog.<>) 'outbox'::pg_catalog.regnamespace THEN
 		ALTER EXTENSION outbox DROP SCHEMA outbox;
 		UPDATE pg_catalog.pg_depend
