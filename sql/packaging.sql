@@ -84,9 +84,42 @@ SELECT md5(pg_read_file((SELECT setting FROM pg_config WHERE name = 'SHAREDIR')
 
 -- Between a package upgrade and ALTER EXTENSION outbox UPDATE the library
 -- refuses the older schema, with the hint to update.
+CREATE TEMP TABLE pkg_c_functions AS
+SELECT p.proname, p.prosrc, p.pronargs,
+	   pg_get_function_identity_arguments(p.oid) AS args,
+	   pg_get_function_result(p.oid) AS result
+  FROM pg_proc p
+ WHERE p.pronamespace = 'outbox'::regnamespace
+   AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
+   AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype);
 DROP EXTENSION outbox;
 CREATE EXTENSION outbox VERSION '1.0';
 SELECT extversion FROM pg_extension WHERE extname = 'outbox';
+-- every C function of the library that SQL calls directly, 1.1's new ones
+-- included (declared here as 1.1 declares them), refuses before it looks
+-- at its arguments; but for the two that read no table
+CREATE TEMP TABLE pkg_c_probe (proname name, outcome text);
+DO $$
+DECLARE
+	f			record;
+	outcome		text;
+BEGIN
+	FOR f IN SELECT * FROM pkg_c_functions LOOP
+		EXECUTE format('CREATE FUNCTION pg_temp.%I(%s) RETURNS %s AS %L, %L LANGUAGE C',
+					   f.proname, f.args, f.result, '$libdir/outbox', f.prosrc);
+		BEGIN
+			EXECUTE format('SELECT pg_temp.%I(%s)', f.proname,
+						   (SELECT string_agg('NULL', ', ')
+							  FROM generate_series(1, f.pronargs)));
+			outcome := 'runs';
+		EXCEPTION WHEN OTHERS THEN
+			outcome := SQLERRM;
+		END;
+		INSERT INTO pkg_c_probe VALUES (f.proname, outcome);
+	END LOOP;
+END
+$$;
+SELECT proname, outcome FROM pkg_c_probe ORDER BY proname;
 CREATE TABLE pkg_orders (id int PRIMARY KEY, total numeric);
 SELECT outbox.publish('pkg_orders', '/topic/pkg');
 -- a published table as 1.0's outbox.publish() left it: a write fails
