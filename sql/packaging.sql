@@ -148,3 +148,40 @@ SELECT destination, body FROM outbox.published WHERE destination = '/topic/pkg';
 SELECT outbox.unpublish('pkg_orders');
 DELETE FROM outbox.published;
 DROP TABLE pkg_orders;
+
+-- An installation of 1.0's own layout (recorded in public, the schema
+-- outbox a member, as 1.0's control file and CREATE SCHEMA left it) is
+-- updated to the catalog of a fresh one, the schema's initial privileges
+-- included: pg_dump writes the schema's grants and revokes against them,
+-- and without them a REVOKE USAGE ON SCHEMA outbox FROM PUBLIC is lost by
+-- a dump and restore (CREATE EXTENSION grants it again).
+DROP EXTENSION outbox;
+CREATE EXTENSION outbox;
+CREATE TEMP TABLE pkg_fresh_initprivs AS
+SELECT privtype, initprivs::text
+  FROM pg_init_privs
+ WHERE classoid = 'pg_namespace'::regclass AND objoid = 'outbox'::regnamespace;
+DROP EXTENSION outbox;
+CREATE EXTENSION outbox VERSION '1.0';
+UPDATE pg_depend SET refobjid = 'public'::regnamespace
+ WHERE classid = 'pg_extension'::regclass
+   AND objid = (SELECT oid FROM pg_extension WHERE extname = 'outbox')
+   AND refclassid = 'pg_namespace'::regclass AND deptype = 'n';
+UPDATE pg_extension SET extnamespace = 'public'::regnamespace WHERE extname = 'outbox';
+ALTER EXTENSION outbox ADD SCHEMA outbox;
+ALTER EXTENSION outbox UPDATE;
+SELECT extversion, extnamespace::regnamespace AS schema
+  FROM pg_extension WHERE extname = 'outbox';
+SELECT count(*) AS schema_members
+  FROM pg_depend
+ WHERE classid = 'pg_namespace'::regclass AND objid = 'outbox'::regnamespace
+   AND refclassid = 'pg_extension'::regclass;
+CREATE TEMP VIEW pkg_initprivs AS
+SELECT privtype, initprivs::text
+  FROM pg_init_privs
+ WHERE classoid = 'pg_namespace'::regclass AND objoid = 'outbox'::regnamespace;
+SELECT (SELECT count(*) FROM pkg_fresh_initprivs) AS fresh,
+	   (SELECT count(*) FROM (TABLE pkg_fresh_initprivs
+							  EXCEPT ALL TABLE pkg_initprivs) d) AS missing,
+	   (SELECT count(*) FROM (TABLE pkg_initprivs
+							  EXCEPT ALL TABLE pkg_fresh_initprivs) d) AS extra;

@@ -18,8 +18,12 @@
 -- An installation of the old kind is recorded as a new one would be: else
 -- \dx names the wrong schema, and its dumps name one that CREATE EXTENSION
 -- refuses from now on.  PostgreSQL offers no command for this (SET SCHEMA
--- moves relocatable extensions only), so the two catalog rows are changed
--- as AlterExtensionNamespace() changes them.
+-- moves relocatable extensions only), so the catalog rows are changed as
+-- AlterExtensionNamespace() changes them.  The schema stops being a member
+-- by its membership row alone: ALTER EXTENSION ... DROP SCHEMA would also
+-- forget its initial privileges (those 1.0's GRANT gave it), which a fresh
+-- installation has and pg_dump writes the schema's grants and revokes
+-- against (a REVOKE USAGE from PUBLIC would not survive a restore).
 --
 -- Since CREATE EXTENSION uses a schema outbox that exists already, where
 -- 1.0's CREATE SCHEMA failed, the schema must be a superuser's: its owner
@@ -67,7 +71,12 @@ BEGIN
 	  FROM pg_catalog.pg_extension e
 	 WHERE e.extname OPERATOR(pg_catalog.=) 'outbox';
 	IF nsp OPERATOR(pg_catalog.<>) 'outbox'::pg_catalog.regnamespace THEN
-		ALTER EXTENSION outbox DROP SCHEMA outbox;
+		DELETE FROM pg_catalog.pg_depend
+		 WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+		   AND objid OPERATOR(pg_catalog.=) 'outbox'::pg_catalog.regnamespace
+		   AND refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+		   AND refobjid OPERATOR(pg_catalog.=) ext
+		   AND deptype OPERATOR(pg_catalog.=) 'e';
 		UPDATE pg_catalog.pg_depend
 		   SET refobjid = 'outbox'::pg_catalog.regnamespace
 		 WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
