@@ -185,3 +185,29 @@ SELECT (SELECT count(*) FROM pkg_fresh_initprivs) AS fresh,
 							  EXCEPT ALL TABLE pkg_initprivs) d) AS missing,
 	   (SELECT count(*) FROM (TABLE pkg_initprivs
 							  EXCEPT ALL TABLE pkg_fresh_initprivs) d) AS extra;
+
+-- A serializer or callback of 1.0 in a temporary schema goes with its
+-- session.  Stored by name, it would find whatever a later session given
+-- the same temporary schema creates under that name, and capture would run
+-- it for every writer of the table: it is kept as its number, as one
+-- already dropped is.
+DROP EXTENSION outbox;
+CREATE EXTENSION outbox VERSION '1.0';
+CREATE TABLE pkg_temp_ser (id int);
+CREATE FUNCTION pg_temp.pkg_ser(pkg_temp_ser) RETURNS jsonb
+	LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+CREATE FUNCTION pg_temp.pkg_cb(outbox.payload) RETURNS boolean
+	LANGUAGE sql AS $$ SELECT true $$;
+INSERT INTO outbox.publish_config (relid, destination, serializer)
+	VALUES ('pkg_temp_ser', '/topic/pkg_temp', 'pg_temp.pkg_ser(pkg_temp_ser)');
+INSERT INTO outbox.subscription (queue_name, callback, destination, run_as)
+	VALUES ('pkg_temp_q', 'pg_temp.pkg_cb(outbox.payload)', '/topic/pkg_temp',
+			current_user::regrole);
+ALTER EXTENSION outbox UPDATE;
+SELECT serializer ~ '^[0-9]+$' AS serializer_a_number FROM outbox.publish_config;
+SELECT callback ~ '^[0-9]+$' AS callback_a_number FROM outbox.subscription;
+DELETE FROM outbox.subscription;
+SET client_min_messages = warning;
+DROP TABLE pkg_temp_ser CASCADE;
+RESET client_min_messages;
+DROP FUNCTION pg_temp.pkg_cb(outbox.payload);

@@ -103,7 +103,9 @@ DROP FUNCTION outbox.check_publish_config();
 -- outbox_stored_function_name() writes (stored_function.c).  An OID that
 -- names no function any more (1.0's DDL check did not fire in replica
 -- sessions) is kept as its number, which names nothing either: capture and
--- the consumer then say so, as they did in 1.0.
+-- the consumer then say so, as they did in 1.0.  So is a function in a
+-- temporary schema (1.1 refuses those): it goes with its session, and its
+-- name would find what a later session given that schema creates.
 CREATE FUNCTION outbox.stored_function_name_1_0(function pg_catalog.regprocedure)
 RETURNS text
 LANGUAGE sql STABLE STRICT
@@ -111,7 +113,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT coalesce((SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname)
 				   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-				  WHERE p.oid = function),
+				  WHERE p.oid = function
+					AND n.oid <> pg_my_temp_schema()
+					AND NOT pg_is_other_temp_schema(n.oid)),
 				function::oid::text)
 $$;
 ALTER TABLE outbox.publish_config
