@@ -18,17 +18,27 @@
 -- An installation of the old kind is recorded as a new one would be: else
 -- \dx names the wrong schema, and its dumps name one that CREATE EXTENSION
 -- refuses from now on.  PostgreSQL offers no command for this (SET SCHEMA
--- moves relocatable extensions only), so the two catalog rows are changed
--- as AlterExtensionNamespace() changes them.
+-- moves relocatable extensions only), so the catalog rows are changed as
+-- AlterExtensionNamespace() changes them.  The schema stops being a member
+-- by its membership row alone: ALTER EXTENSION ... DROP SCHEMA would also
+-- forget its initial privileges (those 1.0's GRANT gave it), which a fresh
+-- installation has and pg_dump writes the schema's grants and revokes
+-- against (a REVOKE USAGE from PUBLIC would not survive a restore).
 --
 -- Since CREATE EXTENSION uses a schema outbox that exists already, where
 -- 1.0's CREATE SCHEMA failed, the schema must be a superuser's: its owner
--- could drop, rename or replace what the extension creates in it.
+-- could drop, rename or replace what the extension creates in it.  Nor
+-- may a role that is not a superuser create objects in it, by a grant or
+-- by the default privileges of the schema's creator: an overload of one of
+-- the extension's functions that matches a caller's untyped literals
+-- better (outbox.send_event(text, text), say) would run as whoever calls
+-- it, superusers and the workers included.
 DO $$
 DECLARE
 	ext			pg_catalog.oid;
 	nsp			pg_catalog.oid;
 	owner		pg_catalog.name;
+	creator		pg_catalog.text;
 BEGIN
 	SELECT r.rolname INTO owner
 	  FROM pg_catalog.pg_namespace n
@@ -41,10 +51,32 @@ BEGIN
 				  HINT = 'Drop the schema, or ALTER SCHEMA outbox OWNER TO a superuser, and run the command again.';
 	END IF;
 
+	SELECT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+				ELSE pg_catalog.quote_ident(r.rolname) END INTO creator
+	  FROM pg_catalog.pg_namespace n
+	 CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
+	  LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+	 WHERE n.nspname OPERATOR(pg_catalog.=) 'outbox'
+	   AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+	   AND r.rolsuper IS NOT TRUE
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'schema "outbox" must not let % create objects in it', creator
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'Only superusers may create objects in the schema of extension "outbox": another role could put functions there that its callers run instead of the extension''s.',
+				  HINT = pg_catalog.format('REVOKE CREATE ON SCHEMA outbox FROM %s, and run the command again.', creator);
+	END IF;
+
 	SELECT e.oid, e.extnamespace INTO ext, nsp
-	  FROM pg_catalog.pg_extension e WHERE e.extname = 'outbox';
+	  FROM pg_catalog.pg_extension e
+	 WHERE e.extname OPERATOR(pg_catalog.=) 'outbox';
 	IF nsp OPERATOR(pg_catalog.<>) 'outbox'::pg_catalog.regnamespace THEN
-		ALTER EXTENSION outbox DROP SCHEMA outbox;
+		DELETE FROM pg_catalog.pg_depend
+		 WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+		   AND objid OPERATOR(pg_catalog.=) 'outbox'::pg_catalog.regnamespace
+		   AND refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+		   AND refobjid OPERATOR(pg_catalog.=) ext
+		   AND deptype OPERATOR(pg_catalog.=) 'e';
 		UPDATE pg_catalog.pg_depend
 		   SET refobjid = 'outbox'::pg_catalog.regnamespace
 		 WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
@@ -71,7 +103,9 @@ DROP FUNCTION outbox.check_publish_config();
 -- outbox_stored_function_name() writes (stored_function.c).  An OID that
 -- names no function any more (1.0's DDL check did not fire in replica
 -- sessions) is kept as its number, which names nothing either: capture and
--- the consumer then say so, as they did in 1.0.
+-- the consumer then say so, as they did in 1.0.  So is a function in a
+-- temporary schema (1.1 refuses those): it goes with its session, and its
+-- name would find what a later session given that schema creates.
 CREATE FUNCTION outbox.stored_function_name_1_0(function pg_catalog.regprocedure)
 RETURNS text
 LANGUAGE sql STABLE STRICT
@@ -79,7 +113,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT coalesce((SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname)
 				   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-				  WHERE p.oid = function),
+				  WHERE p.oid = function
+					AND n.oid <> pg_my_temp_schema()
+					AND NOT pg_is_other_temp_schema(n.oid)),
 				function::oid::text)
 $$;
 ALTER TABLE outbox.publish_config

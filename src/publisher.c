@@ -1367,6 +1367,9 @@ publisher_pass(void)
 	/* is the extension there (yet), and of the library's version? */
 	begin_pass_transaction();
 	schema = outbox_schema_state(&version);
+	/* in SPI's context, gone at the commit: used after it */
+	if (version != NULL)
+		version = MemoryContextStrdup(worker_context, version);
 	installed = (schema == OUTBOX_SCHEMA_CURRENT);
 	if (installed)
 	{

@@ -99,6 +99,7 @@ outbox_check_destination_sql(PG_FUNCTION_ARGS)
 	int64		deadline;
 	volatile bool exists = false;
 
+	/* of the library's version only (version.c) */
 	outbox_require_current_schema();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,

@@ -66,6 +66,7 @@ outbox_replay(PG_FUNCTION_ARGS)
 	const char *names[4] = {"destination", "since", "until", "max_messages"};
 	int			i;
 
+	/* of the library's version only (version.c) */
 	outbox_require_current_schema();
 	for (i = 0; i < 4; i++)
 	{

@@ -112,8 +112,9 @@ installed_version(void)
 
 /*
  * Whether the extension is missing, of another version than this library,
- * or current; *installed (if given) is set to its version, or NULL.  Needs
- * a transaction.
+ * or current; *installed (if given) is set to its version (palloc'd in
+ * the current context, SPI's if connected: copy it to keep it past the
+ * transaction), or NULL.  Needs a transaction.
  */
 OutboxSchemaState
 outbox_schema_state(char **installed)
