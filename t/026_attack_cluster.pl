@@ -7,6 +7,8 @@
 #	  patterns may check only a queue it may consume;
 #	- checking loses no message (it may deliver one to itself, which goes
 #	  back marked redelivered: hence the subscribing patterns);
+#	- a DLQ that cannot be declared: the message to dead-letter is not
+#	  run again and again meanwhile;
 #	- odd destinations (a line break, 300 bytes) get an answer, and a
 #	  broker that does not answer is left at statement_timeout;
 #	- a refused login does not show outbox.stomp_username (superuser
@@ -33,6 +35,20 @@ my $node = OutboxTest::Outbox::node('attack', $mq->stomp_host_and_port);
 sub client
 {
 	return OutboxTest::Stomp->connect(host => $mq->host, port => $mq->stomp_port);
+}
+
+# Whether the message of that dop-msg-id reaches that DLQ within a minute
+# (the consumer declares it again every 15 s at most).
+sub reaches_dlq
+{
+	my ($dlq, $id) = @_;
+	for (1 .. 12)
+	{
+		my $seen = OutboxTest::Outbox::drain($mq, $dlq, expect => 1, quiet => 1, timeout => 5);
+		return 1 if $seen->{$id};
+		sleep 5;
+	}
+	return 0;
 }
 
 # a quorum queue and a classic one, with a message each
@@ -90,7 +106,86 @@ for my $q ('guarded', 'plain')
 }
 
 #
-# 3. Odd destinations and a silent broker.
+# 3. A DLQ that cannot be declared: the message to dead-letter waits, and
+#    is not run again and again meanwhile (it used to come back with a
+#    reconnect about every second, its callback run each time, and two log
+#    lines each).  It cannot go anywhere before the DLQ is declared again.
+#
+$mq->ctl('set_permissions', '-p', '/', '--', 'guest', '^(?!DLQ\.dq$).*', '.*', '.*');
+$node->safe_psql('postgres', q{
+	CREATE SEQUENCE attempts;
+	CREATE FUNCTION refuse_all(p outbox.payload) RETURNS boolean
+	LANGUAGE plpgsql AS $$
+	BEGIN
+		PERFORM nextval('attempts');	-- not rolled back with the message
+		RETURN false;
+	END $$;
+	SELECT outbox.subscribe('refuse_all', '/queue/dq', 'dq');
+});
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM outbox.status WHERE kind = 'consumer' AND queue = 'dq' AND state = 'connected'"),
+	'a consumer whose DLQ is refused subscribes');
+$c->send('/amq/queue/dq', '{"n": 3}', { 'dop-msg-id' => 'dq-1' });
+
+sub dlq_refusals
+{
+	my @l = (slurp_file($node->logfile) =~
+		  /LOG:  outbox consumer of queue "dq" could not declare its dead-letter queue "DLQ\.dq"/g);
+	return scalar @l;
+}
+my $first = dlq_refusals();
+ok($node->poll_query_until('postgres', 'SELECT last_value > 0 FROM attempts'),
+	'the message was tried');
+# two more declarations of the DLQ (on its own schedule, 15 s apart)
+for (1 .. 90)
+{
+	last if dlq_refusals() >= $first + 2;
+	sleep 1;
+}
+my $declares = dlq_refusals() - $first;
+my $attempts = $node->safe_psql('postgres', 'SELECT last_value FROM attempts');
+cmp_ok($declares, '>=', 2, 'the DLQ was declared again');
+cmp_ok($attempts, '<=', $declares + 2,
+	"the message was run once per declaration of the DLQ ($attempts runs, $declares declarations)");
+is((($mq->queue_info('dq') // {})->{messages} // 0), 1, 'it waits in its queue');
+$mq->ctl('set_permissions', '-p', '/', '--', 'guest', '.*', '.*', '.*');
+ok(reaches_dlq('DLQ.dq', 'dq-1'), 'once the DLQ may be declared, the message reaches it');
+$node->safe_psql('postgres', "SELECT outbox.unsubscribe('dq')");
+
+# The same for a /amq/queue/ destination, whose messages are dead-lettered
+# by a SEND of a copy to /amq/queue/DLQ.<queue>: RabbitMQ confirms, and
+# drops, a SEND to a queue that is not there, so the copy must wait for the
+# DLQ too (the original was acknowledged and lost).
+$c->subscribe('/queue/aq', 'aq-declare', 'client-individual',
+	{ durable => 'true', 'auto-delete' => 'false' });
+$c->unsubscribe('aq-declare');
+$mq->ctl('set_permissions', '-p', '/', '--', 'guest', '^(?!DLQ\.aq$).*', '.*', '.*');
+$node->safe_psql('postgres', q{
+	SELECT outbox.subscribe('refuse_all', '/amq/queue/aq', 'aq');
+});
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM outbox.status WHERE kind = 'consumer' AND queue = 'aq' AND state = 'connected'"),
+	'a consumer of /amq/queue/aq whose DLQ is refused subscribes');
+$c->send('/amq/queue/aq', '{"n": 4}', { 'dop-msg-id' => 'aq-1' });
+ok($node->poll_query_until('postgres', 'SELECT last_value >= 1 FROM attempts'),
+	'its message was tried');
+# until the consumer says it waits, or the message is gone
+for (1 .. 30)
+{
+	last if $node->safe_psql('postgres',
+		"SELECT count(*) FROM outbox.status WHERE queue = 'aq' AND last_error LIKE 'could not dead-letter%'") eq '1';
+	last if ((($mq->queue_info('aq') // {})->{messages} // 0) == 0);
+	sleep 1;
+}
+is((($mq->queue_info('aq') // {})->{messages} // 0), 1,
+	'it waits in its queue, not sent to a DLQ that is not there');
+ok(!$mq->queue_info('DLQ.aq'), 'the DLQ is still not there');
+$mq->ctl('set_permissions', '-p', '/', '--', 'guest', '.*', '.*', '.*');
+ok(reaches_dlq('DLQ.aq', 'aq-1'), 'once the DLQ may be declared, the message reaches it');
+$node->safe_psql('postgres', "SELECT outbox.unsubscribe('aq')");
+
+#
+# 4. Odd destinations and a silent broker.
 #
 is($node->safe_psql('postgres',
 	"SELECT outbox.check_destination(E'/amq/queue/gua\\nrded')"),
@@ -114,7 +209,7 @@ $proxy->resume;
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the session is usable');
 
 #
-# 4. A refused login names outbox.stomp_username (superuser only) only to
+# 5. A refused login names outbox.stomp_username (superuser only) only to
 #    those who may read it.
 #
 $node->append_conf('postgresql.conf', "outbox.stomp_username = 'intruder9x'");
