@@ -23,10 +23,12 @@
 
 #include <time.h>
 
+#include "catalog/pg_authid_d.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
+#include "utils/acl.h"
 #include "utils/wait_event.h"
 
 #include "outbox.h"
@@ -330,6 +332,18 @@ outbox_broker_connect_or_error(OutboxBroker *broker, int64 deadline_ms)
 	initStringInfo(&failures);
 	if (!outbox_broker_connect(broker, deadline_ms, &failures))
 	{
+		/*
+		 * outbox.stomp_username is GUC_SUPERUSER_ONLY, and the broker's
+		 * answer to a login may name the user: a role that may not read
+		 * the setting is told only that the login was refused.
+		 */
+		if (broker->login_refused &&
+			!(superuser() ||
+			  has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_SETTINGS)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("STOMP broker refused the login of outbox's user"),
+					 errhint("A superuser sees the user name and the broker's answer, and can check outbox.stomp_username, the passcode in outbox.stomp_passcode_file, and outbox.stomp_vhost.")));
 		if (broker->login_refused)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),

@@ -29,7 +29,8 @@
  *    consuming: it is declared again (every STOMP_DECLARE_RETRY_CAP_MS at
  *    most), and meanwhile only a message to dead-letter waits, with what
  *    the broker queued behind it (it is left unacknowledged and the
- *    connection dropped, so the broker keeps it, at the head of the queue);
+ *    connection dropped, so the broker keeps it, at the head of the queue,
+ *    and it is not tried again before the DLQ is);
  * 2. subscribes to the destination with ack:client-individual, the headers
  *    of outbox.stomp_queue_headers, x-queue-name (for /topic/ and
  *    /exchange/), exclusive per outbox.exclusive_queue, and dead-lettering
@@ -80,7 +81,9 @@
  * so its queue may have no such arguments and a NACK would drop the
  * message: there the consumer SENDs a copy (body and headers) to
  * /amq/queue/DLQ.<queue> itself, waits for its receipt, and only then
- * ACKs the original.  Either way no message is dropped.
+ * ACKs the original; the copy too waits until the DLQ is declared (a SEND
+ * to a missing queue is confirmed and dropped).  Either way no message is
+ * dropped.
  *
  * A /queue/X that exists with other arguments (a publisher's plain SEND
  * declared it before anyone subscribed, or an operator did) refuses our
@@ -1818,10 +1821,12 @@ acknowledge(Delivery *deliveries, int n, uint64 batch_session)
 		StompResult rc = STOMP_OK;
 
 		/*
-		 * No DLQ to take it: RabbitMQ would drop it.  Leave it to the
-		 * broker, which gets it back with the connection, dropped below.
+		 * No DLQ to take it: RabbitMQ would drop it, the NACK's as well as
+		 * the copy SENT to /amq/queue/DLQ.<queue> (confirmed, as a SEND
+		 * that no queue takes is).  Leave it to the broker, which gets it
+		 * back with the connection, dropped below.
 		 */
-		if (d->outcome == OUTCOME_DEAD && !dead_letter_by_send && !dlq_ready)
+		if (d->outcome == OUTCOME_DEAD && !dlq_ready)
 		{
 			d->outcome = OUTCOME_NONE;
 			dlq_missing = true;
@@ -1873,6 +1878,17 @@ acknowledge(Delivery *deliveries, int n, uint64 batch_session)
 		back_off(STOMP_FAILURE_DECLARE,
 				 "could not dead-letter a message, which waits in the queue",
 				 dlq_problem);
+
+		/*
+		 * The message comes back with the next connection, at the head of
+		 * the queue, and fails the same way until the DLQ is declared: not
+		 * before the DLQ's next try.  (The subscription ends the run of
+		 * declare failures, so back_off alone would reconnect, run the
+		 * callback and log about every second for as long as the DLQ
+		 * stays refused.)
+		 */
+		if (backoff_until_ms < dlq_retry_at_ms)
+			backoff_until_ms = dlq_retry_at_ms;
 	}
 }
 

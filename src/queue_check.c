@@ -10,15 +10,20 @@
  * can see that at send time.  What can be checked is whether a queue
  * exists: this function subscribes to /amq/queue/N (which never declares)
  * on a connection of its own and waits for the broker's receipt, or for
- * its NOT_FOUND (a queue whose home node is down is not found either).  At most one message is delivered meanwhile (prefetch 1);
- * it is not acknowledged, and goes back to the queue (marked redelivered)
- * when the connection closes.  The bindings of exchanges (/topic/,
- * /exchange/) are not visible over STOMP: such a destination is refused
- * with a hint.
+ * its NOT_FOUND (a queue whose home node is down is not found either).
+ * At most one message is delivered meanwhile (prefetch 1): it is not
+ * acknowledged and goes back to the queue when the connection closes,
+ * marked redelivered, possibly behind what another consumer took
+ * meanwhile, and a quorum queue counts it as a delivery (x-delivery-limit).
+ * That is why subscribing patterns apply too.  The bindings of exchanges
+ * (/topic/, /exchange/) are not visible over STOMP: such a destination is
+ * refused with a hint.
  *
- * Checking needs a GRANT of EXECUTE, and a role limited to publishing
+ * Checking needs a GRANT of EXECUTE; a role limited to publishing
  * patterns may check only destinations that match one (privileges.c), as
- * for outbox.send_event().
+ * for outbox.send_event(), and as checking subscribes, a role limited to
+ * subscribing patterns only a destination and queue that match one, as
+ * for outbox.subscribe().
  *
  * src/queue_check.c
  *
@@ -41,6 +46,11 @@ static bool queue_exists(OutboxBroker *broker, const char *queue,
  * On a connected broker: subscribe to /amq/queue/<queue> and tell whether
  * the broker confirmed it (true) or said that it is not found (false).
  * Anything else is an error.
+ *
+ * Over STOMP the subscription is the only test of existence: RabbitMQ's
+ * plugin looks the queue up only when it consumes from it (and refuses a
+ * duplicate id, or checks consumer arguments, before that or not at all
+ * for a classic queue), so there is no passive look-up to use instead.
  */
 static bool
 queue_exists(OutboxBroker *broker, const char *queue, int64 deadline_ms)
@@ -108,17 +118,17 @@ outbox_check_destination_sql(PG_FUNCTION_ARGS)
 	destination = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	outbox_check_destination_routable(destination, false);
 	outbox_check_destination_allowed(GetUserId(), "publish", destination);
-	if (strncmp(destination, "/queue/", 7) == 0)
-		queue = destination + 7;
-	else if (strncmp(destination, "/amq/queue/", 11) == 0)
-		queue = destination + 11;
-	else
+	queue = outbox_destination_queue(destination);
+	if (queue == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot check whether destination \"%s\" is routed",
 						destination),
 				 errdetail("The broker shows no bindings over STOMP: a message to an exchange that no queue is bound to is confirmed and dropped."),
 				 errhint("Bind a queue (a quorum queue on a cluster) before publishing, or publish to /amq/queue/NAME and check that.")));
+	/* checking subscribes to the queue: subscribing patterns apply too */
+	outbox_check_destination_allowed(GetUserId(), "subscribe", destination);
+	outbox_check_destination_allowed(GetUserId(), "subscribe", queue);
 
 	deadline = outbox_monotonic_ms() + (int64) outbox_send_timeout * 1000;
 	outbox_secrets_refresh(ERROR);
