@@ -1,7 +1,8 @@
 # Copyright (c) 2026, outbox contributors
 #
-# t/026_attack_cluster.pl
-#	outbox.check_destination() as an attacker and an operator see it, on
+# t/026_check_destination.pl
+#	outbox.check_destination() and the consumer as an attacker and an
+#	operator see them, on
 #	one RabbitMQ node:
 #	- checking subscribes to the queue, so a role limited by subscribing
 #	  patterns may check only a queue it may consume;
