@@ -2,8 +2,7 @@
 #
 # t/026_check_destination.pl
 #	outbox.check_destination() and the consumer as an attacker and an
-#	operator see them, on
-#	one RabbitMQ node:
+#	operator see them, on one RabbitMQ node:
 #	- checking subscribes to the queue, so a role limited by subscribing
 #	  patterns may check only a queue it may consume;
 #	- checking loses no message (it may deliver one to itself, which goes
