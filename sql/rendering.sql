@@ -152,6 +152,44 @@ RESET ROLE;
 DROP ROLE rendering_writer;
 SELECT rendering FROM outbox.publish_config WHERE relid = 'orders'::regclass;
 
+-- the writing session's settings do not change the django rendering, not
+-- even of values rendered as PostgreSQL does (a timestamptz Python cannot
+-- hold, a huge interval, a range); floats as Python's repr() gives them
+-- (2.0 stays a float), bytea in base64 as Django's BinaryField
+CREATE TABLE odd (id int PRIMARY KEY, f8 float8, f4 float4, b bytea,
+                  far timestamptz, bc timestamptz, huge interval,
+                  dr daterange, tr tstzrange, fa float8[]);
+SELECT outbox.publish('odd', '/topic/odd');
+SELECT outbox.set_rendering('odd', '/topic/odd', 'django');
+CREATE FUNCTION insert_odd(k int) RETURNS void LANGUAGE sql AS $$
+INSERT INTO odd VALUES (k, 2.0, 0.1, '\x00ff10'::bytea,
+	'10000-01-01 00:30:00+00', '0044-03-15 12:00:00+00 BC',
+	'2800000 years 3 mons 4 days 05:06:07.5', '[2024-03-05,2024-04-01)',
+	'[2024-03-05 14:07:08+00,)', ARRAY[1e15, 1.5e-7, -0.0, 1e16, 0.0001]);
+$$;
+SELECT insert_odd(1);
+SET TimeZone = 'America/Sao_Paulo';
+SET DateStyle = 'SQL, DMY';
+SET IntervalStyle = 'sql_standard';
+SET extra_float_digits = -10;
+SET bytea_output = 'escape';
+SELECT insert_odd(2);
+SET TimeZone = '+05:30';
+SET DateStyle = 'German';
+SET IntervalStyle = 'iso_8601';
+SELECT insert_odd(3);
+RESET DateStyle;
+RESET IntervalStyle;
+RESET extra_float_digits;
+RESET bytea_output;
+SET TimeZone = 'UTC';
+SELECT count(DISTINCT (body - 'id')::text) AS bodies FROM bodies;
+SELECT body - 'id' AS body FROM bodies LIMIT 1;
+SELECT outbox.unpublish('odd');
+DROP TABLE odd;
+DROP FUNCTION insert_odd(int);
+TRUNCATE outbox.published;
+
 SELECT outbox.unpublish('orders');
 SELECT outbox.unpublish('edges');
 DROP FUNCTION order_body(orders);

@@ -24,6 +24,10 @@
  *				duration_string() of the timedelta psycopg reads (a month
  *				is 30 days, a year 365): "1 02:03:04.000005",
  *				"-1 23:00:00";
+ *	float		a JSON number as Python's repr() writes the float psycopg
+ *				reads, once stored as jsonb: "2.0" stays 2.0 (a float, not
+ *				the int 2), 1e15 is 1000000000000000.0;
+ *	bytea		BinaryField.value_to_string(): base64, "AP8Q";
  *	date, uuid and every other type: as PostgreSQL renders them, which is
  *				what Django gives too (json and jsonb keep their own text).
  *
@@ -34,6 +38,11 @@
  * PostgreSQL's rendering.  Arrays and composite values are rendered
  * element by element by the same rules (Django's serializer turns an
  * ArrayField into a string of JSON, a quirk not reproduced).
+ *
+ * The body must not depend on the writing session's settings: what is
+ * rendered as PostgreSQL renders it is rendered under TimeZone UTC (as
+ * Django reads), DateStyle ISO, IntervalStyle postgres, extra_float_digits
+ * 1 and bytea_output hex, whatever the session set.
  *
  * A publication's rendering is set with outbox.set_rendering() and kept in
  * outbox.publish_config; the capture trigger reads it with the rest of the
@@ -48,6 +57,8 @@
 #include "access/htup_details.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_type.h"
+#include "common/base64.h"
+#include "common/shortest_dec.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -59,6 +70,7 @@
 #include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -78,6 +90,8 @@ static char *django_decimal(Numeric value);
 static char *django_datetime(Timestamp value, bool with_zone);
 static char *django_time(TimeADT value, const int *zone);
 static char *django_interval(Interval *value);
+static char *django_bytea(bytea *value);
+static Numeric django_float(double value, const char *shortest);
 static char *django_text(Datum value, Oid typid);
 static void push_django(JsonbParseState **state, JsonbIteratorToken token,
 						Datum value, bool isnull, Oid typid);
@@ -300,6 +314,47 @@ django_interval(Interval *value)
 }
 
 /*
+ * BinaryField.value_to_string(): the bytes in base64, without line breaks.
+ */
+static char *
+django_bytea(bytea *value)
+{
+	int			len = VARSIZE_ANY_EXHDR(value);
+	int			outlen = pg_b64_enc_len(len);
+	char	   *out = palloc(outlen + 1);
+
+	outlen = pg_b64_encode(VARDATA_ANY(value), len, out, outlen);
+	if (outlen < 0)
+		elog(ERROR, "could not encode bytea in base64");
+	out[outlen] = '\0';
+	return out;
+}
+
+/*
+ * The JSON number of a float as django-outbox-pattern stores it: Python's
+ * repr() of the float psycopg reads from shortest, the float's shortest
+ * exact text, read back by PostgreSQL's jsonb.  repr() writes fixed
+ * notation with at least one decimal for 1e-4 <= |value| < 1e16 and
+ * scientific notation (which jsonb stores as the plain number) otherwise.
+ * NULL for NaN and infinities, which JSON cannot hold.
+ */
+static Numeric
+django_float(double value, const char *shortest)
+{
+	Datum		number;
+
+	if (isnan(value) || isinf(value))
+		return NULL;
+	number = DirectFunctionCall3(numeric_in, CStringGetDatum(shortest),
+								 ObjectIdGetDatum(InvalidOid),
+								 Int32GetDatum(-1));
+	if ((value == 0 || (fabs(value) >= 1e-4 && fabs(value) < 1e16)) &&
+		DatumGetInt32(DirectFunctionCall1(numeric_scale, number)) == 0)
+		number = DirectFunctionCall2(numeric_round, number, Int32GetDatum(1));
+	return DatumGetNumeric(number);
+}
+
+/*
  * The text django-outbox-pattern gives a scalar of type typid (a base
  * type), or NULL if it renders it as PostgreSQL does.
  */
@@ -324,6 +379,8 @@ django_text(Datum value, Oid typid)
 			}
 		case INTERVALOID:
 			return django_interval(DatumGetIntervalP(value));
+		case BYTEAOID:
+			return django_bytea(DatumGetByteaPP(value));
 		default:
 			return NULL;
 	}
@@ -381,6 +438,30 @@ push_django(JsonbParseState **state, JsonbIteratorToken token, Datum value,
 	{
 		(void) push_django_record(state, DatumGetHeapTupleHeader(value));
 		return;
+	}
+
+	if (base == FLOAT8OID || base == FLOAT4OID)
+	{
+		char		shortest[32];
+		double		number;
+
+		if (base == FLOAT8OID)
+		{
+			number = DatumGetFloat8(value);
+			double_to_shortest_decimal_buf(number, shortest);
+		}
+		else
+		{
+			float_to_shortest_decimal_buf(DatumGetFloat4(value), shortest);
+			number = strtod(shortest, NULL);
+		}
+		v.val.numeric = django_float(number, shortest);
+		if (v.val.numeric != NULL)
+		{
+			v.type = jbvNumeric;
+			pushJsonbValue(state, token, &v);
+			return;
+		}
 	}
 
 	text = django_text(value, base);
@@ -497,15 +578,33 @@ push_django_record(JsonbParseState **state, HeapTupleHeader td)
 
 /*
  * The body of a row (a composite datum) as django-outbox-pattern renders
- * it.
+ * it.  The settings that change how PostgreSQL renders a value are pinned
+ * for the rendering, so that the body does not depend on the session that
+ * wrote the row.
  */
 Jsonb *
 outbox_render_django(Datum row)
 {
+	static const char *const pinned[][2] = {
+		{"TimeZone", "UTC"},
+		{"DateStyle", "ISO"},
+		{"IntervalStyle", "postgres"},
+		{"extra_float_digits", "1"},
+		{"bytea_output", "hex"},
+	};
 	JsonbParseState *state = NULL;
+	Jsonb	   *body;
+	int			level = NewGUCNestLevel();
+	int			i;
 
-	return JsonbValueToJsonb(push_django_record(&state,
+	for (i = 0; i < lengthof(pinned); i++)
+		(void) set_config_option(pinned[i][0], pinned[i][1], PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+								 false);
+	body = JsonbValueToJsonb(push_django_record(&state,
 												DatumGetHeapTupleHeader(row)));
+	AtEOXact_GUC(true, level);
+	return body;
 }
 
 /*
