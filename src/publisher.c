@@ -136,6 +136,14 @@
 #define RETENTION_BATCH			5000
 /* attempts made at once before the pause (django-outbox-pattern's schedule) */
 #define IMMEDIATE_ATTEMPTS		3
+/*
+ * A total plus what was counted since, stopping at the largest bigint: a
+ * total edited by hand near it would otherwise make every save fail, and
+ * with it the pass and the broker session, every SAVE_COUNTERS_MS.
+ */
+#define SATURATED_SUM(total, more) \
+	"LEAST(" total "::pg_catalog.numeric OPERATOR(pg_catalog.+) " more ", 9223372036854775807)::pg_catalog.int8"
+
 /* how often the counters are added to outbox.counter_total */
 #define SAVE_COUNTERS_MS		10000
 
@@ -1489,10 +1497,10 @@ save_counters(void)
 								  " (kind, queue, sent, failed, processed, dead_lettered)"
 								  " VALUES ($1, $2, $3, $4, $5, $6)"
 								  " ON CONFLICT (kind, queue) DO UPDATE"
-								  " SET sent = t.sent + excluded.sent,"
-								  "     failed = t.failed + excluded.failed,"
-								  "     processed = t.processed + excluded.processed,"
-								  "     dead_lettered = t.dead_lettered + excluded.dead_lettered,"
+								  " SET sent = " SATURATED_SUM("t.sent", "excluded.sent") ","
+								  "     failed = " SATURATED_SUM("t.failed", "excluded.failed") ","
+								  "     processed = " SATURATED_SUM("t.processed", "excluded.processed") ","
+								  "     dead_lettered = " SATURATED_SUM("t.dead_lettered", "excluded.dead_lettered") ","
 								  "     updated = now()",
 								  6, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not save the outbox counters");
