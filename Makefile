@@ -14,6 +14,7 @@ STOMP_OBJS = \
 	src/stomp/stomp_frame.o \
 	src/stomp/stomp_heartbeat.o \
 	src/stomp/stomp_io.o \
+	src/stomp/stomp_refusal.o \
 	src/stomp/stomp_retry.o \
 	src/stomp/stomp_tls.o
 
@@ -37,7 +38,6 @@ OBJS = \
 	src/queue_check.o \
 	src/redrive.o \
 	src/replay.o \
-	src/refusal.o \
 	src/rendering.o \
 	src/secret.o \
 	src/send_event.o \
@@ -83,7 +83,7 @@ PROVE_FLAGS += -I t/lib
 
 # PGXS tracks no header dependencies: a changed struct must rebuild every
 # object that uses it
-$(OBJS): src/outbox.h src/refusal.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
+$(OBJS): src/outbox.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
 
 # version.c is built for the control file's default_version
 src/version.o: outbox.control

@@ -3,7 +3,7 @@
  * destination_state.c
  *		  Destinations the publisher holds apart, or sends by another route.
  *
- * A broker ERROR about a destination as a whole (refusal.c: a missing
+ * A broker ERROR about a destination as a whole (stomp_refusal.c: a missing
  * exchange, access refused, ...) would refuse every message to it alike;
  * charging them one by one used up their attempts in seconds, with a
  * reconnect each.  Instead the publisher of the database holds the

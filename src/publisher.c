@@ -48,7 +48,7 @@
  *   unconfirmed messages stay scheduled: they are sent again (at least
  *   once).
  * - A broker ERROR: the session ends.  What it refuses is read from the
- *   frame (refusal.c).  An ERROR about a destination as a whole (a
+ *   frame (src/stomp/stomp_refusal.c).  An ERROR about a destination as a whole (a
  *   missing exchange, access refused) holds that destination apart, its
  *   messages uncharged, and a queue that exists with other arguments is
  *   sent to by /amq/queue/ (destination_state.c); if the ERROR names
@@ -114,7 +114,6 @@
 #include "utils/wait_event.h"
 
 #include "outbox.h"
-#include "refusal.h"
 
 /* first reconnection delay; doubles up to outbox.maximum_backoff */
 #define BACKOFF_BASE_MS			1000
@@ -137,6 +136,14 @@
 #define RETENTION_BATCH			5000
 /* attempts made at once before the pause (django-outbox-pattern's schedule) */
 #define IMMEDIATE_ATTEMPTS		3
+/*
+ * A total plus what was counted since, stopping at the largest bigint: a
+ * total edited by hand near it would otherwise make every save fail, and
+ * with it the pass and the broker session, every SAVE_COUNTERS_MS.
+ */
+#define SATURATED_SUM(total, more) \
+	"LEAST(" total "::pg_catalog.numeric OPERATOR(pg_catalog.+) " more ", 9223372036854775807)::pg_catalog.int8"
+
 /* how often the counters are added to outbox.counter_total */
 #define SAVE_COUNTERS_MS		10000
 
@@ -170,7 +177,7 @@ typedef struct PassMessages
 	int			outstanding;	/* sent, not yet confirmed */
 	int			confirmed;		/* receipts taken in */
 	/* the broker's ERROR that ended the session, if one did */
-	OutboxRefusal refusal;
+	StompRefusal refusal;
 	char		refusal_text[OUTBOX_MAX_REASON_LEN];
 	/* the one destination in flight that the ERROR names, or NULL */
 	char	   *refused_destination;
@@ -194,7 +201,7 @@ static int64 last_missing_log_ms = -MISSING_EXTENSION_LOG_MS;
 static TimestampTz last_retention = 0;
 static char *broker_settings = NULL;	/* to notice a change on reload */
 static List *suspects = NIL;	/* pg_uuid_t *, in TopMemoryContext */
-static int	session_losses = 0; /* sessions lost in a row while sending */
+static unsigned int session_losses = 0;	/* sessions lost in a row while sending */
 static pg_prng_state backoff_prng;
 static MemoryContext worker_context = NULL; /* reset every loop */
 static MemoryContext pass_context = NULL;	/* the messages of a pass */
@@ -258,7 +265,7 @@ static void forget_suspect(pg_uuid_t *id);
 static void retention(void);
 static int64 retention_batch(const char *sql, Datum floor, Datum cutoff);
 static void note_refusal(PassMessages *pass, const StompFrame *error);
-static bool refuse_destination(const char *destination, OutboxRefusal refusal,
+static bool refuse_destination(const char *destination, StompRefusal refusal,
 							   const char *reason);
 static bool outbox_has_table(const char *relname);
 static void save_counters(void);
@@ -380,20 +387,19 @@ schedule_backoff(int failures)
  * Count the sessions lost in a row, and back off from the second one on: a
  * broker (or a network) that drops every session would otherwise be
  * reconnected to at once, forever, each time sent again all that it had
- * not confirmed.  A session whose sends were all confirmed ends the run.
- * A broker ERROR is neither: its suspects go to the isolation lane.
+ * not confirmed.  A session that confirmed anything ends the run
+ * (stomp_session_losses): the broker was taking messages, as a cluster
+ * does while it drops connections in a failover.  A broker ERROR is no
+ * loss: its suspects go to the isolation lane.
  */
 static void
 note_session_end(SendOutcome outcome, int confirmed)
 {
-	if (outcome == SEND_CONNECTION_LOST)
-	{
-		session_losses++;
-		if (session_losses >= 2)
-			schedule_backoff(session_losses - 1);
-	}
-	else if (outcome == SEND_ALL_CONFIRMED && confirmed > 0)
-		session_losses = 0;
+	session_losses = stomp_session_losses(session_losses,
+										  outcome == SEND_CONNECTION_LOST,
+										  confirmed > 0 ? (unsigned int) confirmed : 0);
+	if (outcome == SEND_CONNECTION_LOST && session_losses >= 2)
+		schedule_backoff((int) (session_losses - 1));
 }
 
 /*
@@ -900,7 +906,7 @@ fail_message(PendingMessage *message, const char *reason)
 
 /*
  * The broker ended the session with an ERROR: keep what it refuses (one
- * message, or a destination: refusal.c) and its reason, whole, and which
+ * message, or a destination: stomp_refusal.c) and its reason, whole, and which
  * destination in flight it names, if exactly one.
  */
 static void
@@ -908,8 +914,8 @@ note_refusal(PassMessages *pass, const StompFrame *error)
 {
 	int			i;
 
-	pass->refusal = outbox_classify_refusal(error);
-	outbox_refusal_text(error, pass->refusal_text,
+	pass->refusal = stomp_refusal_of_frame(error);
+	stomp_refusal_text(error, pass->refusal_text,
 						sizeof(pass->refusal_text));
 	pass->refused_destination = NULL;
 	for (i = 0; i < pass->n; i++)
@@ -917,7 +923,7 @@ note_refusal(PassMessages *pass, const StompFrame *error)
 		PendingMessage *m = &pass->messages[i];
 
 		if (m->receipt == 0 || m->confirmed ||
-			!outbox_refusal_names(error, m->destination))
+			!stomp_refusal_names(error, m->destination))
 			continue;
 		if (pass->refused_destination == NULL)
 			pass->refused_destination = m->destination;
@@ -938,10 +944,10 @@ note_refusal(PassMessages *pass, const StompFrame *error)
  * to remember it: the caller then treats the refusal as a message's.
  */
 static bool
-refuse_destination(const char *destination, OutboxRefusal refusal,
+refuse_destination(const char *destination, StompRefusal refusal,
 				   const char *reason)
 {
-	if (refusal == OUTBOX_REFUSAL_QUEUE_ARGUMENTS &&
+	if (refusal == STOMP_REFUSAL_INEQUIVALENT &&
 		strncmp(destination, "/queue/", 7) == 0 &&
 		!outbox_destination_rerouted(destination))
 	{
@@ -1106,7 +1112,7 @@ isolation_lane(void)
 		if (outcome == SEND_BROKER_ERROR && pass.messages[0].receipt != 0 &&
 			!pass.messages[0].confirmed)
 		{
-			if (pass.refusal == OUTBOX_REFUSAL_MESSAGE ||
+			if (pass.refusal == STOMP_REFUSAL_OTHER ||
 				!refuse_destination(pass.messages[0].destination,
 									pass.refusal, pass.refusal_text))
 			{
@@ -1239,7 +1245,7 @@ pipelined_lane(void)
 	 * goes again in the next pass, not one at a time.
 	 */
 	if (outcome == SEND_BROKER_ERROR &&
-		pass.refusal != OUTBOX_REFUSAL_MESSAGE &&
+		pass.refusal != STOMP_REFUSAL_OTHER &&
 		pass.refused_destination != NULL &&
 		refuse_destination(pass.refused_destination, pass.refusal,
 						   pass.refusal_text))
@@ -1494,10 +1500,10 @@ save_counters(void)
 								  " (kind, queue, sent, failed, processed, dead_lettered)"
 								  " VALUES ($1, $2, $3, $4, $5, $6)"
 								  " ON CONFLICT (kind, queue) DO UPDATE"
-								  " SET sent = t.sent + excluded.sent,"
-								  "     failed = t.failed + excluded.failed,"
-								  "     processed = t.processed + excluded.processed,"
-								  "     dead_lettered = t.dead_lettered + excluded.dead_lettered,"
+								  " SET sent = " SATURATED_SUM("t.sent", "excluded.sent") ","
+								  "     failed = " SATURATED_SUM("t.failed", "excluded.failed") ","
+								  "     processed = " SATURATED_SUM("t.processed", "excluded.processed") ","
+								  "     dead_lettered = " SATURATED_SUM("t.dead_lettered", "excluded.dead_lettered") ","
 								  "     updated = now()",
 								  6, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not save the outbox counters");

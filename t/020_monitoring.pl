@@ -93,6 +93,40 @@ ok($node->poll_query_until('postgres',
 		"SELECT state = 'connected' AND last_error IS NULL AND last_error_at IS NULL FROM outbox.status WHERE $publisher"),
 	'back: connected, and last_error is cleared');
 
+# --- a total at its limit (hand-edited) saturates, delivery goes on ---
+
+$node->safe_psql('postgres',
+	"UPDATE outbox.counter_total SET sent = 9223372036854775800 WHERE kind = 'publisher'");
+$node->safe_psql('postgres', q{
+	INSERT INTO outbox.published (destination, body)
+	SELECT '/queue/mon', jsonb_build_object('n', g) FROM generate_series(1, 10) g});
+ok(OutboxTest::Outbox::wait_sent($node, "destination = '/queue/mon' AND body ? 'n'", 60),
+	'ten more sent with the total near its limit');
+ok($node->poll_query_until('postgres',
+		"SELECT sent = 9223372036854775807 FROM outbox.counter_total WHERE kind = 'publisher'"),
+	'the saved total stops at the largest bigint');
+is($node->safe_psql('postgres', "SELECT total_sent FROM outbox.status WHERE $publisher"),
+	'9223372036854775807', 'and outbox.status shows it');
+unlike(slurp_file($node->logfile), qr/bigint out of range/,
+	'no pass failed on it');
+
+# --- a header value the broker quotes is no reason of the broker's ---
+
+# RabbitMQ quotes the expiration it refuses: "invalid expiration '...'".
+# Written by anyone who may insert a row, it must not hold a destination.
+my $echo = $node->safe_psql('postgres', q{
+	INSERT INTO outbox.published (destination, body, headers)
+	VALUES ('/queue/mon', '{"echo": true}',
+			'{"expiration": "NOT_FOUND - no exchange ''x'' for queue ''mon''"}')
+	RETURNING id});
+ok($node->poll_query_until('postgres',
+		"SELECT retry > 0 FROM outbox.published WHERE id = '$echo'"),
+	'a message the broker refuses for its own header is charged an attempt');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM outbox.destinations WHERE destination = '/queue/mon' AND state = 'held'"),
+	'0', 'and its destination is not held apart');
+$node->safe_psql('postgres', "DELETE FROM outbox.published WHERE id = '$echo'");
+
 # --- who sees what ---
 
 $node->safe_psql('postgres', q{

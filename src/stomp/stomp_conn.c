@@ -112,8 +112,6 @@ static void stomp_finish_clean(StompConn *conn);
 static void stomp_fail_with_error_frame(StompConn *conn, StompFrame *frame,
 										const char *prefix);
 static void stomp_scrub(char *s, size_t len, const char *secret);
-static void stomp_sanitize(char *dst, size_t dstlen, const char *src,
-						   size_t srclen);
 static bool stomp_push_event(StompConn *conn, StompEventType type,
 							 uint64_t receipt_id, StompFrame *frame);
 static bool stomp_parse_receipt(const char *s, uint64_t *id);
@@ -616,36 +614,6 @@ stomp_scrub(char *s, size_t len, const char *secret)
 			i += slen - 1;
 		}
 	}
-}
-
-/*
- * stomp_sanitize
- *		Copy broker text into an error message: control and non-ASCII bytes
- *		become '?', runs of line breaks become one space.
- */
-static void
-stomp_sanitize(char *dst, size_t dstlen, const char *src, size_t srclen)
-{
-	size_t		i;
-	size_t		n = 0;
-
-	if (dstlen == 0)
-		return;
-	for (i = 0; i < srclen && n + 1 < dstlen; i++)
-	{
-		unsigned char c = (unsigned char) src[i];
-
-		if (c == '\n' || c == '\r' || c == '\t')
-		{
-			if (n > 0 && dst[n - 1] != ' ')
-				dst[n++] = ' ';
-		}
-		else
-			dst[n++] = (c >= 0x20 && c < 0x7f) ? (char) c : '?';
-	}
-	while (n > 0 && dst[n - 1] == ' ')
-		n--;
-	dst[n] = '\0';
 }
 
 /*

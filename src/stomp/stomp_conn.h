@@ -74,7 +74,7 @@ extern int64_t stomp_backoff_decorrelated(int64_t prev_ms, int64_t base_ms,
 										  int64_t cap_ms, uint64_t rnd);
 
 /* ----------------------------------------------------------------
- * in stomp_retry.c: a consumer's retry schedules, refusals (pure)
+ * in stomp_retry.c: a consumer's retry schedules (pure)
  * ----------------------------------------------------------------
  */
 
@@ -95,21 +95,38 @@ typedef struct StompRetry
 	unsigned int declare_failures;	/* in a row, since the last subscription */
 } StompRetry;
 
-typedef enum StompRefusal
-{
-	STOMP_REFUSAL_OTHER,
-	STOMP_REFUSAL_INEQUIVALENT, /* the queue exists with other arguments */
-	STOMP_REFUSAL_NOT_FOUND,	/* missing, or its home node is down */
-	STOMP_REFUSAL_ACCESS		/* the user may not */
-} StompRefusal;
-
 extern void stomp_retry_reset(StompRetry *retry);
 extern void stomp_retry_connected(StompRetry *retry);
 extern void stomp_retry_subscribed(StompRetry *retry);
 extern int64_t stomp_retry_failed(StompRetry *retry, StompFailure kind,
 								  int64_t now_ms, int64_t max_backoff_ms,
 								  uint64_t rnd);
+extern unsigned int stomp_session_losses(unsigned int losses, bool lost,
+										 unsigned int confirmed);
+
+/* ----------------------------------------------------------------
+ * in stomp_refusal.c: what a broker's ERROR refuses (pure)
+ * ----------------------------------------------------------------
+ */
+
+typedef enum StompRefusal
+{
+	STOMP_REFUSAL_OTHER,		/* no reason of a destination: the message */
+	STOMP_REFUSAL_INEQUIVALENT, /* the queue exists with other arguments */
+	STOMP_REFUSAL_NOT_FOUND,	/* missing, or its home node is down */
+	STOMP_REFUSAL_ACCESS,		/* the user may not */
+	STOMP_REFUSAL_LOCKED,		/* an exclusive queue of another connection */
+	STOMP_REFUSAL_UNKNOWN_DESTINATION	/* no destination the broker knows */
+} StompRefusal;
+
+extern StompRefusal stomp_refusal_of_frame(const StompFrame *error);
 extern StompRefusal stomp_refusal_classify(const char *text);
+extern bool stomp_refusal_names(const StompFrame *error,
+								const char *destination);
+extern void stomp_refusal_text(const StompFrame *error, char *dst,
+							   size_t dstlen);
+extern void stomp_sanitize(char *dst, size_t dstlen, const char *src,
+						   size_t srclen);
 
 /* ----------------------------------------------------------------
  * in stomp_heartbeat.c: heart-beat negotiation and timers (pure)

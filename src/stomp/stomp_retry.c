@@ -1,8 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * stomp_retry.c
- *	  When a consumer tries again, and what a broker's refusal means: pure
- *	  functions of their arguments (the time and the randomness are passed
+ *	  When a consumer tries again: pure functions of their arguments (the time and the randomness are passed
  *	  in), unit-tested without a broker.
  *
  * A consumer fails in two ways that want different schedules:
@@ -18,16 +17,14 @@
  *   doubling, at most STOMP_DECLARE_RETRY_CAP_MS), so that the fix of an
  *   operator is seen within seconds; a subscription in place ends the run.
  *
- * RabbitMQ's refusals are recognised by the AMQP reply names it puts in the
- * text of its ERROR frames (PRECONDITION_FAILED - inequivalent arg ...,
- * NOT_FOUND - ..., ACCESS_REFUSED - ...).
+ * What a broker's refusal means is read in stomp_refusal.c.
  *
  * src/stomp/stomp_retry.c
  *
  *-------------------------------------------------------------------------
  */
+#include <limits.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "stomp_conn.h"
 
@@ -113,22 +110,20 @@ stomp_retry_failed(StompRetry *retry, StompFailure kind, int64_t now_ms,
 }
 
 /*
- * stomp_refusal_classify
- *		What the text of a broker's ERROR says about a declaration: a queue
- *		that exists with other arguments, a queue or exchange not found (or
- *		whose home node is down), an access refused, or something else.
+ * stomp_session_losses
+ *		A publisher's count of sessions lost in a row, after one more
+ *		session that confirmed "confirmed" messages and was "lost" (the
+ *		connection dropped) or not.  A broker that confirmed anything was
+ *		healthy: the run starts again from this session, so that a cluster
+ *		dropping several connections at once in a failover (RabbitMQ 3.10
+ *		does) does not grow the publisher's backoff toward its maximum.
  */
-StompRefusal
-stomp_refusal_classify(const char *text)
+unsigned int
+stomp_session_losses(unsigned int losses, bool lost, unsigned int confirmed)
 {
-	if (text == NULL)
-		return STOMP_REFUSAL_OTHER;
-	if (strstr(text, "inequivalent arg") != NULL)
-		return STOMP_REFUSAL_INEQUIVALENT;
-	if (strstr(text, "NOT_FOUND") != NULL || strstr(text, "not_found") != NULL)
-		return STOMP_REFUSAL_NOT_FOUND;
-	if (strstr(text, "ACCESS_REFUSED") != NULL ||
-		strstr(text, "access_refused") != NULL)
-		return STOMP_REFUSAL_ACCESS;
-	return STOMP_REFUSAL_OTHER;
+	if (confirmed > 0)
+		losses = 0;
+	if (lost && losses < UINT_MAX)
+		losses++;
+	return losses;
 }

@@ -9,6 +9,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -20,6 +21,7 @@
 static void test_connect_schedule(void);
 static void test_declare_schedule(void);
 static void test_refusals(void);
+static void test_session_losses(void);
 
 /*
  * test_connect_schedule
@@ -107,6 +109,44 @@ test_refusals(void)
 		  STOMP_REFUSAL_ACCESS);
 	CHECK(stomp_refusal_classify("connection refused") == STOMP_REFUSAL_OTHER);
 	CHECK(stomp_refusal_classify(NULL) == STOMP_REFUSAL_OTHER);
+	/* the reason is RabbitMQ's first word, not a name or value it quotes */
+	CHECK(stomp_refusal_classify("ERROR from broker: precondition_failed: PRECONDITION_FAILED - invalid expiration 'NOT_FOUND - x': no_integer") ==
+		  STOMP_REFUSAL_OTHER);
+	CHECK(stomp_refusal_classify("ERROR from broker: not_found: NOT_FOUND - no queue 'inequivalent arg' in vhost '/'") ==
+		  STOMP_REFUSAL_NOT_FOUND);
+	CHECK(stomp_refusal_classify("ERROR from broker: resource_locked: RESOURCE_LOCKED - cannot obtain exclusive access to locked queue 'q' in vhost '/'") ==
+		  STOMP_REFUSAL_LOCKED);
+}
+
+/*
+ * test_session_losses
+ *		The publisher's count of sessions lost in a row: any confirmed
+ *		message ends the run, so a cluster that drops several connections
+ *		at once while it takes messages never backs the publisher off.
+ */
+static void
+test_session_losses(void)
+{
+	unsigned int losses = 0;
+	int			i;
+
+	/* lost without a confirmation: the run grows */
+	losses = stomp_session_losses(losses, true, 0);
+	CHECK(losses == 1);
+	losses = stomp_session_losses(losses, true, 0);
+	CHECK(losses == 2);
+	/* a failover: each session confirms some, then is dropped */
+	for (i = 0; i < 10; i++)
+		losses = stomp_session_losses(losses, true, 100);
+	CHECK(losses == 1);
+	/* an ERROR that ended a session that confirmed some */
+	losses = stomp_session_losses(losses, true, 0);
+	losses = stomp_session_losses(losses, false, 5);
+	CHECK(losses == 0);
+	/* a session that ended without confirming and without a loss */
+	losses = stomp_session_losses(3, false, 0);
+	CHECK(losses == 3);
+	CHECK(stomp_session_losses(UINT_MAX, true, 0) == UINT_MAX);
 }
 
 /*
@@ -119,4 +159,5 @@ test_retry(void)
 	test_connect_schedule();
 	test_declare_schedule();
 	test_refusals();
+	test_session_losses();
 }
