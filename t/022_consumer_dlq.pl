@@ -120,7 +120,10 @@ $c->subscribe('/queue/xq', 'xq-declare', 'client-individual',
 	  'x-dead-letter-exchange' => '', 'x-dead-letter-routing-key' => 'DLQ.xq' });
 $c->unsubscribe('xq-declare');
 $c->send('/amq/queue/xq', '{"n": 1}', { 'dop-msg-id' => 'x-1' });
-$node->safe_psql('postgres', "SELECT outbox.subscribe('cb', '/queue/xq', 'xq')");
+# Through a topic: a /queue/xq that exists with other arguments would be
+# consumed as /amq/queue/xq (t/027), but a topic's x-queue-name must be
+# declared as the consumer asks.
+$node->safe_psql('postgres', "SELECT outbox.subscribe('cb', '/topic/xq', 'xq')");
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM outbox.status WHERE kind = 'consumer' AND queue = 'xq' AND last_error LIKE '%x-max-length%'"),
 	'a consumer whose queue is refused says so');
