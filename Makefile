@@ -50,6 +50,7 @@ OBJS = \
 	src/version.o \
 	src/wakeup.o \
 	src/wire.o \
+	src/worker_state.o \
 	src/workers.o \
 	$(STOMP_OBJS)
 

@@ -218,6 +218,24 @@ typedef enum OutboxWorkerState
 	OUTBOX_STATE_NO_DATABASE	/* a row of the launcher, no worker */
 } OutboxWorkerState;
 
+#define OUTBOX_STATE_BIT(state)	((uint32) 1 << (state))
+
+/* in worker_state.c: a worker's state, changed only by a transition */
+typedef struct OutboxStateMachine
+{
+	const char *worker;			/* "publisher", "consumer": for messages */
+	const uint32 *next;			/* by state: OUTBOX_STATE_BIT()s it may go to */
+	OutboxWorkerState state;
+	uint64		reported;		/* disallowed moves already logged */
+} OutboxStateMachine;
+
+extern void outbox_worker_state_init(OutboxStateMachine *machine,
+									 const char *worker, const uint32 *next);
+extern bool outbox_worker_may_transition(const OutboxStateMachine *machine,
+										 OutboxWorkerState to);
+extern void outbox_worker_transition(OutboxStateMachine *machine,
+									 OutboxWorkerState to, const char *broker);
+
 typedef enum OutboxCounter
 {
 	OUTBOX_COUNT_SENT,
