@@ -2,79 +2,64 @@
 #
 # bench/consumer.sh — how fast a subscription drains its queue.
 #
-# A throw-away cluster and a private RabbitMQ node (scripts/rabbitmq-node.sh).
-# A subscription's queue is declared (outbox.subscribe, then unsubscribe:
-# the durable queue stays), MESSAGES messages are preloaded into it through
-# the outbox (the publisher sends them, persistent, to the topic the queue
-# is bound to), then the queue is subscribed again with a PL/pgSQL callback
-# that inserts one row per message, and we measure until the table holds
-# them all.  Each message still takes the whole exactly-once path: its
-# outbox.received row and the callback in a subtransaction of their own,
-# COMMIT, then the ACK.
+# A throw-away cluster and a private RabbitMQ node (bench/lib.sh).  Once per
+# cluster, the subscription's queue is declared (outbox.subscribe, then
+# unsubscribe: the durable queue stays).  Each run preloads MESSAGES
+# messages into it through the outbox (the publisher sends them,
+# persistent, to the topic the queue is bound to), subscribes the queue
+# again with a PL/pgSQL callback that inserts one row per message, waits
+# until the table holds them all, and unsubscribes.  Each message takes the
+# whole exactly-once path: its outbox.received row and the callback in a
+# subtransaction of their own, COMMIT, then the ACK.
 #
-# Two figures: the drain rate between the first and the last row written
-# (the consumer's own speed), and the rate from subscribe() to the last row
-# (worker start, connection and subscription included).
+# Figures: drain_msg_s, between the first and the last row written (the
+# consumer's own speed; target >= 5000), overall_msg_s, from subscribe() to
+# the last row (worker start, connection and subscription included), and
+# duplicates (must be 0).  Per run, then median [min - max] over RUNS runs,
+# at PostgreSQL's defaults and tuned (SETTINGS).
 #
-# Run as root: bash bench/consumer.sh   (MESSAGES=20000 PREFETCH=1000 by default;
-# SYNCHRONOUS_COMMIT=on by default)
+# Run as root: bash bench/consumer.sh
+#   full:  MESSAGES=20000 RUNS=3 (default): about 2 minutes a profile here;
+#   quick: QUICK=1 (MESSAGES=5000): under a minute a profile.
+#   PREFETCH=1000 by default (PREFETCH=default: the extension's own),
+#   SYNCHRONOUS_COMMIT=on by default.
+# bash bench/ab.sh ... consumer runs the same against two builds.
 #
 set -euo pipefail
 
-top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-messages=${MESSAGES:-20000}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+bench_name=consumer
+if [ "${QUICK:-0}" = 1 ]; then
+	messages=${MESSAGES:-5000}
+else
+	messages=${MESSAGES:-20000}
+fi
 prefetch=${PREFETCH:-1000}
 sync_commit=${SYNCHRONOUS_COMMIT:-on}
-run_user=postgres
-export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-PATH="$("$PG_CONFIG" --bindir):$PATH"
-export PATH
 
-[ "$(id -u)" -eq 0 ] || { echo "run me as root" >&2; exit 1; }
-bash "$top/scripts/install-deps.sh"
-make -C "$top" -s >/dev/null && make -C "$top" -s install >/dev/null
-
-dir=$(mktemp -d /tmp/outbox-bench.XXXXXX)
-chown "$run_user" "$dir"
-as_user() { runuser -u "$run_user" -- env PATH="$PATH" "$@"; }
-mq() { sh "$top/scripts/rabbitmq-node.sh" "$@"; }
-cleanup()
-{
-	as_user pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
-	mq stop "$dir/mq" >/dev/null 2>&1 || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-
-stomp_port=$(mq start "$dir/mq")
-queue_depth() { mq ctl "$dir/mq" list_queues -q name messages | awk '$1 == "bench_q" { print $2 }'; }
-
-as_user initdb -D "$dir/data" -A trust -U postgres >/dev/null
-cat >>"$dir/data/postgresql.conf" <<CONF
-shared_preload_libraries = 'outbox'
-listen_addresses = ''
-unix_socket_directories = '$dir'
-synchronous_commit = $sync_commit
-shared_buffers = 512MB
-max_wal_size = 8GB
-outbox.stomp_host_and_ports = '127.0.0.1:$stomp_port'
-outbox.stomp_queue_headers = 'durable:true,auto-delete:false,prefetch-count:$prefetch'
-outbox.published_chunk_size = 1000
-CONF
-as_user pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
-psql_() { as_user psql -X -q -At -h "$dir" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
-wait_for() {
-	local what=$1 sql=$2 i
-	for ((i = 0; i < 1200; i++)); do
-		[ "$(psql_ -c "$sql")" = t ] && return 0
-		sleep 0.1
-	done
-	echo "timed out waiting for $what" >&2
-	tail -n 30 "$dir/server.log" >&2
-	exit 1
+consumer_global() {
+	bench_start_broker
+	echo "  RabbitMQ STOMP on 127.0.0.1:$bench_stomp_port; MESSAGES $messages, prefetch-count $prefetch," \
+		"synchronous_commit $sync_commit; callback: one INSERT in PL/pgSQL"
 }
 
-psql_ >/dev/null <<'SQL'
+consumer_settings() {
+	echo "synchronous_commit = $sync_commit"
+	echo "outbox.stomp_host_and_ports = '127.0.0.1:$bench_stomp_port'"
+	[ "$prefetch" = default ] ||
+		echo "outbox.stomp_queue_headers = 'durable:true,auto-delete:false,prefetch-count:$prefetch'"
+	echo "outbox.published_chunk_size = 1000"
+}
+
+# Unsubscribe the queue and wait until its consumer has stopped.
+consumer_stop() {
+	bench_psql -c "SELECT outbox.unsubscribe('bench_q')" >/dev/null
+	bench_wait_for "the consumer to stop" "SELECT count(*) = 0 FROM outbox.status WHERE queue = 'bench_q'"
+}
+
+consumer_prepare() {
+	bench_psql >/dev/null <<'SQL'
 CREATE EXTENSION outbox;
 CREATE TABLE sink (msg_id text PRIMARY KEY, body jsonb, at timestamptz);
 CREATE FUNCTION bench_cb(p outbox.payload) RETURNS boolean LANGUAGE plpgsql AS $$
@@ -84,36 +69,39 @@ BEGIN
 END $$;
 SELECT outbox.subscribe('bench_cb', '/topic/bench.consume', 'bench_q');
 SQL
-wait_for "the queue to be declared" \
-	"SELECT count(*) = 1 FROM outbox.status WHERE queue = 'bench_q' AND state = 'connected'"
-psql_ -c "SELECT outbox.unsubscribe('bench_q')" >/dev/null
-wait_for "the consumer to stop" "SELECT count(*) = 0 FROM outbox.status WHERE queue = 'bench_q'"
+	bench_wait_for "the queue to be declared" \
+		"SELECT count(*) = 1 FROM outbox.status WHERE queue = 'bench_q' AND state = 'connected'"
+	consumer_stop
+}
 
-# preload, through the outbox
-psql_ -c "INSERT INTO outbox.published (destination, body)
-          SELECT '/topic/bench.consume', jsonb_build_object('i', i, 'note', 'order note ' || i)
-            FROM generate_series(1, $messages) i" >/dev/null
-wait_for "the preload to be sent" "SELECT count(*) = 0 FROM outbox.published WHERE status = 'scheduled'"
-for ((i = 0; i < 600; i++)); do
-	[ "$(queue_depth)" = "$messages" ] && break
-	sleep 0.2
-done
-[ "$(queue_depth)" = "$messages" ] || { echo "the queue holds $(queue_depth) messages, not $messages" >&2; exit 1; }
+consumer_run() {
+	local i start end
 
-# drain
-start=$(date +%s.%N)
-psql_ -c "SELECT outbox.subscribe('bench_cb', '/topic/bench.consume', 'bench_q')" >/dev/null
-wait_for "the drain" "SELECT count(*) >= $messages FROM sink"
-end=$(date +%s.%N)
+	bench_psql -c "TRUNCATE sink, outbox.received, outbox.published" -c "CHECKPOINT" >/dev/null
+	bench_purge_queue bench_q
+	# preload, through the outbox
+	bench_psql -c "INSERT INTO outbox.published (destination, body)
+	               SELECT '/topic/bench.consume', jsonb_build_object('i', i, 'note', 'order note ' || i)
+	                 FROM generate_series(1, $messages) i" >/dev/null
+	bench_wait_for "the preload to be sent" \
+		"SELECT NOT EXISTS (SELECT FROM outbox.published WHERE status = 'scheduled')"
+	for ((i = 0; i < 300; i++)); do
+		[ "$(bench_queue_depth bench_q)" = "$messages" ] && break
+		sleep 0.2
+	done
+	[ "$(bench_queue_depth bench_q)" = "$messages" ] ||
+		{ echo "the queue holds $(bench_queue_depth bench_q) messages, not $messages" >&2; exit 1; }
 
-drain=$(psql_ -c "SELECT round($messages / extract(epoch FROM max(at) - min(at)))::bigint FROM sink")
-overall=$(awk -v n="$messages" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
-dups=$(psql_ -c "SELECT $messages - count(DISTINCT msg_id) FROM sink")
-for ((i = 0; i < 100; i++)); do
-	[ "$(queue_depth)" = 0 ] && break
-	sleep 0.1
-done
-echo "consumer benchmark, $(nproc) cores, $(date -u +%Y-%m-%d):"
-echo "  $messages preloaded messages drained at $drain messages/s (first to last row; $overall/s from subscribe()),"
-echo "  callback: one INSERT in PL/pgSQL; prefetch-count $prefetch; synchronous_commit $sync_commit;"
-echo "  duplicates $dups, left in the queue $(queue_depth); target >= 5000/s (django-outbox-pattern: 214/s, 826/s with a persistent DB connection)"
+	# drain
+	start=$(date +%s.%N)
+	bench_psql -c "SELECT outbox.subscribe('bench_cb', '/topic/bench.consume', 'bench_q')" >/dev/null
+	bench_wait_for "the drain" "SELECT count(*) >= $messages FROM sink"
+	end=$(date +%s.%N)
+	consumer_stop
+
+	echo "drain_msg_s $(bench_psql -c "SELECT $messages / extract(epoch FROM max(at) - min(at)) FROM sink")"
+	echo "overall_msg_s $(awk -v n="$messages" -v a="$start" -v b="$end" 'BEGIN { print n / (b - a) }')"
+	echo "duplicates $(bench_psql -c "SELECT $messages - count(DISTINCT msg_id) FROM sink")"
+}
+
+[ "${BENCH_SOURCED:-0}" = 1 ] || bench_main
