@@ -13,10 +13,10 @@
 #             row's JSON as one WAL record, pg_logical_emit_message().
 # Two workloads: one single-row INSERT per transaction (what applications
 # do), and INSERT ... SELECT of 100 rows per statement (the trigger's own
-# cost, with less per-transaction overhead around it).  In each round the
+# cost, with less per-transaction overhead around it).  In each run the
 # four are run in turn and their ratios to plain taken; what is printed is
-# the median, min and max of those ratios over the rounds, since this
-# machine is noisy and a ratio within one round is what can be compared.
+# the median, min and max of those ratios over the runs, since this
+# machine is noisy and a ratio within one run is what can be compared.
 #
 # It runs at PostgreSQL's default settings and then tuned (bench/lib.sh),
 # each on a fresh cluster.  synchronous_commit is off in both, so that the
@@ -24,22 +24,40 @@
 # difference (SYNC_COMMIT=on to measure with it).
 #
 # Run as root: bash bench/capture.sh
-#   SECONDS_PER_RUN=5 ROUNDS=5 SETTINGS="defaults tuned" by default.
+#   full:  SECONDS_PER_RUN=5 RUNS=5 (default; ROUNDS is the old name of
+#          RUNS): 40 pgbench runs of 5 s a profile, about 4 minutes a
+#          profile, 8 for both;
+#   quick: QUICK=1 (SECONDS_PER_RUN=2, RUNS=3): about a minute a profile.
+# bash bench/ab.sh ... capture runs the same against two builds.
 #
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-seconds=${SECONDS_PER_RUN:-5}
-rounds=${ROUNDS:-5}
-settings=${SETTINGS:-defaults tuned}
+bench_name=capture
+if [ "${QUICK:-0}" = 1 ]; then
+	seconds=${SECONDS_PER_RUN:-2}
+	RUNS=${RUNS:-${ROUNDS:-3}}
+else
+	seconds=${SECONDS_PER_RUN:-5}
+	RUNS=${RUNS:-${ROUNDS:-5}}
+fi
 sync_commit=${SYNC_COMMIT:-off}
 tables="plain outbox plpgsql emit"
 
-bench_setup
+capture_global() {
+	echo "  ${seconds}s per table and workload, synchronous_commit=$sync_commit;" \
+		"cost = plain tps / tps (1 is free); c_vs_plpgsql = outbox tps / plpgsql tps;" \
+		"targets: outbox cost <= 1.2 (single), <= 2.0 (batch); c_vs_plpgsql >= 1.5"
+}
 
-# the tables, the publication and the alternatives
-create_schema() {
+capture_settings() {
+	echo "synchronous_commit = $sync_commit"
+}
+
+# the tables, the publication, the alternatives and the pgbench scripts
+capture_prepare() {
+	local t
 	bench_psql >/dev/null <<'SQL'
 CREATE EXTENSION outbox;
 CREATE TABLE bench_plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -83,58 +101,35 @@ CREATE TRIGGER emit_capture AFTER INSERT ON bench_emit
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION emit_capture();
 SQL
-}
-
-for t in $tables; do
-	cat >"$bench_dir/single_$t.sql" <<SQL
+	for t in $tables; do
+		cat >"$bench_host/single_$t.sql" <<SQL
 \set c random(1, 100000)
 INSERT INTO bench_$t (customer, amount, note) VALUES (:c, :c / 100.0, 'order note ' || :c);
 SQL
-	cat >"$bench_dir/batch_$t.sql" <<SQL
+		cat >"$bench_host/batch_$t.sql" <<SQL
 INSERT INTO bench_$t (customer, amount, note)
 SELECT i, i / 100.0, 'order note ' || i FROM generate_series(1, 100) i;
 SQL
-done
-chown "$bench_user" "$bench_dir"/*.sql
-
-echo "capture benchmark: ${rounds} rounds of ${seconds}s per table and workload," \
-	"$(nproc) cores, synchronous_commit=$sync_commit, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "cost = plain tps / tps (1.00x is free); median [min - max] over rounds"
-for setting in $settings; do
-	bench_start_cluster "$setting" <<<"synchronous_commit = $sync_commit"
-	create_schema
-	echo
-	echo "== settings: $setting"
-	for workload in single batch; do
-		declare -A tps=() ratio=()
-		for ((r = 1; r <= rounds; r++)); do
-			declare -A now=()
-			for t in $tables; do
-				now[$t]=$(bench_tps "$bench_dir/${workload}_$t.sql" "$seconds")
-				tps[$t]+="${now[$t]} "
-				bench_psql -c "TRUNCATE bench_$t, outbox.published, plpgsql_published" \
-					-c "CHECKPOINT" >/dev/null
-			done
-			for t in $tables; do
-				ratio[$t]+="$(awk -v p="${now[plain]}" -v o="${now[$t]}" 'BEGIN { printf "%.3f", p / o }') "
-			done
-			ratio[c_vs_plpgsql]+="$(awk -v o="${now[outbox]}" -v g="${now[plpgsql]}" 'BEGIN { printf "%.3f", o / g }') "
-			unset now
-		done
-		rows=1
-		[ "$workload" = batch ] && rows=100
-		target=1.2
-		[ "$workload" = batch ] && target=2.0
-		echo "$workload ($rows row(s) per transaction):"
-		for t in $tables; do
-			read -r tm _ _ <<<"$(echo "${tps[$t]}" | bench_spread)"
-			read -r m lo hi <<<"$(echo "${ratio[$t]}" | bench_spread)"
-			printf "  %-8s %8.0f tps (median)   cost %.2fx [%.2f - %.2f]\n" "$t" "$tm" "$m" "$lo" "$hi"
-		done
-		read -r m lo hi <<<"$(echo "${ratio[outbox]}" | bench_spread)"
-		printf "  outbox cost vs plain:      %.2fx [%.2f - %.2f]   (target <= %sx)\n" "$m" "$lo" "$hi" "$target"
-		read -r m lo hi <<<"$(echo "${ratio[c_vs_plpgsql]}" | bench_spread)"
-		printf "  outbox speed vs plpgsql:   %.2fx [%.2f - %.2f]   (target >= 1.5x)\n" "$m" "$lo" "$hi"
-		unset tps ratio
 	done
-done
+	chown "$bench_user" "$bench_host"/*.sql
+}
+
+# One run: each workload on the four tables in turn; their ratios to plain.
+capture_run() {
+	local workload t
+	declare -A now=()
+	for workload in single batch; do
+		for t in $tables; do
+			now[$t]=$(bench_tps "$bench_host/${workload}_$t.sql" "$seconds")
+			bench_psql -c "TRUNCATE bench_$t, outbox.published, plpgsql_published" \
+				-c "CHECKPOINT" >/dev/null
+		done
+		echo "${workload}_plain_tps ${now[plain]}"
+		for t in outbox plpgsql emit; do
+			echo "${workload}_${t}_cost $(awk -v p="${now[plain]}" -v o="${now[$t]}" 'BEGIN { print p / o }')"
+		done
+		echo "${workload}_c_vs_plpgsql $(awk -v o="${now[outbox]}" -v g="${now[plpgsql]}" 'BEGIN { print o / g }')"
+	done
+}
+
+[ "${BENCH_SOURCED:-0}" = 1 ] || bench_main

@@ -83,7 +83,7 @@ bench_setup() {
 		make -C "$bench_top" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 	fi
 	bench_dir=$(mktemp -d /tmp/outbox-bench.XXXXXX)
-	chmod 755 "$bench_dir"
+	chown "$bench_user" "$bench_dir"
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT TERM
 	bench_cluster_define main "$PG_CONFIG"
