@@ -222,7 +222,7 @@ bench_build_ceiling() {
 # Read numbers (one per line or separated by spaces); print "median min max".
 bench_spread() {
 	tr ' ' '\n' | awk 'NF' | sort -g |
-		awk '{ v[NR] = $1 } END {
+		awk '{ v[NR] = $1 } END { if (NR == 0) exit
 			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
 			print m, v[1], v[NR] }'
 }
