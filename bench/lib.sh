@@ -28,7 +28,8 @@
 # "defaults" changes nothing that matters to speed: the cluster listens
 # only on a Unix socket in its own folder and preloads outbox.  "tuned" adds
 # what the earlier figures were taken with: shared_buffers = 512MB and
-# max_wal_size = 8GB.
+# max_wal_size = 8GB.  BENCH_EXTRA_SETTINGS (postgresql.conf lines) is added
+# to every cluster last, e.g. BENCH_EXTRA_SETTINGS="outbox.poll_interval = 5000".
 #
 # PG_CONFIG chooses the PostgreSQL (Debian's 15 by default); clusters run as
 # BENCH_USER (postgres by default), since PostgreSQL refuses root.  Everything
@@ -138,6 +139,7 @@ bench_start_cluster() {
 		*) echo "bench_start_cluster: unknown profile $profile" >&2; exit 1 ;;
 		esac
 		echo "$extra"
+		echo "${BENCH_EXTRA_SETTINGS:-}"
 	} >>"$bench_data/postgresql.conf"
 	bench_as_user pg_ctl -D "$bench_data" -l "$bench_host/server.log" -w start >/dev/null
 }
