@@ -10,6 +10,11 @@
 # minus that time.  Figures per rate: p50_ms and p99_ms (targets <= 5 and
 # <= 25 ms), max_ms, and over_100ms, the number of deliveries later than
 # 100 ms.  The publisher is connected and idle before each rate starts.
+# RATES="10 100" by default; the rate "pairs" writes two single-row
+# transactions 1-20 ms apart, then nothing for 1.5 s, again and again: a
+# second commit that lands while the publisher is still busy with the
+# first must not wait for outbox.poll_interval (rpairs_over_100ms counts
+# those that did: a missed wake-up).
 # Per run, then median [min - max] over RUNS runs, at PostgreSQL's defaults
 # and tuned (SETTINGS).  LATENCY_DUMP=DIR keeps each rate's "at latency_ms"
 # list there (for looking at the tail).
@@ -50,7 +55,14 @@ latency_prepare() {
 	cat >"$bench_host/latency.sql" <<'SQL'
 INSERT INTO latency (at) VALUES (extract(epoch FROM clock_timestamp()));
 SQL
-	chown "$bench_user" "$bench_host/latency.sql"
+	cat >"$bench_host/pairs.sql" <<'SQL'
+\set d random(1, 20)
+INSERT INTO latency (at) VALUES (extract(epoch FROM clock_timestamp()));
+\sleep :d ms
+INSERT INTO latency (at) VALUES (extract(epoch FROM clock_timestamp()));
+\sleep 1500 ms
+SQL
+	chown "$bench_user" "$bench_host/latency.sql" "$bench_host/pairs.sql"
 }
 
 latency_run() {
@@ -70,8 +82,13 @@ latency_run() {
 			grep -q ready "$out" 2>/dev/null && break
 			sleep 0.1
 		done
-		bench_as_user pgbench -n -h "$bench_host" -U postgres -R "$rate" -T "$latency_seconds" \
-			-f "$bench_host/latency.sql" postgres >/dev/null 2>&1
+		if [ "$rate" = pairs ]; then
+			bench_as_user pgbench -n -h "$bench_host" -U postgres -T "$latency_seconds" \
+				-f "$bench_host/pairs.sql" postgres >/dev/null 2>&1
+		else
+			bench_as_user pgbench -n -h "$bench_host" -U postgres -R "$rate" -T "$latency_seconds" \
+				-f "$bench_host/latency.sql" postgres >/dev/null 2>&1
+		fi
 		bench_psql -c "INSERT INTO latency (at) VALUES (0)"
 		wait "$sub"
 		tail -n 1 "$out" | awk -v r="$rate" '{ for (i = 1; i < NF; i += 2) if ($i != "messages") print "r" r "_" $i, $(i + 1) }'

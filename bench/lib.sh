@@ -35,7 +35,7 @@
 # BENCH_USER (postgres by default), since PostgreSQL refuses root.  Everything
 # lives in one folder under /tmp; on exit the clusters are stopped
 # (pg_ctl, by their postmaster.pid), the RabbitMQ node by its pid, and the
-# folder removed.
+# folder removed (BENCH_KEEP_LOGS=DIR keeps the clusters' server logs there).
 #
 
 bench_top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -97,6 +97,13 @@ bench_cleanup() {
 		bench_stop_cluster "$name"
 	done
 	bench_stop_broker
+	if [ -n "${BENCH_KEEP_LOGS:-}" ] && [ -n "$bench_dir" ]; then
+		mkdir -p "$BENCH_KEEP_LOGS"
+		for name in "${!bench_cluster_bin[@]}"; do
+			[ -f "$bench_dir/$name/server.log" ] &&
+				cp "$bench_dir/$name/server.log" "$BENCH_KEEP_LOGS/$bench_name.$name.server.log"
+		done
+	fi
 	[ -n "$bench_dir" ] && rm -rf "$bench_dir"
 	return 0
 }
