@@ -35,13 +35,8 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bench_name=capture
-if [ "${QUICK:-0}" = 1 ]; then
-	seconds=${SECONDS_PER_RUN:-2}
-	RUNS=${RUNS:-${ROUNDS:-3}}
-else
-	seconds=${SECONDS_PER_RUN:-5}
-	RUNS=${RUNS:-${ROUNDS:-5}}
-fi
+seconds=${SECONDS_PER_RUN:-$(bench_pick 5 2)}
+RUNS=${RUNS:-${ROUNDS:-$(bench_pick 5 3)}}
 sync_commit=${SYNC_COMMIT:-off}
 tables="plain outbox plpgsql emit"
 

@@ -30,11 +30,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bench_name=consumer
-if [ "${QUICK:-0}" = 1 ]; then
-	messages=${MESSAGES:-5000}
-else
-	messages=${MESSAGES:-20000}
-fi
+messages=${MESSAGES:-$(bench_pick 20000 5000)}
 prefetch=${PREFETCH:-1000}
 sync_commit=${SYNCHRONOUS_COMMIT:-on}
 

@@ -29,11 +29,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bench_name=latency
-if [ "${QUICK:-0}" = 1 ]; then
-	latency_seconds=${LATENCY_SECONDS:-10}
-else
-	latency_seconds=${LATENCY_SECONDS:-30}
-fi
+latency_seconds=${LATENCY_SECONDS:-$(bench_pick 30 10)}
 rates=${RATES:-10 100}
 latency_runs=0
 

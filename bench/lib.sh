@@ -68,6 +68,11 @@ bench_pg_config_of() {
 	return 1
 }
 
+# The full-mode count, or with QUICK=1 the quick one.
+bench_pick() {
+	if [ "${QUICK:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi
+}
+
 # Run a command as the clusters' user, the current cluster's binaries first.
 bench_as_user() {
 	runuser -u "$bench_user" -- env PATH="${bench_bin:+$bench_bin:}$bench_base_path" "$@"

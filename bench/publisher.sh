@@ -28,13 +28,8 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bench_name=publisher
-if [ "${QUICK:-0}" = 1 ]; then
-	backlog=${BACKLOG:-20000}
-	big=${BIG:-100000}
-else
-	backlog=${BACKLOG:-100000}
-	big=${BIG:-1000000}
-fi
+backlog=${BACKLOG:-$(bench_pick 100000 20000)}
+big=${BIG:-$(bench_pick 1000000 100000)}
 first=10000
 
 # Once: the broker and the bare sender.
