@@ -52,6 +52,10 @@ OBJS = \
 	src/wire.o \
 	src/worker_state.o \
 	src/workers.o \
+	src/decide/publisher_lanes.o \
+	src/decide/publisher_receipts.o \
+	src/decide/publisher_retry.o \
+	src/decide/publisher_session.o \
 	$(STOMP_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -88,3 +92,7 @@ $(OBJS): src/outbox.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
 
 # version.c is built for the control file's default_version
 src/version.o: outbox.control
+
+# the publisher's decisions (src/decide/publisher_*.c)
+PUBLISHER_DECIDE_HEADERS = $(wildcard $(srcdir)/src/decide/publisher_*.h)
+src/publisher.o $(filter src/decide/publisher_%.o,$(OBJS)): $(PUBLISHER_DECIDE_HEADERS)

@@ -29,5 +29,9 @@ extern void test_conn_pure(void);
 extern void test_conn_io(void);
 extern void test_retry(void);
 extern void test_refusal(void);
+extern void test_publisher_receipts(void);
+extern void test_publisher_session(void);
+extern void test_publisher_retry(void);
+extern void test_publisher_lanes(void);
 
 #endif							/* STOMP_TEST_UTIL_H */
