@@ -1114,15 +1114,18 @@ isolation_lane(void)
 										  pass.refusal, alone);
 		pfree(alone);
 		if (verdict == PUBLISHER_ALONE_CHARGE ||
-			(verdict == PUBLISHER_ALONE_REFUSE_DESTINATION &&
-			 !refuse_destination(pass.messages[0].destination,
-								 pass.refusal, pass.refusal_text)))
+			verdict == PUBLISHER_ALONE_REFUSE_DESTINATION)
 		{
-			if (probe != NULL)
-				outbox_release_destination(probe);
-			charge_attempt(&pass.messages[0],
-						   pass.refusal_text[0] ? pass.refusal_text :
-						   stomp_conn_error(broker.conn));
+			if (verdict == PUBLISHER_ALONE_CHARGE ||
+				!refuse_destination(pass.messages[0].destination,
+									pass.refusal, pass.refusal_text))
+			{
+				if (probe != NULL)
+					outbox_release_destination(probe);
+				charge_attempt(&pass.messages[0],
+							   pass.refusal_text[0] ? pass.refusal_text :
+							   stomp_conn_error(broker.conn));
+			}
 		}
 		else if (probe != NULL && verdict == PUBLISHER_ALONE_TAKEN)
 		{
