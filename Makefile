@@ -52,10 +52,6 @@ OBJS = \
 	src/wire.o \
 	src/worker_state.o \
 	src/workers.o \
-	src/decide/publisher_lanes.o \
-	src/decide/publisher_receipts.o \
-	src/decide/publisher_retry.o \
-	src/decide/publisher_session.o \
 	$(STOMP_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -79,6 +75,14 @@ TAP_TESTS = 1
 OUTBOX_SCHEMA_VERSION = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(srcdir)/outbox.control)
 PG_CPPFLAGS += -DOUTBOX_SCHEMA_VERSION=\"$(OUTBOX_SCHEMA_VERSION)\"
 
+# the publisher's decisions (src/decide/publisher_*.c)
+PUBLISHER_DECIDE_OBJS = \
+	src/decide/publisher_lanes.o \
+	src/decide/publisher_receipts.o \
+	src/decide/publisher_retry.o \
+	src/decide/publisher_session.o
+OBJS += $(PUBLISHER_DECIDE_OBJS)
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -93,6 +97,6 @@ $(OBJS): src/outbox.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
 # version.c is built for the control file's default_version
 src/version.o: outbox.control
 
-# the publisher's decisions (src/decide/publisher_*.c)
+# the publisher and its decisions are rebuilt when their headers change
 PUBLISHER_DECIDE_HEADERS = $(wildcard $(srcdir)/src/decide/publisher_*.h)
-src/publisher.o $(filter src/decide/publisher_%.o,$(OBJS)): $(PUBLISHER_DECIDE_HEADERS)
+src/publisher.o $(PUBLISHER_DECIDE_OBJS): $(PUBLISHER_DECIDE_HEADERS)

@@ -56,6 +56,7 @@ main(void)
 	test_retry();
 	printf("broker ERROR classification tests\n");
 	test_refusal();
+
 	printf("publisher receipt tests\n");
 	test_publisher_receipts();
 	printf("publisher session end tests\n");
