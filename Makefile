@@ -75,6 +75,14 @@ TAP_TESTS = 1
 OUTBOX_SCHEMA_VERSION = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(srcdir)/outbox.control)
 PG_CPPFLAGS += -DOUTBOX_SCHEMA_VERSION=\"$(OUTBOX_SCHEMA_VERSION)\"
 
+# the publisher's decisions (src/decide/publisher_*.c)
+PUBLISHER_DECIDE_OBJS = \
+	src/decide/publisher_lanes.o \
+	src/decide/publisher_receipts.o \
+	src/decide/publisher_retry.o \
+	src/decide/publisher_session.o
+OBJS += $(PUBLISHER_DECIDE_OBJS)
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -88,3 +96,7 @@ $(OBJS): src/outbox.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
 
 # version.c is built for the control file's default_version
 src/version.o: outbox.control
+
+# the publisher and its decisions are rebuilt when their headers change
+PUBLISHER_DECIDE_HEADERS = $(wildcard $(srcdir)/src/decide/publisher_*.h)
+src/publisher.o $(PUBLISHER_DECIDE_OBJS): $(PUBLISHER_DECIDE_HEADERS)

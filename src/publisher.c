@@ -114,6 +114,10 @@
 #include "utils/wait_event.h"
 
 #include "outbox.h"
+#include "decide/publisher_lanes.h"
+#include "decide/publisher_receipts.h"
+#include "decide/publisher_retry.h"
+#include "decide/publisher_session.h"
 
 /* first reconnection delay; doubles up to outbox.maximum_backoff */
 #define BACKOFF_BASE_MS			1000
@@ -134,8 +138,6 @@
 #define MISSING_EXTENSION_LOG_MS	300000
 /* rows deleted per retention transaction */
 #define RETENTION_BATCH			5000
-/* attempts made at once before the pause (django-outbox-pattern's schedule) */
-#define IMMEDIATE_ATTEMPTS		3
 /*
  * A total plus what was counted since, stopping at the largest bigint: a
  * total edited by hand near it would otherwise make every save fail, and
@@ -170,10 +172,7 @@ typedef struct PassMessages
 	PendingMessage *messages;
 	int			n;
 	int			allocated;
-	int		   *by_receipt;		/* index into messages, per receipt */
-	int			nreceipts;
-	int			receipts_allocated;
-	uint64_t	first_receipt;
+	PublisherReceipts receipts; /* slots in the pass context */
 	int			outstanding;	/* sent, not yet confirmed */
 	int			confirmed;		/* receipts taken in */
 	/* the broker's ERROR that ended the session, if one did */
@@ -255,7 +254,6 @@ static SendOutcome collect_receipts(PassMessages *pass, int max_outstanding,
 static SendOutcome session_end_outcome(PassMessages *pass);
 static void mark_outcome(PassMessages *pass);
 static Datum suspect_array(void);
-static TimestampTz next_attempt_at(int retry);
 static void charge_attempt(PendingMessage *message, const char *error);
 static void fail_message(PendingMessage *message, const char *reason);
 static bool pipelined_lane(void);
@@ -597,25 +595,23 @@ fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass)
 static void
 note_receipt(PassMessages *pass, uint64_t receipt, int index)
 {
-	int			slot;
+	PublisherReceipts *receipts = &pass->receipts;
+	int			needed = publisher_receipts_slots_needed(receipts, receipt);
 
-	if (pass->nreceipts == 0)
-		pass->first_receipt = receipt;
-	slot = (int) (receipt - pass->first_receipt);
-	if (slot >= pass->receipts_allocated)
+	if (needed > receipts->capacity)
 	{
-		int			old = pass->receipts_allocated;
+		int			capacity = Max(receipts->capacity * 2, needed + 64);
+		Size		size = sizeof(PublisherReceiptSlot) * capacity;
 
-		pass->receipts_allocated = Max(old * 2, slot + 64);
-		pass->by_receipt = pass->by_receipt == NULL ?
-			MemoryContextAlloc(pass_context,
-							   sizeof(int) * pass->receipts_allocated) :
-			repalloc(pass->by_receipt, sizeof(int) * pass->receipts_allocated);
-		for (; old < pass->receipts_allocated; old++)
-			pass->by_receipt[old] = -1;
+		publisher_receipts_grown(receipts, receipts->slots == NULL ?
+								 MemoryContextAlloc(pass_context, size) :
+								 repalloc(receipts->slots, size),
+								 capacity);
 	}
-	pass->by_receipt[slot] = index;
-	pass->nreceipts = Max(pass->nreceipts, slot + 1);
+	/* the STOMP client numbers a connection's receipts upwards */
+	if (!publisher_receipts_note(receipts, receipt, index))
+		elog(ERROR, "outbox publisher: receipt " UINT64_FORMAT " is out of sequence",
+			 receipt);
 }
 
 /*
@@ -720,28 +716,24 @@ collect_receipts(PassMessages *pass, int max_outstanding, int64 deadline)
 
 		while (stomp_conn_next_event(broker.conn, &event))
 		{
-			StompEventType type = event.type;
-			uint64_t	receipt = event.receipt_id;
+			int			index;
+			PublisherEventVerdict verdict;
 
-			if (type == STOMP_EVENT_ERROR)
+			/* a RECEIPT confirms its own SEND only (publisher_receipts.c) */
+			verdict = publisher_receipts_event(&pass->receipts, event.type,
+											   event.receipt_id, &index);
+			if (verdict == PUBLISHER_EVENT_ERROR)
 				note_refusal(pass, event.frame);
 			stomp_event_clear(&event);
-			if (type == STOMP_EVENT_RECEIPT && pass->nreceipts > 0 &&
-				receipt >= pass->first_receipt &&
-				receipt - pass->first_receipt < (uint64_t) pass->nreceipts)
+			if (verdict == PUBLISHER_EVENT_CONFIRMS)
 			{
-				int			index = pass->by_receipt[receipt - pass->first_receipt];
-
-				if (index >= 0 && !pass->messages[index].confirmed)
-				{
-					pass->messages[index].confirmed = true;
-					pass->outstanding--;
-					pass->confirmed++;
-				}
+				pass->messages[index].confirmed = true;
+				pass->outstanding--;
+				pass->confirmed++;
 			}
-			else if (type == STOMP_EVENT_ERROR)
+			else if (verdict == PUBLISHER_EVENT_ERROR)
 				return SEND_BROKER_ERROR;
-			else if (type == STOMP_EVENT_CLOSED)
+			else if (verdict == PUBLISHER_EVENT_CLOSED)
 				return SEND_CONNECTION_LOST;
 		}
 		if (pass->outstanding <= max_outstanding)
@@ -828,39 +820,33 @@ mark_outcome(PassMessages *pass)
 }
 
 /*
- * When a message refused retry times may be tried again:
- * django-outbox-pattern's schedule, the first attempts at once, then a pause, then a steady wait.
- */
-static TimestampTz
-next_attempt_at(int retry)
-{
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (retry < IMMEDIATE_ATTEMPTS)
-		return now;
-	if (retry == IMMEDIATE_ATTEMPTS)
-		return TimestampTzPlusMilliseconds(now, (int64) outbox_pause_for_retry * 1000);
-	return TimestampTzPlusMilliseconds(now, (int64) outbox_wait_retry * 1000);
-}
-
-/*
- * Charge one attempt to a message the broker refused; after
+ * Charge one attempt to a message the broker refused, due again on
+ * django-outbox-pattern's schedule (publisher_retry.c); after
  * outbox.maximum_retry_attempts it is failed.
  */
 static void
 charge_attempt(PendingMessage *message, const char *error)
 {
+	PublisherRetrySettings settings;
+	PublisherAttempt attempt;
 	Datum		args[4];
-	int			retry = message->retry + 1;
+	int			retry;
+
+	settings.pause_for_retry_s = outbox_pause_for_retry;
+	settings.wait_retry_s = outbox_wait_retry;
+	settings.maximum_retry_attempts = outbox_maximum_retry_attempts;
+	attempt = publisher_charge_attempt(&settings, message->retry,
+									   GetCurrentTimestamp());
+	retry = attempt.retry;
 
 	args[0] = UUIDPGetDatum(&message->id);
 	args[1] = Int32GetDatum(outbox_maximum_retry_attempts);
-	args[2] = TimestampTzGetDatum(next_attempt_at(retry));
+	args[2] = TimestampTzGetDatum(attempt.next_attempt_us);
 	args[3] = CStringGetTextDatum(error);
 	if (SPI_execute_plan(charge_attempt_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not record a refused outbox message");
 
-	if (retry >= outbox_maximum_retry_attempts)
+	if (attempt.failed)
 	{
 		outbox_slot_count(OUTBOX_COUNT_FAILED, 1);
 		ereport(WARNING,
@@ -905,35 +891,43 @@ fail_message(PendingMessage *message, const char *reason)
 }
 
 /*
+ * The first n messages of a pass as the decisions about a session's end
+ * see them (publisher_session.c); palloc'd in the current context.
+ */
+static PublisherInFlight *
+in_flight(PendingMessage *messages, int n)
+{
+	PublisherInFlight *view = palloc(sizeof(PublisherInFlight) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		view[i].destination = messages[i].destination;
+		view[i].sent = messages[i].receipt != 0;
+		view[i].confirmed = messages[i].confirmed;
+	}
+	return view;
+}
+
+/*
  * The broker ended the session with an ERROR: keep what it refuses (one
- * message, or a destination: stomp_refusal.c) and its reason, whole, and which
- * destination in flight it names, if exactly one.
+ * message, or a destination: stomp_refusal.c) and its reason, whole, and
+ * which destination in flight it names, if exactly one
+ * (publisher_session.c).
  */
 static void
 note_refusal(PassMessages *pass, const StompFrame *error)
 {
-	int			i;
+	PublisherInFlight *view = in_flight(pass->messages, pass->n);
+	int			named;
 
 	pass->refusal = stomp_refusal_of_frame(error);
 	stomp_refusal_text(error, pass->refusal_text,
-						sizeof(pass->refusal_text));
-	pass->refused_destination = NULL;
-	for (i = 0; i < pass->n; i++)
-	{
-		PendingMessage *m = &pass->messages[i];
-
-		if (m->receipt == 0 || m->confirmed ||
-			!stomp_refusal_names(error, m->destination))
-			continue;
-		if (pass->refused_destination == NULL)
-			pass->refused_destination = m->destination;
-		else if (strcmp(pass->refused_destination, m->destination) != 0)
-		{
-			/* two destinations in flight fit: the isolation lane will tell */
-			pass->refused_destination = NULL;
-			return;
-		}
-	}
+					   sizeof(pass->refusal_text));
+	named = publisher_refused_destination(error, view, pass->n);
+	pass->refused_destination = named < 0 ? NULL :
+		pass->messages[named].destination;
+	pfree(view);
 }
 
 /*
@@ -982,23 +976,23 @@ refuse_destination(const char *destination, StompRefusal refusal,
 static int
 remember_suspects(PendingMessage *messages, int n)
 {
+	PublisherInFlight *view = in_flight(messages, n);
+	int		   *kept = palloc(sizeof(int) * Max(n, 1));
+	int			nkept = publisher_suspects(view, n, kept);
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-	int			kept = 0;
 	int			i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < nkept; i++)
 	{
-		if (messages[i].receipt != 0 && !messages[i].confirmed)
-		{
-			pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+		pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
 
-			*id = messages[i].id;
-			suspects = lappend(suspects, id);
-			kept++;
-		}
+		*id = messages[kept[i]].id;
+		suspects = lappend(suspects, id);
 	}
 	MemoryContextSwitchTo(old);
-	return kept;
+	pfree(kept);
+	pfree(view);
+	return nkept;
 }
 
 /*
@@ -1053,6 +1047,9 @@ isolation_lane(void)
 		PassMessages pass;
 		Datum		args[2];
 		SendOutcome outcome;
+		PublisherInFlight *alone;
+		PublisherAloneVerdict verdict;
+		PublisherIsolationSource source;
 		int64		deadline;
 		char	   *probe;
 
@@ -1062,7 +1059,9 @@ isolation_lane(void)
 		begin_pass(&pass);
 		begin_pass_transaction();
 		probe = outbox_due_held_destination();
-		if (probe != NULL)
+		/* which message goes alone next (publisher_lanes.c) */
+		source = publisher_isolation_source(probe != NULL, suspects != NIL);
+		if (source == PUBLISHER_ISOLATE_PROBE)
 		{
 			args[0] = CStringGetTextDatum(probe);
 			if (fetch_messages(fetch_probe_plan, args, &pass) == 0)
@@ -1073,7 +1072,7 @@ isolation_lane(void)
 				continue;
 			}
 		}
-		else if (suspects != NIL)
+		else if (source == PUBLISHER_ISOLATE_SUSPECT)
 		{
 			args[0] = suspect_array();
 			args[1] = outbox_held_destinations();
@@ -1086,7 +1085,7 @@ isolation_lane(void)
 				continue;
 			}
 			/* the first alone; the others stay suspects, locked till commit */
-			pass.n = 1;
+			pass.n = PUBLISHER_ALONE;
 			forget_suspect(&pass.messages[0].id);
 		}
 		else
@@ -1106,13 +1105,18 @@ isolation_lane(void)
 		else
 			outcome = collect_receipts(&pass, 0, deadline);
 		/*
-		 * Alone on the wire: an ERROR is its own, or its destination's.  A
-		 * probe taken in, or refused for itself, ends its destination's hold.
+		 * Alone on the wire: an ERROR is its own, or its destination's
+		 * (publisher_session.c).  A probe taken in, or refused for itself,
+		 * ends its destination's hold.
 		 */
-		if (outcome == SEND_BROKER_ERROR && pass.messages[0].receipt != 0 &&
-			!pass.messages[0].confirmed)
+		alone = in_flight(pass.messages, PUBLISHER_ALONE);
+		verdict = publisher_alone_verdict(outcome == SEND_BROKER_ERROR,
+										  pass.refusal, alone);
+		pfree(alone);
+		if (verdict == PUBLISHER_ALONE_CHARGE ||
+			verdict == PUBLISHER_ALONE_REFUSE_DESTINATION)
 		{
-			if (pass.refusal == STOMP_REFUSAL_OTHER ||
+			if (verdict == PUBLISHER_ALONE_CHARGE ||
 				!refuse_destination(pass.messages[0].destination,
 									pass.refusal, pass.refusal_text))
 			{
@@ -1123,7 +1127,7 @@ isolation_lane(void)
 							   stomp_conn_error(broker.conn));
 			}
 		}
-		else if (probe != NULL && pass.messages[0].confirmed)
+		else if (probe != NULL && verdict == PUBLISHER_ALONE_TAKEN)
 		{
 			outbox_release_destination(probe);
 			ereport(LOG,
@@ -1170,12 +1174,21 @@ pipelined_lane(void)
 	bool		full = false;
 	bool		resumed;
 	SendOutcome outcome = SEND_ALL_CONFIRMED;
+	PublisherSessionVerdict verdict;
+	PublisherPipelineLimits limits;
+
+	/* what one pass transaction sends (publisher_lanes.c) */
+	limits.chunk_size = outbox_published_chunk_size;
+	limits.window = PIPELINE_WINDOW;
+	limits.max_chunks = PIPELINE_CHUNKS;
+	limits.max_ms = PIPELINE_MS;
 
 	if (!ensure_connected())
 		return false;
 
 	begin_pass(&pass);
-	resumed = resume_valid && started - resume_since_ms < RESUME_MAX_MS;
+	resumed = publisher_pipeline_resumes(resume_valid, started,
+										 resume_since_ms, RESUME_MAX_MS);
 	if (resumed)
 		after = resume_after;
 	else
@@ -1203,15 +1216,15 @@ pipelined_lane(void)
 			outcome = session_end_outcome(&pass);
 			break;
 		}
-		if (!full || chunks >= PIPELINE_CHUNKS ||
-			outbox_monotonic_ms() - started >= PIPELINE_MS)
+		if (!publisher_pipeline_another_chunk(&limits, n, chunks,
+											  outbox_monotonic_ms() - started))
 			break;
 		/*
 		 * Keep up to PIPELINE_WINDOW messages in flight while the confirmed
 		 * ones are marked and the next chunk is fetched and sent.
 		 */
 		outcome = collect_receipts(&pass,
-								   Max(PIPELINE_WINDOW - outbox_published_chunk_size, 0),
+								   publisher_pipeline_outstanding(&limits),
 								   deadline);
 		if (outcome != SEND_ALL_CONFIRMED)
 			break;
@@ -1242,11 +1255,13 @@ pipelined_lane(void)
 	/*
 	 * An ERROR about the one destination in flight it names: that
 	 * destination is held apart or rerouted, and what else was in flight
-	 * goes again in the next pass, not one at a time.
+	 * goes again in the next pass, not one at a time; any other ERROR makes
+	 * suspects of the unconfirmed (publisher_session.c).
 	 */
-	if (outcome == SEND_BROKER_ERROR &&
-		pass.refusal != STOMP_REFUSAL_OTHER &&
-		pass.refused_destination != NULL &&
+	verdict = publisher_pipelined_verdict(outcome == SEND_BROKER_ERROR,
+										  pass.refusal,
+										  pass.refused_destination != NULL);
+	if (verdict == PUBLISHER_REFUSE_DESTINATION &&
 		refuse_destination(pass.refused_destination, pass.refusal,
 						   pass.refusal_text))
 	{
@@ -1254,7 +1269,7 @@ pipelined_lane(void)
 		disconnect();
 		return true;
 	}
-	if (outcome == SEND_BROKER_ERROR)
+	if (verdict != PUBLISHER_KEEP_SCHEDULED)
 	{
 		int			n = remember_suspects(pass.messages, pass.n);
 

@@ -57,6 +57,15 @@ main(void)
 	printf("broker ERROR classification tests\n");
 	test_refusal();
 
+	printf("publisher receipt tests\n");
+	test_publisher_receipts();
+	printf("publisher session end tests\n");
+	test_publisher_session();
+	printf("publisher retry schedule tests\n");
+	test_publisher_retry();
+	printf("publisher lane tests\n");
+	test_publisher_lanes();
+
 	printf("%d passed, %d failed\n", test_passed, test_failed);
 	return test_failed == 0 ? 0 : 1;
 }

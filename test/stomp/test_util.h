@@ -30,4 +30,10 @@ extern void test_conn_io(void);
 extern void test_retry(void);
 extern void test_refusal(void);
 
+/* the publisher's decisions (src/decide/publisher_*.c) */
+extern void test_publisher_receipts(void);
+extern void test_publisher_session(void);
+extern void test_publisher_retry(void);
+extern void test_publisher_lanes(void);
+
 #endif							/* STOMP_TEST_UTIL_H */

@@ -1,0 +1,56 @@
+/*-------------------------------------------------------------------------
+ *
+ * test_publisher_lanes.c
+ *	  Unit tests of src/decide/publisher_lanes.c: the isolation lane's
+ *	  order, the pipelined lane's window, chunks and time, and where a
+ *	  draining pass resumes, with the clock at the exact boundaries.
+ *
+ * test/stomp/test_publisher_lanes.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "decide/publisher_lanes.h"
+#include "test_util.h"
+
+/*
+ * test_publisher_lanes
+ *		Every choice of the lanes.
+ */
+void
+test_publisher_lanes(void)
+{
+	PublisherPipelineLimits l = {200, 1000, 10, 1000};
+
+	/* a due probe first, then the suspects, then the retries */
+	CHECK(publisher_isolation_source(true, true) == PUBLISHER_ISOLATE_PROBE);
+	CHECK(publisher_isolation_source(true, false) == PUBLISHER_ISOLATE_PROBE);
+	CHECK(publisher_isolation_source(false, true) == PUBLISHER_ISOLATE_SUSPECT);
+	CHECK(publisher_isolation_source(false, false) == PUBLISHER_ISOLATE_RETRY);
+	CHECK(PUBLISHER_ALONE == 1);
+
+	/* a chunk goes out while the window less a chunk is unconfirmed */
+	CHECK(publisher_pipeline_outstanding(&l) == 800);
+	l.chunk_size = 1000;
+	CHECK(publisher_pipeline_outstanding(&l) == 0);
+	l.chunk_size = 10000;
+	CHECK(publisher_pipeline_outstanding(&l) == 0);
+	l.chunk_size = 200;
+
+	/* another chunk only after a full one, within chunks and time */
+	CHECK(publisher_pipeline_another_chunk(&l, 200, 1, 0));
+	CHECK(!publisher_pipeline_another_chunk(&l, 199, 1, 0));
+	CHECK(!publisher_pipeline_another_chunk(&l, 0, 1, 0));
+	CHECK(publisher_pipeline_another_chunk(&l, 200, 9, 0));
+	CHECK(!publisher_pipeline_another_chunk(&l, 200, 10, 0));
+	CHECK(publisher_pipeline_another_chunk(&l, 200, 1, 999));
+	CHECK(!publisher_pipeline_another_chunk(&l, 200, 1, 1000));
+	/* a chunk of one row is full when the chunk size is one */
+	l.chunk_size = 1;
+	CHECK(publisher_pipeline_another_chunk(&l, 1, 1, 0));
+
+	/* a draining pass resumes for less than the limit, never without a mark */
+	CHECK(publisher_pipeline_resumes(true, 5000, 0, 10000));
+	CHECK(publisher_pipeline_resumes(true, 9999, 0, 10000));
+	CHECK(!publisher_pipeline_resumes(true, 10000, 0, 10000));
+	CHECK(!publisher_pipeline_resumes(false, 5000, 0, 10000));
+}
