@@ -31,9 +31,9 @@ OBJS = \
 	src/outbox.o \
 	src/pause.o \
 	src/privileges.o \
-	src/publish.o \
+	src/publication.o \
 	src/publish_config.o \
-	src/published.o \
+	src/outbox_writer.o \
 	src/publisher.o \
 	src/queue_check.o \
 	src/redrive.o \

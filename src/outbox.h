@@ -121,7 +121,7 @@ extern void outbox_complete_stored_message(OutboxMessage *message,
 extern Datum outbox_call_user_function(FunctionCallInfo fcinfo);
 extern char *outbox_header_value_text(JsonbValue *value, const char *key);
 
-/* in published.c */
+/* in outbox_writer.c */
 extern Oid	outbox_table_relid(const char *relname);
 extern Oid	outbox_published_relid(void);
 extern HeapTuple outbox_form_published_tuple(Relation rel,
@@ -385,7 +385,7 @@ extern void outbox_launch_consumers(void);
 extern Oid	outbox_check_serializer(Relation rel, Oid funcoid);
 
 
-/* in publish.c: outbox.publish() and outbox.unpublish() live there */
+/* in publication.c: outbox.publish() and outbox.unpublish() live there */
 
 /* in privileges.c: also outbox.allow_destination(), disallow_destination() */
 extern Oid	outbox_table_owner(const char *relname);

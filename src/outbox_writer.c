@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * published.c
+ * outbox_writer.c
  *		  Writing rows of outbox.published.
  *
  * Two ways in, one treatment (message.c):
@@ -41,7 +41,7 @@
  * the pointer.  No pointer to it is kept across user code (the
  * outbox.generate_headers function), which may close or reopen it.
  *
- * src/published.c
+ * src/outbox_writer.c
  *
  *-------------------------------------------------------------------------
  */

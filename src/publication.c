@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * publish.c
+ * publication.c
  *		  outbox.publish() and outbox.unpublish().
  *
  * Everything a configuration names is validated here, where it enters, so
@@ -25,7 +25,7 @@
  * statement here qualifies its operators: the caller's search_path never
  * reaches them.  Using either function needs a GRANT of EXECUTE.
  *
- * src/publish.c
+ * src/publication.c
  *
  *-------------------------------------------------------------------------
  */
