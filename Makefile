@@ -33,6 +33,7 @@ OBJS = \
 	src/privileges.o \
 	src/publication.o \
 	src/publish_config.o \
+	src/outbox_row.o \
 	src/outbox_writer.o \
 	src/publisher.o \
 	src/queue_check.o \
@@ -84,7 +85,7 @@ PROVE_FLAGS += -I t/lib
 
 # PGXS tracks no header dependencies: a changed struct must rebuild every
 # object that uses it
-$(OBJS): src/outbox.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
+$(OBJS): src/outbox.h $(wildcard $(srcdir)/src/stomp/*.h)
 
 # version.c is built for the control file's default_version
 src/version.o: outbox.control
