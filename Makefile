@@ -23,7 +23,7 @@ OBJS = \
 	src/broker.o \
 	src/capture.o \
 	src/consumer.o \
-	src/ddl.o \
+	src/event_triggers.o \
 	src/destination.o \
 	src/destination_state.o \
 	src/launcher.o \

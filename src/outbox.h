@@ -500,7 +500,7 @@ typedef enum OutboxRendering
 extern OutboxRendering outbox_rendering_from_name(const char *name);
 extern Jsonb *outbox_render_django(Datum row);
 
-/* in ddl.c: the event trigger functions live there */
+/* in event_triggers.c: the event trigger functions live there */
 /* in send_event.c: outbox.send_event() lives there */
 /* in publisher.c: the publisher worker's entry point, outbox_publisher_main */
 /* in redrive.c: outbox.redrive() lives there */

@@ -168,7 +168,7 @@ check_persistence(Relation rel)
  * partitioned table the caller owns, with no configuration of its own; and,
  * if the trigger is still to be created, that no partition is being
  * detached or has a trigger of its own under the capture trigger's name.
- * Later partitions are checked as they come by the event triggers (ddl.c);
+ * Later partitions are checked as they come by the event triggers (event_triggers.c);
  * PostgreSQL lets only the owner of both tables attach one to the other.
  */
 static void

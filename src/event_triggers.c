@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * ddl.c
+ * event_triggers.c
  *		  Event triggers: DDL cannot break a publication or a subscription.
  *
  * Each event trigger looks only at the objects its command touched, never
@@ -43,7 +43,7 @@
  * The functions run as the role that ran the command; they read outbox's
  * tables as their owner, with schema-qualified names and operators.
  *
- * src/ddl.c
+ * src/event_triggers.c
  *
  *-------------------------------------------------------------------------
  */
