@@ -45,6 +45,13 @@
  * (ENABLE ALWAYS): session_replication_role = replica is how a superuser
  * writes rows without messages, not how to break a configuration.
  *
+ * Errors: what would break a configuration is refused with an ERROR that
+ * names the table and what to do instead; a row restored before its
+ * capture trigger gets a NOTICE.  elog only for can't-happen.
+ *
+ * Memory: everything is allocated in the caller's current memory context
+ * (a statement's or a trigger's); nothing is cached here.
+ *
  * src/publish_config.c
  *
  *-------------------------------------------------------------------------
