@@ -415,6 +415,7 @@ extern void outbox_launch_consumers(void);
 /* in consumer.c: the consumer worker's entry point, outbox_consumer_main */
 
 /* in capture.c; the trigger is created by outbox.publish() */
+/* name of the capture trigger outbox.publish() puts on a table */
 #define OUTBOX_CAPTURE_TRIGGER_NAME "outbox_capture"
 extern Oid	outbox_check_serializer(Relation rel, Oid funcoid);
 
@@ -444,10 +445,7 @@ extern bool outbox_stored_function_name_is_canonical(const char *name,
 													 Oid funcoid);
 extern void outbox_check_stored_function_lasts(Oid funcoid, const char *what);
 
-/* in publish_config.c */
-
-/* name of the capture trigger outbox.publish() puts on a table */
-#define OUTBOX_CAPTURE_TRIGGER_NAME "outbox_capture"
+/* in publish_config.c (the capture trigger's name is under capture.c) */
 
 /* what a configuration is checked for */
 typedef enum OutboxConfigCheck
