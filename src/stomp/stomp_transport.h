@@ -8,7 +8,8 @@
  * The session (stomp_conn.h) sees only StompTransportOps, so TCP and TLS
  * are the same to it; TLS's want-read/want-write is "try again", as for
  * TCP.  Nothing here knows STOMP frames beyond the error-buffer size of the
- * codec.  Nothing blocks: connect and handshake return WANT_* until done.
+ * codec.  Nothing waits: connect and handshake return WANT_* until done
+ * (only stomp_tcp_connect()'s name lookup may block briefly, stomp_io.c).
  * No PostgreSQL header; errors are returned in errbuf or errmsg, never
  * with a password in them.
  *
