@@ -23,7 +23,7 @@ OBJS = \
 	src/broker.o \
 	src/capture.o \
 	src/consumer.o \
-	src/ddl.o \
+	src/event_triggers.o \
 	src/destination.o \
 	src/destination_state.o \
 	src/launcher.o \
@@ -31,9 +31,10 @@ OBJS = \
 	src/outbox.o \
 	src/pause.o \
 	src/privileges.o \
-	src/publish.o \
+	src/publication.o \
 	src/publish_config.o \
-	src/published.o \
+	src/outbox_row.o \
+	src/outbox_writer.o \
 	src/publisher.o \
 	src/queue_check.o \
 	src/redrive.o \
@@ -92,7 +93,7 @@ PROVE_FLAGS += -I t/lib
 
 # PGXS tracks no header dependencies: a changed struct must rebuild every
 # object that uses it
-$(OBJS): src/outbox.h src/stomp/stomp_conn.h src/stomp/stomp_frame.h
+$(OBJS): src/outbox.h $(wildcard $(srcdir)/src/stomp/*.h)
 
 # version.c is built for the control file's default_version
 src/version.o: outbox.control

@@ -56,6 +56,17 @@
  * writer, and what settings it changes are rolled back after it
  * (outbox_call_user_function()).
  *
+ * Errors: a row that cannot be captured fails the writer's statement with
+ * an ERROR, never a silent loss: a serializer that is missing, cannot take
+ * the row, or returns NULL, a published column that is gone, or a message
+ * that message.c refuses.  Misuse of the trigger functions is refused the
+ * same way; elog only for can't-happen (SPI failures).
+ *
+ * Memory: the cache lives in CacheMemoryContext, each table's entry in a
+ * context of its own, freed when the entry is reloaded (or moved under
+ * TopTransactionContext while a capture up the stack still uses it).  A
+ * row's body and message are allocated in the trigger's per-row context.
+ *
  * src/capture.c
  *
  *-------------------------------------------------------------------------
@@ -150,6 +161,8 @@ static CaptureEntry *capture_entry(Relation rel);
 static void check_capture_trigger(FunctionCallInfo fcinfo);
 static void set_ancestors(CaptureEntry *entry, Relation rel);
 static void load_configs(CaptureEntry *entry, Relation rel);
+static void load_config(CaptureConfig *config, Relation rel, HeapTuple row,
+						TupleDesc desc, List **opened);
 static Relation config_source(CaptureConfig *config, Relation rel,
 							  Oid relid, List **opened);
 static void resolve_fields(CaptureConfig *config, Relation rel,
@@ -353,6 +366,58 @@ config_source(CaptureConfig *config, Relation rel, Oid relid, List **opened)
 }
 
 /*
+ * Fill config from one row of outbox.publish_config (desc): destination,
+ * version, rendering, and the serializer or fields resolved against the
+ * table whose configuration it is (rel or an ancestor, opened into
+ * *opened).  Runs in the entry's memory context.
+ */
+static void
+load_config(CaptureConfig *config, Relation rel, HeapTuple row,
+			TupleDesc desc, List **opened)
+{
+	Relation	source;
+	Datum		value;
+	bool		isnull;
+
+	source = config_source(config, rel,
+						   DatumGetObjectId(SPI_getbinval(row, desc, 5, &isnull)),
+						   opened);
+	config->destination = TextDatumGetCString(SPI_getbinval(row, desc, 1, &isnull));
+	value = SPI_getbinval(row, desc, 2, &isnull);
+	config->version = isnull ? NULL : TextDatumGetCString(value);
+	value = SPI_getbinval(row, desc, 6, &isnull);
+	config->rendering = isnull ? OUTBOX_RENDERING_POSTGRES :
+		outbox_rendering_from_name(TextDatumGetCString(value));
+
+	value = SPI_getbinval(row, desc, 4, &isnull);
+	if (!isnull)
+	{
+		char	   *name = TextDatumGetCString(value);
+		Oid			serializer;
+
+		/* stored by name (stored_function.c), so that pg_upgrade keeps it */
+		serializer = outbox_resolve_stored_function(name,
+													source->rd_rel->reltype);
+		if (!OidIsValid(serializer))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("serializer %s of table \"%s\" does not exist",
+							name, RelationGetRelationName(source)),
+					 errhint("Call outbox.publish() again with an existing serializer, or outbox.unpublish() the table.")));
+		config->serializer_returns_json =
+			(outbox_check_serializer(source, serializer) == JSONOID);
+		fmgr_info_cxt(serializer, &config->serializer, CurrentMemoryContext);
+		config->has_serializer = true;
+	}
+	else
+	{
+		value = SPI_getbinval(row, desc, 3, &isnull);
+		if (!isnull)
+			resolve_fields(config, source, DatumGetArrayTypeP(value));
+	}
+}
+
+/*
  * Read the configurations of rel, and those of its partition ancestors,
  * from outbox.publish_config into entry.
  */
@@ -402,51 +467,10 @@ load_configs(CaptureEntry *entry, Relation rel)
 											sizeof(CaptureConfig) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		CaptureConfig *config = &entry->configs[i];
-		MemoryContext oldcontext;
-		Relation	source;
-		Datum		value;
-		bool		isnull;
+		MemoryContext oldcontext = MemoryContextSwitchTo(entry->context);
 
-		oldcontext = MemoryContextSwitchTo(entry->context);
-		source = config_source(config, rel,
-							   DatumGetObjectId(SPI_getbinval(row, desc, 5, &isnull)),
-							   &opened);
-		config->destination = TextDatumGetCString(SPI_getbinval(row, desc, 1, &isnull));
-		value = SPI_getbinval(row, desc, 2, &isnull);
-		config->version = isnull ? NULL : TextDatumGetCString(value);
-		value = SPI_getbinval(row, desc, 6, &isnull);
-		config->rendering = isnull ? OUTBOX_RENDERING_POSTGRES :
-			outbox_rendering_from_name(TextDatumGetCString(value));
-
-		value = SPI_getbinval(row, desc, 4, &isnull);
-		if (!isnull)
-		{
-			char	   *name = TextDatumGetCString(value);
-			Oid			serializer;
-
-			/* stored by name (stored_function.c), so that pg_upgrade keeps it */
-			serializer = outbox_resolve_stored_function(name,
-														source->rd_rel->reltype);
-			if (!OidIsValid(serializer))
-				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_FUNCTION),
-						 errmsg("serializer %s of table \"%s\" does not exist",
-								name, RelationGetRelationName(source)),
-						 errhint("Call outbox.publish() again with an existing serializer, or outbox.unpublish() the table.")));
-			config->serializer_returns_json =
-				(outbox_check_serializer(source, serializer) == JSONOID);
-			fmgr_info_cxt(serializer, &config->serializer, entry->context);
-			config->has_serializer = true;
-		}
-		else
-		{
-			value = SPI_getbinval(row, desc, 3, &isnull);
-			if (!isnull)
-				resolve_fields(config, source, DatumGetArrayTypeP(value));
-		}
+		load_config(&entry->configs[i], rel, SPI_tuptable->vals[i],
+					SPI_tuptable->tupdesc, &opened);
 		MemoryContextSwitchTo(oldcontext);
 		entry->nconfigs++;
 	}

@@ -36,6 +36,23 @@
  * can leave a search_path under which outbox's own lookups would find
  * another schema's objects.  outbox.generate_headers must name its schema.
  *
+ * This is the domain of a message, below its writers: the outbox row
+ * writer (outbox_writer.c), publish() (publication.c), send_event and
+ * the privilege checks call it; it calls only the row format (outbox_row.c, to give
+ * outbox.generate_headers the message as a row) and the wire mapping
+ * (wire.c, to measure the frame), never a writer.
+ *
+ * Errors: a message that cannot be sent is refused with an ERROR naming
+ * what is wrong and what to do instead, where it enters (never at send
+ * time); so is an outbox.generate_headers that names no schema or no
+ * suitable function.  elog only for can't-happen.
+ *
+ * Memory: a message and its headers are allocated in the caller's current
+ * memory context.  The resolved outbox.generate_headers function lives in
+ * a small context of its own under TopMemoryContext, replaced (the old one
+ * moved under TopTransactionContext, since it may still be running) when
+ * the setting or pg_proc changes.
+ *
  * src/message.c
  *
  *-------------------------------------------------------------------------
@@ -176,30 +193,6 @@ outbox_check_destination(const char *destination, const char *version)
 				 errdetail("The destination%s is %zu bytes long; the limit is %d.",
 						   version != NULL ? " with its version suffix" : "",
 						   length, OUTBOX_MAX_DESTINATION_LEN)));
-}
-
-/*
- * Return a header value as the text that goes on the wire: a JSON string as
- * is, a number or boolean as its JSON text.  Anything else was refused by
- * check_headers(), so here it is a can't-happen.
- */
-char *
-outbox_header_value_text(JsonbValue *value, const char *key)
-{
-	switch (value->type)
-	{
-		case jbvString:
-			return pnstrdup(value->val.string.val, value->val.string.len);
-		case jbvNumeric:
-			return DatumGetCString(DirectFunctionCall1(numeric_out,
-													   NumericGetDatum(value->val.numeric)));
-		case jbvBool:
-			return pstrdup(value->val.boolean ? "true" : "false");
-		default:
-			elog(ERROR, "header \"%s\" has a value of unexpected JSON type %d",
-				 key, (int) value->type);
-	}
-	return NULL;				/* keep compiler quiet */
 }
 
 /*

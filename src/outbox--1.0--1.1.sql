@@ -318,7 +318,7 @@ COMMENT ON FUNCTION outbox.replay(text, timestamptz, timestamptz, integer) IS
 REVOKE ALL ON FUNCTION outbox.replay(text, timestamptz, timestamptz, integer) FROM PUBLIC;
 
 -- Partitioned tables: a table published on its own cannot be attached as a
--- partition of a published table (src/ddl.c checks ALTER TABLE before it
+-- partition of a published table (src/event_triggers.c checks ALTER TABLE before it
 -- runs; outbox_ddl_command_start keeps its own tags).
 CREATE EVENT TRIGGER outbox_ddl_command_start_table ON ddl_command_start
 	WHEN TAG IN ('ALTER TABLE')

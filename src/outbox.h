@@ -119,13 +119,47 @@ extern void outbox_complete_message(OutboxMessage *message, Relation rel);
 extern void outbox_complete_stored_message(OutboxMessage *message,
 										   Relation rel);
 extern Datum outbox_call_user_function(FunctionCallInfo fcinfo);
-extern char *outbox_header_value_text(JsonbValue *value, const char *key);
 
-/* in published.c */
+/* in outbox_row.c: the outbox row format */
+
+/* what a column of outbox.published is */
+typedef enum OutboxRowColumn
+{
+	OUTBOX_ROW_DROPPED,
+	OUTBOX_ROW_ID,
+	OUTBOX_ROW_DESTINATION,
+	OUTBOX_ROW_VERSION,
+	OUTBOX_ROW_BODY,
+	OUTBOX_ROW_HEADERS,
+	OUTBOX_ROW_ADDED,
+	OUTBOX_ROW_EXPIRES_AT,
+	OUTBOX_ROW_RETRY,
+	OUTBOX_ROW_STATUS,
+	OUTBOX_ROW_LAST_ERROR,
+	OUTBOX_ROW_NEXT_ATTEMPT_AT
+} OutboxRowColumn;
+
+/* how to form rows of one descriptor of outbox.published */
+typedef struct OutboxRowFormat
+{
+	TupleDesc	desc;
+	OutboxRowColumn *columns;	/* by attribute number - 1 */
+	Datum		scheduled;		/* the 'scheduled' status */
+} OutboxRowFormat;
+
 extern Oid	outbox_table_relid(const char *relname);
 extern Oid	outbox_published_relid(void);
+extern void outbox_row_format_init(OutboxRowFormat *format, TupleDesc desc);
+extern HeapTuple outbox_row_form(const OutboxRowFormat *format,
+								 OutboxMessage *message);
 extern HeapTuple outbox_form_published_tuple(Relation rel,
 											 OutboxMessage *message);
+extern Datum outbox_row_column(HeapTuple tuple, TupleDesc desc,
+							   const char *name, int *attnum, bool *isnull);
+extern bool outbox_row_read_message(HeapTuple tuple, TupleDesc desc,
+									OutboxMessage *message);
+
+/* in outbox_writer.c: also the triggers of outbox.published */
 extern void outbox_insert_published(OutboxMessage *message);
 
 /* in wire.c */
@@ -381,11 +415,12 @@ extern void outbox_launch_consumers(void);
 /* in consumer.c: the consumer worker's entry point, outbox_consumer_main */
 
 /* in capture.c; the trigger is created by outbox.publish() */
+/* name of the capture trigger outbox.publish() puts on a table */
 #define OUTBOX_CAPTURE_TRIGGER_NAME "outbox_capture"
 extern Oid	outbox_check_serializer(Relation rel, Oid funcoid);
 
 
-/* in publish.c: outbox.publish() and outbox.unpublish() live there */
+/* in publication.c: outbox.publish() and outbox.unpublish() live there */
 
 /* in privileges.c: also outbox.allow_destination(), disallow_destination() */
 extern Oid	outbox_table_owner(const char *relname);
@@ -410,10 +445,7 @@ extern bool outbox_stored_function_name_is_canonical(const char *name,
 													 Oid funcoid);
 extern void outbox_check_stored_function_lasts(Oid funcoid, const char *what);
 
-/* in publish_config.c */
-
-/* name of the capture trigger outbox.publish() puts on a table */
-#define OUTBOX_CAPTURE_TRIGGER_NAME "outbox_capture"
+/* in publish_config.c (the capture trigger's name is under capture.c) */
 
 /* what a configuration is checked for */
 typedef enum OutboxConfigCheck
@@ -466,7 +498,7 @@ typedef enum OutboxRendering
 extern OutboxRendering outbox_rendering_from_name(const char *name);
 extern Jsonb *outbox_render_django(Datum row);
 
-/* in ddl.c: the event trigger functions live there */
+/* in event_triggers.c: the event trigger functions live there */
 /* in send_event.c: outbox.send_event() lives there */
 /* in publisher.c: the publisher worker's entry point, outbox_publisher_main */
 /* in redrive.c: outbox.redrive() lives there */

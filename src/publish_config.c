@@ -9,7 +9,7 @@
  * AFTER INSERT OR UPDATE FOR EACH ROW, enabled, no WHEN or column list),
  * the columns of its fields exist and its serializer can be found by its
  * stored name (stored_function.c).  outbox_check_publication() checks all
- * of it for one table; the event triggers (ddl.c) call it for the tables a
+ * of it for one table; the event triggers (event_triggers.c) call it for the tables a
  * DDL command touched, and the guard below for rows written by hand.  The
  * event triggers read the configurations as of now, not as of their
  * transaction's snapshot (read_configs_now()).
@@ -44,6 +44,13 @@
  * The guard and the event triggers fire in replica sessions too
  * (ENABLE ALWAYS): session_replication_role = replica is how a superuser
  * writes rows without messages, not how to break a configuration.
+ *
+ * Errors: what would break a configuration is refused with an ERROR that
+ * names the table and what to do instead; a row restored before its
+ * capture trigger gets a NOTICE.  elog only for can't-happen.
+ *
+ * Memory: everything is allocated in the caller's current memory context
+ * (a statement's or a trigger's); nothing is cached here.
  *
  * src/publish_config.c
  *
@@ -253,7 +260,7 @@ capture_trigger_tuple(Oid relid)
 /*
  * Check that the capture trigger of a published table is outbox's and fires
  * for every row written.  A missing trigger is refused after a command on
- * the trigger (DROP TRIGGER itself unpublishes the table first, in ddl.c,
+ * the trigger (DROP TRIGGER itself unpublishes the table first, in event_triggers.c,
  * when the role may unpublish), let in with a NOTICE on INSERT
  * and silently after other DDL: pg_restore loads the data and then, in its
  * post-data section, adds the table's constraints and indexes before it

@@ -48,6 +48,16 @@
  * outbox.publish_config; the capture trigger reads it with the rest of the
  * configuration (capture.c).
  *
+ * Errors: an unknown rendering name, and outbox.set_rendering() on a
+ * table one does not own or that is not published to that destination,
+ * are refused with an ERROR; a value outside Django's range is not an
+ * error (it keeps PostgreSQL's rendering).  elog only for can't-happen.
+ *
+ * Memory: a body is built in the caller's current memory context (the
+ * capture trigger's per-row context).  The settings pinned for it are
+ * set in a GUC nest level of their own, undone before returning, or by the
+ * (sub)transaction's abort on error.
+ *
  * src/rendering.c
  *
  *-------------------------------------------------------------------------

@@ -15,7 +15,7 @@
  *
  * The name is resolved when it is used.  A command that would make it
  * resolve to nothing (dropping, renaming or moving the function or its
- * schema) is refused by the event triggers of ddl.c.  No command drops a
+ * schema) is refused by the event triggers (event_triggers.c).  No command drops a
  * temporary function: it goes when its session ends, and no event trigger
  * fires then, so a function in a temporary schema is never stored.
  *

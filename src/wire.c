@@ -16,10 +16,16 @@
  * out with its own id, destination and type.  Only dop-correlation-id is
  * taken from the stored headers, where the writer's transaction put it.
  *
- * A row that cannot be rendered (headers that are not an object of
- * strings, numbers and booleans; text with no UTF-8 form) is not an error
- * here: the reason is returned, and the publisher fails that message
- * alone instead of failing every pass on it.
+ * This is the domain's mapping of an outgoing message onto STOMP: message.c
+ * measures a new message's frame with it, the publisher and send_event
+ * render with it; it calls no other file of outbox, only PostgreSQL's
+ * encoding conversion and the STOMP codec (to measure a frame).
+ *
+ * Errors: a row that cannot be rendered (headers that are not an object
+ * of strings, numbers and booleans; text with no UTF-8 form) is not an
+ * error here: the reason is returned, and the publisher fails that message
+ * alone instead of failing every pass on it.  Running out of memory is an
+ * ERROR.
  *
  * Memory: everything is allocated in the current memory context.
  *
@@ -49,8 +55,11 @@ static const char *const builtin_names[] = {
 static bool wire_utf8(const char *text, size_t len, char **utf8);
 static bool is_builtin(const char *name);
 static const char *json_type_name(JsonbValue *value);
+static char *header_value_text(JsonbValue *value, const char *key);
 static bool add_header(OutboxWireMessage *wire, const char *name,
 					   const char *value, char **reason);
+static bool add_stored_headers(OutboxWireMessage *wire, Jsonb *headers,
+							   char **correlation_id, char **reason);
 
 /*
  * Convert text of the database encoding to UTF-8 into *utf8 (NUL-terminated,
@@ -125,6 +134,30 @@ json_type_name(JsonbValue *value)
 		default:
 			return "of an unexpected JSON type";
 	}
+}
+
+/*
+ * Return a header value as the text that goes on the wire: a JSON string as
+ * is, a number or boolean as its JSON text.  The caller has refused
+ * anything else, so here it is a can't-happen.
+ */
+static char *
+header_value_text(JsonbValue *value, const char *key)
+{
+	switch (value->type)
+	{
+		case jbvString:
+			return pnstrdup(value->val.string.val, value->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(value->val.numeric)));
+		case jbvBool:
+			return pstrdup(value->val.boolean ? "true" : "false");
+		default:
+			elog(ERROR, "header \"%s\" has a value of unexpected JSON type %d",
+				 key, (int) value->type);
+	}
+	return NULL;				/* keep compiler quiet */
 }
 
 /*
@@ -211,6 +244,50 @@ outbox_wire_frame_size(const OutboxWireMessage *wire)
 }
 
 /*
+ * Append to wire the stored headers, but the dop-* ones made at send time;
+ * *correlation_id is set to the stored dop-correlation-id, if a non-empty
+ * string.  False with a reason if one cannot be sent.
+ */
+static bool
+add_stored_headers(OutboxWireMessage *wire, Jsonb *headers,
+				   char **correlation_id, char **reason)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken token;
+	char	   *key = NULL;
+
+	it = JsonbIteratorInit(&headers->root);
+	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (token == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (token == WJB_VALUE)
+		{
+			if (is_builtin(key))
+			{
+				if (strcmp(key, "dop-correlation-id") == 0 &&
+					v.type == jbvString && v.val.string.len > 0)
+					*correlation_id = pnstrdup(v.val.string.val,
+											   v.val.string.len);
+				continue;
+			}
+			if (v.type != jbvString && v.type != jbvNumeric &&
+				v.type != jbvBool)
+			{
+				*reason = psprintf("header \"%s\" is %s, not a string, a number or a boolean",
+								   key, json_type_name(&v));
+				return false;
+			}
+			if (!add_header(wire, key, header_value_text(&v, key),
+							reason))
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
  * Render a stored message (its id, destination, body and headers) for
  * stomp_conn_send().  Returns false, with *reason saying why in a sentence
  * fit for last_error, if it cannot be sent as it is.
@@ -220,10 +297,6 @@ outbox_wire_message(const pg_uuid_t *id, const char *destination,
 					Jsonb *body, Jsonb *headers, OutboxWireMessage *wire,
 					char **reason)
 {
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken token;
-	char	   *key = NULL;
 	char	   *id_text;
 	char	   *correlation_id = NULL;
 	char		sent_time[MAXDATELEN + 1];
@@ -240,33 +313,8 @@ outbox_wire_message(const pg_uuid_t *id, const char *destination,
 
 	wire->headers = palloc(sizeof(StompHeaderPair) *
 						   (JB_ROOT_COUNT(headers) + lengthof(builtin_names)));
-	it = JsonbIteratorInit(&headers->root);
-	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (token == WJB_KEY)
-			key = pnstrdup(v.val.string.val, v.val.string.len);
-		else if (token == WJB_VALUE)
-		{
-			if (is_builtin(key))
-			{
-				if (strcmp(key, "dop-correlation-id") == 0 &&
-					v.type == jbvString && v.val.string.len > 0)
-					correlation_id = pnstrdup(v.val.string.val,
-											  v.val.string.len);
-				continue;
-			}
-			if (v.type != jbvString && v.type != jbvNumeric &&
-				v.type != jbvBool)
-			{
-				*reason = psprintf("header \"%s\" is %s, not a string, a number or a boolean",
-								   key, json_type_name(&v));
-				return false;
-			}
-			if (!add_header(wire, key, outbox_header_value_text(&v, key),
-							reason))
-				return false;
-		}
-	}
+	if (!add_stored_headers(wire, headers, &correlation_id, reason))
+		return false;
 
 	id_text = DatumGetCString(DirectFunctionCall1(uuid_out,
 												  UUIDPGetDatum(id)));

@@ -1,9 +1,30 @@
 /*-------------------------------------------------------------------------
  *
  * stomp_conn.h
- *	  Non-blocking, event-driven STOMP 1.2 client connection, its
- *	  transports (TCP, TLS), and the pure helpers the caller's reconnect
- *	  loop needs (host lists, backoff, heart-beat arithmetic).
+ *	  The STOMP client's session layer: a non-blocking, event-driven
+ *	  STOMP 1.2 connection (stomp_conn.c), from CONNECT to DISCONNECT.
+ *
+ * The client is layered like hiredis, one small header per layer, each
+ * including only the layers below it (this one also brings the two that
+ * sit beside the session, failover and refusal, as said below):
+ *
+ *		stomp_conn.h		session: CONNECT .. DISCONNECT, SEND, SUBSCRIBE,
+ *							ACK, receipts, events (stomp_conn.c)
+ *		stomp_failover.h	host lists, backoff, retry schedules (pure;
+ *							stomp_failover.c, stomp_retry.c)
+ *		stomp_refusal.h		what a broker's ERROR refuses (pure)
+ *		stomp_heartbeat.h	heart-beat negotiation and timers (pure)
+ *		stomp_transport.h	TCP and TLS behind one function table
+ *							(stomp_io.c, stomp_tls.c)
+ *		stomp_frame.h		the codec: frames, buffer, encoder, decoder
+ *
+ * The session runs over a transport, keeps its heart-beats and encodes and
+ * decodes with the codec.  Which host to connect to, and when to try
+ * again, is the caller's reconnect loop's (stomp_failover.h), and so is
+ * what to do about an ERROR (stomp_refusal.h); this header includes both
+ * for that caller (the backend's outbox.h includes only this one).  Code
+ * that needs one pure layer (a decision under src/decide/, a unit test)
+ * includes that layer's header alone.
  *
  * Nothing here waits.  The caller owns the waiting (in the backend:
  * WaitLatchOrSocket) and the clock: every call that cares about time takes
@@ -35,6 +56,10 @@
 #define STOMP_CONN_H
 
 #include "stomp_frame.h"
+#include "stomp_transport.h"
+#include "stomp_heartbeat.h"
+#include "stomp_refusal.h"
+#include "stomp_failover.h"
 
 /* a header given by the caller, as C strings */
 typedef struct StompHeaderPair
@@ -42,190 +67,6 @@ typedef struct StompHeaderPair
 	const char *name;
 	const char *value;
 } StompHeaderPair;
-
-/* ----------------------------------------------------------------
- * in stomp_failover.c: host lists and reconnect backoff (pure)
- * ----------------------------------------------------------------
- */
-
-#define STOMP_DEFAULT_PORT		61613
-#define STOMP_MAX_HOST_LEN		255
-
-typedef struct StompHostPort
-{
-	char		host[STOMP_MAX_HOST_LEN + 1];	/* IPv6 without brackets */
-	int			port;
-} StompHostPort;
-
-typedef struct StompHostList
-{
-	size_t		count;
-	StompHostPort *hosts;
-} StompHostList;
-
-extern bool stomp_host_list_parse(const char *spec, StompHostList *list,
-								  char *errbuf, size_t errlen);
-extern void stomp_host_list_free(StompHostList *list);
-extern const StompHostPort *stomp_host_list_next(const StompHostList *list,
-												 size_t *cursor);
-extern int64_t stomp_backoff_full_jitter(unsigned int attempt, int64_t base_ms,
-										 int64_t cap_ms, uint64_t rnd);
-extern int64_t stomp_backoff_decorrelated(int64_t prev_ms, int64_t base_ms,
-										  int64_t cap_ms, uint64_t rnd);
-
-/* ----------------------------------------------------------------
- * in stomp_retry.c: a consumer's retry schedules (pure)
- * ----------------------------------------------------------------
- */
-
-/* first delay of both schedules, doubling */
-#define STOMP_RETRY_BASE_MS			1000
-/* the longest wait after a refused declaration */
-#define STOMP_DECLARE_RETRY_CAP_MS	15000
-
-typedef enum StompFailure
-{
-	STOMP_FAILURE_CONNECT,		/* no login: exponential, up to the cap */
-	STOMP_FAILURE_DECLARE		/* a broker refused a declaration: short */
-} StompFailure;
-
-typedef struct StompRetry
-{
-	unsigned int connect_failures;	/* in a row, since the last login */
-	unsigned int declare_failures;	/* in a row, since the last subscription */
-} StompRetry;
-
-extern void stomp_retry_reset(StompRetry *retry);
-extern void stomp_retry_connected(StompRetry *retry);
-extern void stomp_retry_subscribed(StompRetry *retry);
-extern int64_t stomp_retry_failed(StompRetry *retry, StompFailure kind,
-								  int64_t now_ms, int64_t max_backoff_ms,
-								  uint64_t rnd);
-extern unsigned int stomp_session_losses(unsigned int losses, bool lost,
-										 unsigned int confirmed);
-
-/* ----------------------------------------------------------------
- * in stomp_refusal.c: what a broker's ERROR refuses (pure)
- * ----------------------------------------------------------------
- */
-
-typedef enum StompRefusal
-{
-	STOMP_REFUSAL_OTHER,		/* no reason of a destination: the message */
-	STOMP_REFUSAL_INEQUIVALENT, /* the queue exists with other arguments */
-	STOMP_REFUSAL_NOT_FOUND,	/* missing, or its home node is down */
-	STOMP_REFUSAL_ACCESS,		/* the user may not */
-	STOMP_REFUSAL_LOCKED,		/* an exclusive queue of another connection */
-	STOMP_REFUSAL_UNKNOWN_DESTINATION	/* no destination the broker knows */
-} StompRefusal;
-
-extern StompRefusal stomp_refusal_of_frame(const StompFrame *error);
-extern StompRefusal stomp_refusal_classify(const char *text);
-extern bool stomp_refusal_names(const StompFrame *error,
-								const char *destination);
-extern void stomp_refusal_text(const StompFrame *error, char *dst,
-							   size_t dstlen);
-extern void stomp_sanitize(char *dst, size_t dstlen, const char *src,
-						   size_t srclen);
-
-/* ----------------------------------------------------------------
- * in stomp_heartbeat.c: heart-beat negotiation and timers (pure)
- * ----------------------------------------------------------------
- */
-
-/*
- * The connection is declared dead when nothing at all has been read for
- * this many incoming heart-beat intervals.  2 tolerates one lost or late
- * beat plus scheduling delay; RabbitMQ itself waits about 3 intervals.
- */
-#define STOMP_HEARTBEAT_DEAD_FACTOR	2
-
-typedef struct StompHeartbeat
-{
-	int64_t		send_every_ms;	/* 0 = we send no heart-beats */
-	int64_t		expect_every_ms;	/* 0 = we expect none */
-	int64_t		last_read_ms;	/* time anything was last read */
-	int64_t		last_write_ms;	/* time anything was last written */
-} StompHeartbeat;
-
-extern bool stomp_heartbeat_parse(const char *spec, int64_t *x_ms,
-								  int64_t *y_ms);
-extern void stomp_heartbeat_negotiate(StompHeartbeat *hb,
-									  int64_t client_send_ms,
-									  int64_t client_recv_ms,
-									  int64_t server_send_ms,
-									  int64_t server_recv_ms);
-extern int64_t stomp_heartbeat_send_due(const StompHeartbeat *hb);
-extern int64_t stomp_heartbeat_dead_at(const StompHeartbeat *hb);
-
-/* ----------------------------------------------------------------
- * in stomp_io.c: the transport interface and plain TCP
- * ----------------------------------------------------------------
- */
-
-typedef enum StompIoStatus
-{
-	STOMP_IO_OK,				/* done (some bytes moved, or connected) */
-	STOMP_IO_WANT_READ,			/* try again when the socket is readable */
-	STOMP_IO_WANT_WRITE,		/* try again when the socket is writable */
-	STOMP_IO_EOF,				/* peer closed the connection */
-	STOMP_IO_ERROR				/* failed; see transport->errmsg */
-} StompIoStatus;
-
-typedef struct StompTransport StompTransport;
-
-/*
- * The transport function table: TCP and TLS look the same to the
- * connection.  read/write move at least one byte when they return OK.
- */
-typedef struct StompTransportOps
-{
-	/* finish setup (TCP connect, TLS handshake); OK when ready */
-	StompIoStatus (*handshake) (StompTransport *t);
-	StompIoStatus (*read) (StompTransport *t, void *buf, size_t len,
-						   size_t *nread);
-	StompIoStatus (*write) (StompTransport *t, const void *buf, size_t len,
-							size_t *nwritten);
-	/* close the socket and free the transport */
-	void		(*close) (StompTransport *t);
-} StompTransportOps;
-
-struct StompTransport
-{
-	const StompTransportOps *ops;
-	int			fd;				/* current socket, -1 if none */
-	char		errmsg[STOMP_ERRMSG_SIZE];
-};
-
-extern StompTransport *stomp_tcp_connect(const char *host, int port,
-										 char *errbuf, size_t errlen);
-extern StompTransport *stomp_fd_transport_new(int fd, char *errbuf,
-											  size_t errlen);
-
-/* ----------------------------------------------------------------
- * in stomp_tls.c: TLS over a transport's socket (OpenSSL 3)
- * ----------------------------------------------------------------
- */
-
-typedef struct StompTlsConfig
-{
-	bool		enabled;
-	const char *ca_file;		/* PEM CA bundle; NULL/"" = system default */
-	const char *cert_file;		/* client certificate (chain), PEM */
-	const char *key_file;		/* client key, PEM; "" = in cert_file */
-	const char *key_password;	/* for an encrypted key; never logged */
-	bool		verify_peer;	/* verify the certificate chain */
-	bool		verify_hostname;	/* check the name too (implies the chain) */
-	const char *min_protocol;	/* "TLSv1", "TLSv1.1", "TLSv1.2" (default),
-								 * "TLSv1.3" */
-} StompTlsConfig;
-
-extern bool stomp_tls_parse_min_protocol(const char *name, int *version,
-										 char *errbuf, size_t errlen);
-extern StompTransport *stomp_tls_wrap(StompTransport *inner,
-									  const char *server_name,
-									  const StompTlsConfig *cfg,
-									  char *errbuf, size_t errlen);
 
 /* ----------------------------------------------------------------
  * in stomp_conn.c: the STOMP session

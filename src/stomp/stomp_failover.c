@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stomp_conn.h"
+#include "stomp_failover.h"
 
 static bool stomp_parse_entry(const char *entry, size_t len,
 							  StompHostPort *out, char *errbuf, size_t errlen);

@@ -18,7 +18,9 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "stomp_conn.h"
+#include <stddef.h>
+
+#include "stomp_heartbeat.h"
 
 /* bound on a heart-beat value: about 24 days, far beyond any sane use */
 #define STOMP_HEARTBEAT_MAX_MS	((int64_t) 2147483647)

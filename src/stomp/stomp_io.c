@@ -37,7 +37,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "stomp_conn.h"
+#include "stomp_transport.h"
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0

@@ -26,7 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "stomp_conn.h"
+#include "stomp_refusal.h"
 
 typedef struct ReplyName
 {

@@ -26,7 +26,7 @@
 #include <limits.h>
 #include <stdint.h>
 
-#include "stomp_conn.h"
+#include "stomp_failover.h"
 
 /*
  * stomp_retry_reset

@@ -47,7 +47,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "stomp_conn.h"
+#include "stomp_transport.h"
 
 /* the TLS transport; "base" must stay first */
 typedef struct StompTls

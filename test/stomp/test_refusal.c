@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "stomp_conn.h"
+#include "stomp_refusal.h"
 #include "test_util.h"
 
 static StompFrame *error_frame(const char *message, const char *body);

@@ -13,7 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "stomp_conn.h"
+#include "stomp_failover.h"
+#include "stomp_refusal.h"
 #include "test_util.h"
 
 #define HOUR_MS		(3600 * 1000)

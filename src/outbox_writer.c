@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
- * published.c
- *		  Writing rows of outbox.published.
+ * outbox_writer.c
+ *		  The outbox row writer: writing rows of outbox.published.
  *
- * Two ways in, one treatment (message.c):
+ * Every row gets the treatment of message.c, and takes its shape from the
+ * row format of outbox_row.c; the writer calls both, neither calls it.
+ * Three ways in:
  *
  * - the capture trigger of a published table builds an OutboxMessage and
  *   calls outbox_insert_published(), which writes the row through the heap
@@ -32,7 +34,19 @@
  *
  * The direct path fires no triggers on outbox.published; the columns it
  * fills that have a default in the extension script (retry, status,
- * next_attempt_at) are given the same values here.
+ * next_attempt_at) are given the same values by outbox_row_form().
+ *
+ * Errors: what cannot be sent, or may not be, is refused with an ERROR
+ * that aborts the writing statement (the capture trigger's, or the
+ * INSERT, COPY or UPDATE on outbox.published), naming the message and
+ * what to do instead; elog only for can't-happen.
+ *
+ * Memory: the writer lives in a context of its own under
+ * TopTransactionContext, deleted when the writer is released (at commit,
+ * after a subtransaction abort, or when outbox.published changes) or with
+ * the transaction at abort.  A row, and what completing its message
+ * allocates, is in the caller's current memory context (a trigger's
+ * per-row context).
  *
  * The writer is a static that invalidation callbacks and (sub)transaction
  * callbacks look at, and opening it accepts invalidation messages: it is
@@ -41,7 +55,7 @@
  * the pointer.  No pointer to it is kept across user code (the
  * outbox.generate_headers function), which may close or reopen it.
  *
- * src/published.c
+ * src/outbox_writer.c
  *
  *-------------------------------------------------------------------------
  */
@@ -71,23 +85,6 @@
 PG_FUNCTION_INFO_V1(outbox_published_before_insert);
 PG_FUNCTION_INFO_V1(outbox_published_before_update);
 
-/* The columns of outbox.published */
-typedef enum PublishedColumn
-{
-	COLUMN_DROPPED,
-	COLUMN_ID,
-	COLUMN_DESTINATION,
-	COLUMN_VERSION,
-	COLUMN_BODY,
-	COLUMN_HEADERS,
-	COLUMN_ADDED,
-	COLUMN_EXPIRES_AT,
-	COLUMN_RETRY,
-	COLUMN_STATUS,
-	COLUMN_LAST_ERROR,
-	COLUMN_NEXT_ATTEMPT_AT
-} PublishedColumn;
-
 /*
  * What the capture trigger writes outbox.published with, kept open from the
  * first captured row of a transaction to its end.
@@ -102,16 +99,23 @@ typedef struct PublishedWriter
 	ResultRelInfo *resultRelInfo;
 	bool		indices_open;
 	TupleTableSlot *slot;
-	PublishedColumn *columns;	/* what each column of rel is */
-	Datum		scheduled;		/* the 'scheduled' status */
+	OutboxRowFormat format;		/* rel's columns (outbox_row.c) */
 } PublishedWriter;
 
 static PublishedWriter *writer = NULL;
 
-static void map_columns(TupleDesc desc, PublishedColumn *map);
-static HeapTuple form_tuple(TupleDesc desc, const PublishedColumn *map,
-							Datum scheduled, OutboxMessage *message);
-static Datum scheduled_status(TupleDesc desc, const PublishedColumn *map);
+/*
+ * The columns of outbox.published a trigger sets in the row it returns,
+ * gathered for heap_modify_tuple_by_cols().
+ */
+typedef struct RowChanges
+{
+	int			ncolumns;
+	int			columns[8];
+	Datum		values[8];
+	bool		nulls[8];
+} RowChanges;
+
 static void writer_release(PublishedWriter *w);
 static void writer_close(bool release);
 static void writer_xact_callback(XactEvent event, void *arg);
@@ -123,174 +127,15 @@ static PublishedWriter *writer_open(void);
 static bool header_is(Jsonb *headers, const char *key, const char *value);
 static bool row_is_restored(Relation rel, OutboxMessage *message);
 static void writer_build(PublishedWriter *w, Oid relid);
-static Datum get_column(HeapTuple tuple, TupleDesc desc, const char *name,
-						int *attnum, bool *isnull);
 static void check_trigger(FunctionCallInfo fcinfo, const char *function,
 						  bool update);
 static bool message_changed(TriggerData *trigdata);
 static HeapTuple complete_row(TriggerData *trigdata, HeapTuple tuple,
 							  bool update);
 static void check_dates(TupleDesc desc, HeapTuple tuple);
-
-/*
- * Return the OID of the table outbox.<relname>, or error out if the
- * extension is not installed in this database.
- */
-Oid
-outbox_table_relid(const char *relname)
-{
-	Oid			namespace = get_namespace_oid("outbox", true);
-	Oid			relid = InvalidOid;
-
-	if (OidIsValid(namespace))
-		relid = get_relname_relid(relname, namespace);
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"outbox.%s\" does not exist", relname),
-				 errhint("Run CREATE EXTENSION outbox in this database.")));
-	return relid;
-}
-
-/*
- * Return the OID of outbox.published.
- */
-Oid
-outbox_published_relid(void)
-{
-	return outbox_table_relid("published");
-}
-
-/*
- * Name each column of outbox.published (desc) once, so that forming a row
- * does not compare names per row.
- */
-static void
-map_columns(TupleDesc desc, PublishedColumn *map)
-{
-	static const char *const names[] = {
-		[COLUMN_ID] = "id",
-		[COLUMN_DESTINATION] = "destination",
-		[COLUMN_VERSION] = "version",
-		[COLUMN_BODY] = "body",
-		[COLUMN_HEADERS] = "headers",
-		[COLUMN_ADDED] = "added",
-		[COLUMN_EXPIRES_AT] = "expires_at",
-		[COLUMN_RETRY] = "retry",
-		[COLUMN_STATUS] = "status",
-		[COLUMN_LAST_ERROR] = "last_error",
-		[COLUMN_NEXT_ATTEMPT_AT] = "next_attempt_at",
-	};
-	int			i;
-
-	for (i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute attr = TupleDescAttr(desc, i);
-		int			column;
-
-		map[i] = COLUMN_DROPPED;
-		if (attr->attisdropped)
-			continue;
-		for (column = COLUMN_ID; column < lengthof(names); column++)
-		{
-			if (strcmp(NameStr(attr->attname), names[column]) == 0)
-				map[i] = (PublishedColumn) column;
-		}
-		if (map[i] == COLUMN_DROPPED)
-			elog(ERROR, "unexpected column \"%s\" in outbox.published",
-				 NameStr(attr->attname));
-	}
-}
-
-/*
- * Form a row of outbox.published from a completed message, with the column
- * map of desc and the value of the 'scheduled' status; the columns a
- * message does not carry get the defaults of the extension script.
- */
-static HeapTuple
-form_tuple(TupleDesc desc, const PublishedColumn *map, Datum scheduled,
-		   OutboxMessage *message)
-{
-	Datum	   *values = palloc0(sizeof(Datum) * desc->natts);
-	bool	   *nulls = palloc0(sizeof(bool) * desc->natts);
-	int			i;
-
-	for (i = 0; i < desc->natts; i++)
-	{
-		switch (map[i])
-		{
-			case COLUMN_DROPPED:
-			case COLUMN_LAST_ERROR:
-				nulls[i] = true;
-				break;
-			case COLUMN_ID:
-				values[i] = UUIDPGetDatum(&message->id);
-				break;
-			case COLUMN_DESTINATION:
-				values[i] = CStringGetTextDatum(message->destination);
-				break;
-			case COLUMN_VERSION:
-				if (message->version != NULL)
-					values[i] = CStringGetTextDatum(message->version);
-				else
-					nulls[i] = true;
-				break;
-			case COLUMN_BODY:
-				values[i] = JsonbPGetDatum(message->body);
-				break;
-			case COLUMN_HEADERS:
-				values[i] = JsonbPGetDatum(message->headers);
-				break;
-			case COLUMN_ADDED:
-			case COLUMN_NEXT_ATTEMPT_AT:
-				values[i] = TimestampTzGetDatum(message->added);
-				break;
-			case COLUMN_EXPIRES_AT:
-				values[i] = TimestampTzGetDatum(message->expires_at);
-				break;
-			case COLUMN_RETRY:
-				values[i] = Int32GetDatum(0);
-				break;
-			case COLUMN_STATUS:
-				values[i] = scheduled;
-				break;
-		}
-	}
-
-	return heap_form_tuple(desc, values, nulls);
-}
-
-/*
- * The 'scheduled' value of the status column.
- */
-static Datum
-scheduled_status(TupleDesc desc, const PublishedColumn *map)
-{
-	int			i;
-
-	for (i = 0; i < desc->natts; i++)
-	{
-		if (map[i] == COLUMN_STATUS)
-			return DirectFunctionCall2(enum_in, CStringGetDatum("scheduled"),
-									   ObjectIdGetDatum(TupleDescAttr(desc, i)->atttypid));
-	}
-	elog(ERROR, "outbox.published has no status column");
-	return (Datum) 0;			/* keep compiler quiet */
-}
-
-/*
- * Form a row of outbox.published (rel) from a completed message, as
- * outbox.generate_headers is given it.
- */
-HeapTuple
-outbox_form_published_tuple(Relation rel, OutboxMessage *message)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-	PublishedColumn *map = palloc(sizeof(PublishedColumn) * desc->natts);
-
-	map_columns(desc, map);
-	return form_tuple(desc, map, scheduled_status(desc, map), message);
-}
+static void change_column(RowChanges *changes, TupleDesc desc,
+						  const char *name, Datum value, bool isnull);
+static void change_bookkeeping(RowChanges *changes, TupleDesc desc);
 
 /*
  * Release what a writer, complete or not, holds, and free it: a writer is
@@ -401,10 +246,7 @@ writer_build(PublishedWriter *w, Oid relid)
 	w->indices_open = true;
 	w->slot = MakeSingleTupleTableSlot(RelationGetDescr(w->rel),
 									   &TTSOpsHeapTuple);
-	w->columns = palloc(sizeof(PublishedColumn) *
-						RelationGetDescr(w->rel)->natts);
-	map_columns(RelationGetDescr(w->rel), w->columns);
-	w->scheduled = scheduled_status(RelationGetDescr(w->rel), w->columns);
+	outbox_row_format_init(&w->format, RelationGetDescr(w->rel));
 }
 
 /*
@@ -501,9 +343,7 @@ outbox_insert_published(OutboxMessage *message)
 
 	w = writer_open();
 
-	ExecStoreHeapTuple(form_tuple(RelationGetDescr(w->rel), w->columns,
-								  w->scheduled, message),
-					   w->slot, false);
+	ExecStoreHeapTuple(outbox_row_form(&w->format, message), w->slot, false);
 	simple_table_tuple_insert(w->rel, w->slot);
 	ExecInsertIndexTuples(w->resultRelInfo, w->slot, w->estate, false, false,
 						  NULL, NIL);
@@ -511,20 +351,6 @@ outbox_insert_published(OutboxMessage *message)
 	ResetPerTupleExprContext(w->estate);
 
 	outbox_wake_publisher_at_commit();
-}
-
-/*
- * Return the value of the named column of a row, or error out if the table
- * has no such column; *isnull tells whether it is NULL.
- */
-static Datum
-get_column(HeapTuple tuple, TupleDesc desc, const char *name, int *attnum,
-		   bool *isnull)
-{
-	*attnum = SPI_fnumber(desc, name);
-	if (*attnum <= 0)
-		elog(ERROR, "outbox.published has no column \"%s\"", name);
-	return heap_getattr(tuple, *attnum, desc, isnull);
 }
 
 /*
@@ -615,9 +441,9 @@ message_changed(TriggerData *trigdata)
 		bool		newnull;
 		int			attnum;
 
-		old = get_column(trigdata->tg_trigtuple, desc, columns[i], &attnum,
+		old = outbox_row_column(trigdata->tg_trigtuple, desc, columns[i], &attnum,
 						 &oldnull);
-		new = get_column(trigdata->tg_newtuple, desc, columns[i], &attnum,
+		new = outbox_row_column(trigdata->tg_newtuple, desc, columns[i], &attnum,
 						 &newnull);
 		attr = TupleDescAttr(desc, attnum - 1);
 		if (oldnull != newnull ||
@@ -644,7 +470,7 @@ check_dates(TupleDesc desc, HeapTuple tuple)
 		bool		isnull;
 		int			attnum;
 
-		value = DatumGetTimestampTz(get_column(tuple, desc, columns[i],
+		value = DatumGetTimestampTz(outbox_row_column(tuple, desc, columns[i],
 											   &attnum, &isnull));
 		if (isnull)
 			continue;
@@ -666,59 +492,63 @@ check_dates(TupleDesc desc, HeapTuple tuple)
 }
 
 /*
+ * Add the named column of outbox.published (desc), with its new value, to
+ * changes.
+ */
+static void
+change_column(RowChanges *changes, TupleDesc desc, const char *name,
+			  Datum value, bool isnull)
+{
+	int			n = changes->ncolumns;
+
+	Assert(n < lengthof(changes->columns));
+	changes->columns[n] = SPI_fnumber(desc, name);
+	if (changes->columns[n] <= 0)
+		elog(ERROR, "outbox.published has no column \"%s\"", name);
+	changes->values[n] = value;
+	changes->nulls[n] = isnull;
+	changes->ncolumns++;
+}
+
+/*
+ * Add to changes the bookkeeping columns of a new message (status, retry,
+ * last_error, next_attempt_at), whatever the writer of a row put there:
+ * they are the publisher's.
+ */
+static void
+change_bookkeeping(RowChanges *changes, TupleDesc desc)
+{
+	int			status = changes->ncolumns;
+	Oid			status_type;
+
+	change_column(changes, desc, "status", (Datum) 0, false);
+	status_type = TupleDescAttr(desc, changes->columns[status] - 1)->atttypid;
+	changes->values[status] = DirectFunctionCall2(enum_in,
+												  CStringGetDatum("scheduled"),
+												  ObjectIdGetDatum(status_type));
+	change_column(changes, desc, "retry", Int32GetDatum(0), false);
+	change_column(changes, desc, "last_error", (Datum) 0, true);
+	change_column(changes, desc, "next_attempt_at",
+				  TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+				  false);
+}
+
+/*
  * Give a row of outbox.published (tuple, new or updated) the treatment of
  * a captured message, and return it completed.  A NULL destination or body
  * is left for the NOT NULL constraints to report.  A new row that is not
- * restored gets the bookkeeping columns (status, retry, last_error,
- * next_attempt_at) of a new message, whatever the writer put there: they
- * are the publisher's.
+ * restored gets the bookkeeping columns of a new message.
  */
 static HeapTuple
 complete_row(TriggerData *trigdata, HeapTuple tuple, bool update)
 {
 	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
 	OutboxMessage message;
-	Datum		value;
-	bool		isnull;
-	int			columns[8];
-	Datum		values[8];
-	bool		nulls[8] = {false, false, false, false, false, false, true, false};
-	int			ncolumns = 4;
-	int			attnum;
+	RowChanges	changes;
 
-	memset(&message, 0, sizeof(message));
 	check_dates(desc, tuple);
-
-	value = get_column(tuple, desc, "destination", &columns[0], &isnull);
-	if (isnull)
+	if (!outbox_row_read_message(tuple, desc, &message))
 		return tuple;
-	message.destination = TextDatumGetCString(value);
-
-	value = get_column(tuple, desc, "body", &attnum, &isnull);
-	if (isnull)
-		return tuple;
-	message.body = DatumGetJsonbP(value);
-
-	value = get_column(tuple, desc, "version", &attnum, &isnull);
-	message.version = isnull ? NULL : TextDatumGetCString(value);
-
-	value = get_column(tuple, desc, "id", &columns[1], &isnull);
-	if (isnull)
-		outbox_uuid_v7(&message.id);
-	else
-		message.id = *DatumGetUUIDP(value);
-	values[1] = UUIDPGetDatum(&message.id);
-
-	value = get_column(tuple, desc, "headers", &columns[2], &isnull);
-	message.headers = isnull ? NULL : DatumGetJsonbP(value);
-
-	value = get_column(tuple, desc, "added", &attnum, &isnull);
-	message.added = isnull ? GetCurrentTimestamp() : DatumGetTimestampTz(value);
-
-	value = get_column(tuple, desc, "expires_at", &columns[3], &isnull);
-	message.expires_at_isnull = isnull;
-	if (!isnull)
-		message.expires_at = DatumGetTimestampTz(value);
 
 	if (!update && row_is_restored(trigdata->tg_relation, &message))
 	{
@@ -737,26 +567,20 @@ complete_row(TriggerData *trigdata, HeapTuple tuple, bool update)
 									 message.destination);
 	outbox_wake_publisher_at_commit();
 
-	values[0] = CStringGetTextDatum(message.destination);
-	values[2] = JsonbPGetDatum(message.headers);
-	values[3] = TimestampTzGetDatum(message.expires_at);
-
+	changes.ncolumns = 0;
+	change_column(&changes, desc, "destination",
+				  CStringGetTextDatum(message.destination), false);
+	change_column(&changes, desc, "id", UUIDPGetDatum(&message.id), false);
+	change_column(&changes, desc, "headers", JsonbPGetDatum(message.headers),
+				  false);
+	change_column(&changes, desc, "expires_at",
+				  TimestampTzGetDatum(message.expires_at), false);
 	if (!update)
-	{
-		(void) get_column(tuple, desc, "status", &columns[4], &isnull);
-		values[4] = DirectFunctionCall2(enum_in, CStringGetDatum("scheduled"),
-										ObjectIdGetDatum(TupleDescAttr(desc, columns[4] - 1)->atttypid));
-		(void) get_column(tuple, desc, "retry", &columns[5], &isnull);
-		values[5] = Int32GetDatum(0);
-		(void) get_column(tuple, desc, "last_error", &columns[6], &isnull);
-		values[6] = (Datum) 0;
-		(void) get_column(tuple, desc, "next_attempt_at", &columns[7], &isnull);
-		values[7] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-		ncolumns = 8;
-	}
+		change_bookkeeping(&changes, desc);
 
-	return heap_modify_tuple_by_cols(tuple, desc, ncolumns, columns, values,
-									 nulls);
+	return heap_modify_tuple_by_cols(tuple, desc, changes.ncolumns,
+									 changes.columns, changes.values,
+									 changes.nulls);
 }
 
 /*

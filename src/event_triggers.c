@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * ddl.c
+ * event_triggers.c
  *		  Event triggers: DDL cannot break a publication or a subscription.
  *
  * Each event trigger looks only at the objects its command touched, never
@@ -43,7 +43,15 @@
  * The functions run as the role that ran the command; they read outbox's
  * tables as their owner, with schema-qualified names and operators.
  *
- * src/ddl.c
+ * Errors: a command that would break a publication or a subscription is
+ * refused with an ERROR, which aborts the command; unpublishing a table by
+ * dropping its capture trigger is reported with a NOTICE.  elog only for
+ * can't-happen (SPI failures).
+ *
+ * Memory: everything is allocated in the event trigger's current memory
+ * context, freed with the command.
+ *
+ * src/event_triggers.c
  *
  *-------------------------------------------------------------------------
  */
@@ -81,6 +89,19 @@ PG_FUNCTION_INFO_V1(outbox_ddl_command_end);
 PG_FUNCTION_INFO_V1(outbox_sql_drop);
 PG_FUNCTION_INFO_V1(outbox_ddl_command_start);
 
+/*
+ * What a command dropped that outbox must act on, sorted by what it asks:
+ * read from pg_event_trigger_dropped_objects() by read_dropped_objects().
+ */
+typedef struct DroppedObjects
+{
+	List	   *tables;			/* dropped tables: forget their configurations */
+	List	   *check_tables;	/* tables that lost a column: check them */
+	List	   *triggered;		/* tables that stay and lost a trigger */
+	List	   *unpublished;	/* ... lost their capture trigger, by DROP TRIGGER */
+	List	   *functions;		/* dropped functions, schema-qualified names */
+} DroppedObjects;
+
 static void check_event_trigger_call(FunctionCallInfo fcinfo,
 									 const char *event);
 static List *relations_reached(List *relids, Oid relid);
@@ -97,6 +118,9 @@ static uint64 forget_configurations(Oid relid);
 static void unpublish_dropped_trigger(Oid relid);
 static List *select_oids(Oid role, const char *sql, Oid argtype, Datum arg);
 static char *queue_called_back_by(const char *name);
+static void note_dropped_object(DroppedObjects *dropped, HeapTuple row,
+								TupleDesc desc);
+static void read_dropped_objects(DroppedObjects *dropped);
 
 /*
  * Refuse a call that is not the event trigger function expects to be.
@@ -384,6 +408,77 @@ unpublish_dropped_trigger(Oid relid)
 }
 
 /*
+ * Sort one row of pg_event_trigger_dropped_objects() (classid, objid,
+ * objsubid, address_names, original) into dropped.
+ */
+static void
+note_dropped_object(DroppedObjects *dropped, HeapTuple row, TupleDesc desc)
+{
+	bool		isnull;
+	Oid			classid = DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull));
+	Oid			objid = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
+	int32		objsubid = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
+	bool		names_isnull;
+	Datum		names_datum = SPI_getbinval(row, desc, 4, &names_isnull);
+	bool		original = DatumGetBool(SPI_getbinval(row, desc, 5, &isnull));
+	Datum	   *names = NULL;
+	int			nnames = 0;
+
+	if (!names_isnull)
+		deconstruct_array(DatumGetArrayTypeP(names_datum), TEXTOID, -1,
+						  false, TYPALIGN_INT, &names, NULL, &nnames);
+
+	if (classid == RelationRelationId && objsubid == 0)
+		dropped->tables = lappend_oid(dropped->tables, objid);
+	else if (classid == RelationRelationId)
+		dropped->check_tables = list_append_unique_oid(dropped->check_tables,
+													   objid);
+	else if (classid == TriggerRelationId && nnames == 3)
+	{
+		/* schema, table, trigger: the table may stay */
+		Oid			nspoid = get_namespace_oid(TextDatumGetCString(names[0]), true);
+		Oid			relid = InvalidOid;
+
+		if (OidIsValid(nspoid))
+			relid = get_relname_relid(TextDatumGetCString(names[1]), nspoid);
+		if (!OidIsValid(relid))
+			return;
+		if (original &&
+			strcmp(TextDatumGetCString(names[2]),
+				   OUTBOX_CAPTURE_TRIGGER_NAME) == 0)
+			dropped->unpublished = list_append_unique_oid(dropped->unpublished,
+														  relid);
+		else
+			dropped->triggered = list_append_unique_oid(dropped->triggered,
+														relid);
+	}
+	else if (classid == ProcedureRelationId && nnames == 2)
+		dropped->functions =
+			lappend(dropped->functions,
+					quote_qualified_identifier(TextDatumGetCString(names[0]),
+											   TextDatumGetCString(names[1])));
+}
+
+/*
+ * Read what the command being run dropped into dropped (zeroed); SPI is
+ * connected.
+ */
+static void
+read_dropped_objects(DroppedObjects *dropped)
+{
+	uint64		i;
+
+	memset(dropped, 0, sizeof(*dropped));
+	if (SPI_execute("SELECT classid, objid, objsubid, address_names, original"
+					"  FROM pg_catalog.pg_event_trigger_dropped_objects()",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
+	for (i = 0; i < SPI_processed; i++)
+		note_dropped_object(dropped, SPI_tuptable->vals[i],
+							SPI_tuptable->tupdesc);
+}
+
+/*
  * Event trigger on sql_drop: forget the configurations of dropped tables
  * and of tables whose capture trigger was dropped, and refuse to drop what
  * a table that stays, or a subscription, needs.
@@ -391,13 +486,8 @@ unpublish_dropped_trigger(Oid relid)
 Datum
 outbox_sql_drop(PG_FUNCTION_ARGS)
 {
-	List	   *dropped_tables = NIL;
-	List	   *check_tables = NIL;
-	List	   *triggered = NIL;
-	List	   *unpublished = NIL;
-	List	   *dropped_functions = NIL;
+	DroppedObjects dropped;
 	ListCell   *lc;
-	uint64		i;
 
 	check_event_trigger_call(fcinfo, "sql_drop");
 	/* DROP EXTENSION outbox: nothing left to keep consistent */
@@ -409,65 +499,17 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT classid, objid, objsubid, address_names, original"
-					"  FROM pg_catalog.pg_event_trigger_dropped_objects()",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Oid			classid = DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull));
-		Oid			objid = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
-		int32		objsubid = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
-		bool		names_isnull;
-		Datum		names_datum = SPI_getbinval(row, desc, 4, &names_isnull);
-		bool		original = DatumGetBool(SPI_getbinval(row, desc, 5, &isnull));
-		Datum	   *names = NULL;
-		int			nnames = 0;
+	read_dropped_objects(&dropped);
 
-		if (!names_isnull)
-			deconstruct_array(DatumGetArrayTypeP(names_datum), TEXTOID, -1,
-							  false, TYPALIGN_INT, &names, NULL, &nnames);
-
-		if (classid == RelationRelationId && objsubid == 0)
-			dropped_tables = lappend_oid(dropped_tables, objid);
-		else if (classid == RelationRelationId)
-			check_tables = list_append_unique_oid(check_tables, objid);
-		else if (classid == TriggerRelationId && nnames == 3)
-		{
-			/* schema, table, trigger: the table may stay */
-			Oid			nspoid = get_namespace_oid(TextDatumGetCString(names[0]), true);
-			Oid			relid = InvalidOid;
-
-			if (OidIsValid(nspoid))
-				relid = get_relname_relid(TextDatumGetCString(names[1]), nspoid);
-			if (!OidIsValid(relid))
-				continue;
-			if (original &&
-				strcmp(TextDatumGetCString(names[2]),
-					   OUTBOX_CAPTURE_TRIGGER_NAME) == 0)
-				unpublished = list_append_unique_oid(unpublished, relid);
-			else
-				triggered = list_append_unique_oid(triggered, relid);
-		}
-		else if (classid == ProcedureRelationId && nnames == 2)
-			dropped_functions =
-				lappend(dropped_functions,
-						quote_qualified_identifier(TextDatumGetCString(names[0]),
-												   TextDatumGetCString(names[1])));
-	}
-
-	foreach(lc, dropped_tables)
+	foreach(lc, dropped.tables)
 		forget_configurations(lfirst_oid(lc));
-	foreach(lc, unpublished)
+	foreach(lc, dropped.unpublished)
 		unpublish_dropped_trigger(lfirst_oid(lc));
-	foreach(lc, triggered)
+	foreach(lc, dropped.triggered)
 		outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_TRIGGER);
-	foreach(lc, check_tables)
+	foreach(lc, dropped.check_tables)
 		outbox_check_publication(lfirst_oid(lc), OUTBOX_CHECK_DDL);
-	foreach(lc, dropped_functions)
+	foreach(lc, dropped.functions)
 		check_dropped_function((const char *) lfirst(lc));
 
 	SPI_finish();

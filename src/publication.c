@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * publish.c
+ * publication.c
  *		  outbox.publish() and outbox.unpublish().
  *
  * Everything a configuration names is validated here, where it enters, so
@@ -25,7 +25,15 @@
  * statement here qualifies its operators: the caller's search_path never
  * reaches them.  Using either function needs a GRANT of EXECUTE.
  *
- * src/publish.c
+ * Errors: whatever would make a configuration unsafe or unsendable is
+ * refused with an ERROR before anything is written, so that a failed call
+ * leaves nothing half-done; fields given with a serializer are ignored
+ * with a NOTICE.  elog only for can't-happen (SPI failures).
+ *
+ * Memory: everything is allocated in the function's current memory
+ * context, freed with the statement.
+ *
+ * src/publication.c
  *
  *-------------------------------------------------------------------------
  */
@@ -63,6 +71,9 @@ static void check_persistence(Relation rel);
 static void check_partition_tree(Relation rel);
 static void refuse_pending_detach(Relation rel, Oid parentid);
 static bool has_capture_trigger(Relation rel, bool refuse_foreign);
+static void write_configuration(Relation rel, const char *destination,
+								const char *version, ArrayType *fields,
+								Oid serializer);
 
 /*
  * Open the table an outbox function was given, locked against concurrent
@@ -168,7 +179,7 @@ check_persistence(Relation rel)
  * partitioned table the caller owns, with no configuration of its own; and,
  * if the trigger is still to be created, that no partition is being
  * detached or has a trigger of its own under the capture trigger's name.
- * Later partitions are checked as they come by the event triggers (ddl.c);
+ * Later partitions are checked as they come by the event triggers (event_triggers.c);
  * PostgreSQL lets only the owner of both tables attach one to the other.
  */
 static void
@@ -346,6 +357,56 @@ has_capture_trigger(Relation rel, bool refuse_foreign)
 }
 
 /*
+ * Write the checked configuration (rel, destination, version, fields or
+ * serializer) into outbox.publish_config, replacing the one of the same
+ * table, destination and version, and give rel its capture trigger if it
+ * has none yet.
+ */
+static void
+write_configuration(Relation rel, const char *destination,
+					const char *version, ArrayType *fields, Oid serializer)
+{
+	Oid			argtypes[5] = {OIDOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	args[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+	args[1] = CStringGetTextDatum(destination);
+	args[2] = version ? CStringGetTextDatum(version) : (Datum) 0;
+	nulls[2] = version ? ' ' : 'n';
+	args[3] = fields ? PointerGetDatum(fields) : (Datum) 0;
+	nulls[3] = fields ? ' ' : 'n';
+	args[4] = OidIsValid(serializer) ?
+		CStringGetTextDatum(outbox_stored_function_name(serializer)) : (Datum) 0;
+	nulls[4] = OidIsValid(serializer) ? ' ' : 'n';
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	outbox_write_publish_config("INSERT INTO outbox.publish_config"
+			   " (relid, destination, version, fields, serializer)"
+			   " VALUES ($1, $2, $3, $4, $5)"
+			   " ON CONFLICT ON CONSTRAINT publish_config_key"
+			   " DO UPDATE SET fields = EXCLUDED.fields,"
+			   "               serializer = EXCLUDED.serializer",
+			   5, argtypes, args, nulls, SPI_OK_INSERT);
+
+	if (!has_capture_trigger(rel, true))
+	{
+		char	   *sql;
+
+		sql = psprintf("CREATE TRIGGER " OUTBOX_CAPTURE_TRIGGER_NAME
+					   " AFTER INSERT OR UPDATE ON %s"
+					   " FOR EACH ROW EXECUTE FUNCTION outbox.capture()",
+					   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												  RelationGetRelationName(rel)));
+		outbox_execute_as(GetUserId(), sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	}
+
+	SPI_finish();
+}
+
+/*
  * SQL: outbox.publish(table, destination, version, fields, serializer).
  * Creates or replaces the configuration of (table, destination, version)
  * and puts the capture trigger on the table if it is not there yet.
@@ -359,9 +420,6 @@ outbox_publish(PG_FUNCTION_ARGS)
 	char	   *version = NULL;
 	ArrayType  *fields = NULL;
 	Oid			serializer = InvalidOid;
-	Oid			argtypes[5] = {OIDOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 
 	outbox_require_current_schema();
 	if (PG_ARGISNULL(0))
@@ -403,40 +461,7 @@ outbox_publish(PG_FUNCTION_ARGS)
 	if (fields != NULL)
 		check_fields(rel, fields);
 
-	args[0] = ObjectIdGetDatum(relid);
-	args[1] = CStringGetTextDatum(destination);
-	args[2] = version ? CStringGetTextDatum(version) : (Datum) 0;
-	nulls[2] = version ? ' ' : 'n';
-	args[3] = fields ? PointerGetDatum(fields) : (Datum) 0;
-	nulls[3] = fields ? ' ' : 'n';
-	args[4] = OidIsValid(serializer) ?
-		CStringGetTextDatum(outbox_stored_function_name(serializer)) : (Datum) 0;
-	nulls[4] = OidIsValid(serializer) ? ' ' : 'n';
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	outbox_write_publish_config("INSERT INTO outbox.publish_config"
-			   " (relid, destination, version, fields, serializer)"
-			   " VALUES ($1, $2, $3, $4, $5)"
-			   " ON CONFLICT ON CONSTRAINT publish_config_key"
-			   " DO UPDATE SET fields = EXCLUDED.fields,"
-			   "               serializer = EXCLUDED.serializer",
-			   5, argtypes, args, nulls, SPI_OK_INSERT);
-
-	if (!has_capture_trigger(rel, true))
-	{
-		char	   *sql;
-
-		sql = psprintf("CREATE TRIGGER " OUTBOX_CAPTURE_TRIGGER_NAME
-					   " AFTER INSERT OR UPDATE ON %s"
-					   " FOR EACH ROW EXECUTE FUNCTION outbox.capture()",
-					   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-												  RelationGetRelationName(rel)));
-		outbox_execute_as(GetUserId(), sql, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
-	}
-
-	SPI_finish();
+	write_configuration(rel, destination, version, fields, serializer);
 	table_close(rel, NoLock);
 	PG_RETURN_VOID();
 }
