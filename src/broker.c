@@ -15,6 +15,20 @@
  * connection is set up, and the passcode and key password from their
  * files (secret.c); the client copies what it keeps.
  *
+ * This file is the connection alone: one login with failover, waits, a
+ * receipt awaited, room made in a full output buffer, a goodbye.  What a
+ * worker keeps across connections (backoff, state, settings) is the
+ * broker link's (worker_link.c).
+ *
+ * Error policy: a connection that fails is reported to the caller, with
+ * what each host answered; only outbox_broker_init() (a setting the
+ * client refuses) and outbox_broker_connect_or_error() raise an ERROR.
+ * Interrupts are honoured at every wait.
+ *
+ * Memory: the client and the host list are malloc'd, freed by
+ * outbox_broker_free() on every path; the settings string is palloc'd in
+ * the caller's context.
+ *
  * src/broker.c
  *
  *-------------------------------------------------------------------------
