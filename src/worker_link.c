@@ -315,9 +315,10 @@ outbox_link_show_state(OutboxLink *link)
 }
 
 /*
- * SEND a message, waiting while the output buffer is full, until
- * deadline_ms (then STOMP_ERR_FULL).  *receipt is the SEND's receipt.
- * Other results are stomp_conn_send()'s.
+ * SEND a message, waiting while the output buffer is full: STOMP_ERR_FULL
+ * if it still is at deadline_ms, STOMP_ERR_STATE if the session ended
+ * meanwhile.  *receipt is the SEND's receipt.  Other results are
+ * stomp_conn_send()'s.
  */
 StompResult
 outbox_link_send(OutboxLink *link, const OutboxWireMessage *wire,
@@ -333,6 +334,9 @@ outbox_link_send(OutboxLink *link, const OutboxWireMessage *wire,
 		if (!outbox_broker_make_room(&link->broker, deadline_ms))
 			break;
 	}
+	if (result == STOMP_ERR_FULL &&
+		stomp_conn_state(link->broker.conn) != STOMP_CONN_OPEN)
+		return STOMP_ERR_STATE;
 	return result;
 }
 
