@@ -1499,8 +1499,8 @@ outbox_publisher_main(Datum main_arg)
 	outbox_slot_acquire(OUTBOX_WORKER_PUBLISHER, NULL);
 	outbox_worker_state_init(&machine, "publisher", publisher_next);
 	pgstat_report_appname("outbox publisher");
-	outbox_link_init(&broker_link, "outbox publisher", &machine, NULL);
 	worker_context = outbox_loop_scratch("outbox publisher");
+	outbox_link_init(&broker_link, "outbox publisher", &machine, NULL);
 	/* not children of worker_context: they outlive its resets */
 	pass_context = AllocSetContextCreate(TopMemoryContext,
 										 "outbox publisher pass",

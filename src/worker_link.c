@@ -78,8 +78,12 @@ outbox_link_init(OutboxLink *link, const char *who,
 	pg_prng_seed(&link->prng,
 				 (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
 	if (machine != NULL)
-		link->settings = MemoryContextStrdup(TopMemoryContext,
-											 link_settings(link));
+	{
+		char	   *settings = link_settings(link);
+
+		link->settings = MemoryContextStrdup(TopMemoryContext, settings);
+		pfree(settings);
+	}
 }
 
 /*
