@@ -52,6 +52,8 @@ OBJS = \
 	src/wakeup.o \
 	src/wire.o \
 	src/worker_state.o \
+	src/worker_link.o \
+	src/worker_loop.o \
 	src/workers.o \
 	$(STOMP_OBJS)
 
