@@ -56,6 +56,8 @@ main(void)
 	test_retry();
 	printf("broker ERROR classification tests\n");
 	test_refusal();
+	printf("consumer decision tests\n");
+	test_consumer_decide();
 
 	printf("%d passed, %d failed\n", test_passed, test_failed);
 	return test_failed == 0 ? 0 : 1;

@@ -29,5 +29,6 @@ extern void test_conn_pure(void);
 extern void test_conn_io(void);
 extern void test_retry(void);
 extern void test_refusal(void);
+extern void test_consumer_decide(void);
 
 #endif							/* STOMP_TEST_UTIL_H */
