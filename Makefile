@@ -18,11 +18,24 @@ STOMP_OBJS = \
 	src/stomp/stomp_retry.o \
 	src/stomp/stomp_tls.o
 
+DECIDE_OBJS = \
+	src/decide/consumer_batch_end.o \
+	src/decide/consumer_delivery.o \
+	src/decide/consumer_retry.o \
+	src/decide/consumer_route.o
+
 OBJS = \
 	$(WIN32RES) \
 	src/broker.o \
 	src/capture.o \
 	src/consumer.o \
+	src/consumer_batch.o \
+	src/consumer_callback.o \
+	src/consumer_dlq.o \
+	src/consumer_held.o \
+	src/consumer_runtime.o \
+	src/consumer_subscribe.o \
+	src/consumer_tables.o \
 	src/ddl.o \
 	src/destination.o \
 	src/destination_state.o \
@@ -50,9 +63,11 @@ OBJS = \
 	src/version.o \
 	src/wakeup.o \
 	src/wire.o \
+	src/wire_inbound.o \
 	src/worker_state.o \
 	src/workers.o \
-	$(STOMP_OBJS)
+	$(STOMP_OBJS) \
+	$(DECIDE_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lssl -lcrypto
