@@ -26,26 +26,28 @@
  * The state machine (outbox.status shows the state; every change goes
  * through outbox_worker_transition(), checked against consumer_next[]):
  *
- *		+----------+  subscription unusable, error
- *		| STARTING |-------------------------------------+
- *		+----------+                                     |
- *		     |                                           v
- *		     |               no broker, SUBSCRIBE   +-------------+
- *		     v               refused, error         |             |
- *		+------------+ ---------------------------> | BACKING_OFF |
- *		| CONNECTING |                              |             |
- *		+------------+ <--------------------------- +-------------+
- *		  |   ^   ^ \          backoff over               ^
- *		  |   |   |  \__ route found: again at once       |
- *		  |   |   |                                       |
- *		  |   |   +------------ connection lost           |
- *		  v   |                   |                       |
- *		+-----------+ ------------+                       |
- *		| CONNECTED | ------------------------------------+
- *		+-----------+   error in a batch, no DLQ for a
- *		                message to dead-letter, run_as unusable
+ *		+----------+   subscription unusable, error
+ *		| STARTING | ----------------------------------+
+ *		+----------+                                   |
+ *		     |                                         v
+ *		     v          no broker, SUBSCRIBE     +-------------+
+ *		+------------+  refused, error           |             |
+ *		| CONNECTING | ------------------------> | BACKING_OFF |
+ *		|            | <------------------------ |             |
+ *		+------------+  backoff over             +-------------+
+ *		  |       ^                                      ^
+ *		  | (1)   | (2)                                  |
+ *		  v       |                                      |
+ *		+-----------+  error in a batch, no DLQ for a    |
+ *		| CONNECTED | -----------------------------------+
+ *		+-----------+  message to dead-letter, run_as unusable
+ *
+ *		(1) subscribed  (2) connection lost: the next turn reconnects
  *
  *		every state ---> STOPPING   (SIGTERM, or the subscription gone)
+ *
+ * CONNECTING stays CONNECTING when a refusal found another route
+ * (consumer_choose_route): it subscribes again at once.
  *
  * The privilege model of the consumer.  The worker connects as the
  * bootstrap superuser (a background worker cannot connect as a role that
