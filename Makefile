@@ -65,6 +65,8 @@ OBJS = \
 	src/wire.o \
 	src/wire_inbound.o \
 	src/worker_state.o \
+	src/worker_link.o \
+	src/worker_loop.o \
 	src/workers.o \
 	$(STOMP_OBJS) \
 	$(DECIDE_OBJS)

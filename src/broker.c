@@ -15,6 +15,20 @@
  * connection is set up, and the passcode and key password from their
  * files (secret.c); the client copies what it keeps.
  *
+ * This file is the connection alone: one login with failover, waits, a
+ * receipt awaited, room made in a full output buffer, a goodbye.  What a
+ * worker keeps across connections (backoff, state, settings) is the
+ * broker link's (worker_link.c).
+ *
+ * Error policy: a connection that fails is reported to the caller, with
+ * what each host answered; only outbox_broker_init() (a setting the
+ * client refuses) and outbox_broker_connect_or_error() raise an ERROR.
+ * Interrupts are honoured at every wait.
+ *
+ * Memory: the client and the host list are malloc'd, freed by
+ * outbox_broker_free() on every path; the settings string is palloc'd in
+ * the caller's context.
+ *
  * src/broker.c
  *
  *-------------------------------------------------------------------------
@@ -362,15 +376,18 @@ outbox_broker_connect_or_error(OutboxBroker *broker, int64 deadline_ms)
 }
 
 /*
- * In a backend: wait until the broker confirms the frame of the given
- * receipt, ends the session (ERROR, or the connection closed:
- * stomp_conn_error() says why), or deadline_ms passes.  Whatever else
- * arrives is dropped; a MESSAGE is left unacknowledged, to go back to its
- * queue when the connection closes.
+ * Wait until the broker confirms the frame of the given receipt, ends the
+ * session (ERROR, or the connection closed: stomp_conn_error() says why),
+ * or deadline_ms passes; a cancel or termination request is honoured at
+ * once.  A MESSAGE that arrives meanwhile goes to on_message, which owns it
+ * from then on; with no on_message it is dropped, left unacknowledged, to
+ * go back to its queue when the connection closes.  Other receipts are
+ * dropped.
  */
 OutboxReceiptWait
 outbox_broker_await_receipt(OutboxBroker *broker, uint64_t receipt,
-							int64 deadline_ms)
+							int64 deadline_ms, OutboxMessageFn on_message,
+							void *arg)
 {
 	for (;;)
 	{
@@ -381,6 +398,11 @@ outbox_broker_await_receipt(OutboxBroker *broker, uint64_t receipt,
 			StompEventType type = event.type;
 			uint64_t	id = event.receipt_id;
 
+			if (type == STOMP_EVENT_MESSAGE && on_message != NULL)
+			{
+				(void) on_message(event.frame, arg);
+				event.frame = NULL;
+			}
 			stomp_event_clear(&event);
 			if (type == STOMP_EVENT_RECEIPT && id == receipt)
 				return OUTBOX_RECEIPT_CONFIRMED;
@@ -391,6 +413,49 @@ outbox_broker_await_receipt(OutboxBroker *broker, uint64_t receipt,
 		}
 		if (outbox_monotonic_ms() >= deadline_ms)
 			return OUTBOX_RECEIPT_TIMED_OUT;
+		outbox_broker_wait_interruptible(broker, deadline_ms);
+	}
+}
+
+/*
+ * The client's output buffer is full (STOMP_ERR_FULL): let the socket
+ * drain it, honouring interrupts.  Returns whether to try the frame again:
+ * the connection is still open and deadline_ms has not passed.
+ */
+bool
+outbox_broker_make_room(OutboxBroker *broker, int64 deadline_ms)
+{
+	outbox_broker_wait_interruptible(broker, deadline_ms);
+	return stomp_conn_state(broker->conn) == STOMP_CONN_OPEN &&
+		outbox_monotonic_ms() < deadline_ms;
+}
+
+/*
+ * Say goodbye: a DISCONNECT with a receipt, and a wait for the broker to
+ * close until deadline_ms.  Whatever arrives meanwhile is dropped (a
+ * MESSAGE goes back to its queue with the connection).  Nothing here is an
+ * error: the caller closes the connection afterwards in any case.
+ */
+void
+outbox_broker_disconnect_politely(OutboxBroker *broker, int64 deadline_ms)
+{
+	if (broker->conn == NULL ||
+		stomp_conn_state(broker->conn) != STOMP_CONN_OPEN ||
+		stomp_conn_disconnect(broker->conn, outbox_monotonic_ms()) != STOMP_OK)
+		return;
+	while (outbox_monotonic_ms() < deadline_ms)
+	{
+		StompEvent	event;
+		bool		done = false;
+
+		while (stomp_conn_next_event(broker->conn, &event))
+		{
+			done |= (event.type == STOMP_EVENT_CLOSED ||
+					 event.type == STOMP_EVENT_ERROR);
+			stomp_event_clear(&event);
+		}
+		if (done)
+			return;
 		outbox_broker_wait_interruptible(broker, deadline_ms);
 	}
 }

@@ -27,9 +27,10 @@
  * Two consumers of one queue cannot run at once: a worker that finds the
  * queue's slot taken exits at once (outbox_slot_acquire_consumer).
  *
- * Errors: reading the subscriptions runs in a transaction of its own; an
- * error there is logged and the work is tried again at the next pass,
- * without disturbing the publisher.
+ * Errors: reading the subscriptions runs in a transaction of its own
+ * (worker_loop.c's transaction helpers); an error there is logged with
+ * its SQLSTATE, detail and hint (outbox_loop_catch) and the work is tried
+ * again at the next pass, without disturbing the publisher.
  *
  * Privileges: the query runs as the publisher (the bootstrap superuser)
  * with search_path pinned to pg_catalog, pg_temp for its duration, and
@@ -38,7 +39,7 @@
  * Memory: what a reconciliation allocates (the subscription list, error
  * messages) lives in a context of the launcher's, reset at the next one;
  * the caller's memory context is current again on return, whatever
- * CommitTransactionCommand left.  Only the launched consumers' entries live
+ * the commit or the catch left.  Only the launched consumers' entries live
  * in TopMemoryContext, freed when forgotten.
  *
  * src/launcher.c
@@ -59,7 +60,6 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 
 #include "outbox.h"
 
@@ -155,12 +155,7 @@ read_subscriptions(void)
 	List	   *subscriptions = NIL;
 	uint64		i;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-
+	outbox_xact_begin(InvalidOid);
 	if (OidIsValid(get_extension_oid("outbox", true)))
 	{
 		int			guc_level = outbox_push_search_path(OUTBOX_SAFE_SEARCH_PATH);
@@ -184,9 +179,7 @@ read_subscriptions(void)
 		}
 	}
 
-	PopActiveSnapshot();
-	SPI_finish();
-	CommitTransactionCommand();
+	outbox_xact_commit();
 	MemoryContextSwitchTo(caller);
 	return subscriptions;
 }
@@ -200,6 +193,7 @@ start_consumer(Subscription *sub)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
+	char		name[BGW_MAXLEN];
 	LaunchedConsumer *c = find_launched(sub->id);
 	int64		now = outbox_monotonic_ms();
 	MemoryContext old;
@@ -217,16 +211,10 @@ start_consumer(Subscription *sub)
 		pfree(c);
 	}
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "outbox", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "outbox_consumer_main", BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "outbox consumer of %s",
-			 sub->queue_name);
-	strlcpy(worker.bgw_type, "outbox consumer", BGW_MAXLEN);
+	snprintf(name, sizeof(name), "outbox consumer of %s", sub->queue_name);
+	/* never restarted by the postmaster: this launcher does it */
+	outbox_worker_init(&worker, "outbox_consumer_main", "outbox consumer",
+					   name, BGW_NEVER_RESTART);
 	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
 	memcpy(worker.bgw_extra, &sub->id, sizeof(sub->id));
 	worker.bgw_notify_pid = MyProcPid;
@@ -368,15 +356,9 @@ outbox_launch_consumers(void)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(launcher_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
-		ereport(LOG,
-				(errmsg("outbox could not start or stop consumers: %s",
-						edata->message)));
+		/* logged whole, rolled back; the publisher's status is its own */
+		(void) outbox_loop_catch("outbox could not start or stop consumers",
+								 false);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(caller);

@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "access/htup.h"
+#include "common/pg_prng.h"
 #include "lib/stringinfo.h"
 #include "port/atomics.h"
 #include "storage/latch.h"
@@ -174,6 +175,12 @@ typedef enum OutboxReceiptWait
 	OUTBOX_RECEIPT_TIMED_OUT
 } OutboxReceiptWait;
 
+/*
+ * Takes a delivered MESSAGE (the callee owns the frame from then on);
+ * returns whether there is room for the next one now.
+ */
+typedef bool (*OutboxMessageFn) (StompFrame *frame, void *arg);
+
 extern int64 outbox_monotonic_ms(void);
 extern char *outbox_broker_settings(void);
 extern void outbox_broker_init(OutboxBroker *broker);
@@ -186,11 +193,77 @@ extern bool outbox_broker_connect(OutboxBroker *broker, int64 deadline_ms,
 extern int	outbox_broker_wait(OutboxBroker *broker, int64 deadline_ms);
 extern OutboxReceiptWait outbox_broker_await_receipt(OutboxBroker *broker,
 													 uint64_t receipt,
-													 int64 deadline_ms);
+													 int64 deadline_ms,
+													 OutboxMessageFn on_message,
+													 void *arg);
 extern void outbox_broker_wait_interruptible(OutboxBroker *broker,
 											 int64 deadline_ms);
+extern bool outbox_broker_make_room(OutboxBroker *broker, int64 deadline_ms);
+extern void outbox_broker_disconnect_politely(OutboxBroker *broker,
+											  int64 deadline_ms);
 extern void outbox_broker_close(OutboxBroker *broker);
 extern void outbox_broker_free(OutboxBroker *broker);
+
+/* in worker_link.c: a worker's (or a backend's) link to the broker */
+struct OutboxStateMachine;
+
+/* the settings of a worker's own that a reload compares, as one string */
+typedef char *(*OutboxSettingsFn) (void);
+
+typedef struct OutboxLink
+{
+	OutboxBroker broker;		/* valid once ready */
+	const char *who;			/* "outbox publisher": begins its log lines */
+	struct OutboxStateMachine *machine; /* the worker's; NULL in a backend */
+	OutboxSettingsFn more_settings; /* NULL: the broker's alone */
+	char	   *settings;		/* as last loaded, in TopMemoryContext */
+	bool		ready;			/* broker set up from the settings */
+	bool		connected;		/* logged in; the session may have ended */
+	bool		recovering;		/* backed off since last established */
+	uint64		session;		/* counts the logins */
+	StompRetry	retry;			/* failures in a row, by kind */
+	unsigned int session_losses;	/* sessions lost in a row */
+	int64		backoff_until_ms;	/* no connection attempt before */
+	pg_prng_state prng;			/* for the jitter */
+} OutboxLink;
+
+extern void outbox_link_init(OutboxLink *link, const char *who,
+							 struct OutboxStateMachine *machine,
+							 OutboxSettingsFn more_settings);
+extern bool outbox_link_reload(OutboxLink *link);
+extern bool outbox_link_connect(OutboxLink *link);
+extern void outbox_link_connect_or_error(OutboxLink *link, int64 deadline_ms);
+extern bool outbox_link_established(OutboxLink *link, const char *what);
+extern void outbox_link_back_off(OutboxLink *link, StompFailure kind,
+								 const char *what, const char *detail);
+extern void outbox_link_defer(OutboxLink *link, int64 until_ms);
+extern void outbox_link_session_end(OutboxLink *link, bool lost,
+									int confirmed);
+extern void outbox_link_show_state(OutboxLink *link);
+extern StompResult outbox_link_send(OutboxLink *link,
+									const OutboxWireMessage *wire,
+									uint64_t *receipt, int64 deadline_ms);
+extern OutboxReceiptWait outbox_link_await_receipt(OutboxLink *link,
+												   uint64_t receipt,
+												   int64 deadline_ms,
+												   OutboxMessageFn on_message,
+												   void *arg);
+extern bool outbox_link_drain(OutboxLink *link, OutboxMessageFn on_message,
+							  void *arg);
+extern void outbox_link_wait(OutboxLink *link, int64 deadline_ms);
+extern void outbox_link_disconnect_politely(OutboxLink *link, int wait_ms);
+extern void outbox_link_close(OutboxLink *link);
+extern void outbox_link_free(OutboxLink *link);
+
+/* in worker_loop.c: the main-loop skeleton of every outbox worker */
+extern void outbox_loop_signals(pqsigfunc on_sigterm);
+extern MemoryContext outbox_loop_scratch(const char *name);
+extern bool outbox_loop_top(void);
+extern int	outbox_loop_wait(int64 deadline_ms);
+extern ErrorData *outbox_loop_catch(const char *what, bool show_in_status);
+extern void outbox_xact_begin(Oid role);
+extern void outbox_xact_commit(void);
+extern void outbox_xact_abort(void);
 
 /* in shmem.c */
 #define OUTBOX_MAX_WORKERS 64

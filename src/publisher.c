@@ -40,6 +40,33 @@
  * outbox.remove_data_interval, in batches of their own transactions.
  * Pending rows are never deleted.
  *
+ * States (outbox.status shows them; publisher_next below is the table,
+ * outbox_worker_transition() the only way from one to another):
+ *
+ *                   STARTING
+ *                      |
+ *                      v             login
+ *      +---------> CONNECTING ----------------> CONNECTED
+ *      |  backoff      |   ^       closed           |
+ *      |  over         |   +------------------------+
+ *      |               | login failed               | lost twice in a
+ *      |               v                            | row, failed pass
+ *      +---------- BACKING_OFF <--------------------+
+ *
+ * STARTING also goes to BACKING_OFF (its first pass failed).  Any of these
+ * goes to WAITING_FOR_EXTENSION when a pass finds no CREATE EXTENSION
+ * outbox of the library's version, and comes back to the link's state:
+ * CONNECTED on a connection kept meanwhile, else BACKING_OFF or
+ * CONNECTING.
+ *
+ * The broker link (worker_link.c) moves it between CONNECTING, CONNECTED
+ * and BACKING_OFF; the pass moves it to WAITING_FOR_EXTENSION and back.
+ * A publisher is never STOPPING: SIGTERM ends it at once (die()).
+ *
+ * The main loop is the skeleton of worker_loop.c: at the top, the scratch
+ * context is emptied and a SIGHUP reread (new broker settings close the
+ * connection); then a pass, in PG_TRY; then a wait for work.
+ *
  * Error policy:
  * - The broker unreachable, the connection lost, heart-beats missed:
  *   retried in place.  Reconnection backs off exponentially with jitter up
@@ -71,16 +98,17 @@
  *   the STOMP output limit): failed alone at once, the reason in
  *   last_error; every other row flows.
  * - An error in a pass (SQL, the extension dropped meanwhile...): caught,
- *   logged, shown in outbox.status; the pass is rolled back and the next
- *   one comes after outbox.poll_interval.
+ *   logged with its SQLSTATE, detail and hint (outbox_loop_catch), its
+ *   message shown in outbox.status; the pass is rolled back, the
+ *   connection closed, and the next pass comes after outbox.poll_interval.
  * - SIGTERM ends the worker at its next wait, rolling back the pass in
  *   flight (its unconfirmed rows are sent again later); postmaster death
  *   ends it at once.  The postmaster restarts a worker that crashed.
  *
- * Memory: the worker runs in its own scratch context, reset at the top of
- * every loop and made current again after every transaction (a commit
- * leaves TopMemoryContext current, where a month of reconnections would
- * pile up).  The messages of a pass transaction, which its lane reads
+ * Memory: the worker runs in its own scratch context (worker_loop.c),
+ * reset at the top of every loop and made current again after every
+ * transaction (a commit leaves TopMemoryContext current, where a month of
+ * reconnections would pile up).  The messages of a pass transaction, which its lane reads
  * after the commit, live in the pass context, not in SPI's (SPI_finish
  * frees that); each message is rendered for the wire in a context reset
  * after its SEND.  Only the connection (malloc'd by the STOMP client), the
@@ -96,14 +124,11 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
-#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
 #include "storage/latch.h"
-#include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -115,8 +140,8 @@
 
 #include "outbox.h"
 
-/* first reconnection delay; doubles up to outbox.maximum_backoff */
-#define BACKOFF_BASE_MS			1000
+/* least pause after a failed pass */
+#define FAILED_PASS_PAUSE_MS	1000
 /* longest wait for the receipts of one chunk before the session is dropped */
 #define CHUNK_RECEIPT_TIMEOUT_MS	60000
 /* chunks and time one pipelined pass transaction may take */
@@ -191,18 +216,40 @@ typedef enum SendOutcome
 	SEND_CONNECTION_LOST		/* closed, timed out, or never connected */
 } SendOutcome;
 
+/*
+ * The publisher's states (see the diagram in the file header): for each,
+ * the states it may go to next.
+ */
+static const uint32 publisher_next[] = {
+	[OUTBOX_STATE_STARTING] =
+	OUTBOX_STATE_BIT(OUTBOX_STATE_WAITING_FOR_EXTENSION) |
+	OUTBOX_STATE_BIT(OUTBOX_STATE_CONNECTING) |
+	OUTBOX_STATE_BIT(OUTBOX_STATE_BACKING_OFF),
+	[OUTBOX_STATE_WAITING_FOR_EXTENSION] =
+	OUTBOX_STATE_BIT(OUTBOX_STATE_CONNECTING) |
+	OUTBOX_STATE_BIT(OUTBOX_STATE_CONNECTED) |
+	OUTBOX_STATE_BIT(OUTBOX_STATE_BACKING_OFF),
+	[OUTBOX_STATE_CONNECTING] =
+	OUTBOX_STATE_BIT(OUTBOX_STATE_CONNECTED) |
+	OUTBOX_STATE_BIT(OUTBOX_STATE_BACKING_OFF) |
+	OUTBOX_STATE_BIT(OUTBOX_STATE_WAITING_FOR_EXTENSION),
+	[OUTBOX_STATE_CONNECTED] =
+	OUTBOX_STATE_BIT(OUTBOX_STATE_CONNECTING) |
+	OUTBOX_STATE_BIT(OUTBOX_STATE_BACKING_OFF) |
+	OUTBOX_STATE_BIT(OUTBOX_STATE_WAITING_FOR_EXTENSION),
+	[OUTBOX_STATE_BACKING_OFF] =
+	OUTBOX_STATE_BIT(OUTBOX_STATE_CONNECTING) |
+	OUTBOX_STATE_BIT(OUTBOX_STATE_WAITING_FOR_EXTENSION),
+	[OUTBOX_STATE_STOPPING] = 0,
+	[OUTBOX_STATE_NO_DATABASE] = 0
+};
+
 /* The worker's state across passes */
-static OutboxBroker broker;
-static bool broker_ready = false;	/* broker set up from the settings */
-static bool connected = false;
-static int	connect_failures = 0;
-static int64 backoff_until_ms = 0;
+static OutboxStateMachine machine;
+static OutboxLink broker_link;			/* to the broker (worker_link.c) */
 static int64 last_missing_log_ms = -MISSING_EXTENSION_LOG_MS;
 static TimestampTz last_retention = 0;
-static char *broker_settings = NULL;	/* to notice a change on reload */
 static List *suspects = NIL;	/* pg_uuid_t *, in TopMemoryContext */
-static unsigned int session_losses = 0;	/* sessions lost in a row while sending */
-static pg_prng_state backoff_prng;
 static MemoryContext worker_context = NULL; /* reset every loop */
 static MemoryContext pass_context = NULL;	/* the messages of a pass */
 static MemoryContext send_context = NULL;	/* one message on the wire */
@@ -235,7 +282,6 @@ static int64 counters_saved_ms = 0;
 
 PGDLLEXPORT void outbox_publisher_main(Datum main_arg);
 
-static void reload_settings(void);
 static void disconnect(void);
 static bool ensure_connected(void);
 static bool publisher_pass(void);
@@ -243,7 +289,6 @@ static void wait_for_work(bool more_work);
 static void begin_pass_transaction(void);
 static void end_pass_transaction(void);
 static void begin_pass(PassMessages *pass);
-static void schedule_backoff(int failures);
 static void note_session_end(SendOutcome outcome, int confirmed);
 static void prepare_plans(void);
 static void free_plans(void);
@@ -271,116 +316,32 @@ static bool outbox_has_table(const char *relname);
 static void save_counters(void);
 
 /*
- * SIGHUP: reread postgresql.conf (a bad value is refused and the last good
- * one kept); new broker settings mean a new connection.
- */
-static void
-reload_settings(void)
-{
-	char	   *settings;
-
-	ConfigReloadPending = false;
-	ProcessConfigFile(PGC_SIGHUP);
-
-	settings = outbox_broker_settings();
-	if (broker_settings == NULL || strcmp(settings, broker_settings) != 0)
-	{
-		if (broker_ready)
-		{
-			ereport(LOG,
-					(errmsg("outbox publisher: broker settings changed, reconnecting")));
-			disconnect();
-			outbox_broker_free(&broker);
-			broker_ready = false;
-		}
-		connect_failures = 0;
-		backoff_until_ms = 0;
-		if (broker_settings != NULL)
-			pfree(broker_settings);
-		broker_settings = MemoryContextStrdup(TopMemoryContext, settings);
-	}
-	pfree(settings);
-}
-
-/*
  * Drop the connection; what it had not confirmed stays scheduled.
  */
 static void
 disconnect(void)
 {
 	outbox_accept_wakeups(false);
-	if (broker_ready)
-		outbox_broker_close(&broker);
-	connected = false;
+	outbox_link_close(&broker_link);
 }
 
 /*
  * Make sure there is a connection, unless backing off; returns whether there
- * is one.  A failure schedules the next try with exponential backoff and
- * full jitter.
+ * is one.  A failure backs off (worker_link.c).
  */
 static bool
 ensure_connected(void)
 {
-	StringInfoData failures;
-	int64		now = outbox_monotonic_ms();
-
-	if (connected)
+	if (broker_link.connected)
 		return true;
-	if (now < backoff_until_ms)
+	if (!outbox_link_connect(&broker_link))
 		return false;
-
-	if (!broker_ready)
-	{
-		outbox_broker_init(&broker);
-		broker_ready = true;
-	}
-
-	outbox_slot_set_state(OUTBOX_STATE_CONNECTING, NULL);
-	initStringInfo(&failures);
-	if (outbox_broker_connect(&broker, now + (int64) broker.hosts.count * 15000,
-							  &failures))
-	{
-		connected = true;
-		/* before the pass that follows looks at the outbox */
-		outbox_accept_wakeups(true);
-		if (connect_failures > 0)
-		{
-			ereport(LOG,
-					(errmsg("outbox publisher connected to the STOMP broker at %s",
-							broker.where)));
-			/* the error was that it could not: over */
-			outbox_slot_clear_error();
-		}
-		connect_failures = 0;
-		outbox_slot_set_state(OUTBOX_STATE_CONNECTED, broker.where);
-		return true;
-	}
-
-	connect_failures++;
-	schedule_backoff(connect_failures);
-	outbox_slot_set_state(OUTBOX_STATE_BACKING_OFF, "");
-	outbox_slot_set_error(psprintf("could not connect: %s", failures.data));
-	/* the first failure and then every tenth are worth a line in the log */
-	if (connect_failures % 10 == 1)
-		ereport(LOG,
-				(errmsg("outbox publisher could not connect to any STOMP broker, attempt %d",
-						connect_failures),
-				 errdetail("Tried %s.", failures.data)));
-	return false;
-}
-
-/*
- * Put off the next connection attempt: exponential backoff with full
- * jitter, failures being how many attempts or sessions failed in a row.
- */
-static void
-schedule_backoff(int failures)
-{
-	backoff_until_ms = outbox_monotonic_ms() +
-		stomp_backoff_full_jitter(failures, BACKOFF_BASE_MS,
-								  (int64) outbox_maximum_backoff * 1000,
-								  pg_prng_uint64(&backoff_prng));
+	/* before the pass that follows looks at the outbox */
+	outbox_accept_wakeups(true);
+	/* after failures: the error was that it could not, over */
+	if (outbox_link_established(&broker_link, "connected to the STOMP broker"))
+		outbox_slot_clear_error();
+	return true;
 }
 
 /*
@@ -395,38 +356,26 @@ schedule_backoff(int failures)
 static void
 note_session_end(SendOutcome outcome, int confirmed)
 {
-	session_losses = stomp_session_losses(session_losses,
-										  outcome == SEND_CONNECTION_LOST,
-										  confirmed > 0 ? (unsigned int) confirmed : 0);
-	if (outcome == SEND_CONNECTION_LOST && session_losses >= 2)
-		schedule_backoff((int) (session_losses - 1));
+	outbox_link_session_end(&broker_link, outcome == SEND_CONNECTION_LOST, confirmed);
 }
 
 /*
- * Start the transaction of a pass, connected to SPI with a snapshot.
+ * Start the transaction of a pass, connected to SPI with a snapshot, as the
+ * worker (worker_loop.c).
  */
 static void
 begin_pass_transaction(void)
 {
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
+	outbox_xact_begin(InvalidOid);
 }
 
 /*
- * Commit the transaction of a pass, and make the worker's context current
- * again: the commit leaves TopMemoryContext current.
+ * Commit the transaction of a pass; the worker's context is current again.
  */
 static void
 end_pass_transaction(void)
 {
-	PopActiveSnapshot();
-	SPI_finish();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(worker_context);
-	pgstat_report_stat(false);
+	outbox_xact_commit();
 }
 
 /*
@@ -665,33 +614,22 @@ queue_sends(PassMessages *pass, int from, int64 deadline)
 			fail_message(m, reason);
 			continue;
 		}
-		for (;;)
-		{
-			result = stomp_conn_send(broker.conn, wire.destination,
-									 wire.headers, wire.nheaders, NULL,
-									 wire.body, wire.body_len, &m->receipt);
-			if (result != STOMP_ERR_FULL)
-				break;
-			/* the output buffer is full: let the socket drain it */
-			if (outbox_broker_wait(&broker, deadline) & WL_LATCH_SET)
-				CHECK_FOR_INTERRUPTS();
-			if (outbox_monotonic_ms() >= deadline)
-				return false;
-		}
-		if (result == STOMP_ERR_STATE)
+		/* waits while the output buffer is full, until deadline */
+		result = outbox_link_send(&broker_link, &wire, &m->receipt, deadline);
+		if (result == STOMP_ERR_STATE || result == STOMP_ERR_FULL)
 			return false;
 		if (result == STOMP_ERR_INVALID || result == STOMP_ERR_TOO_LARGE)
 		{
 			/* refused before it left, and it always would be */
 			m->receipt = 0;
-			fail_message(m, stomp_conn_error(broker.conn));
+			fail_message(m, stomp_conn_error(broker_link.broker.conn));
 			continue;
 		}
 		if (result != STOMP_OK)
 		{
 			/* out of memory: not the message's fault, but do not loop */
 			m->receipt = 0;
-			charge_attempt(m, stomp_conn_error(broker.conn));
+			charge_attempt(m, stomp_conn_error(broker_link.broker.conn));
 			continue;
 		}
 		/* the frame holds it now */
@@ -703,7 +641,7 @@ queue_sends(PassMessages *pass, int from, int64 deadline)
 	}
 	MemoryContextReset(send_context);
 	/* start writing now: the receipts come while we do other work */
-	stomp_conn_process(broker.conn, outbox_monotonic_ms());
+	stomp_conn_process(broker_link.broker.conn, outbox_monotonic_ms());
 	return true;
 }
 
@@ -718,7 +656,7 @@ collect_receipts(PassMessages *pass, int max_outstanding, int64 deadline)
 	{
 		StompEvent	event;
 
-		while (stomp_conn_next_event(broker.conn, &event))
+		while (stomp_conn_next_event(broker_link.broker.conn, &event))
 		{
 			StompEventType type = event.type;
 			uint64_t	receipt = event.receipt_id;
@@ -748,8 +686,7 @@ collect_receipts(PassMessages *pass, int max_outstanding, int64 deadline)
 			return SEND_ALL_CONFIRMED;
 		if (outbox_monotonic_ms() >= deadline)
 			return SEND_CONNECTION_LOST;
-		if (outbox_broker_wait(&broker, deadline) & WL_LATCH_SET)
-			CHECK_FOR_INTERRUPTS();
+		outbox_broker_wait_interruptible(&broker_link.broker, deadline);
 	}
 }
 
@@ -1120,7 +1057,7 @@ isolation_lane(void)
 					outbox_release_destination(probe);
 				charge_attempt(&pass.messages[0],
 							   pass.refusal_text[0] ? pass.refusal_text :
-							   stomp_conn_error(broker.conn));
+							   stomp_conn_error(broker_link.broker.conn));
 			}
 		}
 		else if (probe != NULL && pass.messages[0].confirmed)
@@ -1140,7 +1077,7 @@ isolation_lane(void)
 			{
 				/* not its fault: it stays a suspect, uncharged */
 				remember_suspects(pass.messages, 1);
-				outbox_slot_set_error(stomp_conn_error(broker.conn));
+				outbox_slot_set_error(stomp_conn_error(broker_link.broker.conn));
 			}
 			disconnect();
 			if (outcome == SEND_CONNECTION_LOST)
@@ -1260,19 +1197,19 @@ pipelined_lane(void)
 
 		ereport(LOG,
 				(errmsg("outbox publisher: the STOMP broker at %s ended the session with an ERROR; %d unconfirmed message(s) will be sent one at a time",
-						broker.where, n),
-				 errdetail("%s", stomp_conn_error(broker.conn))));
-		outbox_slot_set_error(stomp_conn_error(broker.conn));
+						broker_link.broker.where, n),
+				 errdetail("%s", stomp_conn_error(broker_link.broker.conn))));
+		outbox_slot_set_error(stomp_conn_error(broker_link.broker.conn));
 		disconnect();
 		return true;
 	}
 	if (outcome == SEND_CONNECTION_LOST)
 	{
-		outbox_slot_set_error(stomp_conn_error(broker.conn));
+		outbox_slot_set_error(stomp_conn_error(broker_link.broker.conn));
 		ereport(LOG,
 				(errmsg("outbox publisher lost its connection to the STOMP broker at %s",
-						broker.where),
-				 errdetail("%s", stomp_conn_error(broker.conn))));
+						broker_link.broker.where),
+				 errdetail("%s", stomp_conn_error(broker_link.broker.conn))));
 		disconnect();
 		return false;
 	}
@@ -1388,9 +1325,9 @@ publisher_pass(void)
 		prepare_plans();
 	}
 	end_pass_transaction();
-	/* back after CREATE EXTENSION on a connection kept meanwhile */
-	if (installed && extension_missing && connected)
-		outbox_slot_set_state(OUTBOX_STATE_CONNECTED, broker.where);
+	/* back after CREATE EXTENSION: connected (if kept meanwhile) or not */
+	if (installed && extension_missing)
+		outbox_link_show_state(&broker_link);
 	if (!installed)
 	{
 		int64		now = outbox_monotonic_ms();
@@ -1404,7 +1341,8 @@ publisher_pass(void)
 		resume_valid = false;
 		outbox_forget_destinations();
 
-		outbox_slot_set_state(OUTBOX_STATE_WAITING_FOR_EXTENSION, NULL);
+		outbox_worker_transition(&machine, OUTBOX_STATE_WAITING_FOR_EXTENSION,
+								 NULL);
 		/* say so when it goes, and now and then while it stays away */
 		if (just_dropped || now - last_missing_log_ms >= MISSING_EXTENSION_LOG_MS)
 		{
@@ -1527,46 +1465,15 @@ wait_for_work(bool more_work)
 		deadline = Min(deadline, now + MISSING_EXTENSION_CHECK_MS);
 
 	/* without a connection, the next try is due when the backoff ends */
-	if (!connected && !extension_missing)
-		deadline = Min(deadline, Max(now, backoff_until_ms));
+	if (!broker_link.connected && !extension_missing)
+		deadline = Min(deadline, Max(now, broker_link.backoff_until_ms));
 
-	if (connected)
+	outbox_link_wait(&broker_link, deadline);
+	/* an idle connection the broker ended (an ERROR, or it closed) */
+	if (broker_link.connected && !outbox_link_drain(&broker_link, NULL, NULL))
 	{
-		StompEvent	event;
-		int			rc = outbox_broker_wait(&broker, deadline);
-
-		while (stomp_conn_next_event(broker.conn, &event))
-		{
-			bool		over = (event.type == STOMP_EVENT_ERROR ||
-								event.type == STOMP_EVENT_CLOSED);
-
-			stomp_event_clear(&event);
-			if (over)
-			{
-				ereport(LOG,
-						(errmsg("outbox publisher lost its connection to the STOMP broker at %s",
-								broker.where),
-						 errdetail("%s", stomp_conn_error(broker.conn))));
-				outbox_slot_set_error(stomp_conn_error(broker.conn));
-				disconnect();
-				note_session_end(SEND_CONNECTION_LOST, 0);
-				break;
-			}
-		}
-		if (rc & WL_LATCH_SET)
-			CHECK_FOR_INTERRUPTS();
-	}
-	else
-	{
-		int			rc = WaitLatch(MyLatch,
-								   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								   Max(deadline - now, 0), PG_WAIT_EXTENSION);
-
-		if (rc & WL_LATCH_SET)
-		{
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
+		disconnect();
+		note_session_end(SEND_CONNECTION_LOST, 0);
 	}
 }
 
@@ -1579,9 +1486,7 @@ outbox_publisher_main(Datum main_arg)
 	strlcpy(publisher_dbname, MyBgworkerEntry->bgw_extra,
 			sizeof(publisher_dbname));
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
+	outbox_loop_signals(NULL);
 	BackgroundWorkerInitializeConnection(publisher_dbname, NULL, 0);
 	/*
 	 * The worker runs as a superuser: no search_path that a database owner
@@ -1592,13 +1497,10 @@ outbox_publisher_main(Datum main_arg)
 					PGC_S_SESSION);
 
 	outbox_slot_acquire(OUTBOX_WORKER_PUBLISHER, NULL);
+	outbox_worker_state_init(&machine, "publisher", publisher_next);
 	pgstat_report_appname("outbox publisher");
-	pg_prng_seed(&backoff_prng, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
-	broker_settings = MemoryContextStrdup(TopMemoryContext,
-										  outbox_broker_settings());
-	worker_context = AllocSetContextCreate(TopMemoryContext,
-										   "outbox publisher",
-										   ALLOCSET_DEFAULT_SIZES);
+	worker_context = outbox_loop_scratch("outbox publisher");
+	outbox_link_init(&broker_link, "outbox publisher", &machine, NULL);
 	/* not children of worker_context: they outlive its resets */
 	pass_context = AllocSetContextCreate(TopMemoryContext,
 										 "outbox publisher pass",
@@ -1606,7 +1508,6 @@ outbox_publisher_main(Datum main_arg)
 	send_context = AllocSetContextCreate(TopMemoryContext,
 										 "outbox publisher send",
 										 ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(worker_context);
 	ereport(LOG,
 			(errmsg("outbox publisher started for database \"%s\"",
 					publisher_dbname)));
@@ -1615,13 +1516,9 @@ outbox_publisher_main(Datum main_arg)
 	{
 		bool		more_work = false;
 
-		/* every transaction gave the worker's context back */
-		Assert(CurrentMemoryContext == worker_context);
-		MemoryContextReset(worker_context);
-
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-			reload_settings();
+		/* every transaction gave the worker's context back: it is emptied */
+		if (outbox_loop_top() && outbox_link_reload(&broker_link))
+			outbox_accept_wakeups(false);	/* new settings: not connected */
 
 		pgstat_report_activity(STATE_RUNNING, "publishing");
 		PG_TRY();
@@ -1630,22 +1527,14 @@ outbox_publisher_main(Datum main_arg)
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(worker_context);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortOutOfAnyTransaction();
-			MemoryContextSwitchTo(worker_context);
+			/* logged whole (SQLSTATE, detail, hint), rolled back, shown */
+			outbox_loop_catch("outbox publisher pass failed", true);
 			/* the plans may name what is gone (the extension dropped) */
 			free_plans();
-			ereport(LOG,
-					(errmsg("outbox publisher pass failed: %s", edata->message)));
-			outbox_slot_set_error(edata->message);
 			disconnect();
 			/* whatever failed, do not try again at once */
-			backoff_until_ms = outbox_monotonic_ms() +
-				Max(outbox_poll_interval, BACKOFF_BASE_MS);
+			outbox_link_defer(&broker_link, outbox_monotonic_ms() +
+							  Max(outbox_poll_interval, FAILED_PASS_PAUSE_MS));
 			more_work = false;
 		}
 		PG_END_TRY();

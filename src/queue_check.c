@@ -25,6 +25,11 @@
  * subscribing patterns only a destination and queue that match one, as
  * for outbox.subscribe().
  *
+ * The connection is a broker link of its own (worker_link.c), freed on
+ * every path.  Error policy: anything but the broker's receipt or its
+ * NOT_FOUND is an ERROR of the calling statement.  Memory: in the caller's
+ * context; the STOMP client's (malloc'd) is freed before return.
+ *
  * src/queue_check.c
  *
  *-------------------------------------------------------------------------
@@ -39,11 +44,11 @@
 
 PG_FUNCTION_INFO_V1(outbox_check_destination_sql);
 
-static bool queue_exists(OutboxBroker *broker, const char *queue,
+static bool queue_exists(OutboxLink *link, const char *queue,
 						 int64 deadline_ms);
 
 /*
- * On a connected broker: subscribe to /amq/queue/<queue> and tell whether
+ * On a connected link: subscribe to /amq/queue/<queue> and tell whether
  * the broker confirmed it (true) or said that it is not found (false).
  * Anything else is an error.
  *
@@ -53,8 +58,9 @@ static bool queue_exists(OutboxBroker *broker, const char *queue,
  * for a classic queue), so there is no passive look-up to use instead.
  */
 static bool
-queue_exists(OutboxBroker *broker, const char *queue, int64 deadline_ms)
+queue_exists(OutboxLink *link, const char *queue, int64 deadline_ms)
 {
+	OutboxBroker *broker = &link->broker;
 	StompHeaderPair pairs[1];
 	uint64_t	receipt;
 
@@ -70,7 +76,7 @@ queue_exists(OutboxBroker *broker, const char *queue, int64 deadline_ms)
 						broker->where, queue),
 				 errdetail("%s", stomp_conn_error(broker->conn))));
 
-	switch (outbox_broker_await_receipt(broker, receipt, deadline_ms))
+	switch (outbox_link_await_receipt(link, receipt, deadline_ms, NULL, NULL))
 	{
 		case OUTBOX_RECEIPT_CONFIRMED:
 			return true;
@@ -105,7 +111,7 @@ outbox_check_destination_sql(PG_FUNCTION_ARGS)
 {
 	char	   *destination;
 	const char *queue;
-	OutboxBroker broker;
+	OutboxLink	link;
 	int64		deadline;
 	volatile bool exists = false;
 
@@ -132,15 +138,15 @@ outbox_check_destination_sql(PG_FUNCTION_ARGS)
 
 	deadline = outbox_monotonic_ms() + (int64) outbox_send_timeout * 1000;
 	outbox_secrets_refresh(ERROR);
-	outbox_broker_init(&broker);
+	outbox_link_init(&link, "outbox.check_destination()", NULL, NULL);
 	PG_TRY();
 	{
-		outbox_broker_connect_or_error(&broker, deadline);
-		exists = queue_exists(&broker, queue, deadline);
+		outbox_link_connect_or_error(&link, deadline);
+		exists = queue_exists(&link, queue, deadline);
 	}
 	PG_FINALLY();
 	{
-		outbox_broker_free(&broker);
+		outbox_link_free(&link);
 	}
 	PG_END_TRY();
 	PG_RETURN_BOOL(exists);

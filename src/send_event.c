@@ -15,6 +15,17 @@
  * Sending needs a GRANT of EXECUTE, and a role limited to publishing
  * patterns may send only to destinations that match one (privileges.c).
  *
+ * The connection is a broker link of its own (worker_link.c), closed and
+ * freed on every path, an error's too; once the message is confirmed it
+ * says goodbye with a DISCONNECT, waited for at most DISCONNECT_WAIT_MS.
+ *
+ * Error policy: every failure is an ERROR of the calling statement, with
+ * what the broker said; a message that may or may not have arrived says
+ * so in its hint.
+ *
+ * Memory: in the caller's context; the STOMP client's (malloc'd) is freed
+ * before return.
+ *
  * src/send_event.c
  *
  *-------------------------------------------------------------------------
@@ -38,17 +49,16 @@ PG_FUNCTION_INFO_V1(outbox_send_event);
 /* how long a clean DISCONNECT may take once the message is confirmed */
 #define DISCONNECT_WAIT_MS	1000
 
-static void send_and_confirm(OutboxBroker *broker, OutboxMessage *message,
+static void send_and_confirm(OutboxLink *link, OutboxMessage *message,
 							 int64 deadline_ms);
-static void disconnect_politely(OutboxBroker *broker);
 
 /*
- * Send the message on a connected broker and wait for its receipt.
+ * Send the message on a connected link and wait for its receipt.
  */
 static void
-send_and_confirm(OutboxBroker *broker, OutboxMessage *message,
-				 int64 deadline_ms)
+send_and_confirm(OutboxLink *link, OutboxMessage *message, int64 deadline_ms)
 {
+	OutboxBroker *broker = &link->broker;
 	OutboxWireMessage wire;
 	uint64_t	receipt;
 	StompResult result;
@@ -60,9 +70,12 @@ send_and_confirm(OutboxBroker *broker, OutboxMessage *message,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("could not send the message to \"%s\": %s",
 						message->destination, reason)));
-	result = stomp_conn_send(broker->conn, wire.destination,
-							 wire.headers, wire.nheaders, NULL,
-							 wire.body, wire.body_len, &receipt);
+	result = outbox_link_send(link, &wire, &receipt, deadline_ms);
+	if (result == STOMP_ERR_FULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("STOMP broker at %s did not take the message within outbox.send_timeout (%d s)",
+						broker->where, outbox_send_timeout)));
 	if (result != STOMP_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -70,7 +83,7 @@ send_and_confirm(OutboxBroker *broker, OutboxMessage *message,
 						broker->where),
 				 errdetail("%s", stomp_conn_error(broker->conn))));
 
-	switch (outbox_broker_await_receipt(broker, receipt, deadline_ms))
+	switch (outbox_link_await_receipt(link, receipt, deadline_ms, NULL, NULL))
 	{
 		case OUTBOX_RECEIPT_CONFIRMED:
 			return;
@@ -101,34 +114,6 @@ send_and_confirm(OutboxBroker *broker, OutboxMessage *message,
 }
 
 /*
- * Say goodbye with a DISCONNECT and wait a little for its receipt; the
- * message is confirmed already, so nothing here is an error.
- */
-static void
-disconnect_politely(OutboxBroker *broker)
-{
-	int64		deadline = outbox_monotonic_ms() + DISCONNECT_WAIT_MS;
-
-	if (stomp_conn_disconnect(broker->conn, outbox_monotonic_ms()) != STOMP_OK)
-		return;
-	while (outbox_monotonic_ms() < deadline)
-	{
-		StompEvent	event;
-		bool		done = false;
-
-		while (stomp_conn_next_event(broker->conn, &event))
-		{
-			done |= (event.type == STOMP_EVENT_CLOSED ||
-					 event.type == STOMP_EVENT_ERROR);
-			stomp_event_clear(&event);
-		}
-		if (done)
-			return;
-		outbox_broker_wait_interruptible(broker, deadline);
-	}
-}
-
-/*
  * SQL: outbox.send_event(destination text, body jsonb, headers jsonb
  * default '{}') returns uuid, the message's dop-msg-id.
  */
@@ -136,7 +121,7 @@ Datum
 outbox_send_event(PG_FUNCTION_ARGS)
 {
 	OutboxMessage message;
-	OutboxBroker broker;
+	OutboxLink	link;
 	Relation	published;
 	int64		deadline;
 	pg_uuid_t  *id;
@@ -170,16 +155,17 @@ outbox_send_event(PG_FUNCTION_ARGS)
 	deadline = outbox_monotonic_ms() + (int64) outbox_send_timeout * 1000;
 	/* the secret files as they are now; one that cannot be used is an error */
 	outbox_secrets_refresh(ERROR);
-	outbox_broker_init(&broker);
+	outbox_link_init(&link, "outbox.send_event()", NULL, NULL);
 	PG_TRY();
 	{
-		outbox_broker_connect_or_error(&broker, deadline);
-		send_and_confirm(&broker, &message, deadline);
-		disconnect_politely(&broker);
+		outbox_link_connect_or_error(&link, deadline);
+		send_and_confirm(&link, &message, deadline);
+		/* confirmed: nothing after this is an error */
+		outbox_link_disconnect_politely(&link, DISCONNECT_WAIT_MS);
 	}
 	PG_FINALLY();
 	{
-		outbox_broker_free(&broker);
+		outbox_link_free(&link);
 	}
 	PG_END_TRY();
 

@@ -335,6 +335,8 @@ outbox_my_slot(void)
 
 /*
  * Record this worker's state and the broker it talks to (NULL: unchanged).
+ * Only worker_state.c calls this: a worker changes its state by
+ * outbox_worker_transition(), which checks the move against its table.
  */
 void
 outbox_slot_set_state(OutboxWorkerState state, const char *broker)

@@ -31,6 +31,10 @@
  * and the postmaster starts it again after LAUNCHER_RESTART_SECONDS.  The
  * publishers are not stopped by that.
  *
+ * The main loop is the skeleton of worker_loop.c (signals, the top of a
+ * turn, the wait), without a scratch context or an error catch: it has
+ * nothing to reset, and an error ends it (above).
+ *
  * Memory: the configured databases and the worker handles live in
  * TopMemoryContext, as long as the launcher; a handle is freed when its
  * publisher has stopped.  Nothing else is allocated outside the lookup's
@@ -54,13 +58,9 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
-#include "storage/latch.h"
 #include "storage/lwlock.h"
-#include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
-#include "utils/wait_event.h"
 
 #include "outbox.h"
 
@@ -359,9 +359,7 @@ outbox_publisher_launcher_main(Datum main_arg)
 {
 	List	   *databases;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
+	outbox_loop_signals(NULL);
 	/* no database: pg_database is a shared catalog */
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("outbox publisher launcher");
@@ -373,22 +371,15 @@ outbox_publisher_launcher_main(Datum main_arg)
 	{
 		int64		wait_ms;
 
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		/* interrupts; a SIGHUP changes nothing the launcher keeps */
+		(void) outbox_loop_top();
 
 		pgstat_report_activity(STATE_RUNNING, "launching publishers");
 		wait_ms = launch_publishers(databases);
 		pgstat_report_activity(STATE_IDLE, NULL);
 
 		/* a publisher's stop sets the latch (bgw_notify_pid) */
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (long) wait_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		(void) outbox_loop_wait(outbox_monotonic_ms() + wait_ms);
 	}
 }
 
