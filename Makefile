@@ -33,7 +33,6 @@ OBJS = \
 	src/consumer_callback.o \
 	src/consumer_dlq.o \
 	src/consumer_held.o \
-	src/consumer_runtime.o \
 	src/consumer_subscribe.o \
 	src/consumer_tables.o \
 	src/ddl.o \

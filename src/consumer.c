@@ -20,8 +20,11 @@
  *    subscription is still wanted.
  *
  * Its decisions (when a batch ends, the route, when to try again, what
- * becomes of a message) are in src/decide/consumer_*.c; the plumbing that
- * the runtime shared by the workers is to take over in consumer_runtime.c.
+ * becomes of a message) are in src/decide/consumer_*.c.  It is built on
+ * the runtime shared by the workers: the broker link (worker_link.c:
+ * failover, backoff, settings fingerprint, receipts, polite disconnect)
+ * and the main-loop skeleton (worker_loop.c: signals, the top of a turn,
+ * the error catch, the transactions).
  *
  * The state machine (outbox.status shows the state; every change goes
  * through outbox_worker_transition(), checked against consumer_next[]):
@@ -78,7 +81,8 @@
  *   touched.
  * - An error outside the messages (the subscription unreadable, COMMIT
  *   failing for a transient reason): caught by the main loop
- *   (consumer_recover): the transaction is rolled back, the connection
+ *   (outbox_loop_catch, which logs it with its SQLSTATE, detail, hint and
+ *   context): the transaction is rolled back, the connection
  *   dropped (so the broker delivers its messages again), the error logged
  *   and shown in outbox.status, and the consumer backs off.  A COMMIT
  *   failing for several messages is retried one message per transaction,
@@ -104,7 +108,7 @@
  * Memory: each turn of the main loop runs in a scratch context, reset
  * before the next (asserted at the top of the loop); every transaction
  * goes back to the context it was started in once it commits or aborts
- * (consumer_runtime.c), so nothing is allocated for good after start-up.
+ * (worker_loop.c), so nothing is allocated for good after start-up.
  * The frames (malloc'd by the STOMP client) are freed once acknowledged or
  * dropped.
  *
@@ -129,10 +133,13 @@
 
 #include "consumer_internal.h"
 
+/* longest wait for a clean DISCONNECT when stopping */
+#define DISCONNECT_WAIT_MS		3000
+
 PGDLLEXPORT void outbox_consumer_main(Datum main_arg);
 
 /* the worker's state (consumer_internal.h) */
-ConsumerWorker consumer;
+ConsumerWorker MyConsumer;
 
 /* SIGTERM, and when: the watchdog bounds the shutdown */
 volatile sig_atomic_t consumer_shutdown_requested = false;
@@ -209,18 +216,16 @@ shutdown_watchdog(void)
 static void
 refuse_to_consume(const char *problem)
 {
-	if (!consumer.refusing)
+	if (!MyConsumer.refusing)
 		ereport(LOG,
 				(errmsg("outbox consumer of queue \"%s\" stopped consuming: %s",
-						consumer.queue_name, problem),
+						MyConsumer.queue_name, problem),
 				 errdetail("The messages wait in the queue."),
 				 errhint("Grant the subscription's role EXECUTE on the callback, or outbox.unsubscribe() the queue.")));
-	consumer.refusing = true;
-	outbox_worker_transition(&consumer.machine, OUTBOX_STATE_BACKING_OFF, "");
+	MyConsumer.refusing = true;
+	outbox_worker_transition(&MyConsumer.machine, OUTBOX_STATE_BACKING_OFF, "");
 	outbox_slot_set_error(problem);
-	consumer.backoff_until_ms =
-		consumer_retry_at(&consumer.retry, CONSUMER_FAILED_UNUSABLE,
-						  outbox_monotonic_ms(), 0, 0, 0);
+	consumer_back_off(CONSUMER_FAILED_UNUSABLE, NULL, NULL);
 }
 
 /*
@@ -235,7 +240,7 @@ check_subscription(char **problem)
 	volatile SubscriptionCheck result = SUBSCRIPTION_USABLE;
 
 	*problem = NULL;
-	consumer_begin_xact(InvalidOid);
+	outbox_xact_begin(InvalidOid);
 	PG_TRY();
 	{
 		if (!consumer_load_subscription(&row) ||
@@ -243,13 +248,13 @@ check_subscription(char **problem)
 			result = SUBSCRIPTION_GONE;
 		else
 			consumer_check_run_as(&row);
-		consumer_commit_xact();
+		outbox_xact_commit();
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(consumer.xact_caller_context);
+		MemoryContextSwitchTo(MyConsumer.scratch_context);
 		edata = CopyErrorData();
 		if (edata->elevel > ERROR ||
 			(edata->sqlerrcode != ERRCODE_UNDEFINED_OBJECT &&
@@ -257,7 +262,7 @@ check_subscription(char **problem)
 			 edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE))
 			PG_RE_THROW();
 		FlushErrorState();
-		consumer_abort_xact();
+		outbox_xact_abort();
 		*problem = edata->message;
 		result = SUBSCRIPTION_UNUSABLE;
 	}
@@ -278,7 +283,7 @@ subscription_usable(bool connected)
 	switch (check_subscription(&problem))
 	{
 		case SUBSCRIPTION_GONE:
-			consumer.stop = true;
+			MyConsumer.stop = true;
 			return false;
 		case SUBSCRIPTION_UNUSABLE:
 			if (connected)
@@ -299,28 +304,19 @@ subscription_usable(bool connected)
 static bool
 ensure_subscribed(void)
 {
-	int64		now = outbox_monotonic_ms();
-	int64		deadline;
-
-	if (consumer.connected && consumer.subscribed)
+	if (MyConsumer.link.connected && MyConsumer.subscribed)
 		return true;
-	if (now < consumer.backoff_until_ms)
+	if (outbox_monotonic_ms() < MyConsumer.link.backoff_until_ms)
 		return false;
 
 	/* take no message that could not be processed */
 	if (!subscription_usable(false))
 		return false;
-	consumer.refusing = false;
+	MyConsumer.refusing = false;
 
-	if (!consumer.broker_ready)
-	{
-		outbox_broker_init(&consumer.broker);
-		consumer.broker_ready = true;
-	}
-	outbox_worker_transition(&consumer.machine, OUTBOX_STATE_CONNECTING, NULL);
-	deadline = now + (int64) consumer.broker.hosts.count * 15000;
-	consumer_declare_dlq_if_due(deadline);
-	return consumer_connect_and_subscribe(deadline);
+	outbox_worker_transition(&MyConsumer.machine, OUTBOX_STATE_CONNECTING, NULL);
+	consumer_declare_dlq_if_due();
+	return consumer_connect_and_subscribe();
 }
 
 /*
@@ -334,13 +330,7 @@ consumer_step(void)
 
 	if (!ensure_subscribed())
 	{
-		int			rc = WaitLatch(MyLatch,
-								   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								   Max(consumer.backoff_until_ms - now, 0),
-								   PG_WAIT_EXTENSION);
-
-		if (rc & WL_LATCH_SET)
-			ResetLatch(MyLatch);
+		(void) outbox_loop_wait(MyConsumer.link.backoff_until_ms);
 		return;
 	}
 
@@ -350,24 +340,55 @@ consumer_step(void)
 		consumer_disconnect();
 		return;
 	}
-	if (consumer.nheld > 0)
+	if (MyConsumer.nheld > 0)
 	{
 		consumer_process_held();
-		consumer.last_activity_ms = outbox_monotonic_ms();
+		MyConsumer.last_activity_ms = outbox_monotonic_ms();
 		return;
 	}
 
 	/* idle: now and then, check that the subscription is still wanted */
-	if (now - consumer.last_activity_ms >= CONSUMER_IDLE_CHECK_MS)
+	if (now - MyConsumer.last_activity_ms >= CONSUMER_IDLE_CHECK_MS)
 	{
-		consumer.last_activity_ms = now;
+		MyConsumer.last_activity_ms = now;
 		if (!subscription_usable(true))
 			return;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
-	outbox_broker_wait_interruptible(&consumer.broker,
-									 consumer.last_activity_ms +
-									 CONSUMER_IDLE_CHECK_MS);
+	outbox_link_wait(&MyConsumer.link,
+					 MyConsumer.last_activity_ms + CONSUMER_IDLE_CHECK_MS);
+}
+
+/*
+ * In the main loop's PG_CATCH: the turn failed outside the messages.  The
+ * error is logged (outbox_loop_catch), the saved plans forgotten (they may
+ * name what is gone), the connection dropped (the broker delivers the
+ * batch again) and the consumer backs off.
+ */
+static void
+consumer_failed(void)
+{
+	ErrorData  *edata = outbox_loop_catch(MyConsumer.failed_what, false);
+
+	consumer_free_plans();
+	consumer_disconnect();
+	consumer_back_off(CONSUMER_FAILED_STEP, "failed", edata->message);
+}
+
+/*
+ * Leave the broker cleanly: UNSUBSCRIBE, DISCONNECT, and a short wait for
+ * its receipt.  Unacknowledged messages go back to the queue.
+ */
+static void
+stop_politely(void)
+{
+	outbox_worker_transition(&MyConsumer.machine, OUTBOX_STATE_STOPPING, NULL);
+	consumer_drop_held();
+	if (MyConsumer.link.connected && MyConsumer.subscribed &&
+		stomp_conn_state(MyConsumer.link.broker.conn) == STOMP_CONN_OPEN)
+		(void) stomp_conn_unsubscribe(MyConsumer.link.broker.conn,
+									  MyConsumer.main_sub_id, NULL);
+	outbox_link_disconnect_politely(&MyConsumer.link, DISCONNECT_WAIT_MS);
 }
 
 /*
@@ -382,60 +403,57 @@ consumer_start(Datum main_arg)
 	ConsumerSubscriptionRow row;
 	bool		found;
 
-	memcpy(&consumer.subscription_id, MyBgworkerEntry->bgw_extra,
-		   sizeof(consumer.subscription_id));
+	memcpy(&MyConsumer.subscription_id, MyBgworkerEntry->bgw_extra,
+		   sizeof(MyConsumer.subscription_id));
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, consumer_sigterm);
-	BackgroundWorkerUnblockSignals();
+	outbox_loop_signals(consumer_sigterm);
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg),
 											  InvalidOid, 0);
 	pgstat_report_appname("outbox consumer");
+	MyConsumer.scratch_context = outbox_loop_scratch("outbox consumer scratch");
 
-	consumer.worker_userid = GetUserId();
-	consumer.callback_search_path =
+	MyConsumer.callback_search_path =
 		MemoryContextStrdup(TopMemoryContext,
 							GetConfigOption("search_path", false, false));
 	SetConfigOption("search_path", OUTBOX_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 
 	/* what to consume, for whom */
-	consumer_begin_xact(InvalidOid);
+	outbox_xact_begin(InvalidOid);
 	found = consumer_load_subscription(&row);
 	if (found)
 	{
-		consumer.queue_name = MemoryContextStrdup(TopMemoryContext, row.queue_name);
-		consumer.destination = MemoryContextStrdup(TopMemoryContext, row.destination);
-		consumer.run_as = row.run_as;
+		MyConsumer.queue_name = MemoryContextStrdup(TopMemoryContext, row.queue_name);
+		MyConsumer.destination = MemoryContextStrdup(TopMemoryContext, row.destination);
+		MyConsumer.run_as = row.run_as;
 	}
-	consumer_commit_xact();
+	outbox_xact_commit();
 	if (!found)
 		proc_exit(0);			/* unsubscribed meanwhile */
-	if (outbox_slot_acquire_consumer(consumer.queue_name,
-									 consumer.subscription_id,
+	if (outbox_slot_acquire_consumer(MyConsumer.queue_name,
+									 MyConsumer.subscription_id,
 									 row.run_as) == NULL)
 		proc_exit(0);			/* another consumer has this queue */
-	outbox_worker_state_init(&consumer.machine, "consumer", consumer_next);
+	outbox_worker_state_init(&MyConsumer.machine, "consumer", consumer_next);
 
-	consumer.dlq = MemoryContextStrdup(TopMemoryContext,
-									   psprintf("DLQ.%s", consumer.queue_name));
-	consumer.route = CONSUMER_ROUTE_AS_GIVEN;
-	snprintf(consumer.main_sub_id, sizeof(consumer.main_sub_id),
-			 "outbox-%s", consumer.queue_name);
-	snprintf(consumer.dlq_sub_id, sizeof(consumer.dlq_sub_id),
-			 "outbox-DLQ.%s", consumer.queue_name);
-	consumer.watchdog_timeout = RegisterTimeout(USER_TIMEOUT, shutdown_watchdog);
-	pg_prng_seed(&consumer.backoff_prng,
-				 (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
-	consumer.scratch_context = AllocSetContextCreate(TopMemoryContext,
-													 "outbox consumer scratch",
-													 ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(consumer.scratch_context);
-	consumer.broker_settings = MemoryContextStrdup(TopMemoryContext,
-												   consumer_current_settings());
-	consumer.last_activity_ms = outbox_monotonic_ms();
+	MyConsumer.who = MemoryContextStrdup(TopMemoryContext,
+									   psprintf("outbox consumer of queue \"%s\"",
+												MyConsumer.queue_name));
+	MyConsumer.failed_what = MemoryContextStrdup(TopMemoryContext,
+											   psprintf("%s failed", MyConsumer.who));
+	MyConsumer.dlq = MemoryContextStrdup(TopMemoryContext,
+									   psprintf("DLQ.%s", MyConsumer.queue_name));
+	MyConsumer.route = CONSUMER_ROUTE_AS_GIVEN;
+	snprintf(MyConsumer.main_sub_id, sizeof(MyConsumer.main_sub_id),
+			 "outbox-%s", MyConsumer.queue_name);
+	snprintf(MyConsumer.dlq_sub_id, sizeof(MyConsumer.dlq_sub_id),
+			 "outbox-DLQ.%s", MyConsumer.queue_name);
+	MyConsumer.watchdog_timeout = RegisterTimeout(USER_TIMEOUT, shutdown_watchdog);
+	outbox_link_init(&MyConsumer.link, MyConsumer.who, &MyConsumer.machine,
+					 consumer_settings);
+	MyConsumer.last_activity_ms = outbox_monotonic_ms();
 	ereport(LOG,
 			(errmsg("outbox consumer of queue \"%s\" started for \"%s\"",
-					consumer.queue_name, consumer.destination)));
+					MyConsumer.queue_name, MyConsumer.destination)));
 }
 
 /*
@@ -447,15 +465,14 @@ outbox_consumer_main(Datum main_arg)
 {
 	consumer_start(main_arg);
 
-	while (!consumer_shutdown_requested && !consumer.stop)
+	while (!consumer_shutdown_requested && !MyConsumer.stop)
 	{
-		/* a turn, and each transaction in it, ends where it started */
-		Assert(CurrentMemoryContext == consumer.scratch_context);
-		MemoryContextReset(consumer.scratch_context);
-
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-			consumer_reload_settings();
+		/*
+		 * The turn starts in the emptied scratch context; SIGHUP: new
+		 * broker or queue settings mean a new connection and subscription
+		 */
+		if (outbox_loop_top() && outbox_link_reload(&MyConsumer.link))
+			consumer_settings_changed();
 
 		PG_TRY();
 		{
@@ -463,15 +480,15 @@ outbox_consumer_main(Datum main_arg)
 		}
 		PG_CATCH();
 		{
-			consumer_recover();
+			consumer_failed();
 		}
 		PG_END_TRY();
 	}
 
-	consumer_stop_politely();
+	stop_politely();
 	ereport(LOG,
 			(errmsg("outbox consumer of queue \"%s\" stopped%s",
-					consumer.queue_name,
-					consumer.stop ? ": its subscription is gone" : "")));
+					MyConsumer.queue_name,
+					MyConsumer.stop ? ": its subscription is gone" : "")));
 	proc_exit(0);
 }

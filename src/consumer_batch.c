@@ -38,7 +38,7 @@
  * The transaction belongs to the subscribing role (run_as) from its first
  * action to its end: the user id is set to run_as with
  * SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION right after
- * StartTransactionCommand (consumer_begin_xact), and the worker's own is
+ * StartTransactionCommand (outbox_xact_begin), and the worker's own is
  * restored after the COMMIT.  So whatever runs at commit runs as run_as,
  * and in a security-restricted operation PostgreSQL itself refuses SET
  * ROLE, SET SESSION AUTHORIZATION, set_config('role'), WITH HOLD cursors,
@@ -99,7 +99,7 @@ typedef enum BatchResult
 static int
 take_held(ConsumerDelivery **deliveries)
 {
-	int			n = consumer.nheld;
+	int			n = MyConsumer.nheld;
 	ConsumerDelivery *ds = palloc0(sizeof(ConsumerDelivery) * n);
 	int			i;
 
@@ -109,7 +109,7 @@ take_held(ConsumerDelivery **deliveries)
 		const char *redelivered;
 		size_t		h;
 
-		d->frame = consumer.held[i];
+		d->frame = MyConsumer.held[i];
 		d->ack_id = stomp_frame_get_header(d->frame, "ack");
 		d->msg_id = NULL;
 		d->id_read = false;
@@ -122,7 +122,7 @@ take_held(ConsumerDelivery **deliveries)
 				d->frame->headers[h].value_len;
 		d->outcome = CONSUMER_OUTCOME_NONE;
 	}
-	consumer.nheld = 0;
+	MyConsumer.nheld = 0;
 	*deliveries = ds;
 	return n;
 }
@@ -160,7 +160,7 @@ run_deliveries(ConsumerDelivery *deliveries, int n)
 		/* keep the heart-beats going through a long batch */
 		if (outbox_monotonic_ms() - last_io >= BATCH_IO_INTERVAL_MS)
 		{
-			stomp_conn_process(consumer.broker.conn, outbox_monotonic_ms());
+			stomp_conn_process(MyConsumer.link.broker.conn, outbox_monotonic_ms());
 			last_io = outbox_monotonic_ms();
 		}
 	}
@@ -178,7 +178,7 @@ commit_failed(ConsumerDelivery *deliveries, int count)
 	ErrorData  *edata;
 	BatchResult result = BATCH_DONE;
 
-	MemoryContextSwitchTo(consumer.xact_caller_context);
+	MemoryContextSwitchTo(MyConsumer.scratch_context);
 	edata = CopyErrorData();
 	switch (consumer_commit_failure(unpack_sql_state(edata->sqlerrcode), count))
 	{
@@ -187,16 +187,16 @@ commit_failed(ConsumerDelivery *deliveries, int count)
 			break;
 		case CONSUMER_COMMIT_ONE_BY_ONE:
 			FlushErrorState();
-			consumer_abort_xact();
+			outbox_xact_abort();
 			result = BATCH_RETRY_SOLO;
 			break;
 		case CONSUMER_COMMIT_DEAD_LETTER:
 			FlushErrorState();
-			consumer_abort_xact();
+			outbox_xact_abort();
 			deliveries[0].outcome = CONSUMER_OUTCOME_DEAD;
 			ereport(WARNING,
 					(errmsg("outbox consumer of queue \"%s\": could not commit message %s, dead-lettered",
-							consumer.queue_name,
+							MyConsumer.queue_name,
 							deliveries[0].msg_id ? deliveries[0].msg_id : "?"),
 					 errdetail("%s", edata->message)));
 			outbox_slot_set_error(edata->message);
@@ -221,37 +221,36 @@ run_batch(ConsumerDelivery *deliveries, int n, int *covered)
 	volatile int count = 0;
 
 	*covered = 0;
-	consumer_begin_xact(consumer.run_as);
+	outbox_xact_begin(MyConsumer.run_as);
 	pgstat_report_activity(STATE_RUNNING, "consuming");
 
 	if (!consumer_load_subscription(&row) ||
 		!consumer_is_own_subscription(&row))
 	{
-		consumer_abort_xact();
+		outbox_xact_abort();
 		return BATCH_STOP;
 	}
 	consumer_check_run_as(&row);
 	consumer_batch_begins(row.callback);
 
-	enable_timeout_every(consumer.watchdog_timeout,
+	enable_timeout_every(MyConsumer.watchdog_timeout,
 						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000),
 						 1000);
 	PG_TRY();
 	{
 		count = run_deliveries(deliveries, n);
 		committing = true;
-		consumer_commit_xact();
-		pgstat_report_stat(false);
+		outbox_xact_commit();
 	}
 	PG_CATCH();
 	{
-		disable_timeout(consumer.watchdog_timeout, false);
+		disable_timeout(MyConsumer.watchdog_timeout, false);
 		if (!committing)
 			PG_RE_THROW();
 		result = commit_failed(deliveries, count);
 	}
 	PG_END_TRY();
-	disable_timeout(consumer.watchdog_timeout, false);
+	disable_timeout(MyConsumer.watchdog_timeout, false);
 	*covered = count;
 	return result;
 }
@@ -281,13 +280,15 @@ count_outcomes(ConsumerDelivery *deliveries, int n)
 
 /*
  * Send the ACK or NACK of "action" for a delivery; while the output buffer
- * is full, let the socket drain it.  Returns false if the connection is no
- * longer open for it.
+ * is full, let the socket drain it (for CONSUMER_SUBSCRIBE_TIMEOUT_MS at
+ * most: a connection that long unable to write is as good as lost).
+ * Returns false if the frame could not be sent.
  */
 static bool
 send_action(ConsumerDelivery *d, ConsumerAction action)
 {
-	StompConn  *conn = consumer.broker.conn;
+	StompConn  *conn = MyConsumer.link.broker.conn;
+	int64		deadline = outbox_monotonic_ms() + CONSUMER_SUBSCRIBE_TIMEOUT_MS;
 
 	for (;;)
 	{
@@ -311,10 +312,7 @@ send_action(ConsumerDelivery *d, ConsumerAction action)
 		}
 		if (rc != STOMP_ERR_FULL)
 			return rc != STOMP_ERR_STATE;
-		/* the output buffer is full: let the socket drain it */
-		outbox_broker_wait_interruptible(&consumer.broker,
-										 outbox_monotonic_ms() + 1000);
-		if (stomp_conn_state(conn) != STOMP_CONN_OPEN)
+		if (!outbox_broker_make_room(&MyConsumer.link.broker, deadline))
 			return false;
 	}
 }
@@ -327,11 +325,11 @@ send_action(ConsumerDelivery *d, ConsumerAction action)
 static void
 wait_for_dlq(void)
 {
-	(void) outbox_broker_wait(&consumer.broker, outbox_monotonic_ms() + 100);
+	(void) outbox_broker_wait(&MyConsumer.link.broker, outbox_monotonic_ms() + 100);
 	consumer_disconnect();
 	consumer_back_off(CONSUMER_FAILED_DEAD_LETTER,
 					  "could not dead-letter a message, which waits in the queue",
-					  consumer.dlq_problem);
+					  MyConsumer.dlq_problem);
 }
 
 /*
@@ -341,21 +339,21 @@ wait_for_dlq(void)
 static void
 acknowledge(ConsumerDelivery *deliveries, int n, uint64 batch_session)
 {
-	bool		by_send = consumer_dead_letters_by_send(consumer.destination,
-														consumer.route);
+	bool		by_send = consumer_dead_letters_by_send(MyConsumer.destination,
+														MyConsumer.route);
 	bool		dlq_missing = false;
 	int			i;
 
 	count_outcomes(deliveries, n);
-	if (!consumer.connected || consumer.session != batch_session ||
-		stomp_conn_state(consumer.broker.conn) != STOMP_CONN_OPEN)
+	if (!MyConsumer.link.connected || MyConsumer.link.session != batch_session ||
+		stomp_conn_state(MyConsumer.link.broker.conn) != STOMP_CONN_OPEN)
 		return;					/* the broker delivers them again */
 
 	for (i = 0; i < n; i++)
 	{
 		ConsumerDelivery *d = &deliveries[i];
 		ConsumerAction action = consumer_delivery_action(d->outcome,
-														 consumer.dlq_ready,
+														 MyConsumer.dlq_ready,
 														 by_send);
 
 		/* no DLQ: left to the broker, which gets it back with the connection */
@@ -376,10 +374,14 @@ acknowledge(ConsumerDelivery *deliveries, int n, uint64 batch_session)
 			action = CONSUMER_ACTION_ACK;
 		}
 		if (!send_action(d, action))
+		{
+			/* what was not acknowledged comes back with a new connection */
+			consumer_disconnect();
 			return;
+		}
 	}
 	/* write them now, without waiting */
-	stomp_conn_process(consumer.broker.conn, outbox_monotonic_ms());
+	stomp_conn_process(MyConsumer.link.broker.conn, outbox_monotonic_ms());
 	if (dlq_missing)
 		wait_for_dlq();
 }
@@ -416,7 +418,7 @@ void
 consumer_process_held(void)
 {
 	ConsumerDelivery *deliveries;
-	uint64		batch_session = consumer.session;
+	uint64		batch_session = MyConsumer.link.session;
 	int			n = take_held(&deliveries);
 	int			i;
 
@@ -425,8 +427,8 @@ consumer_process_held(void)
 		int			done = 0;
 
 		/* the connection lost, the broker delivers the rest again */
-		while (done < n && !consumer_shutdown_requested && !consumer.stop &&
-			   consumer.connected && consumer.session == batch_session)
+		while (done < n && !consumer_shutdown_requested && !MyConsumer.stop &&
+			   MyConsumer.link.connected && MyConsumer.link.session == batch_session)
 		{
 			int			covered;
 			BatchResult result = run_batch(&deliveries[done], n - done, &covered);
@@ -435,7 +437,7 @@ consumer_process_held(void)
 				result = run_one_by_one(&deliveries[done], covered);
 			if (result == BATCH_STOP)
 			{
-				consumer.stop = true;
+				MyConsumer.stop = true;
 				break;
 			}
 			acknowledge(&deliveries[done], covered, batch_session);

@@ -165,7 +165,7 @@ read_message_id(ConsumerDelivery *d)
 		RollbackAndReleaseCurrentSubTransaction();
 		ereport(WARNING,
 				(errmsg("outbox consumer of queue \"%s\": a message whose id cannot be read in this database is dead-lettered",
-						consumer.queue_name),
+						MyConsumer.queue_name),
 				 errdetail("%s", edata->message)));
 		outbox_slot_set_error(edata->message);
 		FreeErrorData(edata);
@@ -195,7 +195,7 @@ callback_argument(ConsumerDelivery *d, Jsonb *body, Jsonb *headers)
 	values[2] = CStringGetTextDatum(d->msg_id);
 	values[3] = dest ? CStringGetTextDatum(outbox_inbound_text(dest, strlen(dest))) : (Datum) 0;
 	nulls[3] = (dest == NULL);
-	values[4] = CStringGetTextDatum(consumer.queue_name);
+	values[4] = CStringGetTextDatum(MyConsumer.queue_name);
 	values[5] = BoolGetDatum(d->redelivered);
 	return HeapTupleGetDatum(heap_form_tuple(payload_desc, values, nulls));
 }
@@ -232,7 +232,7 @@ run_callback(ConsumerDelivery *d, Jsonb *body, Jsonb *headers)
 
 	/* deferrable constraints fire at the end of the callback's statements */
 	set_constraints_immediate();
-	guc_level = outbox_push_search_path(consumer.callback_search_path);
+	guc_level = outbox_push_search_path(MyConsumer.callback_search_path);
 
 	/*
 	 * What the callback writes carries the message's correlation id on, as
@@ -278,7 +278,7 @@ judge_return(ConsumerDelivery *d, bool keep)
 	{
 		ereport(LOG,
 				(errmsg("outbox consumer of queue \"%s\": the callback refused message %s, dead-lettered",
-						consumer.queue_name, d->msg_id)));
+						MyConsumer.queue_name, d->msg_id)));
 		outbox_slot_set_error(psprintf("the callback refused message %s", d->msg_id));
 	}
 }
@@ -294,7 +294,7 @@ judge_error(ConsumerDelivery *d, ErrorData *edata)
 										   d->redelivered);
 	ereport(WARNING,
 			(errmsg("outbox consumer of queue \"%s\": the callback failed on message %s, %s",
-					consumer.queue_name, d->msg_id,
+					MyConsumer.queue_name, d->msg_id,
 					d->outcome == CONSUMER_OUTCOME_DEAD ? "dead-lettered" : "requeued"),
 			 errdetail("%s", edata->message)));
 	outbox_slot_set_error(edata->message);
@@ -377,7 +377,7 @@ consumer_handle_message(ConsumerDelivery *d)
 	{
 		ereport(WARNING,
 				(errmsg("outbox consumer of queue \"%s\": a message without any id is dead-lettered",
-						consumer.queue_name),
+						MyConsumer.queue_name),
 				 errdetail("It has none of cap-msg-id, dop-msg-id and message-id.")));
 		outbox_slot_set_error("a message without any id was dead-lettered");
 		d->outcome = consumer_delivery_outcome(CONSUMER_CALLBACK_NO_ID,

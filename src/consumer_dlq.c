@@ -47,6 +47,9 @@
 
 #include "consumer_internal.h"
 
+/* time allowed to declare, per host: as the broker link allows to connect */
+#define DLQ_CONNECT_MS_PER_HOST		15000
+
 /*
  * On the DLQ's declaring connection: declare the queue the DLQ dead-letters
  * to, DLQ.DLQ.DLQ.<queue> (django-outbox-pattern's name), durable and
@@ -67,7 +70,7 @@ declare_last_resort(OutboxBroker *declarer, const char *name,
 	{
 		ereport(LOG,
 				(errmsg("outbox consumer of queue \"%s\": no queue \"%s\" for what is rejected from its dead-letter queue: the name is too long for RabbitMQ",
-						consumer.queue_name, name)));
+						MyConsumer.queue_name, name)));
 		return;
 	}
 	for (i = 0; i < n; i++)
@@ -77,11 +80,11 @@ declare_last_resort(OutboxBroker *declarer, const char *name,
 							 psprintf("/queue/%s", name),
 							 "client-individual", pairs, m,
 							 &receipt) != STOMP_OK ||
-		outbox_broker_await_receipt(declarer, receipt, deadline) !=
+		outbox_broker_await_receipt(declarer, receipt, deadline, NULL, NULL) !=
 		OUTBOX_RECEIPT_CONFIRMED)
 		ereport(LOG,
 				(errmsg("outbox consumer of queue \"%s\" could not declare \"%s\", for what is rejected from its dead-letter queue",
-						consumer.queue_name, name),
+						MyConsumer.queue_name, name),
 				 errdetail("%s: %s", declarer->where,
 						   stomp_conn_state(declarer->conn) == STOMP_CONN_OPEN ?
 						   "no receipt for SUBSCRIBE" :
@@ -127,15 +130,15 @@ static bool
 declare_on(OutboxBroker *declarer, int64 deadline, StringInfo why)
 {
 	StompHeaderPair pairs[64];
-	char	   *last_resort = psprintf("DLQ.DLQ.%s", consumer.dlq);
+	char	   *last_resort = psprintf("DLQ.DLQ.%s", MyConsumer.dlq);
 	uint64_t	receipt;
 	int			n = dlq_headers(pairs, last_resort);
 
-	if (stomp_conn_subscribe(declarer->conn, consumer.dlq_sub_id,
-							 psprintf("/queue/%s", consumer.dlq),
+	if (stomp_conn_subscribe(declarer->conn, MyConsumer.dlq_sub_id,
+							 psprintf("/queue/%s", MyConsumer.dlq),
 							 "client-individual", pairs, n,
 							 &receipt) != STOMP_OK ||
-		outbox_broker_await_receipt(declarer, receipt, deadline) !=
+		outbox_broker_await_receipt(declarer, receipt, deadline, NULL, NULL) !=
 		OUTBOX_RECEIPT_CONFIRMED)
 	{
 		outbox_broker_note_failure(why, declarer->where,
@@ -150,11 +153,12 @@ declare_on(OutboxBroker *declarer, int64 deadline, StringInfo why)
 
 /*
  * Declare the DLQ on a connection of its own, closed at once (see the file
- * header).  Returns false if no broker could be reached (*answered false)
- * or the one that answered refused; why gets "host: reason".
+ * header), each step bounded by the time the link allows to connect.
+ * Returns false if no broker could be reached (*answered false) or the one
+ * that answered refused; why gets "host: reason".
  */
 static bool
-declare_dlq(int64 deadline, StringInfo why, bool *answered)
+declare_dlq(StringInfo why, bool *answered)
 {
 	OutboxBroker declarer;
 	volatile bool ok = false;
@@ -164,6 +168,8 @@ declare_dlq(int64 deadline, StringInfo why, bool *answered)
 	PG_TRY();
 	{
 		StringInfoData failures;
+		int64		deadline = outbox_monotonic_ms() +
+			(int64) declarer.hosts.count * DLQ_CONNECT_MS_PER_HOST;
 
 		/* of the hosts tried before one answered: only if none did */
 		initStringInfo(&failures);
@@ -175,8 +181,8 @@ declare_dlq(int64 deadline, StringInfo why, bool *answered)
 			ok = declare_on(&declarer, deadline, why);
 			/* a clean goodbye, not waited for long */
 			if (ok)
-				consumer_say_goodbye(&declarer,
-									 Min(deadline, outbox_monotonic_ms() + 1000));
+				outbox_broker_disconnect_politely(&declarer,
+												  Min(deadline, outbox_monotonic_ms() + 1000));
 		}
 	}
 	PG_FINALLY();
@@ -195,40 +201,39 @@ declare_dlq(int64 deadline, StringInfo why, bool *answered)
  * goes on meanwhile.
  */
 void
-consumer_declare_dlq_if_due(int64 deadline)
+consumer_declare_dlq_if_due(void)
 {
 	StringInfoData why;
 	bool		answered;
 	int64		now = outbox_monotonic_ms();
 
-	if (consumer.dlq_ready || now < consumer.dlq_retry_at_ms)
+	if (MyConsumer.dlq_ready || now < MyConsumer.dlq_retry_at_ms)
 		return;
 	initStringInfo(&why);
-	if (declare_dlq(deadline, &why, &answered))
-		consumer.dlq_ready = true;
+	if (declare_dlq(&why, &answered))
+		MyConsumer.dlq_ready = true;
 	else if (answered &&
 			 stomp_refusal_classify(why.data) == STOMP_REFUSAL_INEQUIVALENT)
 	{
 		ereport(LOG,
 				(errmsg("outbox consumer of queue \"%s\" uses its dead-letter queue \"%s\" as it was declared",
-						consumer.queue_name, consumer.dlq),
+						MyConsumer.queue_name, MyConsumer.dlq),
 				 errdetail("%s", why.data)));
-		consumer.dlq_ready = true;
+		MyConsumer.dlq_ready = true;
 	}
 	else
 	{
 		char	   *problem = psprintf("could not declare its dead-letter queue \"%s\": %s",
-									   consumer.dlq, why.data);
+									   MyConsumer.dlq, why.data);
 
-		strlcpy(consumer.dlq_problem, problem, sizeof(consumer.dlq_problem));
+		strlcpy(MyConsumer.dlq_problem, problem, sizeof(MyConsumer.dlq_problem));
 		outbox_slot_set_error(problem);
 		ereport(LOG,
 				(errmsg("outbox consumer of queue \"%s\" %s",
-						consumer.queue_name, problem),
+						MyConsumer.queue_name, problem),
 				 errhint("Consuming goes on; a message to dead-letter, and those behind it, wait in the queue until the dead-letter queue can be declared.")));
-		consumer.dlq_retry_at_ms =
-			consumer_retry_at(&consumer.retry, CONSUMER_FAILED_DLQ_DECLARE,
-							  now, 0, 0, 0);
+		MyConsumer.dlq_retry_at_ms =
+			consumer_retry_plan(CONSUMER_FAILED_DLQ_DECLARE, now, 0).not_before_ms;
 	}
 }
 
@@ -265,10 +270,10 @@ consumer_send_to_dlq(StompFrame *f)
 		}
 	}
 	pairs[npairs].name = "outbox-dead-lettered-from";
-	pairs[npairs++].value = consumer.queue_name;
+	pairs[npairs++].value = MyConsumer.queue_name;
 
-	if (stomp_conn_send(consumer.broker.conn,
-						psprintf("/amq/queue/%s", consumer.dlq),
+	if (stomp_conn_send(MyConsumer.link.broker.conn,
+						psprintf("/amq/queue/%s", MyConsumer.dlq),
 						pairs, npairs,
 						stomp_frame_get_header(f, "content-type"),
 						f->body ? f->body : "", f->body_len,

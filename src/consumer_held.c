@@ -10,9 +10,10 @@
  * (consumer_batch.c); any other (of no subscription of ours, or beyond the
  * room) is given back at once, NACKed with requeue.
  *
- * Error policy: an ERROR frame or a lost connection drops the connection
- * (consumer_disconnect), and with it the held messages, which the broker
- * delivers again; it is logged and shown in outbox.status, not raised.
+ * Error policy: an ERROR frame or a lost connection is logged and shown in
+ * outbox.status by the broker link (outbox_link_drain), not raised; the
+ * caller then drops the connection and the held messages with it, which
+ * the broker delivers again.
  *
  * Memory: the frames are malloc'd by the STOMP client and owned here until
  * a batch takes them or they are dropped.
@@ -28,23 +29,25 @@
 /*
  * Keep a delivered frame for the next batch if it is for our subscription
  * and there is room; otherwise give it back to the broker at once (NACK
- * with requeue).
+ * with requeue).  Returns whether a batch has room for more.  (An
+ * OutboxMessageFn, for the broker link's waits.)
  */
-void
-consumer_hold_or_return(StompFrame *frame)
+bool
+consumer_hold_message(StompFrame *frame, void *arg)
 {
 	const char *sub = stomp_frame_get_header(frame, "subscription");
 	const char *ack = stomp_frame_get_header(frame, "ack");
 
-	if (sub != NULL && strcmp(sub, consumer.main_sub_id) == 0 &&
-		consumer.nheld < CONSUMER_HELD_MAX)
+	if (sub != NULL && strcmp(sub, MyConsumer.main_sub_id) == 0 &&
+		MyConsumer.nheld < CONSUMER_HELD_MAX)
+		MyConsumer.held[MyConsumer.nheld++] = frame;
+	else
 	{
-		consumer.held[consumer.nheld++] = frame;
-		return;
+		if (ack != NULL)
+			(void) stomp_conn_nack(MyConsumer.link.broker.conn, ack, true, NULL);
+		stomp_frame_free(frame);
 	}
-	if (ack != NULL)
-		(void) stomp_conn_nack(consumer.broker.conn, ack, true, NULL);
-	stomp_frame_free(frame);
+	return MyConsumer.nheld < CONSUMER_BATCH_MAX;
 }
 
 /*
@@ -56,42 +59,20 @@ consumer_drop_held(void)
 {
 	int			i;
 
-	for (i = 0; i < consumer.nheld; i++)
-		stomp_frame_free(consumer.held[i]);
-	consumer.nheld = 0;
+	for (i = 0; i < MyConsumer.nheld; i++)
+		stomp_frame_free(MyConsumer.held[i]);
+	MyConsumer.nheld = 0;
 }
 
 /*
- * Move the delivered messages from the connection to the held list; on
- * ERROR or a closed connection, drop it.  Returns whether it is still up.
+ * Move the delivered messages from the connection to the held list, a
+ * batch's worth at most.  Returns false if the session ended (ERROR, or
+ * closed: logged and shown by the link); the caller drops the connection.
  */
 bool
 consumer_collect_messages(void)
 {
-	StompConn  *conn = consumer.broker.conn;
-	StompEvent	event;
-
-	while (consumer.nheld < CONSUMER_BATCH_MAX &&
-		   stomp_conn_next_event(conn, &event))
-	{
-		if (event.type == STOMP_EVENT_MESSAGE)
-		{
-			consumer_hold_or_return(event.frame);
-			event.frame = NULL;
-		}
-		else if (event.type == STOMP_EVENT_ERROR ||
-				 event.type == STOMP_EVENT_CLOSED)
-		{
-			stomp_event_clear(&event);
-			ereport(LOG,
-					(errmsg("outbox consumer of queue \"%s\" lost its connection to the STOMP broker at %s",
-							consumer.queue_name, consumer.broker.where),
-					 errdetail("%s", stomp_conn_error(conn))));
-			outbox_slot_set_error(stomp_conn_error(conn));
-			consumer_disconnect();
-			return false;
-		}
-		stomp_event_clear(&event);
-	}
-	return true;
+	if (MyConsumer.nheld >= CONSUMER_BATCH_MAX)
+		return true;
+	return outbox_link_drain(&MyConsumer.link, consumer_hold_message, NULL);
 }

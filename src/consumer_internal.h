@@ -6,17 +6,18 @@
  * The consumer is one worker per subscription, in these files:
  *
  *	consumer.c				the worker: entry point, state machine, main loop
- *	consumer_subscribe.c	SUBSCRIBE: the route, the queue's headers
+ *	consumer_subscribe.c	its session on the broker link: SUBSCRIBE, the
+ *							route, the queue's headers, receipts, backoff
  *	consumer_dlq.c			the dead-letter queue: declare it, SEND to it
  *	consumer_held.c			messages delivered, not yet in a batch
  *	consumer_batch.c		a batch in one transaction, then acknowledged
  *	consumer_callback.c		one message: the callback, as the subscriber
  *	consumer_tables.c		the worker's own statements on the outbox tables
- *	consumer_runtime.c		connection, backoff and transaction plumbing
- *							that the shared worker runtime is to take over
  *
  * Its decisions are in src/decide/consumer_*.c, the mapping of a frame to
- * what the callback sees in wire_inbound.c.  Nothing here is used outside
+ * what the callback sees in wire_inbound.c; the broker link, the main-loop
+ * skeleton and the transactions are the runtime's (worker_link.c,
+ * worker_loop.c).  Nothing here is used outside
  * the consumer.
  *
  * src/consumer_internal.h
@@ -28,7 +29,6 @@
 
 #include <signal.h>
 
-#include "common/pg_prng.h"
 #include "utils/timeout.h"
 
 #include "outbox.h"
@@ -50,7 +50,6 @@ typedef struct ConsumerWorker
 	char	   *destination;
 	char	   *dlq;			/* DLQ.<queue> */
 	Oid			run_as;			/* the subscribing role */
-	Oid			worker_userid;	/* the bootstrap superuser it connected as */
 	char	   *callback_search_path;
 	char		main_sub_id[OUTBOX_MAX_QUEUE_NAME_LEN + 16];
 	char		dlq_sub_id[OUTBOX_MAX_QUEUE_NAME_LEN + 16];
@@ -62,28 +61,19 @@ typedef struct ConsumerWorker
 	bool		refusing;		/* the subscription cannot be served */
 	int64		last_activity_ms;
 
-	/* the connection */
-	OutboxBroker broker;
-	bool		broker_ready;	/* broker initialised */
-	bool		connected;
+	/* the connection: the shared broker link (worker_link.c) */
+	OutboxLink	link;
+	char	   *who;			/* "outbox consumer of queue ...": log lines */
+	char	   *failed_what;	/* "<who> failed": a turn's caught error */
 	bool		subscribed;
-	uint64		session;		/* bumped by every new connection */
-	char	   *broker_settings;	/* TopMemoryContext */
-
-	/* trying again */
-	StompRetry	retry;			/* failures in a row, by kind */
-	pg_prng_state backoff_prng;
-	int64		backoff_until_ms;
-	bool		recovering;		/* a failure since the last subscription */
 
 	/* the dead-letter queue */
 	bool		dlq_ready;		/* declared, or found */
 	int64		dlq_retry_at_ms;
 	char		dlq_problem[1024];	/* why it could not be declared */
 
-	/* memory */
+	/* memory, and the callback's time after SIGTERM */
 	MemoryContext scratch_context;	/* of a turn of the main loop */
-	MemoryContext xact_caller_context;	/* where a transaction returns to */
 	TimeoutId	watchdog_timeout;	/* bounds a callback after SIGTERM */
 
 	/* delivered, not yet handed to a batch (frames owned here) */
@@ -91,7 +81,7 @@ typedef struct ConsumerWorker
 	int			nheld;
 } ConsumerWorker;
 
-extern ConsumerWorker consumer;
+extern ConsumerWorker MyConsumer;
 extern volatile sig_atomic_t consumer_shutdown_requested;
 
 /* One delivered message of a batch */
@@ -118,15 +108,21 @@ typedef struct ConsumerSubscriptionRow
 } ConsumerSubscriptionRow;
 
 /* in consumer_subscribe.c */
+extern char *consumer_settings(void);
+extern void consumer_settings_changed(void);
 extern int	consumer_queue_headers(StompHeaderPair *pairs, int max);
-extern bool consumer_connect_and_subscribe(int64 deadline);
+extern bool consumer_connect_and_subscribe(void);
+extern bool consumer_wait_for_receipt(uint64_t receipt, int64 deadline);
+extern void consumer_disconnect(void);
+extern void consumer_back_off(ConsumerFailure failure, const char *what,
+							  const char *detail);
 
 /* in consumer_dlq.c */
-extern void consumer_declare_dlq_if_due(int64 deadline);
+extern void consumer_declare_dlq_if_due(void);
 extern bool consumer_send_to_dlq(StompFrame *frame);
 
 /* in consumer_held.c */
-extern void consumer_hold_or_return(StompFrame *frame);
+extern bool consumer_hold_message(StompFrame *frame, void *arg);
 extern void consumer_drop_held(void);
 extern bool consumer_collect_messages(void);
 
@@ -144,19 +140,5 @@ extern void consumer_check_run_as(const ConsumerSubscriptionRow *row);
 extern bool consumer_insert_received(const char *msg_id, Jsonb *headers,
 									 Jsonb *body);
 extern void consumer_free_plans(void);
-
-/* in consumer_runtime.c */
-extern char *consumer_current_settings(void);
-extern void consumer_reload_settings(void);
-extern void consumer_disconnect(void);
-extern void consumer_back_off(ConsumerFailure failure, const char *what,
-							  const char *detail);
-extern bool consumer_wait_for_receipt(uint64_t receipt, int64 deadline);
-extern void consumer_say_goodbye(OutboxBroker *b, int64 until);
-extern void consumer_stop_politely(void);
-extern void consumer_begin_xact(Oid role);
-extern void consumer_commit_xact(void);
-extern void consumer_abort_xact(void);
-extern void consumer_recover(void);
 
 #endif							/* CONSUMER_INTERNAL_H */

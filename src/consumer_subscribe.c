@@ -1,8 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * consumer_subscribe.c
- *		  A consumer's connection and SUBSCRIBE: the route it takes, the
- *		  headers that declare its queue.
+ *		  A consumer's session on the broker link: SUBSCRIBE, the route it
+ *		  takes, the headers that declare its queue, and what a lost or
+ *		  refused session means for it.
+ *
+ * The connection itself is the shared broker link's (worker_link.c:
+ * failover, backoff, settings fingerprint, receipts, polite disconnect);
+ * the consumer adds its own settings to the fingerprint (the queue
+ * headers, outbox.exclusive_queue), and what it keeps per session: the
+ * messages held, the subscription, whether the DLQ is known to be there.
  *
  * On each new connection the consumer subscribes to its destination with
  * ack:client-individual, the headers of outbox.stomp_queue_headers,
@@ -19,8 +26,9 @@
  * consumer_choose_route()'s decision (src/decide/consumer_route.c).
  *
  * Error policy: no broker reachable, or the SUBSCRIBE refused: not raised;
- * the connection is dropped and the consumer backs off (consumer_retry.c:
- * the connection's schedule, or the short one of a refusal).
+ * the connection is dropped and the consumer backs off (the link's
+ * schedule for a login; for the rest, what consumer_retry_plan() in
+ * src/decide/consumer_retry.c says).  Interrupts are served while waiting.
  *
  * Memory: everything in the current (scratch) context.
  *
@@ -31,6 +39,75 @@
 #include "postgres.h"
 
 #include "consumer_internal.h"
+
+/*
+ * The consumer's own settings that a reload compares, besides the broker's
+ * (an OutboxSettingsFn): a change means a new subscription.
+ */
+char *
+consumer_settings(void)
+{
+	return psprintf("%s|%d", outbox_stomp_queue_headers,
+					outbox_exclusive_queue);
+}
+
+/*
+ * A reload changed the settings, and the link dropped its connection:
+ * forget what the session held, and declare the DLQ again at once.
+ */
+void
+consumer_settings_changed(void)
+{
+	consumer_drop_held();
+	MyConsumer.subscribed = false;
+	MyConsumer.dlq_ready = false;
+	MyConsumer.dlq_retry_at_ms = 0;
+}
+
+/*
+ * Drop the connection and what came on it; its pending ACKs go with its
+ * output buffer, never to be sent on another connection.
+ */
+void
+consumer_disconnect(void)
+{
+	consumer_drop_held();
+	outbox_link_close(&MyConsumer.link);
+	MyConsumer.subscribed = false;
+	/* declared again with the next connection, as it may be gone */
+	MyConsumer.dlq_ready = false;
+}
+
+/*
+ * Something failed: no next try before what consumer_retry_plan() says,
+ * the failure counted (shown, logged now and then) by the link's backoff.
+ */
+void
+consumer_back_off(ConsumerFailure failure, const char *what,
+				  const char *detail)
+{
+	ConsumerRetryPlan plan = consumer_retry_plan(failure,
+												 outbox_monotonic_ms(),
+												 MyConsumer.dlq_retry_at_ms);
+
+	if (plan.counted)
+		outbox_link_back_off(&MyConsumer.link, plan.kind, what, detail);
+	if (plan.not_before_ms > 0)
+		outbox_link_defer(&MyConsumer.link, plan.not_before_ms);
+}
+
+/*
+ * Wait for a receipt on the consumer's connection, holding the messages
+ * that arrive meanwhile (consumer_hold_message).  Returns false if the
+ * session ended (ERROR, closed) or the deadline passed.
+ */
+bool
+consumer_wait_for_receipt(uint64_t receipt, int64 deadline)
+{
+	return outbox_link_await_receipt(&MyConsumer.link, receipt, deadline,
+									 consumer_hold_message, NULL) ==
+		OUTBOX_RECEIPT_CONFIRMED;
+}
 
 /*
  * The pairs of outbox.stomp_queue_headers (name:value, comma-separated;
@@ -82,10 +159,10 @@ consumer_queue_headers(StompHeaderPair *pairs, int max)
 static const char *
 subscribe_target(void)
 {
-	if (consumer.route == CONSUMER_ROUTE_EXISTING_QUEUE)
+	if (MyConsumer.route == CONSUMER_ROUTE_EXISTING_QUEUE)
 		return psprintf("/amq/queue/%s",
-						consumer.destination + strlen("/queue/"));
-	return consumer.destination;
+						MyConsumer.destination + strlen("/queue/"));
+	return MyConsumer.destination;
 }
 
 /*
@@ -96,7 +173,7 @@ subscribe_target(void)
 static bool
 subscribe_queue(int64 deadline, StringInfo why)
 {
-	OutboxBroker *broker = &consumer.broker;
+	OutboxBroker *broker = &MyConsumer.link.broker;
 	StompHeaderPair pairs[64];
 	uint64_t	receipt;
 	bool		has_prefetch = false;
@@ -117,14 +194,14 @@ subscribe_queue(int64 deadline, StringInfo why)
 	pairs[n].name = "x-dead-letter-exchange";
 	pairs[n++].value = "";
 	pairs[n].name = "x-dead-letter-routing-key";
-	pairs[n++].value = consumer.dlq;
-	if (strncmp(consumer.destination, "/queue/", 7) != 0 &&
-		strncmp(consumer.destination, "/amq/queue/", 11) != 0)
+	pairs[n++].value = MyConsumer.dlq;
+	if (strncmp(MyConsumer.destination, "/queue/", 7) != 0 &&
+		strncmp(MyConsumer.destination, "/amq/queue/", 11) != 0)
 	{
 		pairs[n].name = "x-queue-name";
-		pairs[n++].value = consumer.queue_name;
+		pairs[n++].value = MyConsumer.queue_name;
 	}
-	if (stomp_conn_subscribe(broker->conn, consumer.main_sub_id,
+	if (stomp_conn_subscribe(broker->conn, MyConsumer.main_sub_id,
 							 subscribe_target(), "client-individual",
 							 pairs, n, &receipt) != STOMP_OK ||
 		!consumer_wait_for_receipt(receipt, deadline))
@@ -146,50 +223,41 @@ subscribe_queue(int64 deadline, StringInfo why)
 static bool
 take_route_after(const char *refusal)
 {
-	const char *queue = consumer.destination + strlen("/queue/");
+	const char *queue = MyConsumer.destination + strlen("/queue/");
 	ConsumerRouteChoice choice;
 
-	choice = consumer_choose_route(consumer.destination, consumer.route,
+	choice = consumer_choose_route(MyConsumer.destination, MyConsumer.route,
 								   stomp_refusal_classify(refusal));
-	consumer.route = choice.route;
+	MyConsumer.route = choice.route;
 	if (choice.changed && choice.route == CONSUMER_ROUTE_EXISTING_QUEUE)
 		ereport(LOG,
 				(errmsg("outbox consumer of queue \"%s\" found \"%s\" declared with other arguments, and consumes it as \"/amq/queue/%s\"",
-						consumer.queue_name, consumer.destination, queue),
+						MyConsumer.queue_name, MyConsumer.destination, queue),
 				 errdetail("%s", refusal),
 				 errhint("Messages it refuses are sent to \"/amq/queue/DLQ.%s\".",
-						 consumer.queue_name)));
+						 MyConsumer.queue_name)));
 	else if (choice.changed)
 		ereport(LOG,
 				(errmsg("outbox consumer of queue \"%s\" found no queue behind \"/amq/queue/%s\", and subscribes to \"%s\" again",
-						consumer.queue_name, queue, consumer.destination)));
+						MyConsumer.queue_name, queue, MyConsumer.destination)));
 	return choice.at_once;
 }
 
 /*
- * Connect (with failover, broker.c) and subscribe, each attempt bounded by
- * deadline; returns whether the subscription is in place.  On a failure
- * the consumer is backing off, or (a route found) subscribes again at the
- * next turn.
+ * Connect (the broker link: failover, backoff) and subscribe; returns
+ * whether the subscription is in place.  On a failure the consumer is
+ * backing off, or (a route found) subscribes again at the next turn.
  */
 bool
-consumer_connect_and_subscribe(int64 deadline)
+consumer_connect_and_subscribe(void)
 {
 	StringInfoData failures;
 
-	initStringInfo(&failures);
-	if (!outbox_broker_connect(&consumer.broker, deadline, &failures))
-	{
-		consumer_back_off(CONSUMER_FAILED_CONNECT, "could not connect",
-						  failures.data);
+	if (!outbox_link_connect(&MyConsumer.link))
 		return false;
-	}
-	consumer.connected = true;
-	consumer.session++;
-	stomp_retry_connected(&consumer.retry);
 
 	/* a refusal names the broker that answered, and nothing before it */
-	resetStringInfo(&failures);
+	initStringInfo(&failures);
 	if (!subscribe_queue(outbox_monotonic_ms() + CONSUMER_SUBSCRIBE_TIMEOUT_MS,
 						 &failures))
 	{
@@ -198,18 +266,11 @@ consumer_connect_and_subscribe(int64 deadline)
 			return false;		/* subscribed again at the next turn */
 		consumer_back_off(CONSUMER_FAILED_SUBSCRIBE,
 						  psprintf("could not subscribe to \"%s\"",
-								   consumer.destination),
+								   MyConsumer.destination),
 						  failures.data);
 		return false;
 	}
-	consumer.subscribed = true;
-	if (consumer.recovering)
-		ereport(LOG,
-				(errmsg("outbox consumer of queue \"%s\" subscribed at %s",
-						consumer.queue_name, consumer.broker.where)));
-	consumer.recovering = false;
-	stomp_retry_subscribed(&consumer.retry);
-	outbox_worker_transition(&consumer.machine, OUTBOX_STATE_CONNECTED,
-							 consumer.broker.where);
+	MyConsumer.subscribed = true;
+	(void) outbox_link_established(&MyConsumer.link, "subscribed");
 	return true;
 }

@@ -141,7 +141,7 @@ consumer_free_plans(void)
 
 /*
  * Read this worker's subscription in the current transaction
- * (consumer_begin_xact); false if it is gone, or the extension is (or is
+ * (outbox_xact_begin); false if it is gone, or the extension is (or is
  * of another version than the library: version.c).  Also learns who owns
  * the outbox tables, for the worker's other statements of the transaction.
  */
@@ -158,7 +158,7 @@ consumer_load_subscription(ConsumerSubscriptionRow *row)
 		return false;
 	tables_owner = outbox_table_owner("received");
 	prepare_plans();
-	args[0] = Int64GetDatum(consumer.subscription_id);
+	args[0] = Int64GetDatum(MyConsumer.subscription_id);
 	if (execute_as_owner(load_subscription_plan, args, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read outbox.subscription");
 	if (SPI_processed == 0)
@@ -182,8 +182,8 @@ consumer_load_subscription(ConsumerSubscriptionRow *row)
 bool
 consumer_is_own_subscription(const ConsumerSubscriptionRow *row)
 {
-	return strcmp(row->destination, consumer.destination) == 0 &&
-		row->run_as == consumer.run_as;
+	return strcmp(row->destination, MyConsumer.destination) == 0 &&
+		row->run_as == MyConsumer.run_as;
 }
 
 /*
@@ -197,7 +197,7 @@ consumer_check_run_as(const ConsumerSubscriptionRow *row)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the role of the subscription of queue \"%s\" does not exist",
-						consumer.queue_name),
+						MyConsumer.queue_name),
 				 errhint("outbox.unsubscribe() the queue and subscribe it again as an existing role.")));
 	outbox_check_callback(row->callback, row->run_as, false);
 }
@@ -212,7 +212,7 @@ consumer_insert_received(const char *msg_id, Jsonb *headers, Jsonb *body)
 {
 	Datum		args[4];
 
-	args[0] = ObjectIdGetDatum(consumer.run_as);
+	args[0] = ObjectIdGetDatum(MyConsumer.run_as);
 	args[1] = CStringGetTextDatum(msg_id);
 	args[2] = JsonbPGetDatum(headers);
 	args[3] = JsonbPGetDatum(body);

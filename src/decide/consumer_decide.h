@@ -84,10 +84,9 @@ extern bool consumer_dead_letters_by_send(const char *destination,
 
 /* in consumer_retry.c: when to try again, after which failure */
 
-/* what failed */
+/* what failed (a login that failed is the broker link's: worker_link.c) */
 typedef enum ConsumerFailure
 {
-	CONSUMER_FAILED_CONNECT,	/* no broker took the login */
 	CONSUMER_FAILED_SUBSCRIBE,	/* a broker refused the SUBSCRIBE */
 	CONSUMER_FAILED_STEP,		/* an error outside the messages */
 	CONSUMER_FAILED_DEAD_LETTER,	/* a message to dead-letter, no DLQ */
@@ -95,14 +94,21 @@ typedef enum ConsumerFailure
 	CONSUMER_FAILED_DLQ_DECLARE /* the DLQ could not be declared */
 } ConsumerFailure;
 
+/* what a failure leads to */
+typedef struct ConsumerRetryPlan
+{
+	bool		counted;		/* a failure of schedule "kind": the next try
+								 * after stomp_retry_failed() */
+	StompFailure kind;
+	int64_t		not_before_ms;	/* and not before this; 0: no such bound */
+} ConsumerRetryPlan;
+
 /* how often an unusable subscription is looked at again */
 #define CONSUMER_IDLE_CHECK_MS		10000
 
-extern int64_t consumer_retry_at(StompRetry *retry, ConsumerFailure failure,
-								 int64_t now_ms, int64_t max_backoff_ms,
-								 uint64_t rnd, int64_t dlq_retry_at_ms);
-extern int	consumer_failures_in_a_row(const StompRetry *retry,
-									   ConsumerFailure failure);
+extern ConsumerRetryPlan consumer_retry_plan(ConsumerFailure failure,
+											 int64_t now_ms,
+											 int64_t dlq_retry_at_ms);
 
 /* in consumer_delivery.c: what becomes of a delivery */
 

@@ -3,14 +3,15 @@
  * consumer_retry.c
  *	  When a consumer tries again, after which failure.
  *
- * The schedules themselves are stomp_retry.c's: exponential backoff with
- * full jitter up to outbox.maximum_backoff for a connection, a short one
- * of its own for a declaration that a broker refused.  This file says
- * which failure takes which:
+ * The schedules themselves are stomp_retry.c's, run by the broker link
+ * (worker_link.c): exponential backoff with full jitter up to
+ * outbox.maximum_backoff for a connection, a short one of its own for a
+ * declaration that a broker refused.  A login that failed is the link's
+ * own (the connection schedule).  This file says which schedule each of the
+ * consumer's other failures takes, and what bound comes on top:
  *
- * - no broker took the login, or an error outside the messages (the
- *   subscription unreadable, a COMMIT failing for a transient reason):
- *   the connection schedule;
+ * - an error outside the messages (the subscription unreadable, a COMMIT
+ *   failing for a transient reason): the connection schedule;
  * - the SUBSCRIBE refused: the declaration schedule;
  * - a message to dead-letter while the DLQ is not declared: the
  *   declaration schedule, and not before the DLQ's next try, since the
@@ -18,12 +19,13 @@
  *   until the DLQ is there (the subscription ended the run of declaration
  *   failures, so the schedule alone would reconnect about every second);
  * - run_as gone, or it may no longer execute the callback: looked at
- *   again after CONSUMER_IDLE_CHECK_MS, no run counted;
+ *   again after CONSUMER_IDLE_CHECK_MS, no failure counted;
  * - the DLQ's declaration failed: tried again after
- *   STOMP_DECLARE_RETRY_CAP_MS; consuming goes on meanwhile.
+ *   STOMP_DECLARE_RETRY_CAP_MS, no failure counted; consuming goes on
+ *   meanwhile.
  *
- * Error policy: none; pure functions of their arguments (the time and the
- * randomness are passed in).
+ * Error policy: none; a pure function of its arguments (the time is passed
+ * in).
  *
  * Memory: none.
  *
@@ -34,58 +36,39 @@
 #include "consumer_decide.h"
 
 /*
- * consumer_retry_at
- *		Count the failure in retry (where it counts) and return when, on the
- *		clock of now_ms, the next attempt is due.  dlq_retry_at_ms is when
- *		the DLQ is next declared.
+ * consumer_retry_plan
+ *		What "failure" at now_ms leads to: which schedule counts it, if any,
+ *		and the earliest next try.  dlq_retry_at_ms is when the DLQ is next
+ *		declared.
  */
-int64_t
-consumer_retry_at(StompRetry *retry, ConsumerFailure failure, int64_t now_ms,
-				  int64_t max_backoff_ms, uint64_t rnd, int64_t dlq_retry_at_ms)
+ConsumerRetryPlan
+consumer_retry_plan(ConsumerFailure failure, int64_t now_ms,
+					int64_t dlq_retry_at_ms)
 {
-	int64_t		at;
+	ConsumerRetryPlan plan;
 
+	plan.counted = true;
+	plan.kind = STOMP_FAILURE_CONNECT;
+	plan.not_before_ms = 0;
 	switch (failure)
 	{
-		case CONSUMER_FAILED_CONNECT:
 		case CONSUMER_FAILED_STEP:
-			return stomp_retry_failed(retry, STOMP_FAILURE_CONNECT, now_ms,
-									  max_backoff_ms, rnd);
+			break;
 		case CONSUMER_FAILED_SUBSCRIBE:
-			return stomp_retry_failed(retry, STOMP_FAILURE_DECLARE, now_ms,
-									  max_backoff_ms, rnd);
+			plan.kind = STOMP_FAILURE_DECLARE;
+			break;
 		case CONSUMER_FAILED_DEAD_LETTER:
-			at = stomp_retry_failed(retry, STOMP_FAILURE_DECLARE, now_ms,
-									max_backoff_ms, rnd);
-			return at < dlq_retry_at_ms ? dlq_retry_at_ms : at;
+			plan.kind = STOMP_FAILURE_DECLARE;
+			plan.not_before_ms = dlq_retry_at_ms;
+			break;
 		case CONSUMER_FAILED_UNUSABLE:
-			return now_ms + CONSUMER_IDLE_CHECK_MS;
+			plan.counted = false;
+			plan.not_before_ms = now_ms + CONSUMER_IDLE_CHECK_MS;
+			break;
 		case CONSUMER_FAILED_DLQ_DECLARE:
-			return now_ms + STOMP_DECLARE_RETRY_CAP_MS;
-	}
-	return now_ms;
-}
-
-/*
- * consumer_failures_in_a_row
- *		How many failures of the schedule that "failure" takes have been
- *		counted in a row (after consumer_retry_at counted it): the log says
- *		the first and every tenth.
- */
-int
-consumer_failures_in_a_row(const StompRetry *retry, ConsumerFailure failure)
-{
-	switch (failure)
-	{
-		case CONSUMER_FAILED_SUBSCRIBE:
-		case CONSUMER_FAILED_DEAD_LETTER:
-			return (int) retry->declare_failures;
-		case CONSUMER_FAILED_CONNECT:
-		case CONSUMER_FAILED_STEP:
-			return (int) retry->connect_failures;
-		case CONSUMER_FAILED_UNUSABLE:
-		case CONSUMER_FAILED_DLQ_DECLARE:
+			plan.counted = false;
+			plan.not_before_ms = now_ms + STOMP_DECLARE_RETRY_CAP_MS;
 			break;
 	}
-	return 0;
+	return plan;
 }

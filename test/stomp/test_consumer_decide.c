@@ -122,49 +122,75 @@ test_route(void)
 }
 
 /*
+ * retry_at
+ *		What the broker link does with a plan (worker_link.c:
+ *		outbox_link_back_off, then outbox_link_defer): the next try, on the
+ *		clock of now.
+ */
+static int64_t
+retry_at(StompRetry *r, ConsumerFailure failure, int64_t now, int64_t max_ms,
+		 uint64_t rnd, int64_t dlq_retry_at)
+{
+	ConsumerRetryPlan plan = consumer_retry_plan(failure, now, dlq_retry_at);
+	int64_t		at = now;
+
+	if (plan.counted)
+		at = stomp_retry_failed(r, plan.kind, now, max_ms, rnd);
+	return at < plan.not_before_ms ? plan.not_before_ms : at;
+}
+
+/*
  * test_retry_by_failure
- *		Each failure takes its schedule: connection and step failures the
- *		exponential one, a refused SUBSCRIBE the short one, an unusable
- *		subscription and the DLQ's declaration a fixed delay.
+ *		Each failure takes its schedule: a step's failure the exponential
+ *		one, a refused SUBSCRIBE the short one, an unusable subscription and
+ *		the DLQ's declaration a fixed delay, counting nothing.
  */
 static void
 test_retry_by_failure(void)
 {
+	ConsumerRetryPlan p;
 	StompRetry	r;
 	int			i;
 
+	p = consumer_retry_plan(CONSUMER_FAILED_STEP, 100, 0);
+	CHECK(p.counted && p.kind == STOMP_FAILURE_CONNECT && p.not_before_ms == 0);
+	p = consumer_retry_plan(CONSUMER_FAILED_SUBSCRIBE, 100, 0);
+	CHECK(p.counted && p.kind == STOMP_FAILURE_DECLARE && p.not_before_ms == 0);
+	p = consumer_retry_plan(CONSUMER_FAILED_DEAD_LETTER, 100, 9000);
+	CHECK(p.counted && p.kind == STOMP_FAILURE_DECLARE && p.not_before_ms == 9000);
+	p = consumer_retry_plan(CONSUMER_FAILED_UNUSABLE, 100, 9000);
+	CHECK(!p.counted && p.not_before_ms == 100 + CONSUMER_IDLE_CHECK_MS);
+	p = consumer_retry_plan(CONSUMER_FAILED_DLQ_DECLARE, 100, 0);
+	CHECK(!p.counted && p.not_before_ms == 100 + STOMP_DECLARE_RETRY_CAP_MS);
+
 	stomp_retry_reset(&r);
 	/* the largest draw: 1 s, 2 s, 4 s on the connection schedule */
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_CONNECT, 100, HOUR_MS, 1000, 0) == 1100);
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_STEP, 100, HOUR_MS, 2000, 0) == 2100);
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_CONNECT, 100, HOUR_MS, 4000, 0) == 4100);
-	CHECK(consumer_failures_in_a_row(&r, CONSUMER_FAILED_CONNECT) == 3);
-	CHECK(consumer_failures_in_a_row(&r, CONSUMER_FAILED_STEP) == 3);
-	CHECK(r.declare_failures == 0);
+	CHECK(retry_at(&r, CONSUMER_FAILED_STEP, 100, HOUR_MS, 1000, 0) == 1100);
+	CHECK(retry_at(&r, CONSUMER_FAILED_STEP, 100, HOUR_MS, 2000, 0) == 2100);
+	CHECK(retry_at(&r, CONSUMER_FAILED_STEP, 100, HOUR_MS, 4000, 0) == 4100);
+	CHECK(r.connect_failures == 3 && r.declare_failures == 0);
 
 	/* a refused SUBSCRIBE: at least half of a second, then capped short */
 	stomp_retry_reset(&r);
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, 0, 0) == 500);
+	CHECK(retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, 0, 0) == 500);
 	for (i = 0; i < 30; i++)
-		(void) consumer_retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, 0, 0);
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, UINT64_MAX, 0)
+		(void) retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, 0, 0);
+	CHECK(retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, UINT64_MAX, 0)
 		  <= STOMP_DECLARE_RETRY_CAP_MS);
-	CHECK(consumer_failures_in_a_row(&r, CONSUMER_FAILED_SUBSCRIBE) == 32);
-	CHECK(r.connect_failures == 0);
+	CHECK(r.declare_failures == 32 && r.connect_failures == 0);
 
 	/* fixed delays, nothing counted */
 	stomp_retry_reset(&r);
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_UNUSABLE, 7, HOUR_MS, 0, 0)
+	CHECK(retry_at(&r, CONSUMER_FAILED_UNUSABLE, 7, HOUR_MS, 0, 0)
 		  == 7 + CONSUMER_IDLE_CHECK_MS);
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_DLQ_DECLARE, 7, HOUR_MS, 0, 0)
+	CHECK(retry_at(&r, CONSUMER_FAILED_DLQ_DECLARE, 7, HOUR_MS, 0, 0)
 		  == 7 + STOMP_DECLARE_RETRY_CAP_MS);
 	CHECK(r.connect_failures == 0 && r.declare_failures == 0);
-	CHECK(consumer_failures_in_a_row(&r, CONSUMER_FAILED_UNUSABLE) == 0);
 
 	/* outbox.maximum_backoff below the short cap caps it too */
 	stomp_retry_reset(&r);
 	for (i = 0; i < 10; i++)
-		CHECK(consumer_retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, 2000, UINT64_MAX, 0) <= 2000);
+		CHECK(retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, 2000, UINT64_MAX, 0) <= 2000);
 }
 
 /*
@@ -179,18 +205,19 @@ test_retry_orders(void)
 	int			i;
 
 	/*
-	 * A cluster down for long, then a node answers but refuses the
-	 * SUBSCRIBE: the login ended the connection run, the refusal starts
-	 * the short one, at a second, not at the hour reached.
+	 * A cluster down for long (the link's logins failing), then a node
+	 * answers but refuses the SUBSCRIBE: the login ended the connection
+	 * run, the refusal starts the short one, at a second, not at the hour
+	 * reached.
 	 */
 	stomp_retry_reset(&r);
 	for (i = 0; i < 25; i++)
-		(void) consumer_retry_at(&r, CONSUMER_FAILED_CONNECT, 0, HOUR_MS, UINT64_MAX, 0);
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_CONNECT, 0, HOUR_MS, HOUR_MS, 0) == HOUR_MS);
+		(void) stomp_retry_failed(&r, STOMP_FAILURE_CONNECT, 0, HOUR_MS, UINT64_MAX);
+	CHECK(retry_at(&r, CONSUMER_FAILED_STEP, 0, HOUR_MS, HOUR_MS, 0) == HOUR_MS);
 	stomp_retry_connected(&r);
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, UINT64_MAX, 0) <= 1000);
-	/* and the broker then gone again: the connection run starts afresh */
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_CONNECT, 0, HOUR_MS, UINT64_MAX, 0) <= 1000);
+	CHECK(retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, UINT64_MAX, 0) <= 1000);
+	/* and an error of a step then: the connection run starts afresh */
+	CHECK(retry_at(&r, CONSUMER_FAILED_STEP, 0, HOUR_MS, UINT64_MAX, 0) <= 1000);
 
 	/*
 	 * Subscribed (both runs over), then a message to dead-letter while the
@@ -198,25 +225,36 @@ test_retry_orders(void)
 	 * schedule alone would say half a second.
 	 */
 	stomp_retry_reset(&r);
-	(void) consumer_retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, 0, 0);
+	(void) retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, 0, 0);
 	stomp_retry_subscribed(&r);
-	at = consumer_retry_at(&r, CONSUMER_FAILED_DEAD_LETTER, 1000, HOUR_MS, 0,
-						   1000 + STOMP_DECLARE_RETRY_CAP_MS);
+	at = retry_at(&r, CONSUMER_FAILED_DEAD_LETTER, 1000, HOUR_MS, 0,
+				  1000 + STOMP_DECLARE_RETRY_CAP_MS);
 	CHECK(at == 1000 + STOMP_DECLARE_RETRY_CAP_MS);
-	CHECK(consumer_failures_in_a_row(&r, CONSUMER_FAILED_DEAD_LETTER) == 1);
+	CHECK(r.declare_failures == 1);
 	/* a DLQ try already due: the short schedule decides */
 	stomp_retry_subscribed(&r);
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_DEAD_LETTER, 1000, HOUR_MS, 0, 0) == 1500);
+	CHECK(retry_at(&r, CONSUMER_FAILED_DEAD_LETTER, 1000, HOUR_MS, 0, 0) == 1500);
 
 	/*
 	 * Refusals of the SUBSCRIBE in a row, an error in a step between them:
 	 * the step's failure does not reset the short run, nor grow from it.
 	 */
 	stomp_retry_reset(&r);
-	(void) consumer_retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, 0, 0);
-	(void) consumer_retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, 0, 0);
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_STEP, 0, HOUR_MS, UINT64_MAX, 0) <= 1000);
-	CHECK(consumer_retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, 0, 0) == 2000);
+	(void) retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, 0, 0);
+	(void) retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, 0, 0);
+	CHECK(retry_at(&r, CONSUMER_FAILED_STEP, 0, HOUR_MS, UINT64_MAX, 0) <= 1000);
+	CHECK(retry_at(&r, CONSUMER_FAILED_SUBSCRIBE, 0, HOUR_MS, 0, 0) == 2000);
+
+	/*
+	 * Failures of a step, then the subscription unusable, then usable and
+	 * failing again: the look-again counts nothing, the run goes on.
+	 */
+	stomp_retry_reset(&r);
+	(void) retry_at(&r, CONSUMER_FAILED_STEP, 0, HOUR_MS, 0, 0);
+	(void) retry_at(&r, CONSUMER_FAILED_STEP, 0, HOUR_MS, 0, 0);
+	at = retry_at(&r, CONSUMER_FAILED_UNUSABLE, 0, HOUR_MS, 0, 0);
+	CHECK(at == CONSUMER_IDLE_CHECK_MS && r.connect_failures == 2);
+	CHECK(retry_at(&r, CONSUMER_FAILED_STEP, 0, HOUR_MS, 4000, 0) == 4000);
 }
 
 /*
