@@ -320,7 +320,7 @@ send_action(ConsumerDelivery *d, ConsumerAction action)
 /*
  * A message to dead-letter found no DLQ: drop the connection (the broker
  * keeps the message, at the head of the queue) and back off until the
- * DLQ's next try (consumer_retry_at()).
+ * DLQ's next try (consumer_retry_plan()).
  */
 static void
 wait_for_dlq(void)
