@@ -18,11 +18,28 @@ STOMP_OBJS = \
 	src/stomp/stomp_retry.o \
 	src/stomp/stomp_tls.o
 
+# the workers' decisions: plain C, unit-tested in test/stomp
+DECIDE_OBJS = \
+	src/decide/consumer_batch_end.o \
+	src/decide/consumer_delivery.o \
+	src/decide/consumer_retry.o \
+	src/decide/consumer_route.o \
+	src/decide/publisher_lanes.o \
+	src/decide/publisher_receipts.o \
+	src/decide/publisher_retry.o \
+	src/decide/publisher_session.o
+
 OBJS = \
 	$(WIN32RES) \
 	src/broker.o \
 	src/capture.o \
 	src/consumer.o \
+	src/consumer_batch.o \
+	src/consumer_callback.o \
+	src/consumer_dlq.o \
+	src/consumer_held.o \
+	src/consumer_subscribe.o \
+	src/consumer_tables.o \
 	src/event_triggers.o \
 	src/destination.o \
 	src/destination_state.o \
@@ -51,11 +68,13 @@ OBJS = \
 	src/version.o \
 	src/wakeup.o \
 	src/wire.o \
+	src/wire_inbound.o \
 	src/worker_state.o \
 	src/worker_link.o \
 	src/worker_loop.o \
 	src/workers.o \
-	$(STOMP_OBJS)
+	$(STOMP_OBJS) \
+	$(DECIDE_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lssl -lcrypto
@@ -78,14 +97,6 @@ TAP_TESTS = 1
 OUTBOX_SCHEMA_VERSION = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(srcdir)/outbox.control)
 PG_CPPFLAGS += -DOUTBOX_SCHEMA_VERSION=\"$(OUTBOX_SCHEMA_VERSION)\"
 
-# the publisher's decisions (src/decide/publisher_*.c)
-PUBLISHER_DECIDE_OBJS = \
-	src/decide/publisher_lanes.o \
-	src/decide/publisher_receipts.o \
-	src/decide/publisher_retry.o \
-	src/decide/publisher_session.o
-OBJS += $(PUBLISHER_DECIDE_OBJS)
-
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -95,11 +106,8 @@ PROVE_FLAGS += -I t/lib
 
 # PGXS tracks no header dependencies: a changed struct must rebuild every
 # object that uses it
-$(OBJS): src/outbox.h $(wildcard $(srcdir)/src/stomp/*.h)
+$(OBJS): src/outbox.h $(wildcard $(srcdir)/src/stomp/*.h) \
+	$(wildcard $(srcdir)/src/decide/*.h) $(wildcard $(srcdir)/src/*_internal.h)
 
 # version.c is built for the control file's default_version
 src/version.o: outbox.control
-
-# the publisher and its decisions are rebuilt when their headers change
-PUBLISHER_DECIDE_HEADERS = $(wildcard $(srcdir)/src/decide/publisher_*.h)
-src/publisher.o $(PUBLISHER_DECIDE_OBJS): $(PUBLISHER_DECIDE_HEADERS)

@@ -485,7 +485,16 @@ extern char *outbox_default_queue_name(const char *destination);
 /* in launcher.c */
 extern void outbox_launch_consumers(void);
 
-/* in consumer.c: the consumer worker's entry point, outbox_consumer_main */
+/*
+ * in consumer.c: the consumer worker's entry point, outbox_consumer_main;
+ * the consumer's own declarations are in consumer_internal.h
+ */
+
+/* in wire_inbound.c: a message coming in, as a consumer's callback sees it */
+extern char *outbox_inbound_text(const char *bytes, size_t len);
+extern Jsonb *outbox_inbound_body(StompFrame *frame, bool as_string);
+extern Jsonb *outbox_inbound_headers(StompFrame *frame);
+extern char *outbox_inbound_message_id(StompFrame *frame);
 
 /* in capture.c; the trigger is created by outbox.publish() */
 /* name of the capture trigger outbox.publish() puts on a table */

@@ -56,6 +56,8 @@ main(void)
 	test_retry();
 	printf("broker ERROR classification tests\n");
 	test_refusal();
+	printf("consumer decision tests\n");
+	test_consumer_decide();
 
 	printf("publisher receipt tests\n");
 	test_publisher_receipts();

@@ -29,6 +29,7 @@ extern void test_conn_pure(void);
 extern void test_conn_io(void);
 extern void test_retry(void);
 extern void test_refusal(void);
+extern void test_consumer_decide(void);
 
 /* the publisher's decisions (src/decide/publisher_*.c) */
 extern void test_publisher_receipts(void);

@@ -1,0 +1,276 @@
+/*-------------------------------------------------------------------------
+ *
+ * consumer_subscribe.c
+ *		  A consumer's session on the broker link: SUBSCRIBE, the route it
+ *		  takes, the headers that declare its queue, and what a lost or
+ *		  refused session means for it.
+ *
+ * The connection itself is the shared broker link's (worker_link.c:
+ * failover, backoff, settings fingerprint, receipts, polite disconnect);
+ * the consumer adds its own settings to the fingerprint (the queue
+ * headers, outbox.exclusive_queue), and what it keeps per session: the
+ * messages held, the subscription, whether the DLQ is known to be there.
+ *
+ * On each new connection the consumer subscribes to its destination with
+ * ack:client-individual, the headers of outbox.stomp_queue_headers,
+ * x-queue-name (for /topic/ and /exchange/), exclusive per
+ * outbox.exclusive_queue, and dead-lettering to DLQ.<queue>; it waits for
+ * the receipt, so that a refused declaration is seen as such.
+ *
+ * A /queue/X that exists with other arguments (a publisher's plain SEND
+ * declared it before anyone subscribed, or an operator did) refuses that
+ * SUBSCRIBE, which declares the dead-letter arguments.  The refusal proves
+ * X exists, so the consumer then takes it as /amq/queue/X, dead-lettering
+ * by SEND (consumer_dlq.c); a /amq/queue/X found gone sends it back to
+ * /queue/X.  Which route, and whether to subscribe again at once, is
+ * consumer_choose_route()'s decision (src/decide/consumer_route.c).
+ *
+ * Error policy: no broker reachable, or the SUBSCRIBE refused: not raised;
+ * the connection is dropped and the consumer backs off (the link's
+ * schedule for a login; for the rest, what consumer_retry_plan() in
+ * src/decide/consumer_retry.c says).  Interrupts are served while waiting.
+ *
+ * Memory: everything in the current (scratch) context.
+ *
+ * src/consumer_subscribe.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "consumer_internal.h"
+
+/*
+ * The consumer's own settings that a reload compares, besides the broker's
+ * (an OutboxSettingsFn): a change means a new subscription.
+ */
+char *
+consumer_settings(void)
+{
+	return psprintf("%s|%d", outbox_stomp_queue_headers,
+					outbox_exclusive_queue);
+}
+
+/*
+ * A reload changed the settings, and the link dropped its connection:
+ * forget what the session held, and declare the DLQ again at once.
+ */
+void
+consumer_settings_changed(void)
+{
+	consumer_drop_held();
+	MyConsumer.subscribed = false;
+	MyConsumer.dlq_ready = false;
+	MyConsumer.dlq_retry_at_ms = 0;
+}
+
+/*
+ * Drop the connection and what came on it; its pending ACKs go with its
+ * output buffer, never to be sent on another connection.
+ */
+void
+consumer_disconnect(void)
+{
+	consumer_drop_held();
+	outbox_link_close(&MyConsumer.link);
+	MyConsumer.subscribed = false;
+	/* declared again with the next connection, as it may be gone */
+	MyConsumer.dlq_ready = false;
+}
+
+/*
+ * Something failed: no next try before what consumer_retry_plan() says,
+ * the failure counted (shown, logged now and then) by the link's backoff.
+ */
+void
+consumer_back_off(ConsumerFailure failure, const char *what,
+				  const char *detail)
+{
+	ConsumerRetryPlan plan = consumer_retry_plan(failure,
+												 outbox_monotonic_ms(),
+												 MyConsumer.dlq_retry_at_ms);
+
+	if (plan.counted)
+		outbox_link_back_off(&MyConsumer.link, plan.kind, what, detail);
+	if (plan.not_before_ms > 0)
+		outbox_link_defer(&MyConsumer.link, plan.not_before_ms);
+}
+
+/*
+ * Wait for a receipt on the consumer's connection, holding the messages
+ * that arrive meanwhile (consumer_hold_message).  Returns false if the
+ * session ended (ERROR, closed) or the deadline passed.
+ */
+bool
+consumer_wait_for_receipt(uint64_t receipt, int64 deadline)
+{
+	return outbox_link_await_receipt(&MyConsumer.link, receipt, deadline,
+									 consumer_hold_message, NULL) ==
+		OUTBOX_RECEIPT_CONFIRMED;
+}
+
+/*
+ * The pairs of outbox.stomp_queue_headers (name:value, comma-separated;
+ * checked when set), without the headers the consumer sets itself.
+ * Returns how many were stored in pairs; the strings are palloc'd.
+ */
+int
+consumer_queue_headers(StompHeaderPair *pairs, int max)
+{
+	static const char *const ours[] = {
+		"id", "destination", "ack", "receipt", "content-length",
+		"x-queue-name", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+		"exclusive"
+	};
+	char	   *list = pstrdup(outbox_stomp_queue_headers);
+	char	   *item = list;
+	int			n = 0;
+
+	while (item != NULL && *item != '\0' && n < max)
+	{
+		char	   *next = strchr(item, ',');
+		char	   *colon;
+		int			i;
+		bool		reserved = false;
+
+		if (next != NULL)
+			*next++ = '\0';
+		colon = strchr(item, ':');
+		if (colon != NULL && colon != item)
+		{
+			*colon = '\0';
+			for (i = 0; i < lengthof(ours); i++)
+				reserved |= (strcmp(item, ours[i]) == 0);
+			if (!reserved)
+			{
+				pairs[n].name = item;
+				pairs[n].value = colon + 1;
+				n++;
+			}
+		}
+		item = next;
+	}
+	return n;
+}
+
+/*
+ * The destination SUBSCRIBE names, by the route taken.
+ */
+static const char *
+subscribe_target(void)
+{
+	if (MyConsumer.route == CONSUMER_ROUTE_EXISTING_QUEUE)
+		return psprintf("/amq/queue/%s",
+						MyConsumer.destination + strlen("/queue/"));
+	return MyConsumer.destination;
+}
+
+/*
+ * On a new connection: subscribe to the destination and wait for the
+ * broker to confirm.  Returns false, with the reason in why, if it
+ * refused.
+ */
+static bool
+subscribe_queue(int64 deadline, StringInfo why)
+{
+	OutboxBroker *broker = &MyConsumer.link.broker;
+	StompHeaderPair pairs[64];
+	uint64_t	receipt;
+	bool		has_prefetch = false;
+	int			n;
+	int			i;
+
+	n = consumer_queue_headers(pairs, lengthof(pairs) - 5);
+	for (i = 0; i < n; i++)
+		has_prefetch |= (strcmp(pairs[i].name, "prefetch-count") == 0);
+	if (!has_prefetch)
+	{
+		/* say it: unlimited, as when not set */
+		pairs[n].name = "prefetch-count";
+		pairs[n++].value = "0";
+	}
+	pairs[n].name = "exclusive";
+	pairs[n++].value = outbox_exclusive_queue ? "true" : "false";
+	pairs[n].name = "x-dead-letter-exchange";
+	pairs[n++].value = "";
+	pairs[n].name = "x-dead-letter-routing-key";
+	pairs[n++].value = MyConsumer.dlq;
+	if (strncmp(MyConsumer.destination, "/queue/", 7) != 0 &&
+		strncmp(MyConsumer.destination, "/amq/queue/", 11) != 0)
+	{
+		pairs[n].name = "x-queue-name";
+		pairs[n++].value = MyConsumer.queue_name;
+	}
+	if (stomp_conn_subscribe(broker->conn, MyConsumer.main_sub_id,
+							 subscribe_target(), "client-individual",
+							 pairs, n, &receipt) != STOMP_OK ||
+		!consumer_wait_for_receipt(receipt, deadline))
+	{
+		outbox_broker_note_failure(why, broker->where,
+								   stomp_conn_state(broker->conn) == STOMP_CONN_OPEN ?
+								   "no receipt for SUBSCRIBE" :
+								   stomp_conn_error(broker->conn));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * After a SUBSCRIBE was refused: take the route consumer_choose_route()
+ * chooses, and say so if it changed.  Returns whether to subscribe again
+ * at once, without backing off.
+ */
+static bool
+take_route_after(const char *refusal)
+{
+	const char *queue = MyConsumer.destination + strlen("/queue/");
+	ConsumerRouteChoice choice;
+
+	choice = consumer_choose_route(MyConsumer.destination, MyConsumer.route,
+								   stomp_refusal_classify(refusal));
+	MyConsumer.route = choice.route;
+	if (choice.changed && choice.route == CONSUMER_ROUTE_EXISTING_QUEUE)
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\" found \"%s\" declared with other arguments, and consumes it as \"/amq/queue/%s\"",
+						MyConsumer.queue_name, MyConsumer.destination, queue),
+				 errdetail("%s", refusal),
+				 errhint("Messages it refuses are sent to \"/amq/queue/DLQ.%s\".",
+						 MyConsumer.queue_name)));
+	else if (choice.changed)
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\" found no queue behind \"/amq/queue/%s\", and subscribes to \"%s\" again",
+						MyConsumer.queue_name, queue, MyConsumer.destination)));
+	return choice.at_once;
+}
+
+/*
+ * Connect (the broker link: failover, backoff) and subscribe; returns
+ * whether the subscription is in place.  On a failure the consumer is
+ * backing off, or (a route found) subscribes again at the next turn.
+ */
+bool
+consumer_connect_and_subscribe(void)
+{
+	StringInfoData failures;
+
+	if (!outbox_link_connect(&MyConsumer.link))
+		return false;
+
+	/* a refusal names the broker that answered, and nothing before it */
+	initStringInfo(&failures);
+	if (!subscribe_queue(outbox_monotonic_ms() + CONSUMER_SUBSCRIBE_TIMEOUT_MS,
+						 &failures))
+	{
+		consumer_disconnect();
+		if (take_route_after(failures.data))
+			return false;		/* subscribed again at the next turn */
+		consumer_back_off(CONSUMER_FAILED_SUBSCRIBE,
+						  psprintf("could not subscribe to \"%s\"",
+								   MyConsumer.destination),
+						  failures.data);
+		return false;
+	}
+	MyConsumer.subscribed = true;
+	(void) outbox_link_established(&MyConsumer.link, "subscribed");
+	return true;
+}
