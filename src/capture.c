@@ -64,8 +64,10 @@
  *
  * Memory: the cache lives in CacheMemoryContext, each table's entry in a
  * context of its own, freed when the entry is reloaded (or moved under
- * TopTransactionContext while a capture up the stack still uses it).  A
- * row's body and message are allocated in the trigger's per-row context.
+ * TopTransactionContext while a capture up the stack still uses it), and
+ * removed with it at the next row captured after its invalidation (a
+ * dropped table's entry is never used again).  A row's body and message
+ * are allocated in the trigger's per-row context.
  *
  * src/capture.c
  *
@@ -142,6 +144,9 @@ static HTAB *capture_cache = NULL;
 /* whether any entry ever had ancestors: until then, invalidations look up one */
 static bool capture_cache_has_partitions = false;
 
+/* whether an entry was invalidated since capture_cache_sweep() last ran */
+static bool capture_cache_sweep_due = false;
+
 /*
  * How many outbox_capture() calls are running in this backend, each holding
  * a pointer to the configurations it captures by.
@@ -154,6 +159,7 @@ static bool to_jsonb_ready = false;
 static bool callbacks_registered = false;
 
 static void capture_cache_init(void);
+static void capture_cache_sweep(void);
 static void capture_relcache_callback(Datum arg, Oid relid);
 static void capture_syscache_callback(Datum arg, int cacheid,
 									  uint32 hashvalue);
@@ -231,7 +237,10 @@ capture_relcache_callback(Datum arg, Oid relid)
 	{
 		entry = hash_search(capture_cache, &relid, HASH_FIND, NULL);
 		if (entry != NULL)
+		{
 			entry->valid = false;
+			capture_cache_sweep_due = true;
+		}
 		return;
 	}
 
@@ -247,6 +256,8 @@ capture_relcache_callback(Datum arg, Oid relid)
 			if (entry->ancestors[i] == relid)
 				entry->valid = false;
 		}
+		if (!entry->valid)
+			capture_cache_sweep_due = true;
 	}
 }
 
@@ -257,6 +268,34 @@ static void
 capture_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	capture_relcache_callback(arg, InvalidOid);
+}
+
+/*
+ * Remove the entries invalidated since the last sweep, with their memory:
+ * an entry is invalidated when its table is dropped, and a backend that
+ * lives for months would otherwise keep one for every table it ever
+ * captured from (a daily partition rotated out, say).  An entry still in
+ * use reloads at its next row anyway.  Nothing is removed while a capture
+ * runs, since it holds a pointer into its entry's configurations.
+ */
+static void
+capture_cache_sweep(void)
+{
+	HASH_SEQ_STATUS status;
+	CaptureEntry *entry;
+
+	if (!capture_cache_sweep_due || captures_running > 0)
+		return;
+	capture_cache_sweep_due = false;
+	hash_seq_init(&status, capture_cache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (entry->valid)
+			continue;
+		if (entry->context != NULL)
+			MemoryContextDelete(entry->context);
+		(void) hash_search(capture_cache, &entry->relid, HASH_REMOVE, NULL);
+	}
 }
 
 /*
@@ -271,6 +310,7 @@ capture_entry(Relation rel)
 
 	if (capture_cache == NULL)
 		capture_cache_init();
+	capture_cache_sweep();
 
 	entry = hash_search(capture_cache, &relid, HASH_ENTER, &found);
 	if (!found)
@@ -292,6 +332,7 @@ capture_entry(Relation rel)
 			MemoryContextSetParent(entry->context, TopTransactionContext);
 		else if (entry->context != NULL)
 			MemoryContextDelete(entry->context);
+		entry->context = NULL;	/* if creating the next one fails */
 		entry->context = AllocSetContextCreate(CacheMemoryContext,
 											   "outbox capture entry",
 											   ALLOCSET_SMALL_SIZES);
