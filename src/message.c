@@ -115,7 +115,6 @@ static void check_version(const char *version);
 static void check_id(const pg_uuid_t *id);
 static void check_size(OutboxMessage *message);
 static void check_headers(Jsonb *headers, const char *origin);
-static void finish_message(OutboxMessage *message, Relation rel);
 static void set_string_pair(JsonbPair *pair, const char *key,
 							const char *value);
 static Jsonb *builtin_headers(OutboxMessage *message);
@@ -539,13 +538,16 @@ check_size(OutboxMessage *message)
 }
 
 /*
- * What every message gets, whichever way it came: a checked id, its
- * expiry counted from now, the time it is written (not from the start of
- * its transaction, which may be long), the merged and checked headers, and
- * the size check.  The destination is final already.
+ * What every message gets, whichever way it came, once its destination is
+ * final (outbox_final_destination(), outbox_check_stored_destination()): a
+ * checked id, its expiry counted from now, the time it is written (not
+ * from the start of its transaction, which may be long), the merged and
+ * checked headers, and the size check.  The outbox.generate_headers
+ * function runs here: a caller that refuses destinations (a writer's
+ * patterns) does so before.  rel is outbox.published.
  */
-static void
-finish_message(OutboxMessage *message, Relation rel)
+void
+outbox_finish_message(OutboxMessage *message, Relation rel)
 {
 	Jsonb	   *builtin;
 	Jsonb	   *headers;
@@ -583,29 +585,38 @@ finish_message(OutboxMessage *message, Relation rel)
 }
 
 /*
- * Give a new message its final form: validated destination with the
- * version suffix, then finish_message().  rel is outbox.published.
+ * Give a new message its final destination: validated, with the version
+ * suffix applied ('/t' and 'v2' give '/t.v2').
  */
 void
-outbox_complete_message(OutboxMessage *message, Relation rel)
+outbox_final_destination(OutboxMessage *message)
 {
 	outbox_check_destination(message->destination, message->version);
 	if (message->version != NULL)
 		message->destination = psprintf("%s.%s", message->destination,
 										 message->version);
-	finish_message(message, rel);
 }
 
 /*
- * Give a row of outbox.published changed by UPDATE the treatment of a new
- * message.  Its destination carries the version suffix already: both are
- * checked, nothing is appended.
+ * Check the destination of a row of outbox.published changed by UPDATE:
+ * it carries the version suffix already, so both are checked and nothing
+ * is appended.
  */
 void
-outbox_complete_stored_message(OutboxMessage *message, Relation rel)
+outbox_check_stored_destination(OutboxMessage *message)
 {
 	if (message->version != NULL)
 		check_version(message->version);
 	outbox_check_destination(message->destination, NULL);
-	finish_message(message, rel);
+}
+
+/*
+ * Give a new message its final form: outbox_final_destination(), then
+ * outbox_finish_message().  rel is outbox.published.
+ */
+void
+outbox_complete_message(OutboxMessage *message, Relation rel)
+{
+	outbox_final_destination(message);
+	outbox_finish_message(message, rel);
 }

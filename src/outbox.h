@@ -116,9 +116,10 @@ typedef struct OutboxMessage
 
 extern void outbox_check_destination(const char *destination,
 									 const char *version);
+extern void outbox_final_destination(OutboxMessage *message);
+extern void outbox_check_stored_destination(OutboxMessage *message);
+extern void outbox_finish_message(OutboxMessage *message, Relation rel);
 extern void outbox_complete_message(OutboxMessage *message, Relation rel);
-extern void outbox_complete_stored_message(OutboxMessage *message,
-										   Relation rel);
 extern Datum outbox_call_user_function(FunctionCallInfo fcinfo);
 
 /* in outbox_row.c: the outbox row format */

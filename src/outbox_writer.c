@@ -39,7 +39,9 @@
  * Errors: what cannot be sent, or may not be, is refused with an ERROR
  * that aborts the writing statement (the capture trigger's, or the
  * INSERT, COPY or UPDATE on outbox.published), naming the message and
- * what to do instead; elog only for can't-happen.
+ * what to do instead; elog only for can't-happen.  A row written by hand
+ * is refused for its destination (unroutable, or not the writer's to
+ * use) before the outbox.generate_headers function runs for it.
  *
  * Memory: the writer lives in a context of its own under
  * TopTransactionContext, deleted when the writer is released (at commit,
@@ -558,13 +560,18 @@ complete_row(TriggerData *trigdata, HeapTuple tuple, bool update)
 	}
 
 	if (update)
-		outbox_complete_stored_message(&message, trigdata->tg_relation);
+		outbox_check_stored_destination(&message);
 	else
-		outbox_complete_message(&message, trigdata->tg_relation);
-	/* as publish() does: the broker must be able to route it */
+		outbox_final_destination(&message);
+
+	/*
+	 * As publish() does: the broker must be able to route it, and the
+	 * writer may use it; checked before any user code runs for it.
+	 */
 	outbox_check_destination_routable(message.destination, false);
 	outbox_check_destination_allowed(GetUserId(), "publish",
 									 message.destination);
+	outbox_finish_message(&message, trigdata->tg_relation);
 	outbox_wake_publisher_at_commit();
 
 	changes.ncolumns = 0;
