@@ -1536,9 +1536,18 @@ outbox_publisher_main(Datum main_arg)
 			outbox_accept_wakeups(false);	/* new settings: not connected */
 
 		pgstat_report_activity(STATE_RUNNING, "publishing");
+		/* the wake-up that ended the last wait is this pass */
+		(void) outbox_broker_latch_seen();
 		PG_TRY();
 		{
 			more_work = publisher_pass();
+			/*
+			 * A wait of the pass (a receipt, a full output buffer) reset the
+			 * latch: a commit's wake-up for rows the pass did not see may be
+			 * gone with it, so look again at once.
+			 */
+			if (outbox_broker_latch_seen())
+				more_work = true;
 		}
 		PG_CATCH();
 		{
