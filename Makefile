@@ -23,6 +23,7 @@ OBJS = \
 	src/broker.o \
 	src/capture.o \
 	src/consumer.o \
+	src/counters.o \
 	src/event_triggers.o \
 	src/destination.o \
 	src/destination_state.o \
@@ -36,10 +37,14 @@ OBJS = \
 	src/outbox_row.o \
 	src/outbox_writer.o \
 	src/publisher.o \
+	src/publisher_lanes.o \
+	src/publisher_rows.o \
+	src/publisher_send.o \
 	src/queue_check.o \
 	src/redrive.o \
 	src/replay.o \
 	src/rendering.o \
+	src/retention.o \
 	src/secret.o \
 	src/send_event.o \
 	src/settings.o \
@@ -100,6 +105,9 @@ $(OBJS): src/outbox.h $(wildcard $(srcdir)/src/stomp/*.h)
 # version.c is built for the control file's default_version
 src/version.o: outbox.control
 
-# the publisher and its decisions are rebuilt when their headers change
+# the publisher's files and its decisions are rebuilt when their headers change
 PUBLISHER_DECIDE_HEADERS = $(wildcard $(srcdir)/src/decide/publisher_*.h)
-src/publisher.o $(PUBLISHER_DECIDE_OBJS): $(PUBLISHER_DECIDE_HEADERS)
+PUBLISHER_OBJS = src/publisher.o src/publisher_lanes.o src/publisher_rows.o \
+	src/publisher_send.o src/retention.o src/counters.o
+$(PUBLISHER_OBJS) $(PUBLISHER_DECIDE_OBJS): $(PUBLISHER_DECIDE_HEADERS)
+$(PUBLISHER_OBJS): src/publisher_internal.h
