@@ -10,7 +10,9 @@
  * pause table) and those held apart; the pass transaction keeps the locks
  * until its commit.  A row is marked succeeded only once its receipt came
  * in.  An attempt charged follows django-outbox-pattern's schedule
- * (src/decide/publisher_retry.c).
+ * (src/decide/publisher_retry.c decides the new count, the due time and
+ * whether it was the last allowed attempt; the statement only writes
+ * them).
  *
  * Error policy: a statement that does not do what it must (it cannot: the
  * plans are the publisher's own) is an elog(ERROR), caught by the pass;
@@ -93,7 +95,7 @@ prepare_plans(void)
 	Oid			fresh_args[4] = {UUIDARRAYOID, UUIDOID, INT4OID, TEXTARRAYOID};
 	Oid			retrying_args[2] = {INT4OID, TEXTARRAYOID};
 	Oid			suspect_args[2] = {UUIDARRAYOID, TEXTARRAYOID};
-	Oid			charge_args[4] = {UUIDOID, INT4OID, TIMESTAMPTZOID, TEXTOID};
+	Oid			charge_args[5] = {UUIDOID, INT4OID, BOOLOID, TIMESTAMPTZOID, TEXTOID};
 	Oid			fail_args[2] = {UUIDOID, TEXTOID};
 	Oid			probe_arg[1] = {TEXTOID};
 	/* paused destinations (outbox.pause()) are left alone by every fetch */
@@ -157,12 +159,12 @@ prepare_plans(void)
 					 1, uuids_arg);
 	charge_attempt_plan =
 		outbox_keep_plan("UPDATE outbox.published"
-					 "   SET retry = retry + 1,"
-					 "       status = CASE WHEN retry + 1 >= $2 THEN 'failed'"
+					 "   SET retry = $2,"
+					 "       status = CASE WHEN $3 THEN 'failed'"
 					 "                     ELSE 'scheduled' END::outbox.message_status,"
-					 "       next_attempt_at = $3, last_error = $4"
+					 "       next_attempt_at = $4, last_error = $5"
 					 " WHERE id = $1",
-					 4, charge_args);
+					 5, charge_args);
 	fail_message_plan =
 		outbox_keep_plan("UPDATE outbox.published"
 					 "   SET status = 'failed', last_error = $2"
@@ -345,7 +347,7 @@ publisher_charge_message(PendingMessage *message, const char *error)
 {
 	PublisherRetrySettings settings;
 	PublisherAttempt attempt;
-	Datum		args[4];
+	Datum		args[5];
 	int			retry;
 
 	settings.pause_for_retry_s = outbox_pause_for_retry;
@@ -355,10 +357,12 @@ publisher_charge_message(PendingMessage *message, const char *error)
 									   GetCurrentTimestamp());
 	retry = attempt.retry;
 
+	/* the decision's count and verdict, written as they are */
 	args[0] = UUIDPGetDatum(&message->id);
-	args[1] = Int32GetDatum(outbox_maximum_retry_attempts);
-	args[2] = TimestampTzGetDatum(attempt.next_attempt_us);
-	args[3] = CStringGetTextDatum(error);
+	args[1] = Int32GetDatum(attempt.retry);
+	args[2] = BoolGetDatum(attempt.failed);
+	args[3] = TimestampTzGetDatum(attempt.next_attempt_us);
+	args[4] = CStringGetTextDatum(error);
 	if (SPI_execute_plan(charge_attempt_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not record a refused outbox message");
 
