@@ -105,9 +105,11 @@ $(OBJS): src/outbox.h $(wildcard $(srcdir)/src/stomp/*.h)
 # version.c is built for the control file's default_version
 src/version.o: outbox.control
 
-# the publisher's files and its decisions are rebuilt when their headers change
+# the publisher and its decisions are rebuilt when their headers change
 PUBLISHER_DECIDE_HEADERS = $(wildcard $(srcdir)/src/decide/publisher_*.h)
-PUBLISHER_OBJS = src/publisher.o src/publisher_lanes.o src/publisher_rows.o \
-	src/publisher_send.o src/retention.o src/counters.o
-$(PUBLISHER_OBJS) $(PUBLISHER_DECIDE_OBJS): $(PUBLISHER_DECIDE_HEADERS)
-$(PUBLISHER_OBJS): src/publisher_internal.h
+src/publisher.o $(PUBLISHER_DECIDE_OBJS): $(PUBLISHER_DECIDE_HEADERS)
+
+# the publisher's files share a private header
+src/publisher_lanes.o src/publisher_rows.o src/publisher_send.o \
+src/retention.o src/counters.o: $(PUBLISHER_DECIDE_HEADERS) src/publisher_internal.h
+src/publisher.o: src/publisher_internal.h
