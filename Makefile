@@ -40,23 +40,28 @@ OBJS = \
 	src/consumer_held.o \
 	src/consumer_subscribe.o \
 	src/consumer_tables.o \
-	src/event_triggers.o \
+	src/counters.o \
 	src/destination.o \
 	src/destination_state.o \
+	src/event_triggers.o \
 	src/launcher.o \
 	src/message.o \
 	src/outbox.o \
+	src/outbox_row.o \
+	src/outbox_writer.o \
 	src/pause.o \
 	src/privileges.o \
 	src/publication.o \
 	src/publish_config.o \
-	src/outbox_row.o \
-	src/outbox_writer.o \
 	src/publisher.o \
+	src/publisher_lanes.o \
+	src/publisher_rows.o \
+	src/publisher_send.o \
 	src/queue_check.o \
 	src/redrive.o \
-	src/replay.o \
 	src/rendering.o \
+	src/replay.o \
+	src/retention.o \
 	src/secret.o \
 	src/send_event.o \
 	src/settings.o \
@@ -69,9 +74,9 @@ OBJS = \
 	src/wakeup.o \
 	src/wire.o \
 	src/wire_inbound.o \
-	src/worker_state.o \
 	src/worker_link.o \
 	src/worker_loop.o \
+	src/worker_state.o \
 	src/workers.o \
 	$(STOMP_OBJS) \
 	$(DECIDE_OBJS)

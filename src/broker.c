@@ -50,6 +50,9 @@
 /* time allowed to open a TCP connection and log in, per host */
 #define BROKER_CONNECT_TIMEOUT_MS	10000
 
+/* a wait reset the latch since outbox_broker_latch_seen() last said */
+static bool latch_seen = false;
+
 static void broker_config(StompConnConfig *config);
 static bool broker_attempt(OutboxBroker *broker, const StompHostPort *host,
 						   int64 deadline_ms, StringInfo failures);
@@ -213,10 +216,29 @@ outbox_broker_wait(OutboxBroker *broker, int64 deadline_ms)
 	rc = WaitLatchOrSocket(MyLatch, events, socket, (long) timeout,
 						   PG_WAIT_EXTENSION);
 	if (rc & WL_LATCH_SET)
+	{
 		ResetLatch(MyLatch);
+		latch_seen = true;
+	}
 
 	stomp_conn_process(broker->conn, outbox_monotonic_ms());
 	return rc;
+}
+
+/*
+ * Whether a wait reset the latch since the last call, and forget it.  A
+ * worker that waits on the broker in the middle of its work (a receipt,
+ * room in the output buffer) may take in a latch meant for what comes after
+ * that work (a commit's wake-up): it asks this at the end, to look again at
+ * once instead of sleeping on a latch already reset.
+ */
+bool
+outbox_broker_latch_seen(void)
+{
+	bool		seen = latch_seen;
+
+	latch_seen = false;
+	return seen;
 }
 
 /*

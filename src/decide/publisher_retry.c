@@ -9,7 +9,9 @@
  * A message refused "retry" times (the count stored in its row) is tried
  * again at once for its first PUBLISHER_IMMEDIATE_ATTEMPTS attempts, then
  * after outbox.pause_for_retry, then every outbox.wait_retry; once
- * outbox.maximum_retry_attempts are charged it is failed.  A refusal of
+ * outbox.maximum_retry_attempts are charged it is failed (the count and
+ * that verdict are written as they are by src/publisher_rows.c: no SQL
+ * decides them again).  A refusal of
  * its destination as a whole charges nothing (publisher_session.c).
  *
  * Error policy: none; every input gives an answer (a due time past the

@@ -88,7 +88,8 @@ start_pass(TestPass *p, uint64_t first_receipt, int n,
 
 /*
  * feed
- *		One event of the connection, taken in as collect_receipts does.
+ *		One event of the connection, taken in as publisher_collect_receipts()
+ *		does.
  */
 static void
 feed(TestPass *p, StompEventType type, uint64_t receipt)

@@ -1,0 +1,411 @@
+/*-------------------------------------------------------------------------
+ *
+ * publisher_rows.c
+ *		  What the publisher reads and writes in outbox.published: its
+ *		  saved statements, the fetches of a pass, and the outcome written
+ *		  on each row (succeeded, expired, charged an attempt, failed).
+ *
+ * The fetches lock their rows FOR UPDATE SKIP LOCKED and leave out paused
+ * destinations (outbox.pause(), once ALTER EXTENSION UPDATE made the
+ * pause table) and those held apart; the pass transaction keeps the locks
+ * until its commit.  A row is marked succeeded only once its receipt came
+ * in.  An attempt charged follows django-outbox-pattern's schedule
+ * (src/decide/publisher_retry.c decides the new count, the due time and
+ * whether it was the last allowed attempt; the statement only writes
+ * them).
+ *
+ * Error policy: a statement that does not do what it must (it cannot: the
+ * plans are the publisher's own) is an elog(ERROR), caught by the pass;
+ * a message that expired, failed or was refused is logged (WARNING or
+ * LOG) with what to do, and its error shown in the worker's slot.
+ *
+ * Memory: the plans are saved (SPI_keepplan) for the life of the worker,
+ * freed when the extension goes or the pause table appears; the rows a
+ * fetch locked are copied into the pass context, emptied at each
+ * publisher_begin_pass(), because the lanes read them after the commit,
+ * when SPI's memory is gone.
+ *
+ * src/publisher_rows.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "publisher_internal.h"
+#include "decide/publisher_retry.h"
+
+/* saved plans */
+static SPIPlanPtr fetch_fresh_plan = NULL;
+static SPIPlanPtr fetch_retrying_plan = NULL;
+static SPIPlanPtr fetch_suspect_plan = NULL;
+static SPIPlanPtr mark_succeeded_plan = NULL;
+static SPIPlanPtr mark_failed_plan = NULL;
+static SPIPlanPtr charge_attempt_plan = NULL;
+static SPIPlanPtr fail_message_plan = NULL;
+static SPIPlanPtr fetch_probe_plan = NULL;
+static bool plans_see_pauses = false;	/* outbox.destination_pause exists */
+
+static MemoryContext pass_context = NULL;	/* the messages of a pass */
+
+static void prepare_plans(void);
+static int	fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass);
+static int	mark_rows(PassMessages *pass, bool expired, SPIPlanPtr plan);
+
+/*
+ * Make the pass context; once, at the worker's start.  Not a child of the
+ * worker's scratch context: it outlives its resets.
+ */
+void
+publisher_rows_init(void)
+{
+	pass_context = AllocSetContextCreate(TopMemoryContext,
+										 "outbox publisher pass",
+										 ALLOCSET_DEFAULT_SIZES);
+}
+
+/*
+ * Prepare the statements of a pass if they are not, seeing the pause table
+ * if see_pauses (an extension updated from 1.0 made it: the plans are
+ * prepared again when it appears or goes).  In a transaction.
+ */
+void
+publisher_prepare_plans(bool see_pauses)
+{
+	if (see_pauses != plans_see_pauses)
+		publisher_free_plans();
+	plans_see_pauses = see_pauses;
+	prepare_plans();
+}
+
+/*
+ * Prepare the statements of a pass, once per worker (again after
+ * publisher_free_plans()).
+ */
+static void
+prepare_plans(void)
+{
+	Oid			uuids_arg[1] = {UUIDARRAYOID};
+	Oid			fresh_args[4] = {UUIDARRAYOID, UUIDOID, INT4OID, TEXTARRAYOID};
+	Oid			retrying_args[2] = {INT4OID, TEXTARRAYOID};
+	Oid			suspect_args[2] = {UUIDARRAYOID, TEXTARRAYOID};
+	Oid			charge_args[5] = {UUIDOID, INT4OID, BOOLOID, TIMESTAMPTZOID, TEXTOID};
+	Oid			fail_args[2] = {UUIDOID, TEXTOID};
+	Oid			probe_arg[1] = {TEXTOID};
+	/* paused destinations (outbox.pause()) are left alone by every fetch */
+	const char *unpaused = plans_see_pauses ?
+		"   AND NOT EXISTS (SELECT FROM outbox.destination_pause dp"
+		"                    WHERE dp.destination = published.destination)" : "";
+
+	if (fetch_fresh_plan != NULL)
+		return;
+
+	/* and the destinations held apart ($n text[]) by all but the probe */
+	fetch_fresh_plan =
+		outbox_keep_plan(psprintf("SELECT id, destination, body, headers, retry,"
+								  "       expires_at < now() AS expired"
+								  "  FROM outbox.published"
+								  " WHERE status = 'scheduled' AND retry = 0"
+								  "   AND next_attempt_at <= now() AND id <> ALL ($1)"
+								  "   AND id > $2 AND destination <> ALL ($4) %s"
+								  " ORDER BY id LIMIT $3"
+								  "   FOR UPDATE SKIP LOCKED", unpaused),
+						 4, fresh_args);
+	fetch_retrying_plan =
+		outbox_keep_plan(psprintf("SELECT id, destination, body, headers, retry,"
+								  "       expires_at < now() AS expired"
+								  "  FROM outbox.published"
+								  " WHERE status = 'scheduled' AND retry > 0"
+								  "   AND next_attempt_at <= now()"
+								  "   AND destination <> ALL ($2) %s"
+								  " ORDER BY next_attempt_at, id LIMIT $1"
+								  "   FOR UPDATE SKIP LOCKED", unpaused),
+						 2, retrying_args);
+	fetch_suspect_plan =
+		outbox_keep_plan(psprintf("SELECT id, destination, body, headers, retry,"
+								  "       expires_at < now() AS expired"
+								  "  FROM outbox.published"
+								  " WHERE status = 'scheduled' AND id = ANY ($1)"
+								  "   AND destination <> ALL ($2) %s"
+								  " ORDER BY id"
+								  "   FOR UPDATE SKIP LOCKED", unpaused),
+						 2, suspect_args);
+	/* one due message of a held destination, sent alone to try it */
+	fetch_probe_plan =
+		outbox_keep_plan(psprintf("SELECT id, destination, body, headers, retry,"
+								  "       expires_at < now() AS expired"
+								  "  FROM outbox.published"
+								  " WHERE status = 'scheduled' AND destination = $1"
+								  "   AND next_attempt_at <= now() %s"
+								  " ORDER BY id LIMIT 1"
+								  "   FOR UPDATE SKIP LOCKED", unpaused),
+						 1, probe_arg);
+	mark_succeeded_plan =
+		outbox_keep_plan("UPDATE outbox.published"
+					 "   SET status = 'succeeded', last_error = NULL"
+					 " WHERE id = ANY ($1)",
+					 1, uuids_arg);
+	mark_failed_plan =
+		outbox_keep_plan("UPDATE outbox.published"
+					 "   SET status = 'failed',"
+					 "       last_error = 'expired at ' || expires_at || ' before it could be sent'"
+					 " WHERE id = ANY ($1)",
+					 1, uuids_arg);
+	charge_attempt_plan =
+		outbox_keep_plan("UPDATE outbox.published"
+					 "   SET retry = $2,"
+					 "       status = CASE WHEN $3 THEN 'failed'"
+					 "                     ELSE 'scheduled' END::outbox.message_status,"
+					 "       next_attempt_at = $4, last_error = $5"
+					 " WHERE id = $1",
+					 5, charge_args);
+	fail_message_plan =
+		outbox_keep_plan("UPDATE outbox.published"
+					 "   SET status = 'failed', last_error = $2"
+					 " WHERE id = $1",
+					 2, fail_args);
+}
+
+/*
+ * Forget the saved plans, to prepare them again at the next pass.
+ */
+void
+publisher_free_plans(void)
+{
+	SPIPlanPtr *plans[] = {&fetch_fresh_plan, &fetch_retrying_plan,
+		&fetch_suspect_plan, &mark_succeeded_plan, &mark_failed_plan,
+	&charge_attempt_plan, &fail_message_plan, &fetch_probe_plan};
+	int			i;
+
+	for (i = 0; i < lengthof(plans); i++)
+	{
+		if (*plans[i] != NULL)
+			SPI_freeplan(*plans[i]);
+		*plans[i] = NULL;
+	}
+}
+
+/*
+ * Start a new pass: its messages go to the pass context, emptied now.
+ */
+void
+publisher_begin_pass(PassMessages *pass)
+{
+	MemoryContextReset(pass_context);
+	memset(pass, 0, sizeof(*pass));
+	pass->context = pass_context;
+}
+
+/*
+ * Run one of the fetches of a pass with its arguments (see PublisherFetch)
+ * and add the rows it locked to the pass; returns how many.
+ */
+int
+publisher_fetch(PublisherFetch fetch, Datum *args, PassMessages *pass)
+{
+	SPIPlanPtr	plan = NULL;
+
+	switch (fetch)
+	{
+		case PUBLISHER_FETCH_FRESH:
+			plan = fetch_fresh_plan;
+			break;
+		case PUBLISHER_FETCH_RETRYING:
+			plan = fetch_retrying_plan;
+			break;
+		case PUBLISHER_FETCH_SUSPECTS:
+			plan = fetch_suspect_plan;
+			break;
+		case PUBLISHER_FETCH_PROBE:
+			plan = fetch_probe_plan;
+			break;
+	}
+	if (plan == NULL)
+		elog(ERROR, "outbox publisher: fetch %d is not prepared", (int) fetch);
+	return fetch_messages(plan, args, pass);
+}
+
+/*
+ * Run a fetch plan and add the rows it locked to the pass; returns how many.
+ * The rows are copied into the pass context: the lane reads them after the
+ * commit, when SPI's memory is gone.
+ */
+static int
+fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass)
+{
+	int			ret;
+	uint64		i;
+	MemoryContext old;
+
+	ret = SPI_execute_plan(plan, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read outbox.published: %s",
+			 SPI_result_code_string(ret));
+
+	old = MemoryContextSwitchTo(pass->context);
+
+	if (pass->n + (int) SPI_processed > pass->allocated)
+	{
+		pass->allocated = Max(pass->allocated * 2, pass->n + (int) SPI_processed);
+		pass->messages = pass->messages == NULL ?
+			palloc0(sizeof(PendingMessage) * pass->allocated) :
+			repalloc(pass->messages, sizeof(PendingMessage) * pass->allocated);
+	}
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		PendingMessage *m = &pass->messages[pass->n++];
+		bool		isnull;
+
+		memset(m, 0, sizeof(*m));
+		m->id = *DatumGetUUIDP(SPI_getbinval(row, desc, 1, &isnull));
+		m->destination = TextDatumGetCString(SPI_getbinval(row, desc, 2, &isnull));
+		m->body = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 3, &isnull));
+		m->headers = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 4, &isnull));
+		m->retry = DatumGetInt32(SPI_getbinval(row, desc, 5, &isnull));
+		m->expired = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
+	}
+	MemoryContextSwitchTo(old);
+	SPI_freetuptable(SPI_tuptable);
+	return (int) i;
+}
+
+/*
+ * Mark the confirmed messages succeeded and the expired ones failed, those
+ * not marked yet: one statement each.
+ */
+void
+publisher_mark_outcome(PassMessages *pass)
+{
+	int			confirmed = mark_rows(pass, false, mark_succeeded_plan);
+	int			expired = mark_rows(pass, true, mark_failed_plan);
+
+	if (confirmed > 0)
+	{
+		outbox_slot_count(OUTBOX_COUNT_SENT, confirmed);
+		outbox_slot_note_sent();
+	}
+	if (expired > 0)
+	{
+		outbox_slot_count(OUTBOX_COUNT_FAILED, expired);
+		ereport(WARNING,
+				(errmsg("outbox publisher: %d message(s) expired before they could be sent",
+						expired),
+				 errhint("Their rows in outbox.published are failed; outbox.redrive() sends them again.")));
+	}
+}
+
+/*
+ * Run plan (one uuid[] argument) on the pass's messages not marked yet that
+ * are confirmed (or, with expired, expired), and note them marked; returns
+ * how many.
+ */
+static int
+mark_rows(PassMessages *pass, bool expired, SPIPlanPtr plan)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(pass->n, 1));
+	Datum		args[1];
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < pass->n; i++)
+	{
+		PendingMessage *m = &pass->messages[i];
+
+		if (!m->marked && (expired ? m->expired : m->confirmed))
+		{
+			ids[n++] = UUIDPGetDatum(&m->id);
+			m->marked = true;
+		}
+	}
+	if (n > 0)
+	{
+		args[0] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN,
+												  false, TYPALIGN_CHAR));
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not mark outbox messages %s",
+				 expired ? "expired" : "succeeded");
+	}
+	pfree(ids);
+	return n;
+}
+
+/*
+ * Charge one attempt to a message the broker refused, due again on
+ * django-outbox-pattern's schedule (publisher_retry.c); after
+ * outbox.maximum_retry_attempts it is failed.
+ */
+void
+publisher_charge_message(PendingMessage *message, const char *error)
+{
+	PublisherRetrySettings settings;
+	PublisherAttempt attempt;
+	Datum		args[5];
+	int			retry;
+
+	settings.pause_for_retry_s = outbox_pause_for_retry;
+	settings.wait_retry_s = outbox_wait_retry;
+	settings.maximum_retry_attempts = outbox_maximum_retry_attempts;
+	attempt = publisher_charge_attempt(&settings, message->retry,
+									   GetCurrentTimestamp());
+	retry = attempt.retry;
+
+	/* the decision's count and verdict, written as they are */
+	args[0] = UUIDPGetDatum(&message->id);
+	args[1] = Int32GetDatum(attempt.retry);
+	args[2] = BoolGetDatum(attempt.failed);
+	args[3] = TimestampTzGetDatum(attempt.next_attempt_us);
+	args[4] = CStringGetTextDatum(error);
+	if (SPI_execute_plan(charge_attempt_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record a refused outbox message");
+
+	if (attempt.failed)
+	{
+		outbox_slot_count(OUTBOX_COUNT_FAILED, 1);
+		ereport(WARNING,
+				(errmsg("outbox message %s to \"%s\" failed after %d attempts",
+						DatumGetCString(DirectFunctionCall1(uuid_out, args[0])),
+						message->destination, retry),
+				 errdetail("The broker said: %s", error)));
+	}
+	else
+		ereport(LOG,
+				(errmsg("outbox publisher: the broker refused message %s to \"%s\" (attempt %d of %d)",
+						DatumGetCString(DirectFunctionCall1(uuid_out, args[0])),
+						message->destination, retry,
+						outbox_maximum_retry_attempts),
+				 errdetail("The broker said: %s", error)));
+	outbox_slot_set_error(error);
+}
+
+/*
+ * Fail, alone and at once, a message that cannot be sent as it is stored
+ * (see the file header): no attempt could succeed, and retrying it would
+ * hold up every pass.  The reason goes to last_error.
+ */
+void
+publisher_fail_message(PendingMessage *message, const char *reason)
+{
+	Datum		args[2];
+
+	args[0] = UUIDPGetDatum(&message->id);
+	args[1] = CStringGetTextDatum(reason);
+	if (SPI_execute_plan(fail_message_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record an outbox message that cannot be sent");
+	message->marked = true;
+
+	outbox_slot_count(OUTBOX_COUNT_FAILED, 1);
+	ereport(WARNING,
+			(errmsg("outbox message %s to \"%s\" cannot be sent: %s",
+					DatumGetCString(DirectFunctionCall1(uuid_out, args[0])),
+					message->destination, reason),
+			 errhint("Its row in outbox.published is failed; correct the row and call outbox.redrive() to send it.")));
+	outbox_slot_set_error(reason);
+}
