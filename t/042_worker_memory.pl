@@ -23,9 +23,9 @@ use OutboxTest::RabbitMQ;
 use OutboxTest::Stomp;
 
 my $warmup_rounds = 15;
-my $rounds = $ENV{OUTBOX_MEMORY_ROUNDS} // 120;
+my $rounds = $ENV{OUTBOX_MEMORY_ROUNDS} || 120;
 my $warmup_errors = 3;
-my $errors = $ENV{OUTBOX_MEMORY_ERRORS} // 8;
+my $errors = $ENV{OUTBOX_MEMORY_ERRORS} || 8;
 # bytes a month-long worker may keep over its warm-up: less than 35 bytes
 # per reconnection of the measured run
 my $bound = 4096;
