@@ -108,6 +108,7 @@ bool
 outbox_link_reload(OutboxLink *link)
 {
 	char	   *settings = link_settings(link);
+	char	   *kept;
 
 	if (link->settings != NULL && strcmp(settings, link->settings) == 0)
 	{
@@ -123,9 +124,11 @@ outbox_link_reload(OutboxLink *link)
 	}
 	stomp_retry_reset(&link->retry);
 	link->backoff_until_ms = 0;
+	/* the copy first: an error in it leaves the old one, not a freed one */
+	kept = MemoryContextStrdup(TopMemoryContext, settings);
 	if (link->settings != NULL)
 		pfree(link->settings);
-	link->settings = MemoryContextStrdup(TopMemoryContext, settings);
+	link->settings = kept;
 	pfree(settings);
 	return true;
 }

@@ -38,7 +38,8 @@
  * again after every transaction: a commit or an abort leaves
  * TopMemoryContext current, where a month of turns would pile up.  The
  * top of the turn asserts it.  The caught error is copied into the
- * scratch context, gone at the next turn.
+ * scratch context, gone at the next turn (in a worker without one, into a
+ * context of the catch's, emptied at the next catch).
  *
  * src/worker_loop.c
  *
@@ -62,6 +63,9 @@
 
 /* the worker's scratch context, or NULL (the publisher launcher has none) */
 static MemoryContext loop_scratch = NULL;
+
+/* without a scratch context: where the last caught error is kept */
+static MemoryContext catch_context = NULL;
 
 /* the user to be again after a transaction run as another role */
 static Oid	xact_saved_userid = InvalidOid;
@@ -147,17 +151,30 @@ outbox_loop_wait(int64 deadline_ms)
  * and log the error at LOG as "<what>: <message>", with its SQLSTATE,
  * detail, hint and context as raised (ThrowErrorData below ERROR only
  * reports).  With show_in_status, its message becomes the worker's last
- * error.  Returns the error, copied into the scratch context (or the
- * current one), which is current on return; the caller does its own
- * cleanup.
+ * error.  Returns the error, copied into the scratch context, which is
+ * current on return; the caller does its own cleanup.
+ *
+ * Without a scratch context the error goes to a context of its own, kept
+ * until the next catch (current on return too: the caller switches back
+ * to its own), not to the context current at the throw, which may be a
+ * transaction's or SPI's, deleted by the abort below.
  */
 ErrorData *
 outbox_loop_catch(const char *what, bool show_in_status)
 {
-	MemoryContext into = loop_scratch != NULL ? loop_scratch :
-		CurrentMemoryContext;
+	MemoryContext into = loop_scratch;
 	ErrorData  *edata;
 	ErrorData	report;
+
+	if (into == NULL)
+	{
+		if (catch_context == NULL)
+			catch_context = AllocSetContextCreate(TopMemoryContext,
+												  "outbox caught error",
+												  ALLOCSET_SMALL_SIZES);
+		MemoryContextReset(catch_context);
+		into = catch_context;
+	}
 
 	/* out of ErrorContext, which FlushErrorState empties */
 	MemoryContextSwitchTo(into);
