@@ -31,7 +31,10 @@
  * never flattened to its message, records the message in the worker's
  * slot if asked, and rolls back the transaction in progress.  A FATAL
  * error (SIGTERM: die()) is not caught by PG_CATCH's callers: it ends the
- * worker, and the postmaster or the launcher starts it again.
+ * worker, and the postmaster or the launcher starts it again.  A cancel
+ * request (pg_cancel_backend) cancels the turn in flight, caught as an
+ * ERROR; between turns, where nothing would catch it, it is dropped with
+ * a LOG line (outbox_loop_interrupts), not let end the worker.
  *
  * Memory: each worker has one scratch context, made current by
  * outbox_loop_scratch(), reset at the top of every turn, and current
@@ -105,9 +108,9 @@ outbox_loop_scratch(const char *name)
 
 /*
  * The top of a turn: empty the scratch context (every transaction gave it
- * back: asserted), honour interrupts, and read the configuration again if
- * SIGHUP asked.  Returns whether it did; the worker then compares the
- * settings it cares for (outbox_link_reload).
+ * back: asserted), honour interrupts (outbox_loop_interrupts), and read
+ * the configuration again if SIGHUP asked.  Returns whether it did; the
+ * worker then compares the settings it cares for (outbox_link_reload).
  */
 bool
 outbox_loop_top(void)
@@ -117,7 +120,7 @@ outbox_loop_top(void)
 		Assert(CurrentMemoryContext == loop_scratch);
 		MemoryContextReset(loop_scratch);
 	}
-	CHECK_FOR_INTERRUPTS();
+	outbox_loop_interrupts();
 	if (!ConfigReloadPending)
 		return false;
 	ConfigReloadPending = false;
@@ -126,9 +129,34 @@ outbox_loop_top(void)
 }
 
 /*
+ * Honour interrupts between a worker's turns, outside its error catch:
+ * SIGTERM (die) ends the worker, but a cancel request (pg_cancel_backend,
+ * which PostgreSQL installs for a worker connected to a database) finds
+ * no statement to cancel here.  Raised, it would be an ERROR outside any
+ * PG_TRY, which ends a background worker: a publisher gone from
+ * outbox.status, sending nothing until it is started again.  It is
+ * dropped with a line in the log; a cancel that arrives during a turn
+ * cancels that turn's work, caught as any other error.
+ */
+void
+outbox_loop_interrupts(void)
+{
+	if (QueryCancelPending)
+	{
+		QueryCancelPending = false;
+		ereport(LOG,
+				(errmsg("%s ignored a cancel request: it was waiting for work, with nothing to cancel",
+						MyBgworkerEntry != NULL ? MyBgworkerEntry->bgw_name :
+						"outbox worker"),
+				 errhint("To stop the worker, use pg_terminate_backend().")));
+	}
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
  * Sleep until deadline_ms (outbox_monotonic_ms()), the latch, or
  * postmaster death (which ends the worker); honour interrupts if the latch
- * was set.  Returns WaitLatch()'s result.
+ * was set (outbox_loop_interrupts).  Returns WaitLatch()'s result.
  */
 int
 outbox_loop_wait(int64 deadline_ms)
@@ -141,7 +169,7 @@ outbox_loop_wait(int64 deadline_ms)
 	if (rc & WL_LATCH_SET)
 	{
 		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		outbox_loop_interrupts();
 	}
 	return rc;
 }
