@@ -295,6 +295,7 @@ extern void outbox_link_free(OutboxLink *link);
 extern void outbox_loop_signals(pqsigfunc on_sigterm);
 extern MemoryContext outbox_loop_scratch(const char *name);
 extern bool outbox_loop_top(void);
+extern void outbox_loop_interrupts(void);
 extern int	outbox_loop_wait(int64 deadline_ms);
 extern ErrorData *outbox_loop_catch(const char *what, bool show_in_status);
 extern void outbox_xact_begin(Oid role);

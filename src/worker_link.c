@@ -47,6 +47,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "storage/latch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -108,6 +109,7 @@ bool
 outbox_link_reload(OutboxLink *link)
 {
 	char	   *settings = link_settings(link);
+	char	   *kept;
 
 	if (link->settings != NULL && strcmp(settings, link->settings) == 0)
 	{
@@ -123,9 +125,11 @@ outbox_link_reload(OutboxLink *link)
 	}
 	stomp_retry_reset(&link->retry);
 	link->backoff_until_ms = 0;
+	/* the copy first: an error in it leaves the old one, not a freed one */
+	kept = MemoryContextStrdup(TopMemoryContext, settings);
 	if (link->settings != NULL)
 		pfree(link->settings);
-	link->settings = MemoryContextStrdup(TopMemoryContext, settings);
+	link->settings = kept;
 	pfree(settings);
 	return true;
 }
@@ -392,16 +396,18 @@ outbox_link_drain(OutboxLink *link, OutboxMessageFn on_message, void *arg)
 }
 
 /*
- * Wait until deadline_ms or the latch, honouring interrupts; a link that
- * is logged in keeps its connection's I/O (heart-beats) going meanwhile.
+ * A worker's wait for work: until deadline_ms or the latch, honouring
+ * interrupts as between turns (outbox_loop_interrupts: a cancel finds
+ * nothing to cancel); a link that is logged in keeps its connection's I/O
+ * (heart-beats) going meanwhile.
  */
 void
 outbox_link_wait(OutboxLink *link, int64 deadline_ms)
 {
-	if (link->connected)
-		outbox_broker_wait_interruptible(&link->broker, deadline_ms);
-	else
+	if (!link->connected)
 		(void) outbox_loop_wait(deadline_ms);
+	else if (outbox_broker_wait(&link->broker, deadline_ms) & WL_LATCH_SET)
+		outbox_loop_interrupts();
 }
 
 /*

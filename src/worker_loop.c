@@ -31,14 +31,18 @@
  * never flattened to its message, records the message in the worker's
  * slot if asked, and rolls back the transaction in progress.  A FATAL
  * error (SIGTERM: die()) is not caught by PG_CATCH's callers: it ends the
- * worker, and the postmaster or the launcher starts it again.
+ * worker, and the postmaster or the launcher starts it again.  A cancel
+ * request (pg_cancel_backend) cancels the turn in flight, caught as an
+ * ERROR; between turns, where nothing would catch it, it is dropped with
+ * a LOG line (outbox_loop_interrupts), not let end the worker.
  *
  * Memory: each worker has one scratch context, made current by
  * outbox_loop_scratch(), reset at the top of every turn, and current
  * again after every transaction: a commit or an abort leaves
  * TopMemoryContext current, where a month of turns would pile up.  The
  * top of the turn asserts it.  The caught error is copied into the
- * scratch context, gone at the next turn.
+ * scratch context, gone at the next turn (in a worker without one, into a
+ * context of the catch's, emptied at the next catch).
  *
  * src/worker_loop.c
  *
@@ -62,6 +66,9 @@
 
 /* the worker's scratch context, or NULL (the publisher launcher has none) */
 static MemoryContext loop_scratch = NULL;
+
+/* without a scratch context: where the last caught error is kept */
+static MemoryContext catch_context = NULL;
 
 /* the user to be again after a transaction run as another role */
 static Oid	xact_saved_userid = InvalidOid;
@@ -101,9 +108,9 @@ outbox_loop_scratch(const char *name)
 
 /*
  * The top of a turn: empty the scratch context (every transaction gave it
- * back: asserted), honour interrupts, and read the configuration again if
- * SIGHUP asked.  Returns whether it did; the worker then compares the
- * settings it cares for (outbox_link_reload).
+ * back: asserted), honour interrupts (outbox_loop_interrupts), and read
+ * the configuration again if SIGHUP asked.  Returns whether it did; the
+ * worker then compares the settings it cares for (outbox_link_reload).
  */
 bool
 outbox_loop_top(void)
@@ -113,7 +120,7 @@ outbox_loop_top(void)
 		Assert(CurrentMemoryContext == loop_scratch);
 		MemoryContextReset(loop_scratch);
 	}
-	CHECK_FOR_INTERRUPTS();
+	outbox_loop_interrupts();
 	if (!ConfigReloadPending)
 		return false;
 	ConfigReloadPending = false;
@@ -122,9 +129,34 @@ outbox_loop_top(void)
 }
 
 /*
+ * Honour interrupts between a worker's turns, outside its error catch:
+ * SIGTERM (die) ends the worker, but a cancel request (pg_cancel_backend,
+ * which PostgreSQL installs for a worker connected to a database) finds
+ * no statement to cancel here.  Raised, it would be an ERROR outside any
+ * PG_TRY, which ends a background worker: a publisher gone from
+ * outbox.status, sending nothing until it is started again.  It is
+ * dropped with a line in the log; a cancel that arrives during a turn
+ * cancels that turn's work, caught as any other error.
+ */
+void
+outbox_loop_interrupts(void)
+{
+	if (QueryCancelPending)
+	{
+		QueryCancelPending = false;
+		ereport(LOG,
+				(errmsg("%s ignored a cancel request: it was waiting for work, with nothing to cancel",
+						MyBgworkerEntry != NULL ? MyBgworkerEntry->bgw_name :
+						"outbox worker"),
+				 errhint("To stop the worker, use pg_terminate_backend().")));
+	}
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
  * Sleep until deadline_ms (outbox_monotonic_ms()), the latch, or
  * postmaster death (which ends the worker); honour interrupts if the latch
- * was set.  Returns WaitLatch()'s result.
+ * was set (outbox_loop_interrupts).  Returns WaitLatch()'s result.
  */
 int
 outbox_loop_wait(int64 deadline_ms)
@@ -137,7 +169,7 @@ outbox_loop_wait(int64 deadline_ms)
 	if (rc & WL_LATCH_SET)
 	{
 		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		outbox_loop_interrupts();
 	}
 	return rc;
 }
@@ -147,17 +179,30 @@ outbox_loop_wait(int64 deadline_ms)
  * and log the error at LOG as "<what>: <message>", with its SQLSTATE,
  * detail, hint and context as raised (ThrowErrorData below ERROR only
  * reports).  With show_in_status, its message becomes the worker's last
- * error.  Returns the error, copied into the scratch context (or the
- * current one), which is current on return; the caller does its own
- * cleanup.
+ * error.  Returns the error, copied into the scratch context, which is
+ * current on return; the caller does its own cleanup.
+ *
+ * Without a scratch context the error goes to a context of its own, kept
+ * until the next catch (current on return too: the caller switches back
+ * to its own), not to the context current at the throw, which may be a
+ * transaction's or SPI's, deleted by the abort below.
  */
 ErrorData *
 outbox_loop_catch(const char *what, bool show_in_status)
 {
-	MemoryContext into = loop_scratch != NULL ? loop_scratch :
-		CurrentMemoryContext;
+	MemoryContext into = loop_scratch;
 	ErrorData  *edata;
 	ErrorData	report;
+
+	if (into == NULL)
+	{
+		if (catch_context == NULL)
+			catch_context = AllocSetContextCreate(TopMemoryContext,
+												  "outbox caught error",
+												  ALLOCSET_SMALL_SIZES);
+		MemoryContextReset(catch_context);
+		into = catch_context;
+	}
 
 	/* out of ErrorContext, which FlushErrorState empties */
 	MemoryContextSwitchTo(into);
