@@ -409,12 +409,20 @@ run_one_by_one(ConsumerDelivery *deliveries, int covered)
 {
 	int			i;
 
+	/*
+	 * What the rolled-back transaction decided is void for all of them,
+	 * those SIGTERM leaves untried too: they are left to the broker, never
+	 * acknowledged on the strength of a COMMIT that failed
+	 */
+	for (i = 0; i < covered; i++)
+	{
+		deliveries[i].outcome = CONSUMER_OUTCOME_NONE;
+		deliveries[i].duplicate = false;
+	}
 	for (i = 0; i < covered && !consumer_shutdown_requested; i++)
 	{
 		int			one;
 
-		deliveries[i].outcome = CONSUMER_OUTCOME_NONE;
-		deliveries[i].duplicate = false;
 		if (run_batch(&deliveries[i], 1, &one) == BATCH_STOP)
 			return BATCH_STOP;
 	}
