@@ -256,13 +256,16 @@ run_batch(ConsumerDelivery *deliveries, int n, int *covered)
 }
 
 /*
- * Count what became of the deliveries, for outbox.status.
+ * Count the deliveries whose effect was committed, for outbox.status: at
+ * the COMMIT, whether or not their ACK reaches the broker (if not, they
+ * come back as duplicates, not counted again).  The dead-lettered are
+ * counted by acknowledge(), once the NACK or the copy is sent: a message
+ * left in the queue is not dead-lettered, and is tried again.
  */
 static void
-count_outcomes(ConsumerDelivery *deliveries, int n)
+count_processed(ConsumerDelivery *deliveries, int n)
 {
 	uint64		processed = 0;
-	uint64		dead = 0;
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -271,11 +274,8 @@ count_outcomes(ConsumerDelivery *deliveries, int n)
 
 		if (d->outcome == CONSUMER_OUTCOME_ACK && !d->duplicate)
 			processed++;
-		else if (d->outcome == CONSUMER_OUTCOME_DEAD)
-			dead++;
 	}
 	outbox_slot_count(OUTBOX_COUNT_PROCESSED, processed);
-	outbox_slot_count(OUTBOX_COUNT_DEAD_LETTERED, dead);
 }
 
 /*
@@ -318,18 +318,20 @@ send_action(ConsumerDelivery *d, ConsumerAction action)
 }
 
 /*
- * A message to dead-letter found no DLQ: drop the connection (the broker
- * keeps the message, at the head of the queue) and back off until the
- * DLQ's next try (consumer_retry_plan()).
+ * A message to dead-letter could not be (no DLQ, or the broker refused its
+ * copy, for the reason why): give the ACKs already written a moment, drop
+ * the connection (the broker keeps the message, at the head of the queue)
+ * and back off, at least until the DLQ's next try (consumer_retry_plan()),
+ * rather than run its callback again at once, over and over.
  */
 static void
-wait_for_dlq(void)
+wait_for_dlq(const char *why)
 {
 	(void) outbox_broker_wait(&MyConsumer.link.broker, outbox_monotonic_ms() + 100);
 	consumer_disconnect();
 	consumer_back_off(CONSUMER_FAILED_DEAD_LETTER,
 					  "could not dead-letter a message, which waits in the queue",
-					  MyConsumer.dlq_problem);
+					  why);
 }
 
 /*
@@ -344,7 +346,7 @@ acknowledge(ConsumerDelivery *deliveries, int n, uint64 batch_session)
 	bool		dlq_missing = false;
 	int			i;
 
-	count_outcomes(deliveries, n);
+	count_processed(deliveries, n);
 	if (!MyConsumer.link.connected || MyConsumer.link.session != batch_session ||
 		stomp_conn_state(MyConsumer.link.broker.conn) != STOMP_CONN_OPEN)
 		return;					/* the broker delivers them again */
@@ -364,12 +366,21 @@ acknowledge(ConsumerDelivery *deliveries, int n, uint64 batch_session)
 		}
 		if (action == CONSUMER_ACTION_SEND_TO_DLQ)
 		{
-			if (!consumer_send_to_dlq(d->frame))
+			char	   *why;
+
+			if (!consumer_send_to_dlq(d->frame, &why))
 			{
-				/* the broker gives back what was not acknowledged */
-				consumer_disconnect();
+				/*
+				 * The broker gives back what was not acknowledged; tried
+				 * again, with the DLQ declared again, on the DLQ's schedule
+				 */
+				MyConsumer.dlq_retry_at_ms =
+					consumer_retry_plan(CONSUMER_FAILED_DLQ_DECLARE,
+										outbox_monotonic_ms(), 0).not_before_ms;
+				wait_for_dlq(why);
 				return;
 			}
+			outbox_slot_count(OUTBOX_COUNT_DEAD_LETTERED, 1);
 			d->outcome = CONSUMER_OUTCOME_ACK;
 			action = CONSUMER_ACTION_ACK;
 		}
@@ -379,11 +390,13 @@ acknowledge(ConsumerDelivery *deliveries, int n, uint64 batch_session)
 			consumer_disconnect();
 			return;
 		}
+		if (action == CONSUMER_ACTION_NACK_DEAD)
+			outbox_slot_count(OUTBOX_COUNT_DEAD_LETTERED, 1);
 	}
 	/* write them now, without waiting */
 	stomp_conn_process(MyConsumer.link.broker.conn, outbox_monotonic_ms());
 	if (dlq_missing)
-		wait_for_dlq();
+		wait_for_dlq(MyConsumer.dlq_problem);
 }
 
 /*
@@ -396,12 +409,20 @@ run_one_by_one(ConsumerDelivery *deliveries, int covered)
 {
 	int			i;
 
+	/*
+	 * What the rolled-back transaction decided is void for all of them,
+	 * those SIGTERM leaves untried too: they are left to the broker, never
+	 * acknowledged on the strength of a COMMIT that failed
+	 */
+	for (i = 0; i < covered; i++)
+	{
+		deliveries[i].outcome = CONSUMER_OUTCOME_NONE;
+		deliveries[i].duplicate = false;
+	}
 	for (i = 0; i < covered && !consumer_shutdown_requested; i++)
 	{
 		int			one;
 
-		deliveries[i].outcome = CONSUMER_OUTCOME_NONE;
-		deliveries[i].duplicate = false;
 		if (run_batch(&deliveries[i], 1, &one) == BATCH_STOP)
 			return BATCH_STOP;
 	}

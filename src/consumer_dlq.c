@@ -240,12 +240,18 @@ consumer_declare_dlq_if_due(void)
 /*
  * Dead-letter a message of a /amq/queue/ destination, whose queue may not
  * dead-letter anything: SEND a copy to /amq/queue/DLQ.<queue> and wait for
- * its receipt.  Returns false if that failed (the caller drops the
- * connection, and the original, unacknowledged, comes back).
+ * its receipt; while the output buffer is full (of the batch's ACKs, say),
+ * let the socket drain it.  Returns false if that failed, with the
+ * broker's reason in *why (the caller drops the connection and backs off;
+ * the original, unacknowledged, comes back).
  */
 bool
-consumer_send_to_dlq(StompFrame *f)
+consumer_send_to_dlq(StompFrame *f, char **why)
 {
+	OutboxBroker *broker = &MyConsumer.link.broker;
+	int64		deadline = outbox_monotonic_ms() + CONSUMER_SUBSCRIBE_TIMEOUT_MS;
+	StompResult rc;
+	OutboxReceiptWait wait;
 	static const char *const dropped[] = {
 		"destination", "content-length", "content-type", "receipt",
 		"persistent", "transaction", "subscription", "message-id", "ack",
@@ -272,13 +278,26 @@ consumer_send_to_dlq(StompFrame *f)
 	pairs[npairs].name = "outbox-dead-lettered-from";
 	pairs[npairs++].value = MyConsumer.queue_name;
 
-	if (stomp_conn_send(MyConsumer.link.broker.conn,
-						psprintf("/amq/queue/%s", MyConsumer.dlq),
-						pairs, npairs,
-						stomp_frame_get_header(f, "content-type"),
-						f->body ? f->body : "", f->body_len,
-						&receipt) != STOMP_OK)
+	while ((rc = stomp_conn_send(broker->conn,
+								 psprintf("/amq/queue/%s", MyConsumer.dlq),
+								 pairs, npairs,
+								 stomp_frame_get_header(f, "content-type"),
+								 f->body ? f->body : "", f->body_len,
+								 &receipt)) == STOMP_ERR_FULL &&
+		   outbox_broker_make_room(broker, deadline))
+		;
+	if (rc != STOMP_OK)
+	{
+		*why = psprintf("%s: %s", broker->where, stomp_conn_error(broker->conn));
 		return false;
-	return consumer_wait_for_receipt(receipt, outbox_monotonic_ms() +
-									 CONSUMER_SUBSCRIBE_TIMEOUT_MS);
+	}
+	wait = outbox_link_await_receipt(&MyConsumer.link, receipt, deadline,
+									 consumer_hold_message, NULL);
+	if (wait == OUTBOX_RECEIPT_CONFIRMED)
+		return true;
+	*why = psprintf("%s: %s", broker->where,
+					wait == OUTBOX_RECEIPT_TIMED_OUT ?
+					"no receipt for the copy sent to the dead-letter queue" :
+					stomp_conn_error(broker->conn));
+	return false;
 }

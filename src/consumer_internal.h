@@ -119,7 +119,7 @@ extern void consumer_back_off(ConsumerFailure failure, const char *what,
 
 /* in consumer_dlq.c */
 extern void consumer_declare_dlq_if_due(void);
-extern bool consumer_send_to_dlq(StompFrame *frame);
+extern bool consumer_send_to_dlq(StompFrame *frame, char **why);
 
 /* in consumer_held.c */
 extern bool consumer_hold_message(StompFrame *frame, void *arg);

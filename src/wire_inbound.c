@@ -10,7 +10,9 @@
  * its id for idempotency, as django-outbox-pattern's consumer reads it
  * (cap-msg-id, else dop-msg-id, else message-id).  STOMP is UTF-8; every
  * text is made valid UTF-8 (invalid bytes and NUL become U+FFFD) and then
- * converted to the database encoding.  wire.c is the other direction.
+ * converted to the database encoding; an id that was not valid UTF-8
+ * also carries its bytes in hex, so that two ids never become one.
+ * wire.c is the other direction.
  *
  * Error policy: a body that is not JSON errors out of
  * outbox_inbound_body(), and a text with no form in the database encoding
@@ -123,9 +125,32 @@ outbox_inbound_headers(StompFrame *frame)
 }
 
 /*
+ * An id as text of the database: as outbox_inbound_text() makes it, and,
+ * if its bytes were not valid UTF-8 (or held a NUL), followed by all of
+ * them in hex.  Replacing invalid bytes alone would make different ids
+ * one ("a\xff" and "a\xfe" both "a" U+FFFD): the second message would be
+ * skipped as a duplicate of the first, and lost.
+ */
+static char *
+inbound_id_text(const char *bytes, size_t len)
+{
+	StringInfoData buf;
+	size_t		i;
+
+	if (pg_verify_mbstr(PG_UTF8, bytes, (int) len, true))
+		return outbox_inbound_text(bytes, len);
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s (bytes ", outbox_inbound_text(bytes, len));
+	for (i = 0; i < len; i++)
+		appendStringInfo(&buf, "%02x", (unsigned char) bytes[i]);
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+/*
  * The message's id for idempotency: cap-msg-id, else dop-msg-id, else
  * message-id (empty ones do not count, as in django-outbox-pattern); NULL
- * if none.
+ * if none.  Two different ids stay different (inbound_id_text).
  */
 char *
 outbox_inbound_message_id(StompFrame *frame)
@@ -138,7 +163,7 @@ outbox_inbound_message_id(StompFrame *frame)
 		const StompHeader *h = stomp_frame_find_header(frame, names[i]);
 
 		if (h != NULL && h->value_len > 0)
-			return outbox_inbound_text(h->value, h->value_len);
+			return inbound_id_text(h->value, h->value_len);
 	}
 	return NULL;
 }
