@@ -61,7 +61,10 @@
  * - An error in a pass (SQL, the extension dropped meanwhile...): caught,
  *   logged with its SQLSTATE, detail and hint (outbox_loop_catch), its
  *   message shown in outbox.status; the pass is rolled back, the
- *   connection closed, and the next pass comes after outbox.poll_interval.
+ *   connection closed, and the next pass comes after outbox.poll_interval;
+ *   after passes failed in a row, after a pause that grows up to
+ *   outbox.maximum_backoff (publisher_failed_pass_pause()), so that an
+ *   error that lasts is not logged and reconnected for every poll.
  * - SIGTERM ends the worker at its next wait, rolling back the pass in
  *   flight (its unconfirmed rows are sent again later); postmaster death
  *   ends it at once.  The postmaster restarts a worker that crashed.
@@ -82,6 +85,7 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -90,6 +94,7 @@
 #include "utils/memutils.h"
 
 #include "publisher_internal.h"
+#include "decide/publisher_retry.h"
 
 /* least pause after a failed pass */
 #define FAILED_PASS_PAUSE_MS	1000
@@ -132,6 +137,7 @@ static int64 last_missing_log_ms = -MISSING_EXTENSION_LOG_MS;
 static MemoryContext worker_context = NULL; /* reset every loop */
 static char publisher_dbname[NAMEDATALEN];
 static bool extension_missing = false;
+static unsigned int failed_passes = 0;	/* in a row */
 
 PGDLLEXPORT void outbox_publisher_main(Datum main_arg);
 
@@ -141,6 +147,7 @@ static void note_extension_missing(OutboxSchemaState schema,
 								   const char *version);
 static bool outbox_has_table(const char *relname);
 static void wait_for_work(bool more_work);
+static int64 failed_pass_pause(unsigned int failures);
 
 /*
  * One pass; returns whether more work is likely waiting.
@@ -282,6 +289,21 @@ wait_for_work(bool more_work)
 }
 
 /*
+ * The pause after the failures-th failed pass in a row: outbox.poll_interval
+ * (at least FAILED_PASS_PAUSE_MS), then growing up to
+ * outbox.maximum_backoff, so that an error that lasts is neither logged nor
+ * reconnected for every poll.
+ */
+static int64
+failed_pass_pause(unsigned int failures)
+{
+	return publisher_failed_pass_pause(failures,
+									   Max(outbox_poll_interval, FAILED_PASS_PAUSE_MS),
+									   (int64) outbox_maximum_backoff * 1000,
+									   pg_prng_uint64(&pg_global_prng_state));
+}
+
+/*
  * Entry point of the publisher of one database (bgw_extra names it).
  */
 void
@@ -331,6 +353,7 @@ outbox_publisher_main(Datum main_arg)
 			 */
 			if (outbox_broker_latch_seen())
 				more_work = true;
+			failed_passes = 0;
 		}
 		PG_CATCH();
 		{
@@ -339,9 +362,8 @@ outbox_publisher_main(Datum main_arg)
 			/* the plans may name what is gone (the extension dropped) */
 			publisher_free_plans();
 			publisher_disconnect();
-			/* whatever failed, do not try again at once */
 			outbox_link_defer(&publisher_link, outbox_monotonic_ms() +
-							  Max(outbox_poll_interval, FAILED_PASS_PAUSE_MS));
+							  failed_pass_pause(++failed_passes));
 			more_work = false;
 		}
 		PG_END_TRY();

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "publisher_retry.h"
+#include "stomp/stomp_failover.h"
 
 #define USECS_PER_SEC	INT64_C(1000000)
 
@@ -78,4 +79,27 @@ publisher_charge_attempt(const PublisherRetrySettings *settings, int retry,
 	attempt.next_attempt_us = publisher_next_attempt_at(settings, attempt.retry,
 														now_us);
 	return attempt;
+}
+
+/*
+ * publisher_failed_pass_pause
+ *		How long to wait after the "failures"-th pass in a row that failed
+ *		(1 for the first), in ms: base_ms after the first, then a full
+ *		jitter backoff doubling up to cap_ms, never below base_ms.
+ *
+ * A pass fails on an error the publisher cannot mend by itself (a trigger
+ * on outbox.published that raises, a table it cannot read): trying again
+ * every base_ms would log the error and reconnect to the broker as often,
+ * for as long as it lasts.  rnd is a random number drawn by the caller.
+ */
+int64_t
+publisher_failed_pass_pause(unsigned int failures, int64_t base_ms,
+							int64_t cap_ms, uint64_t rnd)
+{
+	int64_t		pause;
+
+	if (failures <= 1 || cap_ms <= base_ms)
+		return base_ms;
+	pause = stomp_backoff_full_jitter(failures - 1, base_ms, cap_ms, rnd);
+	return pause < base_ms ? base_ms : pause;
 }

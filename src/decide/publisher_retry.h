@@ -37,5 +37,8 @@ extern int64_t publisher_next_attempt_at(const PublisherRetrySettings *settings,
 										 int retry, int64_t now_us);
 extern PublisherAttempt publisher_charge_attempt(const PublisherRetrySettings *settings,
 												 int retry, int64_t now_us);
+extern int64_t publisher_failed_pass_pause(unsigned int failures,
+										  int64_t base_ms, int64_t cap_ms,
+										  uint64_t rnd);
 
 #endif							/* PUBLISHER_RETRY_H */

@@ -73,4 +73,17 @@ test_publisher_retry(void)
 	CHECK(publisher_next_attempt_at(&s, 4, now) == now);
 	a = publisher_charge_attempt(&s, INT_MAX, now);
 	CHECK(a.retry == INT_MAX && a.failed);
+
+	/* failed passes: the base at first, then growing to the cap, never below */
+	CHECK(publisher_failed_pass_pause(0, 1000, 3600000, UINT64_MAX) == 1000);
+	CHECK(publisher_failed_pass_pause(1, 1000, 3600000, UINT64_MAX) == 1000);
+	CHECK(publisher_failed_pass_pause(2, 1000, 3600000, 0) == 1000);
+	CHECK(publisher_failed_pass_pause(2, 1000, 3600000, 2000) == 2000);
+	CHECK(publisher_failed_pass_pause(2, 1000, 3600000, 2001) == 1000);
+	CHECK(publisher_failed_pass_pause(5, 1000, 3600000, 16000) == 16000);
+	CHECK(publisher_failed_pass_pause(40, 1000, 3600000, 3600000) == 3600000);
+	CHECK(publisher_failed_pass_pause(40, 1000, 3600000, UINT64_MAX) <= 3600000);
+	/* a cap below the base (outbox.maximum_backoff = 0): the base */
+	CHECK(publisher_failed_pass_pause(9, 1000, 0, 12345) == 1000);
+	CHECK(publisher_failed_pass_pause(9, 5000, 2000, 12345) == 5000);
 }
