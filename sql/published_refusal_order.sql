@@ -46,6 +46,15 @@ UPDATE outbox.published SET destination = '/topic/no.v1';
 UPDATE outbox.published SET destination = 'nowhere';
 UPDATE outbox.published SET body = '{"n": 2}';
 RESET ROLE;
+
+-- 5. the same for outbox.send_event(): refused before the function runs
+-- (and before any connection to a broker)
+GRANT EXECUTE ON FUNCTION outbox.send_event(text, jsonb, jsonb) TO order_writer;
+SET ROLE order_writer;
+SELECT outbox.send_event('/topic/no', '{}');
+SELECT outbox.send_event('topic/ok', '{}');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION outbox.send_event(text, jsonb, jsonb) FROM order_writer;
 RESET outbox.generate_headers;
 
 SELECT destination, version, body, headers->>'x-quiet' AS quiet,

@@ -144,13 +144,18 @@ outbox_send_event(PG_FUNCTION_ARGS)
 	message.added = GetCurrentTimestamp();
 	message.expires_at_isnull = true;
 
-	/* the same checks and headers as a message of the outbox */
-	published = table_open(outbox_published_relid(), AccessShareLock);
-	outbox_complete_message(&message, published);
-	table_close(published, AccessShareLock);
+	/*
+	 * The same checks and headers as a message of the outbox; a destination
+	 * the broker cannot route or the caller may not use is refused before
+	 * an outbox.generate_headers function runs for it.
+	 */
+	outbox_final_destination(&message);
 	outbox_check_destination_routable(message.destination, false);
 	outbox_check_destination_allowed(GetUserId(), "publish",
 									 message.destination);
+	published = table_open(outbox_published_relid(), AccessShareLock);
+	outbox_finish_message(&message, published);
+	table_close(published, AccessShareLock);
 
 	deadline = outbox_monotonic_ms() + (int64) outbox_send_timeout * 1000;
 	/* the secret files as they are now; one that cannot be used is an error */
