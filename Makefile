@@ -38,13 +38,13 @@ OBJS = \
 	src/consumer_callback.o \
 	src/consumer_dlq.o \
 	src/consumer_held.o \
+	src/consumer_launcher.o \
 	src/consumer_subscribe.o \
 	src/consumer_tables.o \
 	src/counters.o \
 	src/destination.o \
 	src/destination_state.o \
 	src/event_triggers.o \
-	src/launcher.o \
 	src/message.o \
 	src/outbox.o \
 	src/outbox_row.o \
@@ -55,6 +55,7 @@ OBJS = \
 	src/publish_config.o \
 	src/publisher.o \
 	src/publisher_lanes.o \
+	src/publisher_launcher.o \
 	src/publisher_rows.o \
 	src/publisher_send.o \
 	src/queue_check.o \
@@ -77,7 +78,6 @@ OBJS = \
 	src/worker_link.o \
 	src/worker_loop.o \
 	src/worker_state.o \
-	src/workers.o \
 	$(STOMP_OBJS) \
 	$(DECIDE_OBJS)
 

@@ -4,7 +4,7 @@
  *		  The consumer background worker: one per subscription, running its
  *		  callback once per message with an exactly-once effect.
  *
- * The launcher (launcher.c, in the database's publisher) starts one worker
+ * The launcher (consumer_launcher.c, in the database's publisher) starts one worker
  * per row of outbox.subscription; bgw_main_arg is the database, bgw_extra
  * the subscription id.  This file is the worker itself: its start, its
  * state machine and its main loop.  Each turn of the loop:

@@ -424,7 +424,7 @@ typedef struct OutboxUnsavedCounts
 typedef struct OutboxShared
 {
 	LWLock	   *lock;
-	/* bumped when a subscribe() or unsubscribe() commits (launcher.c) */
+	/* bumped when a subscribe() or unsubscribe() commits (consumer_launcher.c) */
 	pg_atomic_uint64 subscription_generation;
 	OutboxWorkerSlot slots[OUTBOX_MAX_WORKERS];
 	OutboxHeldDestination held[OUTBOX_MAX_HELD_DESTINATIONS];
@@ -471,7 +471,7 @@ extern void outbox_wake_publisher_at_commit(void);
 extern void outbox_wake_publisher(void);
 extern void outbox_accept_wakeups(bool accept);
 
-/* in workers.c: also the publisher launcher's entry point */
+/* in publisher_launcher.c: also the publisher launcher's entry point */
 struct BackgroundWorker;
 extern void outbox_worker_init(struct BackgroundWorker *worker,
 							   const char *function, const char *type,
@@ -485,7 +485,7 @@ extern Oid	outbox_payload_type(void);
 extern void outbox_check_callback(Oid funcoid, Oid role, bool at_subscribe);
 extern char *outbox_default_queue_name(const char *destination);
 
-/* in launcher.c */
+/* in consumer_launcher.c */
 extern void outbox_launch_consumers(void);
 
 /*

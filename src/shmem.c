@@ -12,7 +12,7 @@
  *   moves that into outbox.counter_total every few seconds (no UPDATE per
  *   message), and outbox.status adds what is still here.
  *
- * The publisher launcher (workers.c) also holds a slot per database of
+ * The publisher launcher (publisher_launcher.c) also holds a slot per database of
  * outbox.database_name that does not exist, with no worker behind it, so
  * that outbox.status shows the problem in every database.
  *

@@ -29,7 +29,7 @@
  * none of them.  Using either function needs a GRANT of EXECUTE.
  * When the transaction commits, the subscription generation in shared
  * memory is bumped and the database's publisher woken: it starts and stops
- * consumers to match (launcher.c).
+ * consumers to match (consumer_launcher.c).
  *
  * src/subscribe.c
  *

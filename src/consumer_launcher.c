@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * launcher.c
+ * consumer_launcher.c
  *		  Starting and stopping the consumer workers of a database.
  *
  * The publisher of each database of outbox.database_name is also its
@@ -42,7 +42,7 @@
  * the commit or the catch left.  Only the launched consumers' entries live
  * in TopMemoryContext, freed when forgotten.
  *
- * src/launcher.c
+ * src/consumer_launcher.c
  *
  *-------------------------------------------------------------------------
  */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * workers.c
+ * publisher_launcher.c
  *		  Starting the publishers: the outbox publisher launcher.
  *
  * At server start the postmaster starts one background worker, the
@@ -42,7 +42,7 @@
  *
  * Also what the workers share beyond that: their saved plans.
  *
- * src/workers.c
+ * src/publisher_launcher.c
  *
  *-------------------------------------------------------------------------
  */
