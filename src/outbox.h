@@ -301,6 +301,12 @@ extern ErrorData *outbox_loop_catch(const char *what, bool show_in_status);
 extern void outbox_xact_begin(Oid role);
 extern void outbox_xact_commit(void);
 extern void outbox_xact_abort(void);
+struct BackgroundWorker;
+extern void outbox_worker_init(struct BackgroundWorker *worker,
+							   const char *function, const char *type,
+							   const char *name, int restart_time);
+extern struct _SPI_plan *outbox_keep_plan(const char *sql, int nargs,
+										  Oid *argtypes);
 
 /* in shmem.c */
 #define OUTBOX_MAX_WORKERS 64
@@ -472,13 +478,7 @@ extern void outbox_wake_publisher(void);
 extern void outbox_accept_wakeups(bool accept);
 
 /* in publisher_launcher.c: also the publisher launcher's entry point */
-struct BackgroundWorker;
-extern void outbox_worker_init(struct BackgroundWorker *worker,
-							   const char *function, const char *type,
-							   const char *name, int restart_time);
 extern void outbox_register_publishers(void);
-extern struct _SPI_plan *outbox_keep_plan(const char *sql, int nargs,
-										  Oid *argtypes);
 
 /* in subscribe.c: outbox.subscribe() and outbox.unsubscribe() live there */
 extern Oid	outbox_payload_type(void);

@@ -54,7 +54,6 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -98,26 +97,6 @@ static bool publisher_has_slot(Oid dboid);
 static void start_publisher(LauncherDatabase *db, int64 now);
 static void note_missing(LauncherDatabase *db, bool missing);
 static int64 launch_publishers(List *databases);
-
-/*
- * Describe an outbox background worker: it runs function of this library,
- * attaches to shared memory and may connect to a database, once recovery
- * is over.  The caller sets bgw_extra, bgw_main_arg and bgw_notify_pid.
- */
-void
-outbox_worker_init(BackgroundWorker *worker, const char *function,
-				   const char *type, const char *name, int restart_time)
-{
-	memset(worker, 0, sizeof(*worker));
-	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker->bgw_restart_time = restart_time;
-	strlcpy(worker->bgw_library_name, "outbox", BGW_MAXLEN);
-	strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
-	strlcpy(worker->bgw_type, type, BGW_MAXLEN);
-	strlcpy(worker->bgw_name, name, BGW_MAXLEN);
-}
 
 /*
  * Register the publisher launcher; called from _PG_init at server start.
@@ -381,21 +360,4 @@ outbox_publisher_launcher_main(Datum main_arg)
 		/* a publisher's stop sets the latch (bgw_notify_pid) */
 		(void) outbox_loop_wait(outbox_monotonic_ms() + wait_ms);
 	}
-}
-
-/*
- * Prepare a statement and keep its plan for the life of the worker; the
- * caller is connected to SPI.
- */
-SPIPlanPtr
-outbox_keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not keep the plan of \"%s\"", sql);
-	return plan;
 }

@@ -2,8 +2,9 @@
  *
  * worker_loop.c
  *		  The skeleton every outbox background worker's main loop is built
- *		  on: signals, the top of a turn, waits, the error catch, and the
- *		  transactions of a turn.
+ *		  on: signals, the top of a turn, waits, the error catch, the
+ *		  transactions of a turn, the worker's description and its saved
+ *		  plans.
  *
  * A worker's main function reads as PostgreSQL's worker_spi does:
  *
@@ -293,4 +294,41 @@ xact_ended(void)
 	if (loop_scratch != NULL)
 		MemoryContextSwitchTo(loop_scratch);
 	Assert(loop_scratch == NULL || CurrentMemoryContext == loop_scratch);
+}
+
+/*
+ * Describe an outbox background worker: it runs function of this library,
+ * attaches to shared memory and may connect to a database, once recovery
+ * is over.  The caller sets bgw_extra, bgw_main_arg and bgw_notify_pid.
+ */
+void
+outbox_worker_init(BackgroundWorker *worker, const char *function,
+				   const char *type, const char *name, int restart_time)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = restart_time;
+	strlcpy(worker->bgw_library_name, "outbox", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, type, BGW_MAXLEN);
+	strlcpy(worker->bgw_name, name, BGW_MAXLEN);
+}
+
+/*
+ * Prepare a statement and keep its plan for the life of the worker; the
+ * caller is connected to SPI.
+ */
+SPIPlanPtr
+outbox_keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep the plan of \"%s\"", sql);
+	return plan;
 }
