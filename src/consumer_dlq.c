@@ -47,9 +47,6 @@
 
 #include "consumer_internal.h"
 
-/* time allowed to declare, per host: as the broker link allows to connect */
-#define DLQ_CONNECT_MS_PER_HOST		15000
-
 /*
  * On the DLQ's declaring connection: declare the queue the DLQ dead-letters
  * to, DLQ.DLQ.DLQ.<queue> (django-outbox-pattern's name), durable and
@@ -169,7 +166,7 @@ declare_dlq(StringInfo why, bool *answered)
 	{
 		StringInfoData failures;
 		int64		deadline = outbox_monotonic_ms() +
-			(int64) declarer.hosts.count * DLQ_CONNECT_MS_PER_HOST;
+			(int64) declarer.hosts.count * OUTBOX_CONNECT_MS_PER_HOST;
 
 		/* of the hosts tried before one answered: only if none did */
 		initStringInfo(&failures);

@@ -191,6 +191,8 @@ extern uint64 outbox_wire_frame_size(const OutboxWireMessage *wire);
 extern uint64 outbox_wire_frame_size_bound(const OutboxWireMessage *wire);
 
 /* in broker.c */
+/* time allowed to connect (or to declare), per host of outbox.stomp_host_and_ports */
+#define OUTBOX_CONNECT_MS_PER_HOST 15000
 typedef struct OutboxBroker
 {
 	StompConn  *conn;

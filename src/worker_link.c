@@ -53,9 +53,6 @@
 
 #include "outbox.h"
 
-/* time allowed to connect, per host of outbox.stomp_host_and_ports */
-#define LINK_CONNECT_MS_PER_HOST	15000
-
 static char *link_settings(OutboxLink *link);
 static void link_transition(OutboxLink *link, OutboxWorkerState to,
 							const char *broker);
@@ -188,7 +185,7 @@ outbox_link_connect(OutboxLink *link)
 	initStringInfo(&failures);
 	if (!outbox_broker_connect(&link->broker,
 							   now + (int64) link->broker.hosts.count *
-							   LINK_CONNECT_MS_PER_HOST,
+							   OUTBOX_CONNECT_MS_PER_HOST,
 							   &failures))
 	{
 		outbox_link_back_off(link, STOMP_FAILURE_CONNECT,
