@@ -107,6 +107,8 @@ struct StompConn
 
 static void stomp_secure_zero(void *p, size_t len);
 static char *stomp_strdup(const char *s);
+static void *stomp_grow_array(void *array, size_t *cap, size_t elem_size,
+							  size_t first_cap);
 static void stomp_session_reset(StompConn *conn);
 static void stomp_fail(StompConn *conn, const char *fmt,...)
 			STOMP_PRINTF_FORMAT(2, 3);
@@ -210,6 +212,24 @@ stomp_strdup(const char *s)
 	if (copy)
 		memcpy(copy, s, len + 1);
 	return copy;
+}
+
+/*
+ * stomp_grow_array
+ *		Double the capacity *cap of "array" (of elements of "elem_size"
+ *		bytes; "first_cap" when empty).  Returns the moved array and
+ *		updates *cap, or NULL with both unchanged if out of memory.
+ */
+static void *
+stomp_grow_array(void *array, size_t *cap, size_t elem_size,
+				 size_t first_cap)
+{
+	size_t		newcap = *cap ? *cap * 2 : first_cap;
+	void	   *n = realloc(array, newcap * elem_size);
+
+	if (n != NULL)
+		*cap = newcap;
+	return n;
 }
 
 /*
@@ -741,13 +761,12 @@ stomp_push_event(StompConn *conn, StompEventType type, uint64_t receipt_id,
 	}
 	if (conn->ev_len == conn->ev_cap)
 	{
-		size_t		newcap = conn->ev_cap ? conn->ev_cap * 2 : 16;
-		StompEvent *n = realloc(conn->events, newcap * sizeof(StompEvent));
+		StompEvent *n = stomp_grow_array(conn->events, &conn->ev_cap,
+										 sizeof(StompEvent), 16);
 
 		if (n == NULL)
 			return false;
 		conn->events = n;
-		conn->ev_cap = newcap;
 	}
 	ev = &conn->events[conn->ev_len++];
 	memset(ev, 0, sizeof(StompEvent));
@@ -1371,13 +1390,13 @@ stomp_add_receipt_header(StompConn *conn, StompFrame *frame,
 
 	if (!is_disconnect && conn->n_outstanding == conn->cap_outstanding)
 	{
-		size_t		newcap = conn->cap_outstanding ? conn->cap_outstanding * 2 : 64;
-		uint64_t   *n = realloc(conn->outstanding, newcap * sizeof(uint64_t));
+		uint64_t   *n = stomp_grow_array(conn->outstanding,
+										 &conn->cap_outstanding,
+										 sizeof(uint64_t), 64);
 
 		if (n == NULL)
 			return STOMP_ERR_NOMEM;
 		conn->outstanding = n;
-		conn->cap_outstanding = newcap;
 	}
 	*id = conn->next_receipt;
 	snprintf(num, sizeof(num), "%llu", (unsigned long long) *id);
