@@ -41,33 +41,36 @@
 
 #include "outbox.h"
 
+/* what one call of outbox.replay() asked for, checked */
+typedef struct ReplayRequest
+{
+	char	   *destination;
+	TimestampTz since;
+	TimestampTz until;			/* at most the transaction's start */
+	int32		max_messages;
+	char	   *role_name;		/* the calling role, for the record */
+} ReplayRequest;
+
+static void replay_read_arguments(FunctionCallInfo fcinfo,
+								  ReplayRequest *req);
+static uint64 replay_reschedule(const ReplayRequest *req);
+static void replay_record(const ReplayRequest *req, uint64 replayed);
+static void replay_log(const ReplayRequest *req, uint64 replayed);
+
 PG_FUNCTION_INFO_V1(outbox_replay);
 
 /*
- * SQL: outbox.replay(destination text, since timestamptz, until timestamptz
- * DEFAULT now(), max_messages integer DEFAULT 10000) returns how many sent
- * messages were scheduled again.
+ * Read and check outbox.replay()'s arguments into *req: none may be NULL,
+ * max_messages must be positive and [since, until) a finite, non-empty
+ * range, with until cut to the transaction's start so that nothing added
+ * after the replay began is replayed.  Leaves req->role_name unset.
  */
-Datum
-outbox_replay(PG_FUNCTION_ARGS)
+static void
+replay_read_arguments(FunctionCallInfo fcinfo, ReplayRequest *req)
 {
-	Oid			argtypes[6] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	INT8OID, TIMESTAMPTZOID, TEXTOID};
-	Datum		args[6];
-	Oid			log_argtypes[5] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	INT8OID, TEXTOID};
-	Datum		log_args[5];
-	char	   *destination;
-	TimestampTz since;
-	TimestampTz until;
-	int32		max_messages;
-	char	   *since_text;
-	uint64		replayed;
 	const char *names[4] = {"destination", "since", "until", "max_messages"};
 	int			i;
 
-	/* of the library's version only (version.c) */
-	outbox_require_current_schema();
 	for (i = 0; i < 4; i++)
 	{
 		if (PG_ARGISNULL(i))
@@ -75,40 +78,50 @@ outbox_replay(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not be NULL", names[i])));
 	}
-	destination = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	since = PG_GETARG_TIMESTAMPTZ(1);
+	req->destination = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	req->since = PG_GETARG_TIMESTAMPTZ(1);
 	/* nothing added after this transaction began is replayed */
-	until = Min(PG_GETARG_TIMESTAMPTZ(2), GetCurrentTransactionStartTimestamp());
-	max_messages = PG_GETARG_INT32(3);
-	if (max_messages <= 0)
+	req->until = Min(PG_GETARG_TIMESTAMPTZ(2),
+					 GetCurrentTransactionStartTimestamp());
+	req->max_messages = PG_GETARG_INT32(3);
+	if (req->max_messages <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_messages must be greater than zero")));
-	if (TIMESTAMP_NOT_FINITE(since) || TIMESTAMP_NOT_FINITE(until))
+	if (TIMESTAMP_NOT_FINITE(req->since) || TIMESTAMP_NOT_FINITE(req->until))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the range of a replay must have finite bounds")));
 	/* bounds swapped, or a since still to come, are a mistake: say so */
-	if (since >= until)
+	if (req->since >= req->until)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("since must be earlier than until"),
 				 errdetail("A replay covers the messages added in [since, until), and until is at most now()."),
 				 errhint("Pass the earlier time first.")));
+}
 
-	outbox_check_destination_allowed(GetUserId(), "publish", destination);
+/*
+ * Schedule the succeeded messages of the request's destination and range
+ * again, as the owner of outbox.published, and return how many.  More
+ * than max_messages is an error, so the whole replay is rolled back
+ * before anything is sent.  Needs an SPI connection.
+ */
+static uint64
+replay_reschedule(const ReplayRequest *req)
+{
+	Oid			argtypes[5] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	INT8OID, TIMESTAMPTZOID};
+	Datum		args[5];
+	uint64		replayed;
 
-	args[0] = CStringGetTextDatum(destination);
-	args[1] = TimestampTzGetDatum(since);
-	args[2] = TimestampTzGetDatum(until);
+	args[0] = CStringGetTextDatum(req->destination);
+	args[1] = TimestampTzGetDatum(req->since);
+	args[2] = TimestampTzGetDatum(req->until);
 	/* one row more than allowed tells that the replay is too large */
-	args[3] = Int64GetDatum((int64) max_messages + 1);
+	args[3] = Int64GetDatum((int64) req->max_messages + 1);
 	args[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() +
 								  OUTBOX_DEFAULT_EXPIRY_USECS);
-	args[5] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 
 	outbox_execute_as(outbox_table_owner("published"),
 					  "UPDATE outbox.published"
@@ -124,33 +137,80 @@ outbox_replay(PG_FUNCTION_ARGS)
 					  "   AND status OPERATOR(pg_catalog.=) 'succeeded'::outbox.message_status",
 					  5, argtypes, args, NULL, SPI_OK_UPDATE);
 	replayed = SPI_processed;
-	if (replayed > (uint64) max_messages)
+	if (replayed > (uint64) req->max_messages)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("replay of destination \"%s\" would send more than %d messages",
-						destination, max_messages),
+						req->destination, req->max_messages),
 				 errdetail("Nothing was replayed."),
 				 errhint("Replay a shorter range, or pass a larger max_messages.")));
+	return replayed;
+}
 
-	log_args[0] = args[0];
-	log_args[1] = args[1];
-	log_args[2] = args[2];
-	log_args[3] = Int64GetDatum((int64) replayed);
-	log_args[4] = args[5];
+/*
+ * Record the replay in outbox.replay_log, as that table's owner, so that
+ * monitoring can show it.  Needs an SPI connection.
+ */
+static void
+replay_record(const ReplayRequest *req, uint64 replayed)
+{
+	Oid			argtypes[5] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	INT8OID, TEXTOID};
+	Datum		args[5];
+
+	args[0] = CStringGetTextDatum(req->destination);
+	args[1] = TimestampTzGetDatum(req->since);
+	args[2] = TimestampTzGetDatum(req->until);
+	args[3] = Int64GetDatum((int64) replayed);
+	args[4] = CStringGetTextDatum(req->role_name);
 	outbox_execute_as(outbox_table_owner("replay_log"),
 					  "INSERT INTO outbox.replay_log"
 					  " (replayed_at, replayed_by, destination, since, until, messages)"
 					  " VALUES (pg_catalog.now(), $5, $1, $2, $3, $4)",
-					  5, log_argtypes, log_args, NULL, SPI_OK_INSERT);
-	SPI_finish();
+					  5, argtypes, args, NULL, SPI_OK_INSERT);
+}
+
+/*
+ * Log the replay (role, count, destination, range) in the server log.
+ */
+static void
+replay_log(const ReplayRequest *req, uint64 replayed)
+{
+	char	   *since_text;
 
 	/* timestamptz_to_str() returns a static buffer: one call per value */
-	since_text = pstrdup(timestamptz_to_str(since));
+	since_text = pstrdup(timestamptz_to_str(req->since));
 	ereport(LOG,
 			(errmsg("role \"%s\" replayed %llu sent messages of destination \"%s\" added from %s until %s",
-					GetUserNameFromId(GetUserId(), false),
-					(unsigned long long) replayed, destination,
-					since_text, timestamptz_to_str(until))));
+					req->role_name,
+					(unsigned long long) replayed, req->destination,
+					since_text, timestamptz_to_str(req->until))));
+}
+
+/*
+ * SQL: outbox.replay(destination text, since timestamptz, until timestamptz
+ * DEFAULT now(), max_messages integer DEFAULT 10000) returns how many sent
+ * messages were scheduled again.
+ */
+Datum
+outbox_replay(PG_FUNCTION_ARGS)
+{
+	ReplayRequest req;
+	uint64		replayed;
+
+	/* of the library's version only (version.c) */
+	outbox_require_current_schema();
+	replay_read_arguments(fcinfo, &req);
+	outbox_check_destination_allowed(GetUserId(), "publish", req.destination);
+	req.role_name = GetUserNameFromId(GetUserId(), false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	replayed = replay_reschedule(&req);
+	replay_record(&req, replayed);
+	SPI_finish();
+
+	replay_log(&req, replayed);
 	if (replayed > 0)
 		outbox_wake_publisher_at_commit();
 	PG_RETURN_INT64((int64) replayed);

@@ -80,10 +80,157 @@ static SecretFile secrets[] = {
 
 static uint64 generation = 0;
 
+static bool secret_file_stat_ok(const struct stat *st);
+static const char *read_open_secret_file(int fd, struct stat *st, char *buf,
+										 size_t bufsize, size_t *len,
+										 bool *eof);
+static bool check_secret_file_stat(SecretFile *secret, const struct stat *st,
+								   int elevel, const char *hint);
+static bool check_secret_contents(SecretFile *secret, char *buf,
+								  size_t bufsize, size_t *len, bool eof,
+								  int elevel, const char *hint);
 static bool read_secret_file(SecretFile *secret, int elevel,
 							 const char *hint, char **value);
 static bool load_secret(SecretFile *secret, int elevel);
 static void install_secret(SecretFile *secret, char *value);
+
+/*
+ * Whether an open file with status st may hold a secret: a regular file
+ * owned by the server's user, without group or world access (the rule
+ * PostgreSQL applies to ssl_key_file).  check_secret_file_stat() says why
+ * not.
+ */
+static bool
+secret_file_stat_ok(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_uid == geteuid() &&
+		(st->st_mode & (S_IRWXG | S_IRWXO)) == 0;
+}
+
+/*
+ * Stat the open secret file fd into *st and, only if it may hold a secret,
+ * read it into buf (of bufsize bytes) until its end (*eof) or until it is
+ * known to be too long.  Returns the failed operation ("stat", "read") with
+ * errno set, or NULL.  Reading nothing from an unusable file means that a
+ * file with the wrong rights is never copied into memory.
+ */
+static const char *
+read_open_secret_file(int fd, struct stat *st, char *buf, size_t bufsize,
+					  size_t *len, bool *eof)
+{
+	if (fstat(fd, st) != 0)
+		return "stat";
+	if (!secret_file_stat_ok(st))
+		return NULL;
+	while (!*eof && *len < bufsize)
+	{
+		ssize_t		n = read(fd, buf + *len, bufsize - *len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return "read";
+		if (n == 0)
+			*eof = true;
+		*len += n;
+	}
+	return NULL;
+}
+
+/*
+ * Report at elevel (with hint if given) why a secret file with status st
+ * cannot hold a secret, and return false; true if it may.
+ */
+static bool
+check_secret_file_stat(SecretFile *secret, const struct stat *st,
+					   int elevel, const char *hint)
+{
+	const char *path = *secret->path;
+
+	if (!S_ISREG(st->st_mode))
+	{
+		ereport(elevel,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" is not a regular file", secret->what, path),
+				 hint ? errhint("%s", hint) : 0));
+		return false;
+	}
+	if (st->st_uid != geteuid())
+	{
+		ereport(elevel,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" must be owned by the database user",
+						secret->what, path),
+				 errdetail("It must be owned by the operating system user the server runs as."),
+				 hint ? errhint("%s", hint) : 0));
+		return false;
+	}
+	if (st->st_mode & (S_IRWXG | S_IRWXO))
+	{
+		ereport(elevel,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" has group or world access",
+						secret->what, path),
+				 errdetail("File must have permissions u=rw (0600) or less."),
+				 hint ? errhint("%s", hint) : 0));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Drop the final line break from the *len bytes read into buf (of bufsize
+ * bytes) and check that the rest is one non-empty line of at most
+ * MAX_SECRET_LEN bytes, the whole file (eof).  If not, zero buf, report at
+ * elevel (with hint if given) and return false.
+ */
+static bool
+check_secret_contents(SecretFile *secret, char *buf, size_t bufsize,
+					  size_t *len, bool eof, int elevel, const char *hint)
+{
+	const char *path = *secret->path;
+
+	/* one final line break (LF or CRLF) is not part of the secret */
+	if (*len > 0 && buf[*len - 1] == '\n')
+	{
+		(*len)--;
+		if (*len > 0 && buf[*len - 1] == '\r')
+			(*len)--;
+	}
+	if (!eof || *len > MAX_SECRET_LEN)
+	{
+		explicit_bzero(buf, bufsize);
+		ereport(elevel,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" is too long", secret->what, path),
+				 errdetail("It must hold at most %d bytes.", MAX_SECRET_LEN),
+				 hint ? errhint("%s", hint) : 0));
+		return false;
+	}
+	if (memchr(buf, '\n', *len) != NULL || memchr(buf, '\r', *len) != NULL ||
+		memchr(buf, '\0', *len) != NULL)
+	{
+		explicit_bzero(buf, bufsize);
+		ereport(elevel,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" must hold one line", secret->what, path),
+				 errdetail("The secret must be alone in the file, without line breaks or NUL bytes, optionally followed by one line break."),
+				 hint ? errhint("%s", hint) : 0));
+		return false;
+	}
+
+	/* an empty file is more likely one being rewritten than a secret */
+	if (*len == 0)
+	{
+		ereport(elevel,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" is empty", secret->what, path),
+				 errdetail("The secret must be alone on the file's first line."),
+				 errhint("Write a new secret to another file and rename it into place.")));
+		return false;
+	}
+	return true;
+}
 
 /*
  * Read the file of a secret into *value (palloc'd in TopMemoryContext).
@@ -101,7 +248,7 @@ read_secret_file(SecretFile *secret, int elevel, const char *hint,
 	struct stat st;
 	int			fd;
 	int			save_errno;
-	const char *operation = NULL;
+	const char *operation;
 
 	/* O_NONBLOCK: a FIFO must not hang the open; it is refused below */
 	fd = OpenTransientFile(path, O_RDONLY | O_NONBLOCK | PG_BINARY);
@@ -113,29 +260,7 @@ read_secret_file(SecretFile *secret, int elevel, const char *hint,
 				 hint ? errhint("%s", hint) : 0));
 		return false;
 	}
-
-	if (fstat(fd, &st) != 0)
-		operation = "stat";
-	else if (S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-			 (st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
-	{
-		/* read until the end, or until the file is known to be too long */
-		while (!eof && len < sizeof(buf))
-		{
-			ssize_t		n = read(fd, buf + len, sizeof(buf) - len);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-			{
-				operation = "read";
-				break;
-			}
-			if (n == 0)
-				eof = true;
-			len += n;
-		}
-	}
+	operation = read_open_secret_file(fd, &st, buf, sizeof(buf), &len, &eof);
 	save_errno = errno;
 	CloseTransientFile(fd);
 	errno = save_errno;
@@ -150,74 +275,10 @@ read_secret_file(SecretFile *secret, int elevel, const char *hint,
 				 hint ? errhint("%s", hint) : 0));
 		return false;
 	}
-	if (!S_ISREG(st.st_mode))
-	{
-		ereport(elevel,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("%s \"%s\" is not a regular file", secret->what, path),
-				 hint ? errhint("%s", hint) : 0));
+	if (!check_secret_file_stat(secret, &st, elevel, hint) ||
+		!check_secret_contents(secret, buf, sizeof(buf), &len, eof,
+							   elevel, hint))
 		return false;
-	}
-	if (st.st_uid != geteuid())
-	{
-		ereport(elevel,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("%s \"%s\" must be owned by the database user",
-						secret->what, path),
-				 errdetail("It must be owned by the operating system user the server runs as."),
-				 hint ? errhint("%s", hint) : 0));
-		return false;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
-	{
-		ereport(elevel,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("%s \"%s\" has group or world access",
-						secret->what, path),
-				 errdetail("File must have permissions u=rw (0600) or less."),
-				 hint ? errhint("%s", hint) : 0));
-		return false;
-	}
-
-	/* one final line break (LF or CRLF) is not part of the secret */
-	if (len > 0 && buf[len - 1] == '\n')
-	{
-		len--;
-		if (len > 0 && buf[len - 1] == '\r')
-			len--;
-	}
-	if (!eof || len > MAX_SECRET_LEN)
-	{
-		explicit_bzero(buf, sizeof(buf));
-		ereport(elevel,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("%s \"%s\" is too long", secret->what, path),
-				 errdetail("It must hold at most %d bytes.", MAX_SECRET_LEN),
-				 hint ? errhint("%s", hint) : 0));
-		return false;
-	}
-	if (memchr(buf, '\n', len) != NULL || memchr(buf, '\r', len) != NULL ||
-		memchr(buf, '\0', len) != NULL)
-	{
-		explicit_bzero(buf, sizeof(buf));
-		ereport(elevel,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("%s \"%s\" must hold one line", secret->what, path),
-				 errdetail("The secret must be alone in the file, without line breaks or NUL bytes, optionally followed by one line break."),
-				 hint ? errhint("%s", hint) : 0));
-		return false;
-	}
-
-	/* an empty file is more likely one being rewritten than a secret */
-	if (len == 0)
-	{
-		ereport(elevel,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("%s \"%s\" is empty", secret->what, path),
-				 errdetail("The secret must be alone on the file's first line."),
-				 errhint("Write a new secret to another file and rename it into place.")));
-		return false;
-	}
 
 	*value = MemoryContextAlloc(TopMemoryContext, len + 1);
 	memcpy(*value, buf, len);

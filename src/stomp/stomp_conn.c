@@ -59,6 +59,8 @@
 #define STOMP_READ_CHUNK					(64 * 1024)
 /* stop reading while this many events wait for the caller */
 #define STOMP_MAX_QUEUED_EVENTS				1024
+/* TLS strings copied into one block: CA, cert, key, key password, protocol */
+#define STOMP_TLS_NSTRINGS					5
 
 struct StompConn
 {
@@ -105,6 +107,8 @@ struct StompConn
 
 static void stomp_secure_zero(void *p, size_t len);
 static char *stomp_strdup(const char *s);
+static void *stomp_grow_array(void *array, size_t *cap, size_t elem_size,
+							  size_t first_cap);
 static void stomp_session_reset(StompConn *conn);
 static void stomp_fail(StompConn *conn, const char *fmt,...)
 			STOMP_PRINTF_FORMAT(2, 3);
@@ -124,6 +128,22 @@ static void stomp_fail_writing(StompConn *conn, int64_t now_ms,
 static bool stomp_read_input(StompConn *conn, int64_t now_ms,
 							 size_t max_events);
 static void stomp_handle_frame(StompConn *conn, StompFrame *frame);
+static void stomp_handle_login_frame(StompConn *conn, StompFrame *frame);
+static void stomp_handle_connected(StompConn *conn, StompFrame *frame);
+static void stomp_handle_receipt(StompConn *conn, StompFrame *frame);
+static void stomp_conn_init_settings(StompConn *conn,
+									 const StompConnConfig *cfg);
+static size_t stomp_conn_tls_strings_size(const char *const *src);
+static void stomp_conn_lay_out_tls_strings(StompConn *conn,
+										   const char *const *src);
+static StompResult stomp_add_receipt_header(StompConn *conn,
+											StompFrame *frame,
+											bool is_disconnect,
+											uint64_t *id);
+static StompResult stomp_check_output_room(StompConn *conn,
+										   const StompFrame *frame);
+static void stomp_record_receipt(StompConn *conn, uint64_t id,
+								 bool is_disconnect, uint64_t *receipt_out);
 static void stomp_check_timers(StompConn *conn, int64_t now_ms);
 static bool stomp_session_live(const StompConn *conn);
 static StompResult stomp_check_user_headers(StompConn *conn,
@@ -192,6 +212,24 @@ stomp_strdup(const char *s)
 	if (copy)
 		memcpy(copy, s, len + 1);
 	return copy;
+}
+
+/*
+ * stomp_grow_array
+ *		Double the capacity *cap of "array" (of elements of "elem_size"
+ *		bytes; "first_cap" when empty).  Returns the moved array and
+ *		updates *cap, or NULL with both unchanged if out of memory.
+ */
+static void *
+stomp_grow_array(void *array, size_t *cap, size_t elem_size,
+				 size_t first_cap)
+{
+	size_t		newcap = *cap ? *cap * 2 : first_cap;
+	void	   *n = realloc(array, newcap * elem_size);
+
+	if (n != NULL)
+		*cap = newcap;
+	return n;
 }
 
 /*
@@ -293,32 +331,14 @@ done:
 }
 
 /*
- * stomp_conn_new
- *		Create a connection object from "cfg" (copied; the caller's strings
- *		may go away).  No socket yet.  NULL with a message on bad
- *		configuration or out of memory.
+ * stomp_conn_init_settings
+ *		Copy the numeric settings of "cfg" into a fresh connection, with the
+ *		defaults for unset (zero or negative) limits, and set up its empty
+ *		buffers and decoder.  Allocates nothing that can fail.
  */
-StompConn *
-stomp_conn_new(const StompConnConfig *cfg, char *errbuf, size_t errlen)
+static void
+stomp_conn_init_settings(StompConn *conn, const StompConnConfig *cfg)
 {
-	StompConn  *conn;
-	const char *tls_src[5];
-	size_t		total = 0;
-	size_t		i;
-	int			version;
-	char	   *p;
-
-	if (cfg->tls.enabled &&
-		!stomp_tls_parse_min_protocol(cfg->tls.min_protocol, &version,
-									  errbuf, errlen))
-		return NULL;
-
-	conn = calloc(1, sizeof(StompConn));
-	if (conn == NULL)
-	{
-		snprintf(errbuf, errlen, "out of memory");
-		return NULL;
-	}
 	conn->hb_send_ms = cfg->heartbeat_send_ms;
 	conn->hb_recv_ms = cfg->heartbeat_recv_ms;
 	conn->connect_timeout_ms = cfg->connect_timeout_ms > 0 ?
@@ -336,35 +356,43 @@ stomp_conn_new(const StompConnConfig *cfg, char *errbuf, size_t errlen)
 	stomp_buf_init(&conn->connect_frame);
 	stomp_buf_init(&conn->out);
 	stomp_decoder_init(&conn->decoder, &cfg->limits);
+}
 
-	/* TLS strings, copied into one block */
-	conn->tls = cfg->tls;
-	tls_src[0] = cfg->tls.ca_file;
-	tls_src[1] = cfg->tls.cert_file;
-	tls_src[2] = cfg->tls.key_file;
-	tls_src[3] = cfg->tls.key_password;
-	tls_src[4] = cfg->tls.min_protocol;
-	for (i = 0; i < 5; i++)
-		total += (tls_src[i] ? strlen(tls_src[i]) : 0) + 1;
-	conn->tls_strings = malloc(total);
-	conn->tls_strings_len = total;
-	conn->readbuf = malloc(STOMP_READ_CHUNK);
-	if (cfg->passcode)
-		conn->passcode = stomp_strdup(cfg->passcode);
-	if (conn->tls_strings == NULL || conn->readbuf == NULL ||
-		(cfg->passcode && conn->passcode == NULL))
-	{
-		snprintf(errbuf, errlen, "out of memory");
-		stomp_conn_free(conn);
-		return NULL;
-	}
-	p = conn->tls_strings;
-	for (i = 0; i < 5; i++)
-	{
-		const char *src = tls_src[i] ? tls_src[i] : "";
-		size_t		len = strlen(src);
+/*
+ * stomp_conn_tls_strings_size
+ *		The size of the one block that holds copies of the STOMP_TLS_NSTRINGS
+ *		TLS strings "src" (NULL counts as ""), each with its terminator.
+ */
+static size_t
+stomp_conn_tls_strings_size(const char *const *src)
+{
+	size_t		total = 0;
+	size_t		i;
 
-		memcpy(p, src, len + 1);
+	for (i = 0; i < STOMP_TLS_NSTRINGS; i++)
+		total += (src[i] ? strlen(src[i]) : 0) + 1;
+	return total;
+}
+
+/*
+ * stomp_conn_lay_out_tls_strings
+ *		Copy the TLS strings "src" into conn->tls_strings (sized by
+ *		stomp_conn_tls_strings_size) and point conn->tls at the copies, so
+ *		that the caller's strings may go away.  A missing key password
+ *		stays NULL (no password), the other missing strings become "".
+ */
+static void
+stomp_conn_lay_out_tls_strings(StompConn *conn, const char *const *src)
+{
+	char	   *p = conn->tls_strings;
+	size_t		i;
+
+	for (i = 0; i < STOMP_TLS_NSTRINGS; i++)
+	{
+		const char *str = src[i] ? src[i] : "";
+		size_t		len = strlen(str);
+
+		memcpy(p, str, len + 1);
 		switch (i)
 		{
 			case 0:
@@ -377,7 +405,7 @@ stomp_conn_new(const StompConnConfig *cfg, char *errbuf, size_t errlen)
 				conn->tls.key_file = p;
 				break;
 			case 3:
-				conn->tls.key_password = tls_src[3] ? p : NULL;
+				conn->tls.key_password = src[3] ? p : NULL;
 				break;
 			default:
 				conn->tls.min_protocol = p;
@@ -385,6 +413,56 @@ stomp_conn_new(const StompConnConfig *cfg, char *errbuf, size_t errlen)
 		}
 		p += len + 1;
 	}
+}
+
+/*
+ * stomp_conn_new
+ *		Create a connection object from "cfg" (copied; the caller's strings
+ *		may go away).  No socket yet.  NULL with a message on bad
+ *		configuration or out of memory.
+ */
+StompConn *
+stomp_conn_new(const StompConnConfig *cfg, char *errbuf, size_t errlen)
+{
+	StompConn  *conn;
+	const char *tls_src[STOMP_TLS_NSTRINGS];
+	size_t		total;
+	int			version;
+
+	if (cfg->tls.enabled &&
+		!stomp_tls_parse_min_protocol(cfg->tls.min_protocol, &version,
+									  errbuf, errlen))
+		return NULL;
+
+	conn = calloc(1, sizeof(StompConn));
+	if (conn == NULL)
+	{
+		snprintf(errbuf, errlen, "out of memory");
+		return NULL;
+	}
+	stomp_conn_init_settings(conn, cfg);
+
+	/* TLS strings, copied into one block */
+	conn->tls = cfg->tls;
+	tls_src[0] = cfg->tls.ca_file;
+	tls_src[1] = cfg->tls.cert_file;
+	tls_src[2] = cfg->tls.key_file;
+	tls_src[3] = cfg->tls.key_password;
+	tls_src[4] = cfg->tls.min_protocol;
+	total = stomp_conn_tls_strings_size(tls_src);
+	conn->tls_strings = malloc(total);
+	conn->tls_strings_len = total;
+	conn->readbuf = malloc(STOMP_READ_CHUNK);
+	if (cfg->passcode)
+		conn->passcode = stomp_strdup(cfg->passcode);
+	if (conn->tls_strings == NULL || conn->readbuf == NULL ||
+		(cfg->passcode && conn->passcode == NULL))
+	{
+		snprintf(errbuf, errlen, "out of memory");
+		stomp_conn_free(conn);
+		return NULL;
+	}
+	stomp_conn_lay_out_tls_strings(conn, tls_src);
 
 	if (!stomp_build_connect(cfg, &conn->connect_frame, errbuf, errlen))
 	{
@@ -683,13 +761,12 @@ stomp_push_event(StompConn *conn, StompEventType type, uint64_t receipt_id,
 	}
 	if (conn->ev_len == conn->ev_cap)
 	{
-		size_t		newcap = conn->ev_cap ? conn->ev_cap * 2 : 16;
-		StompEvent *n = realloc(conn->events, newcap * sizeof(StompEvent));
+		StompEvent *n = stomp_grow_array(conn->events, &conn->ev_cap,
+										 sizeof(StompEvent), 16);
 
 		if (n == NULL)
 			return false;
 		conn->events = n;
-		conn->ev_cap = newcap;
 	}
 	ev = &conn->events[conn->ev_len++];
 	memset(ev, 0, sizeof(StompEvent));
@@ -954,6 +1031,98 @@ stomp_read_input(StompConn *conn, int64_t now_ms, size_t max_events)
 }
 
 /*
+ * stomp_handle_connected
+ *		Accept the broker's CONNECTED frame: protocol 1.2 only and a valid
+ *		heart-beat header, then negotiate heart-beats and open the session.
+ *		Fails the connection otherwise.  Does not free "frame".
+ */
+static void
+stomp_handle_connected(StompConn *conn, StompFrame *frame)
+{
+	const char *version = stomp_frame_get_header(frame, "version");
+	const char *hb = stomp_frame_get_header(frame, "heart-beat");
+	int64_t		sx = 0;
+	int64_t		sy = 0;
+
+	if (version == NULL || strcmp(version, "1.2") != 0)
+	{
+		char		desc[72];
+
+		stomp_describe_name(desc, sizeof(desc), version ? version : "1.0",
+							strlen(version ? version : "1.0"));
+		stomp_fail(conn, "STOMP broker does not speak protocol version 1.2 (it chose \"%s\")",
+				   desc);
+	}
+	else if (hb != NULL && !stomp_heartbeat_parse(hb, &sx, &sy))
+		stomp_fail(conn, "STOMP broker sent an invalid heart-beat header in CONNECTED");
+	else
+	{
+		stomp_heartbeat_negotiate(&conn->hb, conn->hb_send_ms,
+								  conn->hb_recv_ms, sx, sy);
+		conn->state = STOMP_CONN_OPEN;
+		conn->deadline = -1;
+		if (!stomp_push_event(conn, STOMP_EVENT_CONNECTED, 0, NULL))
+			stomp_fail(conn, "out of memory");
+	}
+}
+
+/*
+ * stomp_handle_login_frame
+ *		Act on a frame received while waiting for CONNECTED (takes ownership
+ *		of it): CONNECTED opens the session, ERROR is a refusal, anything
+ *		else is a protocol violation.
+ */
+static void
+stomp_handle_login_frame(StompConn *conn, StompFrame *frame)
+{
+	const char *cmd = frame->command;
+
+	if (strcmp(cmd, "CONNECTED") == 0)
+	{
+		stomp_handle_connected(conn, frame);
+		stomp_frame_free(frame);
+		return;
+	}
+	if (strcmp(cmd, "ERROR") == 0)
+	{
+		stomp_fail_with_error_frame(conn, frame,
+									"STOMP broker refused the connection");
+		return;
+	}
+	stomp_fail(conn, "unexpected STOMP %s frame from broker before CONNECTED", cmd);
+	stomp_frame_free(frame);
+}
+
+/*
+ * stomp_handle_receipt
+ *		Act on a RECEIPT frame: the DISCONNECT's receipt ends the session
+ *		cleanly, an outstanding one becomes a RECEIPT event; receipts that
+ *		are not ours are ignored.  Does not free "frame".
+ */
+static void
+stomp_handle_receipt(StompConn *conn, StompFrame *frame)
+{
+	uint64_t	id;
+
+	if (!stomp_parse_receipt(stomp_frame_get_header(frame, "receipt-id"), &id))
+		return;
+	if (conn->disconnect_receipt != 0 && id == conn->disconnect_receipt)
+		stomp_finish_clean(conn);
+	else if (stomp_is_outstanding(conn, id))
+	{
+		/*
+		 * Queue the event before forgetting the id: if that fails the id
+		 * stays outstanding, and the caller resends it (at-least-once)
+		 * rather than losing track of it.
+		 */
+		if (stomp_push_event(conn, STOMP_EVENT_RECEIPT, id, NULL))
+			(void) stomp_remove_outstanding(conn, id);
+		else
+			stomp_fail(conn, "out of memory");
+	}
+}
+
+/*
  * stomp_handle_frame
  *		Act on one received frame (takes ownership of it).
  */
@@ -964,69 +1133,13 @@ stomp_handle_frame(StompConn *conn, StompFrame *frame)
 
 	if (conn->state == STOMP_CONN_LOGIN)
 	{
-		if (strcmp(cmd, "CONNECTED") == 0)
-		{
-			const char *version = stomp_frame_get_header(frame, "version");
-			const char *hb = stomp_frame_get_header(frame, "heart-beat");
-			int64_t		sx = 0;
-			int64_t		sy = 0;
-
-			if (version == NULL || strcmp(version, "1.2") != 0)
-			{
-				char		desc[72];
-
-				stomp_describe_name(desc, sizeof(desc), version ? version : "1.0",
-									strlen(version ? version : "1.0"));
-				stomp_fail(conn, "STOMP broker does not speak protocol version 1.2 (it chose \"%s\")",
-						   desc);
-			}
-			else if (hb != NULL && !stomp_heartbeat_parse(hb, &sx, &sy))
-				stomp_fail(conn, "STOMP broker sent an invalid heart-beat header in CONNECTED");
-			else
-			{
-				stomp_heartbeat_negotiate(&conn->hb, conn->hb_send_ms,
-										  conn->hb_recv_ms, sx, sy);
-				conn->state = STOMP_CONN_OPEN;
-				conn->deadline = -1;
-				if (!stomp_push_event(conn, STOMP_EVENT_CONNECTED, 0, NULL))
-					stomp_fail(conn, "out of memory");
-			}
-			stomp_frame_free(frame);
-			return;
-		}
-		if (strcmp(cmd, "ERROR") == 0)
-		{
-			stomp_fail_with_error_frame(conn, frame,
-										"STOMP broker refused the connection");
-			return;
-		}
-		stomp_fail(conn, "unexpected STOMP %s frame from broker before CONNECTED", cmd);
-		stomp_frame_free(frame);
+		stomp_handle_login_frame(conn, frame);
 		return;
 	}
 
 	if (strcmp(cmd, "RECEIPT") == 0)
 	{
-		uint64_t	id;
-
-		if (stomp_parse_receipt(stomp_frame_get_header(frame, "receipt-id"), &id))
-		{
-			if (conn->disconnect_receipt != 0 && id == conn->disconnect_receipt)
-				stomp_finish_clean(conn);
-			else if (stomp_is_outstanding(conn, id))
-			{
-				/*
-				 * Queue the event before forgetting the id: if that fails
-				 * the id stays outstanding, and the caller resends it
-				 * (at-least-once) rather than losing track of it.
-				 */
-				if (stomp_push_event(conn, STOMP_EVENT_RECEIPT, id, NULL))
-					(void) stomp_remove_outstanding(conn, id);
-				else
-					stomp_fail(conn, "out of memory");
-			}
-		}
-		/* receipts that are not ours are ignored */
+		stomp_handle_receipt(conn, frame);
 		stomp_frame_free(frame);
 	}
 	else if (strcmp(cmd, "MESSAGE") == 0)
@@ -1263,46 +1376,47 @@ stomp_check_user_headers(StompConn *conn, const char *command,
 }
 
 /*
- * stomp_queue_frame
- *		Add a receipt header if wanted, check the output limit and encode
- *		the frame into the output buffer.  Frees "frame".  Either the whole
- *		frame is queued (and its receipt recorded) or nothing changes.
+ * stomp_add_receipt_header
+ *		Give "frame" the next receipt id as its receipt header (*id), first
+ *		making room to record it as outstanding (not for DISCONNECT, whose
+ *		receipt is kept apart).  Records nothing yet: see
+ *		stomp_record_receipt.
  */
 static StompResult
-stomp_queue_frame(StompConn *conn, StompFrame *frame, bool want_receipt,
-				  bool is_disconnect, uint64_t *receipt_out)
+stomp_add_receipt_header(StompConn *conn, StompFrame *frame,
+						 bool is_disconnect, uint64_t *id)
 {
-	uint64_t	id = 0;
-	size_t		need;
-	StompResult rc = STOMP_OK;
+	char		num[24];
 
-	if (want_receipt)
+	if (!is_disconnect && conn->n_outstanding == conn->cap_outstanding)
 	{
-		char		num[24];
+		uint64_t   *n = stomp_grow_array(conn->outstanding,
+										 &conn->cap_outstanding,
+										 sizeof(uint64_t), 64);
 
-		if (!is_disconnect && conn->n_outstanding == conn->cap_outstanding)
-		{
-			size_t		newcap = conn->cap_outstanding ? conn->cap_outstanding * 2 : 64;
-			uint64_t   *n = realloc(conn->outstanding, newcap * sizeof(uint64_t));
-
-			if (n == NULL)
-			{
-				rc = STOMP_ERR_NOMEM;
-				goto done;
-			}
-			conn->outstanding = n;
-			conn->cap_outstanding = newcap;
-		}
-		id = conn->next_receipt;
-		snprintf(num, sizeof(num), "%llu", (unsigned long long) id);
-		if (!stomp_frame_add_header(frame, "receipt", num))
-		{
-			rc = STOMP_ERR_NOMEM;
-			goto done;
-		}
+		if (n == NULL)
+			return STOMP_ERR_NOMEM;
+		conn->outstanding = n;
 	}
+	*id = conn->next_receipt;
+	snprintf(num, sizeof(num), "%llu", (unsigned long long) *id);
+	if (!stomp_frame_add_header(frame, "receipt", num))
+		return STOMP_ERR_NOMEM;
+	return STOMP_OK;
+}
 
-	need = stomp_encoded_length(frame);
+/*
+ * stomp_check_output_room
+ *		Whether the encoded "frame" fits in the output buffer under the
+ *		output limit (compacting the already-sent prefix first); sets the
+ *		message when not.  A frame that cannot be encoded at all is
+ *		STOMP_ERR_INVALID with the encoder's message.
+ */
+static StompResult
+stomp_check_output_room(StompConn *conn, const StompFrame *frame)
+{
+	size_t		need = stomp_encoded_length(frame);
+
 	if (need == 0)
 	{
 		/* only reachable with bad arguments; get the encoder's message */
@@ -1311,8 +1425,7 @@ stomp_queue_frame(StompConn *conn, StompFrame *frame, bool want_receipt,
 		stomp_buf_init(&scratch);
 		(void) stomp_encode_frame(&scratch, frame, conn->errmsg, sizeof(conn->errmsg));
 		stomp_buf_free(&scratch);
-		rc = STOMP_ERR_INVALID;
-		goto done;
+		return STOMP_ERR_INVALID;
 	}
 	if (conn->out_off > 0)
 	{
@@ -1324,34 +1437,59 @@ stomp_queue_frame(StompConn *conn, StompFrame *frame, bool want_receipt,
 		snprintf(conn->errmsg, sizeof(conn->errmsg),
 				 "STOMP frame of %zu bytes is too large to send: the output limit is %zu bytes",
 				 need, conn->max_output);
-		rc = STOMP_ERR_TOO_LARGE;
-		goto done;
+		return STOMP_ERR_TOO_LARGE;
 	}
 	if (conn->out.len > conn->max_output || need > conn->max_output - conn->out.len)
 	{
 		snprintf(conn->errmsg, sizeof(conn->errmsg),
 				 "STOMP output buffer limit of %zu bytes reached (%zu bytes queued, %zu more needed)",
 				 conn->max_output, conn->out.len, need);
-		rc = STOMP_ERR_FULL;
-		goto done;
+		return STOMP_ERR_FULL;
 	}
-	if (!stomp_encode_frame(&conn->out, frame, conn->errmsg, sizeof(conn->errmsg)))
-	{
-		rc = STOMP_ERR_NOMEM;
-		goto done;
-	}
-	if (want_receipt)
-	{
-		if (is_disconnect)
-			conn->disconnect_receipt = id;
-		else
-			conn->outstanding[conn->n_outstanding++] = id;
-		conn->next_receipt++;
-		if (receipt_out)
-			*receipt_out = id;
-	}
+	return STOMP_OK;
+}
 
-done:
+/*
+ * stomp_record_receipt
+ *		Once a frame with receipt "id" is queued, remember the id (as the
+ *		DISCONNECT's or as outstanding) and advance the receipt counter.
+ */
+static void
+stomp_record_receipt(StompConn *conn, uint64_t id, bool is_disconnect,
+					 uint64_t *receipt_out)
+{
+	if (is_disconnect)
+		conn->disconnect_receipt = id;
+	else
+		conn->outstanding[conn->n_outstanding++] = id;
+	conn->next_receipt++;
+	if (receipt_out)
+		*receipt_out = id;
+}
+
+/*
+ * stomp_queue_frame
+ *		Add a receipt header if wanted, check the output limit and encode
+ *		the frame into the output buffer.  Frees "frame".  Either the whole
+ *		frame is queued (and its receipt recorded) or nothing changes.
+ */
+static StompResult
+stomp_queue_frame(StompConn *conn, StompFrame *frame, bool want_receipt,
+				  bool is_disconnect, uint64_t *receipt_out)
+{
+	uint64_t	id = 0;
+	StompResult rc = STOMP_OK;
+
+	if (want_receipt)
+		rc = stomp_add_receipt_header(conn, frame, is_disconnect, &id);
+	if (rc == STOMP_OK)
+		rc = stomp_check_output_room(conn, frame);
+	if (rc == STOMP_OK &&
+		!stomp_encode_frame(&conn->out, frame, conn->errmsg, sizeof(conn->errmsg)))
+		rc = STOMP_ERR_NOMEM;
+	if (rc == STOMP_OK && want_receipt)
+		stomp_record_receipt(conn, id, is_disconnect, receipt_out);
+
 	stomp_frame_free(frame);
 	return rc;
 }

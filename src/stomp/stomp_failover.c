@@ -22,6 +22,24 @@
 
 #include "stomp_failover.h"
 
+/* one host list entry cut into its host and optional port */
+typedef struct StompEntryParts
+{
+	const char *host;
+	size_t		host_len;
+	const char *port;			/* NULL: none given */
+	size_t		port_len;
+	bool		ipv6;			/* the host was in brackets */
+} StompEntryParts;
+
+static bool stomp_split_bracketed(const char *entry, size_t len,
+								  const char *desc, StompEntryParts *parts,
+								  char *errbuf, size_t errlen);
+static bool stomp_split_plain(const char *entry, size_t len,
+							  const char *desc, StompEntryParts *parts,
+							  char *errbuf, size_t errlen);
+static bool stomp_check_host(const StompEntryParts *parts, const char *desc,
+							 char *errbuf, size_t errlen);
 static bool stomp_parse_entry(const char *entry, size_t len,
 							  StompHostPort *out, char *errbuf, size_t errlen);
 static bool stomp_parse_port(const char *s, size_t len, int *port);
@@ -66,6 +84,106 @@ stomp_parse_port(const char *s, size_t len, int *port)
 }
 
 /*
+ * stomp_split_bracketed
+ *		Split "[v6][:port]" into its host (inside the brackets) and port
+ *		(NULL if none); the host must look like an IPv6 address.  "desc"
+ *		is the entry as it may be quoted in a message.
+ */
+static bool
+stomp_split_bracketed(const char *entry, size_t len, const char *desc,
+					  StompEntryParts *parts, char *errbuf, size_t errlen)
+{
+	const char *close = memchr(entry, ']', len);
+
+	if (close == NULL)
+	{
+		snprintf(errbuf, errlen, "missing \"]\" in host list entry \"%s\"", desc);
+		return false;
+	}
+	parts->ipv6 = true;
+	parts->host = entry + 1;
+	parts->host_len = (size_t) (close - parts->host);
+	if (close + 1 < entry + len)
+	{
+		if (close[1] != ':')
+		{
+			snprintf(errbuf, errlen, "expected \":port\" after \"]\" in host list entry \"%s\"", desc);
+			return false;
+		}
+		parts->port = close + 2;
+		parts->port_len = (size_t) (entry + len - parts->port);
+	}
+	if (memchr(parts->host, ':', parts->host_len) == NULL)
+	{
+		snprintf(errbuf, errlen, "\"%s\" is not an IPv6 address in brackets", desc);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * stomp_split_plain
+ *		Split "host[:port]" at its colon; a second colon is refused, since
+ *		it is an IPv6 address that needs brackets.
+ */
+static bool
+stomp_split_plain(const char *entry, size_t len, const char *desc,
+				  StompEntryParts *parts, char *errbuf, size_t errlen)
+{
+	const char *colon = memchr(entry, ':', len);
+
+	parts->host = entry;
+	parts->host_len = len;
+	if (colon != NULL)
+	{
+		if (memchr(colon + 1, ':', (size_t) (entry + len - colon - 1)) != NULL)
+		{
+			snprintf(errbuf, errlen,
+					 "host list entry \"%s\" has more than one colon (write IPv6 addresses as [addr]:port)",
+					 desc);
+			return false;
+		}
+		parts->host_len = (size_t) (colon - entry);
+		parts->port = colon + 1;
+		parts->port_len = (size_t) (entry + len - parts->port);
+	}
+	return true;
+}
+
+/*
+ * stomp_check_host
+ *		Refuse an empty host, one longer than STOMP_MAX_HOST_LEN, or one
+ *		with a character not allowed in it.
+ */
+static bool
+stomp_check_host(const StompEntryParts *parts, const char *desc,
+				 char *errbuf, size_t errlen)
+{
+	size_t		i;
+
+	if (parts->host_len == 0)
+	{
+		snprintf(errbuf, errlen, "host list entry \"%s\" has an empty host", desc);
+		return false;
+	}
+	if (parts->host_len > STOMP_MAX_HOST_LEN)
+	{
+		snprintf(errbuf, errlen, "host name in host list entry \"%s\" is longer than %d bytes",
+				 desc, STOMP_MAX_HOST_LEN);
+		return false;
+	}
+	for (i = 0; i < parts->host_len; i++)
+	{
+		if (!stomp_host_char_ok(parts->host[i], parts->ipv6))
+		{
+			snprintf(errbuf, errlen, "invalid character in host of host list entry \"%s\"", desc);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
  * stomp_parse_entry
  *		Parse one trimmed, non-empty "host[:port]" or "[v6][:port]".
  */
@@ -74,90 +192,26 @@ stomp_parse_entry(const char *entry, size_t len, StompHostPort *out,
 				  char *errbuf, size_t errlen)
 {
 	char		desc[72];
-	const char *host;
-	size_t		host_len;
-	const char *port = NULL;
-	size_t		port_len = 0;
-	bool		ipv6 = false;
-	size_t		i;
+	StompEntryParts parts = {0};
+	bool		ok;
 
 	stomp_describe_name(desc, sizeof(desc), entry, len);
 	if (entry[0] == '[')
-	{
-		const char *close = memchr(entry, ']', len);
-
-		if (close == NULL)
-		{
-			snprintf(errbuf, errlen, "missing \"]\" in host list entry \"%s\"", desc);
-			return false;
-		}
-		ipv6 = true;
-		host = entry + 1;
-		host_len = (size_t) (close - host);
-		if (close + 1 < entry + len)
-		{
-			if (close[1] != ':')
-			{
-				snprintf(errbuf, errlen, "expected \":port\" after \"]\" in host list entry \"%s\"", desc);
-				return false;
-			}
-			port = close + 2;
-			port_len = (size_t) (entry + len - port);
-		}
-		if (memchr(host, ':', host_len) == NULL)
-		{
-			snprintf(errbuf, errlen, "\"%s\" is not an IPv6 address in brackets", desc);
-			return false;
-		}
-	}
+		ok = stomp_split_bracketed(entry, len, desc, &parts, errbuf, errlen);
 	else
-	{
-		const char *colon = memchr(entry, ':', len);
-
-		host = entry;
-		host_len = len;
-		if (colon != NULL)
-		{
-			if (memchr(colon + 1, ':', (size_t) (entry + len - colon - 1)) != NULL)
-			{
-				snprintf(errbuf, errlen,
-						 "host list entry \"%s\" has more than one colon (write IPv6 addresses as [addr]:port)",
-						 desc);
-				return false;
-			}
-			host_len = (size_t) (colon - entry);
-			port = colon + 1;
-			port_len = (size_t) (entry + len - port);
-		}
-	}
-
-	if (host_len == 0)
-	{
-		snprintf(errbuf, errlen, "host list entry \"%s\" has an empty host", desc);
+		ok = stomp_split_plain(entry, len, desc, &parts, errbuf, errlen);
+	if (!ok || !stomp_check_host(&parts, desc, errbuf, errlen))
 		return false;
-	}
-	if (host_len > STOMP_MAX_HOST_LEN)
-	{
-		snprintf(errbuf, errlen, "host name in host list entry \"%s\" is longer than %d bytes",
-				 desc, STOMP_MAX_HOST_LEN);
-		return false;
-	}
-	for (i = 0; i < host_len; i++)
-	{
-		if (!stomp_host_char_ok(host[i], ipv6))
-		{
-			snprintf(errbuf, errlen, "invalid character in host of host list entry \"%s\"", desc);
-			return false;
-		}
-	}
+
 	out->port = STOMP_DEFAULT_PORT;
-	if (port != NULL && !stomp_parse_port(port, port_len, &out->port))
+	if (parts.port != NULL &&
+		!stomp_parse_port(parts.port, parts.port_len, &out->port))
 	{
 		snprintf(errbuf, errlen, "invalid port in host list entry \"%s\" (must be 1 to 65535)", desc);
 		return false;
 	}
-	memcpy(out->host, host, host_len);
-	out->host[host_len] = '\0';
+	memcpy(out->host, parts.host, parts.host_len);
+	out->host[parts.host_len] = '\0';
 	return true;
 }
 

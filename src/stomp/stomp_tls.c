@@ -74,6 +74,17 @@ static int	stomp_tls_password_cb(char *buf, int size, int rwflag,
 static void stomp_tls_error_text(char *buf, size_t len);
 static StompIoStatus stomp_tls_fail(StompTls *tls, int ret, const char *what);
 static bool stomp_is_ip_literal(const char *name);
+static bool stomp_tls_setup_context(StompTls *tls, const StompTlsConfig *cfg,
+									int version, char *errbuf, size_t errlen);
+static bool stomp_tls_setup_verify(StompTls *tls, const StompTlsConfig *cfg,
+								   bool verify, char *errbuf, size_t errlen);
+static bool stomp_tls_load_client_cert(StompTls *tls,
+									   const StompTlsConfig *cfg,
+									   char *errbuf, size_t errlen);
+static bool stomp_tls_setup_session(StompTls *tls, char *errbuf,
+									size_t errlen);
+static bool stomp_tls_setup_hostname_check(StompTls *tls, char *errbuf,
+										   size_t errlen);
 
 static const StompTransportOps stomp_tls_ops = {
 	stomp_tls_handshake,
@@ -181,11 +192,202 @@ stomp_is_ip_literal(const char *name)
 }
 
 /*
+ * stomp_tls_setup_context
+ *		Create the transport's own SSL_CTX and set its minimum protocol
+ *		version, so that nothing is shared with other transports.
+ */
+static bool
+stomp_tls_setup_context(StompTls *tls, const StompTlsConfig *cfg,
+						int version, char *errbuf, size_t errlen)
+{
+	char		ossl[160];
+
+	ERR_clear_error();
+	tls->ctx = SSL_CTX_new(TLS_client_method());
+	if (tls->ctx == NULL)
+	{
+		stomp_tls_error_text(ossl, sizeof(ossl));
+		snprintf(errbuf, errlen, "could not create TLS context: %s", ossl);
+		return false;
+	}
+	if (!SSL_CTX_set_min_proto_version(tls->ctx, version))
+	{
+		stomp_tls_error_text(ossl, sizeof(ossl));
+		snprintf(errbuf, errlen, "could not set minimum TLS version %s: %s",
+				 cfg->min_protocol, ossl);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * stomp_tls_setup_verify
+ *		Load the trusted CA certificates (the configured file, or the
+ *		system's default paths) and require chain verification when
+ *		"verify" is set; otherwise verify nothing.
+ */
+static bool
+stomp_tls_setup_verify(StompTls *tls, const StompTlsConfig *cfg, bool verify,
+					   char *errbuf, size_t errlen)
+{
+	char		ossl[160];
+
+	if (!verify)
+	{
+		SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_NONE, NULL);
+		return true;
+	}
+	if (cfg->ca_file && cfg->ca_file[0])
+	{
+		if (SSL_CTX_load_verify_locations(tls->ctx, cfg->ca_file, NULL) != 1)
+		{
+			stomp_tls_error_text(ossl, sizeof(ossl));
+			snprintf(errbuf, errlen, "could not load TLS CA file \"%s\": %s",
+					 cfg->ca_file, ossl);
+			return false;
+		}
+	}
+	else if (SSL_CTX_set_default_verify_paths(tls->ctx) != 1)
+	{
+		stomp_tls_error_text(ossl, sizeof(ossl));
+		snprintf(errbuf, errlen, "could not load the system's default TLS CA certificates: %s",
+				 ossl);
+		return false;
+	}
+	SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_PEER, NULL);
+	return true;
+}
+
+/*
+ * stomp_tls_load_client_cert
+ *		Load the client certificate chain and its key (the certificate file
+ *		when no key file is given) and check that they match.  The key
+ *		password is handed to OpenSSL only for the duration of the key load.
+ *		A key without a certificate is refused rather than ignored.
+ */
+static bool
+stomp_tls_load_client_cert(StompTls *tls, const StompTlsConfig *cfg,
+						   char *errbuf, size_t errlen)
+{
+	const char *key;
+	int			ok;
+	char		ossl[160];
+
+	if (!(cfg->cert_file && cfg->cert_file[0]))
+	{
+		if (cfg->key_file && cfg->key_file[0])
+		{
+			snprintf(errbuf, errlen, "a TLS client key was given without a client certificate");
+			return false;
+		}
+		return true;
+	}
+	key = (cfg->key_file && cfg->key_file[0]) ? cfg->key_file : cfg->cert_file;
+	if (SSL_CTX_use_certificate_chain_file(tls->ctx, cfg->cert_file) != 1)
+	{
+		stomp_tls_error_text(ossl, sizeof(ossl));
+		snprintf(errbuf, errlen, "could not load TLS client certificate \"%s\": %s",
+				 cfg->cert_file, ossl);
+		return false;
+	}
+	SSL_CTX_set_default_passwd_cb(tls->ctx, stomp_tls_password_cb);
+	SSL_CTX_set_default_passwd_cb_userdata(tls->ctx,
+										   (void *) cfg->key_password);
+	ok = SSL_CTX_use_PrivateKey_file(tls->ctx, key, SSL_FILETYPE_PEM);
+	/* forget the password at once */
+	SSL_CTX_set_default_passwd_cb_userdata(tls->ctx, NULL);
+	SSL_CTX_set_default_passwd_cb(tls->ctx, NULL);
+	if (ok != 1)
+	{
+		stomp_tls_error_text(ossl, sizeof(ossl));
+		snprintf(errbuf, errlen, "could not load TLS client key \"%s\": %s",
+				 key, ossl);
+		return false;
+	}
+	if (SSL_CTX_check_private_key(tls->ctx) != 1)
+	{
+		stomp_tls_error_text(ossl, sizeof(ossl));
+		snprintf(errbuf, errlen, "TLS client key \"%s\" does not match certificate \"%s\": %s",
+				 key, cfg->cert_file, ossl);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * stomp_tls_setup_session
+ *		Create the SSL session from the context, allow partial writes from
+ *		a moving buffer (see the file header) and send SNI for host names,
+ *		never for IP literals (RFC 6066).
+ */
+static bool
+stomp_tls_setup_session(StompTls *tls, char *errbuf, size_t errlen)
+{
+	char		ossl[160];
+
+	tls->ssl = SSL_new(tls->ctx);
+	if (tls->ssl == NULL)
+	{
+		stomp_tls_error_text(ossl, sizeof(ossl));
+		snprintf(errbuf, errlen, "could not create TLS session: %s", ossl);
+		return false;
+	}
+	SSL_set_mode(tls->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+				 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (tls->server_name[0] && !stomp_is_ip_literal(tls->server_name))
+	{
+		if (SSL_set_tlsext_host_name(tls->ssl, tls->server_name) != 1)
+		{
+			stomp_tls_error_text(ossl, sizeof(ossl));
+			snprintf(errbuf, errlen, "could not set TLS server name: %s", ossl);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * stomp_tls_setup_hostname_check
+ *		Make the handshake check the peer certificate against the server
+ *		name (as an IP address for IP literals, without partial wildcards
+ *		for names).  Called only when the chain is verified too.
+ */
+static bool
+stomp_tls_setup_hostname_check(StompTls *tls, char *errbuf, size_t errlen)
+{
+	int			ok;
+	char		ossl[160];
+
+	if (tls->server_name[0] == '\0')
+	{
+		snprintf(errbuf, errlen, "TLS host name verification needs a host name");
+		return false;
+	}
+	if (stomp_is_ip_literal(tls->server_name))
+		ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tls->ssl),
+										   tls->server_name);
+	else
+	{
+		SSL_set_hostflags(tls->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		ok = SSL_set1_host(tls->ssl, tls->server_name);
+	}
+	if (ok != 1)
+	{
+		stomp_tls_error_text(ossl, sizeof(ossl));
+		snprintf(errbuf, errlen, "could not set TLS host name to verify: %s", ossl);
+		return false;
+	}
+	return true;
+}
+
+/*
  * stomp_tls_wrap
  *		Build a TLS transport over "inner" for "server_name".
  *
  * Takes ownership of "inner": on failure it is closed, so that either way
- * the caller ends up holding exactly the sockets it can see.
+ * the caller ends up holding exactly the sockets it can see.  The steps
+ * only fill in "tls"; every failure after the allocation is cleaned up
+ * here, in one place, by stomp_tls_close (which frees what was built).
  */
 StompTransport *
 stomp_tls_wrap(StompTransport *inner, const char *server_name,
@@ -194,7 +396,6 @@ stomp_tls_wrap(StompTransport *inner, const char *server_name,
 	StompTls   *tls;
 	int			version;
 	bool		verify;
-	char		ossl[160];
 
 	if (!stomp_tls_parse_min_protocol(cfg->min_protocol, &version,
 									  errbuf, errlen))
@@ -215,137 +416,21 @@ stomp_tls_wrap(StompTransport *inner, const char *server_name,
 	snprintf(tls->server_name, sizeof(tls->server_name), "%s",
 			 server_name ? server_name : "");
 
-	ERR_clear_error();
-	tls->ctx = SSL_CTX_new(TLS_client_method());
-	if (tls->ctx == NULL)
-	{
-		stomp_tls_error_text(ossl, sizeof(ossl));
-		snprintf(errbuf, errlen, "could not create TLS context: %s", ossl);
-		goto fail;
-	}
-	if (!SSL_CTX_set_min_proto_version(tls->ctx, version))
-	{
-		stomp_tls_error_text(ossl, sizeof(ossl));
-		snprintf(errbuf, errlen, "could not set minimum TLS version %s: %s",
-				 cfg->min_protocol, ossl);
-		goto fail;
-	}
-
+	/* a name check on an unverified chain proves nothing */
 	verify = cfg->verify_peer || cfg->verify_hostname ||
 		(cfg->ca_file && cfg->ca_file[0]);
-	if (verify)
+	if (!stomp_tls_setup_context(tls, cfg, version, errbuf, errlen) ||
+		!stomp_tls_setup_verify(tls, cfg, verify, errbuf, errlen) ||
+		!stomp_tls_load_client_cert(tls, cfg, errbuf, errlen) ||
+		!stomp_tls_setup_session(tls, errbuf, errlen) ||
+		(verify && cfg->verify_hostname &&
+		 !stomp_tls_setup_hostname_check(tls, errbuf, errlen)))
 	{
-		if (cfg->ca_file && cfg->ca_file[0])
-		{
-			if (SSL_CTX_load_verify_locations(tls->ctx, cfg->ca_file, NULL) != 1)
-			{
-				stomp_tls_error_text(ossl, sizeof(ossl));
-				snprintf(errbuf, errlen, "could not load TLS CA file \"%s\": %s",
-						 cfg->ca_file, ossl);
-				goto fail;
-			}
-		}
-		else if (SSL_CTX_set_default_verify_paths(tls->ctx) != 1)
-		{
-			stomp_tls_error_text(ossl, sizeof(ossl));
-			snprintf(errbuf, errlen, "could not load the system's default TLS CA certificates: %s",
-					 ossl);
-			goto fail;
-		}
-		SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_PEER, NULL);
-	}
-	else
-		SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_NONE, NULL);
-
-	if (cfg->cert_file && cfg->cert_file[0])
-	{
-		const char *key = (cfg->key_file && cfg->key_file[0]) ?
-			cfg->key_file : cfg->cert_file;
-		int			ok;
-
-		if (SSL_CTX_use_certificate_chain_file(tls->ctx, cfg->cert_file) != 1)
-		{
-			stomp_tls_error_text(ossl, sizeof(ossl));
-			snprintf(errbuf, errlen, "could not load TLS client certificate \"%s\": %s",
-					 cfg->cert_file, ossl);
-			goto fail;
-		}
-		SSL_CTX_set_default_passwd_cb(tls->ctx, stomp_tls_password_cb);
-		SSL_CTX_set_default_passwd_cb_userdata(tls->ctx,
-											   (void *) cfg->key_password);
-		ok = SSL_CTX_use_PrivateKey_file(tls->ctx, key, SSL_FILETYPE_PEM);
-		/* forget the password at once */
-		SSL_CTX_set_default_passwd_cb_userdata(tls->ctx, NULL);
-		SSL_CTX_set_default_passwd_cb(tls->ctx, NULL);
-		if (ok != 1)
-		{
-			stomp_tls_error_text(ossl, sizeof(ossl));
-			snprintf(errbuf, errlen, "could not load TLS client key \"%s\": %s",
-					 key, ossl);
-			goto fail;
-		}
-		if (SSL_CTX_check_private_key(tls->ctx) != 1)
-		{
-			stomp_tls_error_text(ossl, sizeof(ossl));
-			snprintf(errbuf, errlen, "TLS client key \"%s\" does not match certificate \"%s\": %s",
-					 key, cfg->cert_file, ossl);
-			goto fail;
-		}
-	}
-	else if (cfg->key_file && cfg->key_file[0])
-	{
-		snprintf(errbuf, errlen, "a TLS client key was given without a client certificate");
-		goto fail;
-	}
-
-	tls->ssl = SSL_new(tls->ctx);
-	if (tls->ssl == NULL)
-	{
-		stomp_tls_error_text(ossl, sizeof(ossl));
-		snprintf(errbuf, errlen, "could not create TLS session: %s", ossl);
-		goto fail;
-	}
-	SSL_set_mode(tls->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
-				 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if (tls->server_name[0] && !stomp_is_ip_literal(tls->server_name))
-	{
-		if (SSL_set_tlsext_host_name(tls->ssl, tls->server_name) != 1)
-		{
-			stomp_tls_error_text(ossl, sizeof(ossl));
-			snprintf(errbuf, errlen, "could not set TLS server name: %s", ossl);
-			goto fail;
-		}
-	}
-	if (verify && cfg->verify_hostname)
-	{
-		int			ok;
-
-		if (tls->server_name[0] == '\0')
-		{
-			snprintf(errbuf, errlen, "TLS host name verification needs a host name");
-			goto fail;
-		}
-		if (stomp_is_ip_literal(tls->server_name))
-			ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tls->ssl),
-											   tls->server_name);
-		else
-		{
-			SSL_set_hostflags(tls->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-			ok = SSL_set1_host(tls->ssl, tls->server_name);
-		}
-		if (ok != 1)
-		{
-			stomp_tls_error_text(ossl, sizeof(ossl));
-			snprintf(errbuf, errlen, "could not set TLS host name to verify: %s", ossl);
-			goto fail;
-		}
+		tls->broken = true;
+		stomp_tls_close(&tls->base);
+		return NULL;
 	}
 	return &tls->base;
-
-fail:
-	tls->broken = true;
-	stomp_tls_close(&tls->base);
-	return NULL;
 }
 
 /*
