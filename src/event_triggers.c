@@ -104,6 +104,7 @@ typedef struct DroppedObjects
 
 static void check_event_trigger_call(FunctionCallInfo fcinfo,
 									 const char *event);
+static bool event_trigger_applies(FunctionCallInfo fcinfo, const char *event);
 static List *relations_reached(List *relids, Oid relid);
 static Oid	read_trigger(Oid trigger_oid, char **stray_name);
 static void refuse_stray_capture_trigger(Oid trigger_oid);
@@ -134,6 +135,21 @@ check_event_trigger_call(FunctionCallInfo fcinfo, const char *event)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("this function must be fired as an event trigger on %s",
 						event)));
+}
+
+/*
+ * Check that the function is fired as an event trigger on event, and say
+ * whether there is anything for it to keep consistent: not during DROP
+ * EXTENSION outbox (the configuration table is gone), nor in a schema of
+ * another version than the library's (version.c), which it cannot read.
+ */
+static bool
+event_trigger_applies(FunctionCallInfo fcinfo, const char *event)
+{
+	check_event_trigger_call(fcinfo, event);
+	if (!OidIsValid(outbox_publish_config_relid()))
+		return false;
+	return outbox_schema_is_current();
 }
 
 /*
@@ -246,11 +262,7 @@ outbox_ddl_command_end(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	uint64		i;
 
-	check_event_trigger_call(fcinfo, "ddl_command_end");
-	if (!OidIsValid(outbox_publish_config_relid()))
-		PG_RETURN_VOID();
-	/* a schema of another version: nothing it can check (version.c) */
-	if (!outbox_schema_is_current())
+	if (!event_trigger_applies(fcinfo, "ddl_command_end"))
 		PG_RETURN_VOID();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -489,12 +501,7 @@ outbox_sql_drop(PG_FUNCTION_ARGS)
 	DroppedObjects dropped;
 	ListCell   *lc;
 
-	check_event_trigger_call(fcinfo, "sql_drop");
-	/* DROP EXTENSION outbox: nothing left to keep consistent */
-	if (!OidIsValid(outbox_publish_config_relid()))
-		PG_RETURN_VOID();
-	/* a schema of another version: nothing it can check (version.c) */
-	if (!outbox_schema_is_current())
+	if (!event_trigger_applies(fcinfo, "sql_drop"))
 		PG_RETURN_VOID();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -711,11 +718,7 @@ outbox_ddl_command_start(PG_FUNCTION_ARGS)
 {
 	Node	   *parsetree;
 
-	check_event_trigger_call(fcinfo, "ddl_command_start");
-	if (!OidIsValid(outbox_publish_config_relid()))
-		PG_RETURN_VOID();
-	/* a schema of another version: nothing it can check (version.c) */
-	if (!outbox_schema_is_current())
+	if (!event_trigger_applies(fcinfo, "ddl_command_start"))
 		PG_RETURN_VOID();
 	parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
 
