@@ -116,6 +116,8 @@ BEGIN
 			outcome := SQLERRM;
 		END;
 		INSERT INTO pkg_c_probe VALUES (f.proname, outcome);
+		-- one that takes a type of the extension would keep it from dropping
+		EXECUTE format('DROP FUNCTION pg_temp.%I(%s)', f.proname, f.args);
 	END LOOP;
 END
 $$;

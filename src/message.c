@@ -12,7 +12,16 @@
  *		user headers < outbox.generate_headers() < dop-* headers
  *
  * so that the built-in headers, on which idempotent consumers rely, always
- * win, as in django-outbox-pattern.  A row of outbox.published changed by
+ * win, as in django-outbox-pattern.  Only what cannot be made again is
+ * stored: the user's headers, the outbox.generate_headers function's, and
+ * dop-correlation-id (the transaction's outbox.correlation_id, else a fresh
+ * UUID, which every resend must carry).  dop-msg-id, dop-msg-destination,
+ * dop-msg-type and dop-msg-sent-time are the row's id and destination, a
+ * constant and the time of the send: wire.c makes them when the SEND frame
+ * is built (and outbox.message_headers() shows them), so that writing a
+ * message neither builds nor stores them.  The outbox.generate_headers
+ * function still sees all five in the row it is given, as in 1.0.  A row of
+ * outbox.published changed by
  * UPDATE in any of its message columns gets the same treatment (but its
  * destination already carries the version suffix), so that what cannot be
  * sent is refused on UPDATE as on INSERT; the publisher fails alone any row
@@ -25,9 +34,10 @@
  *   and would never reach a nil id, nor for centuries a random one;
  * - its destination, version and headers sendable (see check_name_text()
  *   and check_headers());
- * - its frame, body and headers as the wire carries them, no larger than
- *   outbox.max_message_size, so that the broker (RabbitMQ's
- *   max_message_size) and the publisher's output buffer can take it.
+ * - its frame, body and headers as the wire carries them (those made at
+ *   send time included), no larger than outbox.max_message_size, so that
+ *   the broker (RabbitMQ's max_message_size) and the publisher's output
+ *   buffer can take it.
  *
  * The functions a user names run as the writer and keep nothing they
  * change: a serializer (capture.c) and the outbox.generate_headers function
@@ -117,7 +127,12 @@ static void check_size(OutboxMessage *message);
 static void check_headers(Jsonb *headers, const char *origin);
 static void set_string_pair(JsonbPair *pair, const char *key,
 							const char *value);
-static Jsonb *builtin_headers(OutboxMessage *message);
+static const char *correlation_id(char *fresh_id);
+static Jsonb *builtin_headers(OutboxMessage *message,
+							  const char *correlation);
+static void push_headers(JsonbParseState **state, Jsonb *headers);
+static Jsonb *stored_headers(Jsonb *user, Jsonb *extra,
+							 const char *correlation);
 static Jsonb *call_generate_headers(Relation rel, OutboxMessage *message);
 static GenerateHeaders *lookup_generate_headers(Oid rowtype);
 static Jsonb *jsonb_merge(Jsonb *a, Jsonb *b);
@@ -271,49 +286,115 @@ set_string_pair(JsonbPair *pair, const char *key, const char *value)
 }
 
 /*
- * The dop-* headers of a message whose destination is final.
+ * The dop-correlation-id of a new message: the transaction's
+ * outbox.correlation_id, else a fresh UUID written into fresh_id
+ * (OUTBOX_UUID_TEXT_LEN + 1 bytes).
+ */
+static const char *
+correlation_id(char *fresh_id)
+{
+	pg_uuid_t	fresh;
+
+	if (outbox_correlation_id != NULL && outbox_correlation_id[0] != '\0')
+		return outbox_correlation_id;
+	outbox_uuid_v4(&fresh);
+	outbox_uuid_text(&fresh, fresh_id);
+	return fresh_id;
+}
+
+/*
+ * The five dop-* headers of a message whose destination is final, as the
+ * outbox.generate_headers function is shown them (the wire makes all but
+ * dop-correlation-id again when the message is sent).
  *
- * Built once per message, so built as cheaply as jsonb allows: the object
- * is given to JsonbValueToJsonb() with its members already in the order
- * jsonb keeps them (shorter keys first, then bytewise), which spares the
- * parse state and its sort; the keys are distinct.
+ * The object is given to JsonbValueToJsonb() with its members already in
+ * the order jsonb keeps them (shorter keys first, then bytewise), which
+ * spares the parse state and its sort; the keys are distinct.
  */
 static Jsonb *
-builtin_headers(OutboxMessage *message)
+builtin_headers(OutboxMessage *message, const char *correlation)
 {
 	JsonbValue	object;
 	JsonbPair	pairs[5];
 	char		sent_time[MAXDATELEN + 1];
 	char		id[OUTBOX_UUID_TEXT_LEN + 1];
-	char		fresh_id[OUTBOX_UUID_TEXT_LEN + 1];
-	const char *correlation_id;
 
 	JsonEncodeDateTime(sent_time, TimestampTzGetDatum(GetCurrentTimestamp()),
 					   TIMESTAMPTZOID, NULL);
 	outbox_uuid_text(&message->id, id);
 
-	if (outbox_correlation_id != NULL && outbox_correlation_id[0] != '\0')
-		correlation_id = outbox_correlation_id;
-	else
-	{
-		pg_uuid_t	fresh;
-
-		outbox_uuid_v4(&fresh);
-		outbox_uuid_text(&fresh, fresh_id);
-		correlation_id = fresh_id;
-	}
-
 	/* keys of 10, 12, 17, 18 and 19 bytes */
 	set_string_pair(&pairs[0], "dop-msg-id", id);
 	set_string_pair(&pairs[1], "dop-msg-type", OUTBOX_MESSAGE_TYPE);
 	set_string_pair(&pairs[2], "dop-msg-sent-time", sent_time);
-	set_string_pair(&pairs[3], "dop-correlation-id", correlation_id);
+	set_string_pair(&pairs[3], "dop-correlation-id", correlation);
 	set_string_pair(&pairs[4], "dop-msg-destination", message->destination);
 
 	object.type = jbvObject;
 	object.val.object.nPairs = lengthof(pairs);
 	object.val.object.pairs = pairs;
 	return JsonbValueToJsonb(&object);
+}
+
+/*
+ * Push the members of checked headers into the object being built, but
+ * the dop-* ones: those are the message's own, never a writer's.
+ */
+static void
+push_headers(JsonbParseState **state, Jsonb *headers)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken token;
+	bool		builtin = false;
+
+	it = JsonbIteratorInit(&headers->root);
+	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (token == WJB_KEY)
+		{
+			builtin = outbox_wire_header_is_builtin(v.val.string.val,
+													v.val.string.len);
+			if (!builtin)
+				pushJsonbValue(state, WJB_KEY, &v);
+		}
+		else if (token == WJB_VALUE && !builtin)
+			pushJsonbValue(state, WJB_VALUE, &v);
+	}
+}
+
+/*
+ * The headers stored with a message: the user's (checked, or NULL), those
+ * of the outbox.generate_headers function (checked, or NULL) winning over
+ * them, and its dop-correlation-id; no other dop-* header, since wire.c
+ * makes them from the row.  A message with no headers of its own (every
+ * captured row) gets its one member without a parse state.
+ */
+static Jsonb *
+stored_headers(Jsonb *user, Jsonb *extra, const char *correlation)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	object;
+	JsonbPair	pair;
+
+	set_string_pair(&pair, "dop-correlation-id", correlation);
+	if (user == NULL && extra == NULL)
+	{
+		object.type = jbvObject;
+		object.val.object.nPairs = 1;
+		object.val.object.pairs = &pair;
+		return JsonbValueToJsonb(&object);
+	}
+
+	/* of repeated keys, jsonb keeps the last pushed */
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	if (user != NULL)
+		push_headers(&state, user);
+	if (extra != NULL)
+		push_headers(&state, extra);
+	pushJsonbValue(&state, WJB_KEY, &pair.key);
+	pushJsonbValue(&state, WJB_VALUE, &pair.value);
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
 /*
@@ -502,8 +583,10 @@ check_id(const pg_uuid_t *id)
 /*
  * Refuse a completed message whose STOMP frame would be larger than
  * outbox.max_message_size: the body as JSON text, the headers escaped as
- * STOMP 1.2 requires, and what the STOMP client adds.  A message small
- * enough when stored is not rendered to be measured (JSONB_MAX_TEXT_GROWTH).
+ * STOMP 1.2 requires (the stored ones and those wire.c makes at send time),
+ * and what the STOMP client adds.  A message small enough when stored is
+ * not rendered to be measured (JSONB_MAX_TEXT_GROWTH, and the bound of the
+ * headers made at send time).
  */
 static void
 check_size(OutboxMessage *message)
@@ -513,8 +596,9 @@ check_size(OutboxMessage *message)
 	uint64		size;
 	char	   *reason;
 
-	if (stored * JSONB_MAX_TEXT_GROWTH + OUTBOX_FRAME_OVERHEAD_BYTES <=
-		(uint64) outbox_max_message_size)
+	/* the headers made at send time are not stored: count them too */
+	if (stored * JSONB_MAX_TEXT_GROWTH + OUTBOX_FRAME_OVERHEAD_BYTES +
+		outbox_wire_builtin_headers_bound() <= (uint64) outbox_max_message_size)
 		return;
 
 	/* measure the frame as the publisher will send it */
@@ -541,16 +625,20 @@ check_size(OutboxMessage *message)
  * What every message gets, whichever way it came, once its destination is
  * final (outbox_final_destination(), outbox_check_stored_destination()): a
  * checked id, its expiry counted from now, the time it is written (not
- * from the start of its transaction, which may be long), the merged and
- * checked headers, and the size check.  The outbox.generate_headers
- * function runs here: a caller that refuses destinations (a writer's
- * patterns) does so before.  rel is outbox.published.
+ * from the start of its transaction, which may be long), the checked
+ * headers to store (stored_headers()), and the size check.  The
+ * outbox.generate_headers function runs here, shown the message with the
+ * user's headers and the five dop-* ones: a caller that refuses
+ * destinations (a writer's patterns) does so before.  rel is
+ * outbox.published.
  */
 void
 outbox_finish_message(OutboxMessage *message, Relation rel)
 {
-	Jsonb	   *builtin;
-	Jsonb	   *headers;
+	char		fresh_id[OUTBOX_UUID_TEXT_LEN + 1];
+	const char *correlation;
+	Jsonb	   *user = message->headers;
+	Jsonb	   *extra = NULL;
 
 	check_id(&message->id);
 
@@ -560,27 +648,21 @@ outbox_finish_message(OutboxMessage *message, Relation rel)
 		message->expires_at_isnull = false;
 	}
 
-	if (message->headers != NULL)
-		check_headers(message->headers, "given to the message");
-
-	builtin = builtin_headers(message);
-	headers = builtin;
-	if (message->headers != NULL)
-		headers = jsonb_merge(message->headers, builtin);
+	if (user != NULL)
+		check_headers(user, "given to the message");
+	correlation = correlation_id(fresh_id);
 
 	if (outbox_generate_headers != NULL && outbox_generate_headers[0] != '\0')
 	{
-		Jsonb	   *extra;
+		Jsonb	   *builtin = builtin_headers(message, correlation);
 
 		/* the function sees the message with the headers so far */
-		message->headers = headers;
+		message->headers = user != NULL ? jsonb_merge(user, builtin) : builtin;
 		extra = call_generate_headers(rel, message);
-		/* ... and cannot replace the built-in ones */
-		if (extra != NULL)
-			headers = jsonb_merge(jsonb_merge(headers, extra), builtin);
 	}
 
-	message->headers = headers;
+	/* ... and cannot replace the built-in ones */
+	message->headers = stored_headers(user, extra, correlation);
 	check_size(message);
 }
 

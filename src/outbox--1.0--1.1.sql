@@ -562,3 +562,19 @@ COMMENT ON FUNCTION outbox.set_rendering(regclass, text, text, text) IS
 'render the bodies of a publication as PostgreSQL does (''postgres'', the default) or as django-outbox-pattern does (''django'')';
 -- a right granted with EXECUTE, as publish() is
 REVOKE ALL ON FUNCTION outbox.set_rendering(regclass, text, text, text) FROM PUBLIC;
+
+-- The dop-* headers made at send time: a row of outbox.published stores
+-- only the headers that cannot be made again (the user's, those of the
+-- outbox.generate_headers function, and dop-correlation-id); dop-msg-id,
+-- dop-msg-destination, dop-msg-type and dop-msg-sent-time are made from the
+-- row when it is sent.  outbox.message_headers() shows what a row is sent
+-- with (but dop-msg-sent-time, the time of each send).  It shows nothing
+-- but what its argument holds, so everyone may call it: reading the rows
+-- takes a SELECT on outbox.published, granted as any other right.
+CREATE FUNCTION outbox.message_headers(message outbox.published)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'outbox_message_headers'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION outbox.message_headers(outbox.published) IS
+'the headers a message of outbox.published is sent with, the dop-* ones made from the row, but dop-msg-sent-time (the time of the send); NULL if its headers cannot be sent';
+GRANT EXECUTE ON FUNCTION outbox.message_headers(outbox.published) TO PUBLIC;

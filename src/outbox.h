@@ -189,6 +189,10 @@ extern bool outbox_wire_message(const pg_uuid_t *id, const char *destination,
 								OutboxWireMessage *wire, char **reason);
 extern uint64 outbox_wire_frame_size(const OutboxWireMessage *wire);
 extern uint64 outbox_wire_frame_size_bound(const OutboxWireMessage *wire);
+extern bool outbox_wire_header_is_builtin(const char *name, size_t len);
+extern uint64 outbox_wire_builtin_headers_bound(void);
+extern Jsonb *outbox_wire_headers(const pg_uuid_t *id, const char *destination,
+								  Jsonb *headers, char **reason);
 
 /* in broker.c */
 /* time allowed to connect (or to declare), per host of outbox.stomp_host_and_ports */

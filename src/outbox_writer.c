@@ -16,8 +16,10 @@
  *
  * - a row inserted by hand (INSERT, COPY) passes the BEFORE INSERT trigger
  *   outbox_published_before_insert(), which completes it the same way;
- *   unless it was completed before and pg_restore writes it back
- *   (row_is_restored()): then it is kept exactly as it was dumped.
+ *   unless it was completed before (by 1.0, which stored all five dop-*
+ *   headers, or since, which stores dop-correlation-id alone) and
+ *   pg_restore writes it back (row_is_restored()): then it is kept exactly
+ *   as it was dumped.
  *
  * - a row changed by UPDATE in a column of the message (id, destination,
  *   version, body, headers) passes the BEFORE UPDATE trigger
@@ -126,7 +128,9 @@ static void writer_subxact_callback(SubXactEvent event,
 									SubTransactionId parentSubid, void *arg);
 static void writer_relcache_callback(Datum arg, Oid relid);
 static PublishedWriter *writer_open(void);
-static bool header_is(Jsonb *headers, const char *key, const char *value);
+static JsonbValue *header_value(Jsonb *headers, const char *key);
+static bool header_absent_or_is(Jsonb *headers, const char *key,
+								const char *value);
 static bool row_is_restored(Relation rel, OutboxMessage *message);
 static void writer_build(PublishedWriter *w, Oid relid);
 static void check_trigger(FunctionCallInfo fcinfo, const char *function,
@@ -356,39 +360,58 @@ outbox_insert_published(OutboxMessage *message)
 }
 
 /*
- * Whether headers hold the string value under key.
+ * The value of a header, or NULL if headers is not an object or has no
+ * member key.
+ */
+static JsonbValue *
+header_value(Jsonb *headers, const char *key)
+{
+	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
+		return NULL;
+	return getKeyJsonValueFromContainer(&headers->root, key, strlen(key),
+										NULL);
+}
+
+/*
+ * Whether headers have no member key, or the string value under it.
  */
 static bool
-header_is(Jsonb *headers, const char *key, const char *value)
+header_absent_or_is(Jsonb *headers, const char *key, const char *value)
 {
-	JsonbValue *v;
+	JsonbValue *v = header_value(headers, key);
 
-	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
-		return false;
-	v = getKeyJsonValueFromContainer(&headers->root, key, strlen(key), NULL);
-	return v != NULL && v->type == jbvString &&
-		v->val.string.len == strlen(value) &&
-		memcmp(v->val.string.val, value, v->val.string.len) == 0;
+	return v == NULL ||
+		(v->type == jbvString && v->val.string.len == strlen(value) &&
+		 memcmp(v->val.string.val, value, v->val.string.len) == 0);
 }
 
 /*
  * Whether a row inserted by hand is one that outbox completed before, as
- * pg_dump writes it back: its headers carry its own id and final
- * destination, it has its expiry, and the inserting role may act as the
- * table's owner (as pg_restore does; nobody else may skip the generated
- * headers).  It is kept as it is: applying the version suffix and
- * generating the headers again would change a restored message.
+ * pg_dump writes it back: it has its expiry and its dop-correlation-id (the
+ * one header every completed message stores), any dop-msg-id and
+ * dop-msg-destination it holds (a row stored by 1.0 holds all five dop-*
+ * headers) are its own, and the inserting role may act as the table's
+ * owner (as pg_restore does; nobody else may skip the generated headers).
+ * It is kept as it is: applying the version suffix and generating the
+ * headers again would change a restored message, its correlation id
+ * included.
  */
 static bool
 row_is_restored(Relation rel, OutboxMessage *message)
 {
+	JsonbValue *correlation;
+	char		id[OUTBOX_UUID_TEXT_LEN + 1];
+
 	if (message->headers == NULL || message->expires_at_isnull ||
 		!has_privs_of_role(GetUserId(), rel->rd_rel->relowner))
 		return false;
-	return header_is(message->headers, "dop-msg-id",
-					 DatumGetCString(DirectFunctionCall1(uuid_out,
-														 UUIDPGetDatum(&message->id)))) &&
-		header_is(message->headers, "dop-msg-destination", message->destination);
+	correlation = header_value(message->headers, "dop-correlation-id");
+	if (correlation == NULL || correlation->type != jbvString)
+		return false;
+	outbox_uuid_text(&message->id, id);
+	return header_absent_or_is(message->headers, "dop-msg-id", id) &&
+		header_absent_or_is(message->headers, "dop-msg-destination",
+							message->destination);
 }
 
 /*

@@ -11,15 +11,21 @@
  *
  * The dop-* headers are made here, at send time, from the row itself, and
  * win over stored headers of the same name, as django-outbox-pattern's
- * built-in headers do: a row written without them (by hand under
- * session_replication_role = replica, say) or with forged ones still goes
- * out with its own id, destination and type.  Only dop-correlation-id is
- * taken from the stored headers, where the writer's transaction put it.
+ * built-in headers do: a row written without them (every row since 1.1,
+ * which stores only what cannot be derived; by hand under
+ * session_replication_role = replica, say) or with forged or stale ones
+ * (a row stored by 1.0 holds all five) goes out with its own id,
+ * destination and type, and the time of the send.  Only dop-correlation-id
+ * is taken from the stored headers, where the writer's transaction put it
+ * (the message id when there is none), so that every resend carries the
+ * same one.  outbox_wire_headers() shows the same headers as jsonb.
  *
  * This is the domain's mapping of an outgoing message onto STOMP: message.c
- * measures a new message's frame with it, the publisher and send_event
- * render with it; it calls no other file of outbox, only PostgreSQL's
- * encoding conversion and the STOMP codec (to measure a frame).
+ * measures a new message's frame with it and leaves the dop-* headers but
+ * dop-correlation-id to it, the publisher and send_event render with it,
+ * outbox.message_headers() (message_headers.c) shows its headers; it calls
+ * no other file of outbox, only PostgreSQL's encoding conversion and the
+ * STOMP codec (to measure a frame).
  *
  * Errors: a row that cannot be rendered (headers that are not an object
  * of strings, numbers and booleans; text with no UTF-8 form) is not an
@@ -46,20 +52,37 @@
 
 #include "outbox.h"
 
-/* the headers made at send time; they win over stored ones */
+/*
+ * The headers made at send time, in the order they go on the wire after
+ * the stored ones; they win over stored ones.
+ */
 static const char *const builtin_names[] = {
 	"dop-msg-id", "dop-msg-destination", "dop-msg-type",
 	"dop-msg-sent-time", "dop-correlation-id"
 };
 
+#define BUILTIN_SENT_TIME	3	/* builtin_names[] index of the send time */
+
+/* called for each stored header that goes out; false with a reason stops */
+typedef bool (*StoredHeaderFn) (const char *key, JsonbValue *value,
+								void *arg, char **reason);
+
 static bool wire_utf8(const char *text, size_t len, char **utf8);
-static bool is_builtin(const char *name);
 static const char *json_type_name(JsonbValue *value);
 static char *header_value_text(JsonbValue *value, const char *key);
 static bool add_header(OutboxWireMessage *wire, const char *name,
 					   const char *value, char **reason);
-static bool add_stored_headers(OutboxWireMessage *wire, Jsonb *headers,
+static bool each_stored_header(Jsonb *headers, StoredHeaderFn fn, void *arg,
 							   char **correlation_id, char **reason);
+static bool wire_stored_header(const char *key, JsonbValue *value, void *arg,
+							   char **reason);
+static bool push_stored_header(const char *key, JsonbValue *value, void *arg,
+							   char **reason);
+static void builtin_values(const pg_uuid_t *id, const char *destination,
+						   const char *correlation_id, char *sent_time,
+						   const char **values);
+static void push_string_pair(JsonbParseState **state, const char *key,
+							 const char *value);
 
 /*
  * Convert text of the database encoding to UTF-8 into *utf8 (NUL-terminated,
@@ -99,19 +122,44 @@ wire_utf8(const char *text, size_t len, char **utf8)
 }
 
 /*
- * Whether a header is one of those made at send time.
+ * Whether a header name (len bytes, not necessarily NUL-terminated) is one
+ * of those made at send time: message.c stores none of them but
+ * dop-correlation-id, which cannot be made again.
  */
-static bool
-is_builtin(const char *name)
+bool
+outbox_wire_header_is_builtin(const char *name, size_t len)
 {
 	int			i;
 
 	for (i = 0; i < lengthof(builtin_names); i++)
 	{
-		if (strcmp(name, builtin_names[i]) == 0)
+		if (strlen(builtin_names[i]) == len &&
+			memcmp(name, builtin_names[i], len) == 0)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * The most the headers made at send time add to a SEND frame: each name
+ * and value escaped (which at most doubles them; the destination converted
+ * to UTF-8 first), with a colon and a line break.  message.c counts them
+ * in a new message's size without building them.
+ */
+uint64
+outbox_wire_builtin_headers_bound(void)
+{
+	uint64		bound = 0;
+	int			i;
+
+	for (i = 0; i < lengthof(builtin_names); i++)
+		bound += 2 * strlen(builtin_names[i]) + 2;
+	/* the id twice (the correlation id falls back to it), the type */
+	bound += 2 * (2 * OUTBOX_UUID_TEXT_LEN + strlen(OUTBOX_MESSAGE_TYPE));
+	bound += 2 * ((uint64) MAX_CONVERSION_GROWTH * OUTBOX_MAX_DESTINATION_LEN);
+	bound += 2 * MAXDATELEN;
+	/* a stored correlation id is counted with the stored headers */
+	return bound;
 }
 
 /*
@@ -244,27 +292,39 @@ outbox_wire_frame_size(const OutboxWireMessage *wire)
 }
 
 /*
- * Append to wire the stored headers, but the dop-* ones made at send time;
+ * Call fn for each stored header but the dop-* ones made at send time;
  * *correlation_id is set to the stored dop-correlation-id, if a non-empty
- * string.  False with a reason if one cannot be sent.
+ * string.  False with a reason if the headers cannot be sent: not an
+ * object, or a value that is not a string, a number or a boolean.
  */
 static bool
-add_stored_headers(OutboxWireMessage *wire, Jsonb *headers,
+each_stored_header(Jsonb *headers, StoredHeaderFn fn, void *arg,
 				   char **correlation_id, char **reason)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken token;
 	char	   *key = NULL;
+	bool		builtin = false;
+
+	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
+	{
+		*reason = pstrdup("its headers are not a JSON object");
+		return false;
+	}
 
 	it = JsonbIteratorInit(&headers->root);
 	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
 		if (token == WJB_KEY)
+		{
+			builtin = outbox_wire_header_is_builtin(v.val.string.val,
+												   v.val.string.len);
 			key = pnstrdup(v.val.string.val, v.val.string.len);
+		}
 		else if (token == WJB_VALUE)
 		{
-			if (is_builtin(key))
+			if (builtin)
 			{
 				if (strcmp(key, "dop-correlation-id") == 0 &&
 					v.type == jbvString && v.val.string.len > 0)
@@ -279,12 +339,70 @@ add_stored_headers(OutboxWireMessage *wire, Jsonb *headers,
 								   key, json_type_name(&v));
 				return false;
 			}
-			if (!add_header(wire, key, header_value_text(&v, key),
-							reason))
+			if (!fn(key, &v, arg, reason))
 				return false;
 		}
 	}
 	return true;
+}
+
+/*
+ * StoredHeaderFn of the wire: append the header to the OutboxWireMessage
+ * arg, as its text.
+ */
+static bool
+wire_stored_header(const char *key, JsonbValue *value, void *arg,
+				   char **reason)
+{
+	return add_header((OutboxWireMessage *) arg, key,
+					  header_value_text(value, key), reason);
+}
+
+/*
+ * StoredHeaderFn of outbox_wire_headers(): push the header, its JSON value
+ * as stored, into the JsonbParseState arg.
+ */
+static bool
+push_stored_header(const char *key, JsonbValue *value, void *arg,
+				   char **reason)
+{
+	JsonbParseState **state = (JsonbParseState **) arg;
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &k);
+	pushJsonbValue(state, WJB_VALUE, value);
+	return true;
+}
+
+/*
+ * The values of the headers made at send time, in the order of
+ * builtin_names[]: the id, the destination, the type, the time of the send
+ * (into sent_time, MAXDATELEN + 1 bytes; NULL leaves it out) and the stored
+ * correlation id, else the id.
+ */
+static void
+builtin_values(const pg_uuid_t *id, const char *destination,
+			   const char *correlation_id, char *sent_time,
+			   const char **values)
+{
+	char	   *id_text = DatumGetCString(DirectFunctionCall1(uuid_out,
+															  UUIDPGetDatum(id)));
+
+	values[0] = id_text;
+	values[1] = destination;
+	values[2] = OUTBOX_MESSAGE_TYPE;
+	values[BUILTIN_SENT_TIME] = NULL;
+	if (sent_time != NULL)
+	{
+		JsonEncodeDateTime(sent_time,
+						   TimestampTzGetDatum(GetCurrentTimestamp()),
+						   TIMESTAMPTZOID, NULL);
+		values[BUILTIN_SENT_TIME] = sent_time;
+	}
+	values[4] = correlation_id != NULL ? correlation_id : id_text;
 }
 
 /*
@@ -297,36 +415,28 @@ outbox_wire_message(const pg_uuid_t *id, const char *destination,
 					Jsonb *body, Jsonb *headers, OutboxWireMessage *wire,
 					char **reason)
 {
-	char	   *id_text;
 	char	   *correlation_id = NULL;
 	char		sent_time[MAXDATELEN + 1];
+	const char *values[lengthof(builtin_names)];
 	char	   *text;
+	int			i;
 
 	memset(wire, 0, sizeof(*wire));
 	*reason = NULL;
 
-	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
+	if (JB_ROOT_IS_OBJECT(headers) && !JB_ROOT_IS_SCALAR(headers))
+		wire->headers = palloc(sizeof(StompHeaderPair) *
+							   (JB_ROOT_COUNT(headers) + lengthof(builtin_names)));
+	if (!each_stored_header(headers, wire_stored_header, wire,
+							&correlation_id, reason))
+		return false;
+
+	builtin_values(id, destination, correlation_id, sent_time, values);
+	for (i = 0; i < lengthof(builtin_names); i++)
 	{
-		*reason = pstrdup("its headers are not a JSON object");
-		return false;
+		if (!add_header(wire, builtin_names[i], values[i], reason))
+			return false;
 	}
-
-	wire->headers = palloc(sizeof(StompHeaderPair) *
-						   (JB_ROOT_COUNT(headers) + lengthof(builtin_names)));
-	if (!add_stored_headers(wire, headers, &correlation_id, reason))
-		return false;
-
-	id_text = DatumGetCString(DirectFunctionCall1(uuid_out,
-												  UUIDPGetDatum(id)));
-	JsonEncodeDateTime(sent_time, TimestampTzGetDatum(GetCurrentTimestamp()),
-					   TIMESTAMPTZOID, NULL);
-	if (!add_header(wire, "dop-msg-id", id_text, reason) ||
-		!add_header(wire, "dop-msg-destination", destination, reason) ||
-		!add_header(wire, "dop-msg-type", OUTBOX_MESSAGE_TYPE, reason) ||
-		!add_header(wire, "dop-msg-sent-time", sent_time, reason) ||
-		!add_header(wire, "dop-correlation-id",
-					correlation_id != NULL ? correlation_id : id_text, reason))
-		return false;
 
 	if (!wire_utf8(destination, strlen(destination), &wire->destination))
 	{
@@ -342,4 +452,54 @@ outbox_wire_message(const pg_uuid_t *id, const char *destination,
 	}
 	wire->body_len = strlen(wire->body);
 	return true;
+}
+
+/*
+ * Push a member with a string value into the object being built.
+ */
+static void
+push_string_pair(JsonbParseState **state, const char *key, const char *value)
+{
+	JsonbValue	k;
+	JsonbValue	v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = strlen(value);
+	pushJsonbValue(state, WJB_KEY, &k);
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+/*
+ * The headers a stored message is sent with, as a jsonb object: the stored
+ * ones (a number or boolean as its JSON value) and those made at send time,
+ * winning, but dop-msg-sent-time, which is the time of each send.  NULL,
+ * with *reason, if the message cannot be sent for its headers: the
+ * publisher fails it.  Texts are not converted to UTF-8 here.
+ */
+Jsonb *
+outbox_wire_headers(const pg_uuid_t *id, const char *destination,
+					Jsonb *headers, char **reason)
+{
+	JsonbParseState *state = NULL;
+	char	   *correlation_id = NULL;
+	const char *values[lengthof(builtin_names)];
+	int			i;
+
+	*reason = NULL;
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	if (!each_stored_header(headers, push_stored_header, &state,
+							&correlation_id, reason))
+		return NULL;
+
+	builtin_values(id, destination, correlation_id, NULL, values);
+	for (i = 0; i < lengthof(builtin_names); i++)
+	{
+		if (values[i] != NULL)
+			push_string_pair(&state, builtin_names[i], values[i]);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
