@@ -2,11 +2,12 @@
 -- The capture trigger: what a write to a published table puts in the outbox.
 --
 
--- the volatile headers are checked in published.sql; here the rest
+-- the volatile headers are checked in published.sql; here the rest of
+-- those a message is sent with
 CREATE VIEW messages AS
 SELECT destination, version, body,
-       headers - ARRAY['dop-msg-id', 'dop-msg-sent-time', 'dop-correlation-id'] AS headers
-  FROM outbox.published ORDER BY id;
+       outbox.message_headers(p) - ARRAY['dop-msg-id', 'dop-correlation-id'] AS headers
+  FROM outbox.published p ORDER BY id;
 
 CREATE TABLE my_model (id serial PRIMARY KEY, field_one text, field_two text);
 

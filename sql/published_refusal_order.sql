@@ -58,8 +58,8 @@ REVOKE EXECUTE ON FUNCTION outbox.send_event(text, jsonb, jsonb) FROM order_writ
 RESET outbox.generate_headers;
 
 SELECT destination, version, body, headers->>'x-quiet' AS quiet,
-       headers->>'dop-msg-destination' AS header_destination
-  FROM outbox.published ORDER BY id;
+       outbox.message_headers(p)->>'dop-msg-destination' AS header_destination
+  FROM outbox.published p ORDER BY id;
 
 TRUNCATE outbox.published;
 DROP SCHEMA order_hdr CASCADE;

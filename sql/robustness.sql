@@ -151,11 +151,12 @@ UPDATE outbox.published
    SET destination = '/topic/u2',
        headers = headers || '{"x-tenant": "globex", "dop-msg-id": "forged", "dop-msg-destination": "/x"}';
 SELECT destination, headers->>'x-tenant' AS tenant,
-       headers->>'dop-msg-id' = id::text AS msg_id_is_id,
-       headers->>'dop-msg-destination' AS msg_destination,
-       headers ? 'dop-msg-type' AND headers ? 'dop-msg-sent-time'
-           AND headers ? 'dop-correlation-id' AS has_builtin
-  FROM outbox.published;
+       outbox.message_headers(p)->>'dop-msg-id' = id::text AS msg_id_is_id,
+       outbox.message_headers(p)->>'dop-msg-destination' AS msg_destination,
+       outbox.message_headers(p) ? 'dop-msg-type'
+           AND outbox.message_headers(p) ? 'dop-correlation-id' AS has_builtin,
+       headers ?| ARRAY['dop-msg-id', 'dop-msg-destination'] AS forged_stored
+  FROM outbox.published p;
 -- the publisher's own updates touch no message column and are not checked
 UPDATE outbox.published SET status = 'failed', last_error = 'gave up', retry = 3;
 SELECT status, retry, last_error FROM outbox.published;
