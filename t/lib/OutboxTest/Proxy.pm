@@ -11,6 +11,10 @@
 #	my $proxy = OutboxTest::Proxy->new(target_host => '127.0.0.1', target_port => $p);
 #	$proxy->port;  $proxy->pause;  $proxy->resume;  $proxy->hold_replies_after_send;
 #	$proxy->drop;  $proxy->stop;
+#
+#	With record => $file, every byte a client sends upstream is also
+#	appended to $file, as it went (the frames on the wire, for a test that
+#	compares them byte for byte).
 
 package OutboxTest::Proxy;
 
@@ -43,7 +47,8 @@ sub new
 		# never return into the test: its END blocks would stop its servers
 		eval {
 			_serve($listen, $command_read, $ack_write,
-				$args{target_host} // '127.0.0.1', $args{target_port});
+				$args{target_host} // '127.0.0.1', $args{target_port},
+				$args{record});
 		};
 		print STDERR "proxy: $@" if $@;
 		POSIX::_exit(0);
@@ -94,7 +99,13 @@ sub DESTROY { $_[0]->stop }
 # The child: shuttle bytes between each client and its upstream connection.
 sub _serve
 {
-	my ($listen, $command, $ack, $target_host, $target_port) = @_;
+	my ($listen, $command, $ack, $target_host, $target_port, $record) = @_;
+	my $recording;
+	if (defined $record)
+	{
+		open($recording, '>>:raw', $record) or die "proxy: cannot open $record: $!";
+		$recording->autoflush(1);
+	}
 	my $paused = 0;
 	my $hold = 0;
 	my %peer;      # fileno => the other socket
@@ -180,6 +191,7 @@ sub _serve
 				next;
 			}
 			my $to = $peer{ fileno($s) };
+			print {$recording} $buf if $recording && !$upstream{ fileno($s) };
 			my $off = 0;
 			while ($off < length $buf)
 			{
