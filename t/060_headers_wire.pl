@@ -52,43 +52,6 @@ sub esc
 	return $s;
 }
 
-# Every SEND frame in the recording: { id => dop-msg-id, lines => [header
-# lines as sent, escaped], body => bytes }.
-sub send_frames
-{
-	my $data = slurp_file($recording);
-	my @frames;
-	my $pos = 0;
-	while ($pos < length $data)
-	{
-		# heart-beats, and the EOL after a NUL
-		if (substr($data, $pos, 1) eq "\n")
-		{
-			$pos++;
-			next;
-		}
-		my $end = index($data, "\n\n", $pos);
-		last if $end < 0;
-		my ($command, @lines) = split /\n/, substr($data, $pos, $end - $pos), -1;
-		my %h = map { /^([^:]*):(.*)$/s ? ($1 => $2) : () } @lines;
-		my $body_start = $end + 2;
-		my $body_end = defined $h{'content-length'}
-		  ? $body_start + $h{'content-length'}
-		  : index($data, "\0", $body_start);
-		last if $body_end < 0 || $body_end >= length $data;
-		if ($command eq 'SEND')
-		{
-			push @frames, {
-				id    => $h{'dop-msg-id'} // '',
-				lines => \@lines,
-				body  => substr($data, $body_start, $body_end - $body_start),
-			};
-		}
-		$pos = $body_end + 1;
-	}
-	return @frames;
-}
-
 # The lines of a frame that are the message's headers: but those the
 # STOMP client adds itself, whose code this change does not touch.
 sub message_lines
@@ -232,7 +195,7 @@ my %name = (
 	$direct => 'send_event()');
 
 my %first;
-for my $f (send_frames())
+for my $f (OutboxTest::Proxy::send_frames($recording))
 {
 	push @{ $first{ $f->{id} } }, $f;
 }
@@ -261,7 +224,7 @@ is($sql->("SELECT outbox.replay('/queue/hw_captured.v1', now() - interval '1 hou
 	'3', 'the captured rows are replayed');
 ok(OutboxTest::Outbox::wait_sent($node, 'true', 60), 'and sent again');
 my %again;
-push @{ $again{ $_->{id} } }, $_ for send_frames();
+push @{ $again{ $_->{id} } }, $_ for OutboxTest::Proxy::send_frames($recording);
 for my $id ($row{1}, $row{2}, $row{3})
 {
 	my @sends = @{ $again{$id} };

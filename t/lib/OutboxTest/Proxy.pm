@@ -14,7 +14,8 @@
 #
 #	With record => $file, every byte a client sends upstream is also
 #	appended to $file, as it went (the frames on the wire, for a test that
-#	compares them byte for byte).
+#	compares them byte for byte); OutboxTest::Proxy::send_frames($file)
+#	reads the SEND frames back.
 
 package OutboxTest::Proxy;
 
@@ -25,6 +26,7 @@ use Carp;
 use IO::Select;
 use IO::Socket::INET;
 use POSIX ();
+use PostgreSQL::Test::Utils ();
 
 sub new
 {
@@ -95,6 +97,44 @@ sub stop
 }
 
 sub DESTROY { $_[0]->stop }
+
+# Every SEND frame in a recording: { id => its dop-msg-id, lines => [its
+# header lines as sent, escaped], body => its bytes }.
+sub send_frames
+{
+	my ($recording) = @_;
+	my $data = PostgreSQL::Test::Utils::slurp_file($recording);
+	my @frames;
+	my $pos = 0;
+	while ($pos < length $data)
+	{
+		# heart-beats, and the EOL after a NUL
+		if (substr($data, $pos, 1) eq "\n")
+		{
+			$pos++;
+			next;
+		}
+		my $end = index($data, "\n\n", $pos);
+		last if $end < 0;
+		my ($command, @lines) = split /\n/, substr($data, $pos, $end - $pos), -1;
+		my %h = map { /^([^:]*):(.*)$/s ? ($1 => $2) : () } @lines;
+		my $body_start = $end + 2;
+		my $body_end = defined $h{'content-length'}
+		  ? $body_start + $h{'content-length'}
+		  : index($data, "\0", $body_start);
+		last if $body_end < 0 || $body_end >= length $data;
+		if ($command eq 'SEND')
+		{
+			push @frames, {
+				id    => $h{'dop-msg-id'} // '',
+				lines => \@lines,
+				body  => substr($data, $body_start, $body_end - $body_start),
+			};
+		}
+		$pos = $body_end + 1;
+	}
+	return @frames;
+}
 
 # The child: shuttle bytes between each client and its upstream connection.
 sub _serve
