@@ -108,7 +108,7 @@ typedef struct OutboxMessage
 	char	   *destination;	/* as given; suffixed with the version */
 	char	   *version;		/* NULL if none */
 	Jsonb	   *body;
-	Jsonb	   *headers;		/* the user's own, or NULL; then the final set */
+	Jsonb	   *headers;		/* the user's own, or NULL; then those stored */
 	TimestampTz added;
 	bool		expires_at_isnull;
 	TimestampTz expires_at;

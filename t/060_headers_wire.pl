@@ -26,6 +26,7 @@ use Test::More;
 use OutboxTest::Outbox;
 use OutboxTest::Proxy;
 use OutboxTest::RabbitMQ;
+use OutboxTest::Stomp;
 
 my $mq = OutboxTest::RabbitMQ->new(name => 'headers_wire');
 $mq->start;
@@ -41,16 +42,8 @@ $node->poll_query_until('postgres',
 	"SELECT state = 'connected' FROM outbox.status WHERE kind = 'publisher'")
   or die 'the publisher never connected';
 
-# STOMP 1.2's escaping of a header name or value, as bytes
-sub esc
-{
-	my ($s) = @_;
-	$s =~ s/\\/\\\\/g;
-	$s =~ s/\r/\\r/g;
-	$s =~ s/\n/\\n/g;
-	$s =~ s/:/\\c/g;
-	return $s;
-}
+# STOMP 1.2's escaping of a header name or value
+sub esc { return OutboxTest::Stomp::_escape($_[0]); }
 
 # The lines of a frame that are the message's headers: but those the
 # STOMP client adds itself, whose code this change does not touch.
@@ -243,9 +236,7 @@ for my $id (grep { $_ ne $direct } sort keys %want)
 		 WHERE id = '$id'});
 	my $sent = join "\n", sort map {
 		my ($k, $v) = /^([^:]*):(.*)$/s;
-		$v =~ s/\\n/\n/g;
-		$v =~ s/\\c/:/g;
-		$v =~ s/\\\\/\\/g;
+		$v = OutboxTest::Stomp::_unescape($v);
 		utf8::decode($v);
 		"$k:$v"
 	} grep { !/^dop-msg-sent-time:/ } @{ message_lines($first{$id}[0]) };
