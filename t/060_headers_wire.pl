@@ -25,22 +25,11 @@ use Test::More;
 
 use OutboxTest::Outbox;
 use OutboxTest::Proxy;
-use OutboxTest::RabbitMQ;
 use OutboxTest::Stomp;
+use OutboxTest::Wire;
 
-my $mq = OutboxTest::RabbitMQ->new(name => 'headers_wire');
-$mq->start;
-my $recording = "$PostgreSQL::Test::Utils::tmp_check/headers_wire.frames";
-unlink $recording;
-my $proxy = OutboxTest::Proxy->new(target_port => $mq->stomp_port,
-	record => $recording);
-
-my $node = OutboxTest::Outbox::node('headers_wire', $proxy->host_and_port, q{
-outbox.poll_interval = '1s'
-});
-$node->poll_query_until('postgres',
-	"SELECT state = 'connected' FROM outbox.status WHERE kind = 'publisher'")
-  or die 'the publisher never connected';
+my $w = OutboxTest::Wire::recorded_publisher('headers_wire');
+my ($node, $recording) = ($w->{node}, $w->{recording});
 
 # STOMP 1.2's escaping of a header name or value
 sub esc { return OutboxTest::Stomp::_escape($_[0]); }
@@ -113,18 +102,10 @@ $sql->(q{
 			'dop-msg-id', 'forged', 'dop-msg-sent-time', '2020-01-01T00:00:00Z'));
 	COMMIT;
 });
-# a row as 1.0 stored it, all five dop-* headers, stale (written under
-# session_replication_role = replica, which skips the triggers)
-$sql->(q{
-	SET session_replication_role = replica;
-	INSERT INTO outbox.published (id, destination, body, headers, expires_at)
-	VALUES ('01900000-0000-7000-8000-000000000001', '/queue/hw_old.v1', '{"old": 1}',
-		'{"dop-msg-id": "01900000-0000-7000-8000-000000000009",
-		  "dop-msg-destination": "/queue/elsewhere", "dop-msg-type": "Order",
-		  "dop-msg-sent-time": "2024-06-01T00:00:00.1+00:00",
-		  "dop-correlation-id": "c-1.0", "x-tenant": "old"}',
-		now() + interval '1 day');
-});
+# a row as 1.0 stored it, all five dop-* headers, stale
+$sql->(OutboxTest::Wire::row_of_1_0(
+	id => '01900000-0000-7000-8000-000000000001', destination => '/queue/hw_old.v1',
+	body => '{"old": 1}', correlation => 'c-1.0', extra => { 'x-tenant' => 'old' }));
 # a row of 1.0 written back by its owner, as pg_restore does: kept as is
 $sql->(q{
 	INSERT INTO outbox.published (id, destination, version, body, headers, expires_at)
@@ -245,6 +226,6 @@ for my $id (grep { $_ ne $direct } sort keys %want)
 }
 
 $node->stop;
-$proxy->stop;
-$mq->stop;
+$w->{proxy}->stop;
+$w->{mq}->stop;
 done_testing();

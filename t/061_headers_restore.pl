@@ -20,22 +20,11 @@ use Test::More;
 
 use OutboxTest::Outbox;
 use OutboxTest::Proxy;
-use OutboxTest::RabbitMQ;
+use OutboxTest::Wire;
 
-my $mq = OutboxTest::RabbitMQ->new(name => 'headers_restore');
-$mq->start;
-my $recording = "$PostgreSQL::Test::Utils::tmp_check/headers_restore.frames";
-unlink $recording;
-my $proxy = OutboxTest::Proxy->new(target_port => $mq->stomp_port,
-	record => $recording);
-
-my $node = OutboxTest::Outbox::node('headers_restore', $proxy->host_and_port, q{
-outbox.poll_interval = '1s'
-outbox.database_name = 'postgres,restored'
-});
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM outbox.status WHERE kind = 'publisher' AND state = 'connected'")
-  or die 'the publisher never connected';
+my $w = OutboxTest::Wire::recorded_publisher('headers_restore',
+	"outbox.database_name = 'postgres,restored'\n");
+my ($node, $recording) = ($w->{node}, $w->{recording});
 
 $node->safe_psql('postgres', q{
 	SELECT outbox.pause('/queue/hr.v1');
@@ -50,15 +39,13 @@ $node->safe_psql('postgres', q{
 	INSERT INTO outbox.published (destination, body, headers)
 	VALUES ('/queue/hr_hand', '{"hand": 1}', '{"x-tenant": "acme", "n": 7, "ok": false}');
 	COMMIT;
-	SET session_replication_role = replica;
-	INSERT INTO outbox.published (id, destination, body, headers, expires_at)
-	VALUES ('01900000-0000-7000-8000-000000000001', '/queue/hr_old', '{"old": 1}',
-		'{"dop-msg-id": "01900000-0000-7000-8000-000000000001",
-		  "dop-msg-destination": "/queue/hr_old", "dop-msg-type": "Published",
-		  "dop-msg-sent-time": "2024-06-01T00:00:00+00:00",
-		  "dop-correlation-id": "c-1.0", "x-tenant": "old"}',
-		now() + interval '1 day');
 });
+# as 1.0 stored it, its dop-* headers its own
+$node->safe_psql('postgres', OutboxTest::Wire::row_of_1_0(
+	id => '01900000-0000-7000-8000-000000000001', destination => '/queue/hr_old',
+	body => '{"old": 1}', correlation => 'c-1.0', extra => { 'x-tenant' => 'old' },
+	msg_id => '01900000-0000-7000-8000-000000000001', msg_destination => '/queue/hr_old',
+	msg_type => 'Published', sent_time => '2024-06-01T00:00:00+00:00'));
 is($node->safe_psql('postgres',
 		"SELECT count(*) FROM outbox.published WHERE status = 'scheduled'"),
 	'4', 'four messages held by the pauses');
@@ -109,6 +96,6 @@ my ($corr) = map { /^dop-correlation-id:(.*)$/ ? $1 : () } @{ $sends{$old}[-1]{l
 is($corr, 'c-1.0', 'the row of 1.0 keeps its correlation id');
 
 $node->stop;
-$proxy->stop;
-$mq->stop;
+$w->{proxy}->stop;
+$w->{mq}->stop;
 done_testing();
