@@ -235,9 +235,9 @@ outbox_define_settings(void)
 
 	DefineCustomStringVariable("outbox.stomp_queue_headers",
 							   "Headers of the SUBSCRIBE frames that declare consumers' queues.",
-							   "A comma-separated list of name:value.",
+							   "A comma-separated list of name:value. prefetch-count is how many unacknowledged messages the broker hands a consumer at once (500 by default, unlimited if absent; django-outbox-pattern's default is 1); a consumer handles up to 1000 in one batch.",
 							   &outbox_stomp_queue_headers,
-							   "durable:true,auto-delete:false,prefetch-count:1",
+							   "durable:true,auto-delete:false,prefetch-count:500",
 							   PGC_SIGHUP, 0,
 							   check_queue_headers, NULL, NULL);
 
