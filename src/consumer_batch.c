@@ -425,36 +425,6 @@ acknowledge(ConsumerDelivery *deliveries, int n, uint64 batch_session)
 }
 
 /*
- * Run deliveries[done..done+covered) again one message per transaction,
- * after their COMMIT together failed; returns BATCH_STOP if the
- * subscription went meanwhile.
- */
-static BatchResult
-run_one_by_one(ConsumerDelivery *deliveries, int covered)
-{
-	int			i;
-
-	/*
-	 * What the rolled-back transaction decided is void for all of them,
-	 * those SIGTERM leaves untried too: they are left to the broker, never
-	 * acknowledged on the strength of a COMMIT that failed
-	 */
-	for (i = 0; i < covered; i++)
-	{
-		deliveries[i].outcome = CONSUMER_OUTCOME_NONE;
-		deliveries[i].duplicate = false;
-	}
-	for (i = 0; i < covered && !consumer_shutdown_requested; i++)
-	{
-		int			one;
-
-		if (run_batch(&deliveries[i], 1, &one) == BATCH_STOP)
-			return BATCH_STOP;
-	}
-	return BATCH_DONE;
-}
-
-/*
  * Give back to the broker, unrun, the first of the deliveries that could
  * no longer run within the hold bound (consumer_must_give_back()), oldest
  * first; returns how many were given back.  Stops at the first that may
@@ -491,6 +461,41 @@ give_back_stale(ConsumerDelivery *deliveries, int n)
 						   outbox_consumer_hold_timeout)));
 	}
 	return given;
+}
+
+/*
+ * Run deliveries[done..done+covered) again one message per transaction,
+ * after their COMMIT together failed; returns BATCH_STOP if the
+ * subscription went meanwhile.
+ */
+static BatchResult
+run_one_by_one(ConsumerDelivery *deliveries, int covered)
+{
+	int			i;
+
+	/*
+	 * What the rolled-back transaction decided is void for all of them,
+	 * those SIGTERM leaves untried too: they are left to the broker, never
+	 * acknowledged on the strength of a COMMIT that failed
+	 */
+	for (i = 0; i < covered; i++)
+	{
+		deliveries[i].outcome = CONSUMER_OUTCOME_NONE;
+		deliveries[i].duplicate = false;
+	}
+	for (i = 0; i < covered && !consumer_shutdown_requested; i++)
+	{
+		int			one;
+
+		/* held too long by now: given back unrun (left alone after) */
+		if (give_back_stale(&deliveries[i], 1) == 1)
+			continue;
+		if (!MyConsumer.link.connected)
+			return BATCH_DONE;	/* the broker delivers them again */
+		if (run_batch(&deliveries[i], 1, &one) == BATCH_STOP)
+			return BATCH_STOP;
+	}
+	return BATCH_DONE;
 }
 
 /*

@@ -70,6 +70,8 @@ extern bool consumer_must_give_back(const ConsumerBatchLimits *limits,
 
 /* how many given-back messages are remembered (the oldest are forgotten) */
 #define CONSUMER_GIVEN_BACK_MAX		2048
+/* longest id remembered (longer ones count their return as an attempt) */
+#define CONSUMER_GIVEN_BACK_ID_MAX	256
 
 /* the ids of messages given back unrun, and how they had been delivered */
 typedef struct ConsumerGivenBack

@@ -15,7 +15,9 @@
  * flag again and the id is forgotten.  Only producer ids (cap-msg-id,
  * dop-msg-id) are remembered: RabbitMQ's message-id changes on every
  * delivery.  The memory is a ring of CONSUMER_GIVEN_BACK_MAX ids, more than
- * the consumer ever holds: the oldest are forgotten first, and a message
+ * the consumer ever holds, of CONSUMER_GIVEN_BACK_ID_MAX bytes at most (so
+ * that a producer's huge ids cannot make it large): the oldest are
+ * forgotten first, and a message
  * that comes back after that (or to another consumer, or after a restart)
  * counts as redelivered, as it would have without this memory.
  *
@@ -46,7 +48,7 @@ consumer_given_back_remember(ConsumerGivenBack *given, const char *id,
 	char	   *copy;
 	int			slot = given->next;
 
-	if (id == NULL)
+	if (id == NULL || id_len > CONSUMER_GIVEN_BACK_ID_MAX)
 		return false;
 	copy = malloc(id_len + 1);
 	if (copy == NULL)

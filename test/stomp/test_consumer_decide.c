@@ -194,6 +194,17 @@ test_given_back(void)
 	CHECK(consumer_given_back_recall(g, "x", 1, &redelivered));
 	CHECK(!redelivered);
 
+	/* an id too long is not remembered */
+	{
+		char		big[CONSUMER_GIVEN_BACK_ID_MAX + 1];
+
+		memset(big, 'i', sizeof(big));
+		CHECK(!consumer_given_back_remember(g, big, sizeof(big), false));
+		CHECK(!consumer_given_back_recall(g, big, sizeof(big), &redelivered));
+		CHECK(consumer_given_back_remember(g, big, sizeof(big) - 1, false));
+		CHECK(consumer_given_back_recall(g, big, sizeof(big) - 1, &redelivered));
+	}
+
 	/* a full ring forgets the oldest */
 	CHECK(consumer_given_back_remember(g, "old", 3, false));
 	for (i = 0; i < CONSUMER_GIVEN_BACK_MAX; i++)
