@@ -23,7 +23,9 @@
  * the broker delivers again.
  *
  * Memory: the frames are malloc'd by the STOMP client and owned here until
- * a batch takes them or they are dropped.
+ * a batch takes them or they are dropped.  The ids of the messages given
+ * back are malloc'd copies in a ring of bounded size (consumer_given_back.c),
+ * kept for the worker's life.
  *
  * src/consumer_held.c
  *
