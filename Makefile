@@ -22,6 +22,7 @@ STOMP_OBJS = \
 DECIDE_OBJS = \
 	src/decide/consumer_batch_end.o \
 	src/decide/consumer_delivery.o \
+	src/decide/consumer_given_back.o \
 	src/decide/consumer_retry.o \
 	src/decide/consumer_route.o \
 	src/decide/publisher_lanes.o \

@@ -21,7 +21,8 @@
 # Run as root: bash bench/consumer.sh
 #   full:  MESSAGES=20000 RUNS=3 (default): about 2 minutes a profile here;
 #   quick: QUICK=1 (MESSAGES=5000): under a minute a profile.
-#   PREFETCH=1000 by default (PREFETCH=default: the extension's own),
+#   PREFETCH=default by default: the extension's own prefetch-count
+#   (500; main before it had 1); PREFETCH=N sets prefetch-count:N.
 #   SYNCHRONOUS_COMMIT=on by default.
 # bash bench/ab.sh ... consumer runs the same against two builds.
 #
@@ -31,7 +32,7 @@ set -euo pipefail
 
 bench_name=consumer
 messages=${MESSAGES:-$(bench_pick 20000 5000)}
-prefetch=${PREFETCH:-1000}
+prefetch=${PREFETCH:-default}
 sync_commit=${SYNCHRONOUS_COMMIT:-on}
 
 consumer_global() {

@@ -51,6 +51,7 @@ ALTER SYSTEM SET outbox.remove_data_interval = 0;
 ALTER SYSTEM SET outbox.poll_interval = '5ms';
 ALTER SYSTEM SET outbox.poll_interval = '2h';
 ALTER SYSTEM SET outbox.consumer_shutdown_timeout = -1;
+ALTER SYSTEM SET outbox.consumer_hold_timeout = '500ms';
 ALTER SYSTEM SET outbox.database_name = '';
 ALTER SYSTEM SET outbox.database_name = 'a,,b';
 ALTER SYSTEM SET outbox.database_name = 'mydb,mydb';

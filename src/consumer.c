@@ -97,6 +97,10 @@
  *   UNSUBSCRIBE and DISCONNECT.  A callback still running
  *   outbox.consumer_shutdown_timeout after SIGTERM is terminated (FATAL).
  *   The launcher starts the consumer again while its subscription exists.
+ * - Messages held so long that a callback could keep one unacknowledged
+ *   past outbox.consumer_hold_timeout (below RabbitMQ's consumer_timeout,
+ *   which closes the channel) are given back to the broker unrun, and
+ *   delivered again (consumer_batch.c); their return counts no attempt.
  * - No heart-beat can be sent while a callback runs: one that outlasts the
  *   broker's patience (about two outbox.stomp_heartbeats intervals) costs
  *   the connection.  Its batch is committed all the same; the ACKs cannot

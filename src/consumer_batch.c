@@ -19,9 +19,16 @@
  * plus one callback after it was processed, whatever the batch size.  One
  * commit per message would cost a WAL flush per message; one per second
  * costs nothing.  What remains is the time a message waits behind the
- * others the broker handed over: prefetch-count times the slowest callback
- * (each is cancelled after five minutes at most) must stay below
- * consumer_timeout, as the default prefetch-count of 1 does.
+ * others the broker handed over: up to prefetch-count times the slowest
+ * callback (each is cancelled after five minutes at most).  That wait is
+ * bounded by outbox.consumer_hold_timeout whatever the callbacks do
+ * (consumer_batch_end.c): a transaction ends before a callback could take
+ * one of its messages past the bound, and the deliveries not yet run that
+ * it would take past are given back to the broker unrun (NACK with
+ * requeue, at once, before the next transaction).  RabbitMQ puts them
+ * back at the head of the queue and delivers them again, to this consumer
+ * or another; they were never run, so nothing is lost or done twice, and
+ * their return counts no attempt (consumer_held.c).
  *
  * Acknowledgements are sent only after the COMMIT, always, and only on the
  * connection the messages came on: a crash between the two leaves the
@@ -106,16 +113,15 @@ take_held(ConsumerDelivery **deliveries)
 	for (i = 0; i < n; i++)
 	{
 		ConsumerDelivery *d = &ds[i];
-		const char *redelivered;
 		size_t		h;
 
 		d->frame = MyConsumer.held[i];
+		d->held_ms = MyConsumer.held_at_ms[i];
 		d->ack_id = stomp_frame_get_header(d->frame, "ack");
 		d->msg_id = NULL;
 		d->id_read = false;
 		d->context = CurrentMemoryContext;
-		redelivered = stomp_frame_get_header(d->frame, "redelivered");
-		d->redelivered = (redelivered != NULL && strcmp(redelivered, "true") == 0);
+		d->redelivered = consumer_held_redelivered(d->frame);
 		d->bytes = d->frame->body_len;
 		for (h = 0; h < d->frame->nheaders; h++)
 			d->bytes += d->frame->headers[h].name_len +
@@ -128,6 +134,22 @@ take_held(ConsumerDelivery **deliveries)
 }
 
 /*
+ * The bounds of a batch's transactions, and of a message's wait: the
+ * settings of now.
+ */
+static ConsumerBatchLimits
+batch_limits(void)
+{
+	ConsumerBatchLimits limits;
+
+	limits.interval_ms = COMMIT_INTERVAL_MS;
+	limits.max_bytes = BATCH_MAX_BYTES;
+	limits.hold_ms = outbox_consumer_hold_timeout;
+	limits.callback_ms = consumer_callback_timeout_ms();
+	return limits;
+}
+
+/*
  * In the batch's transaction: handle deliveries until consumer_batch_end()
  * says the transaction must end; returns how many it took.  The
  * connection's heart-beats go on meanwhile.
@@ -135,7 +157,7 @@ take_held(ConsumerDelivery **deliveries)
 static int
 run_deliveries(ConsumerDelivery *deliveries, int n)
 {
-	ConsumerBatchLimits limits = {COMMIT_INTERVAL_MS, BATCH_MAX_BYTES};
+	ConsumerBatchLimits limits = batch_limits();
 	ConsumerBatchProgress progress;
 	int64		last_io;
 
@@ -143,12 +165,15 @@ run_deliveries(ConsumerDelivery *deliveries, int n)
 	progress.available = n;
 	progress.started_ms = outbox_monotonic_ms();
 	progress.bytes = 0;
+	progress.first_held_ms = deliveries[0].held_ms;
 	last_io = progress.started_ms;
 	for (;;)
 	{
 		ConsumerDelivery *d;
 
 		progress.shutdown = consumer_shutdown_requested;
+		if (progress.taken < n)
+			progress.next_held_ms = deliveries[progress.taken].held_ms;
 		if (consumer_batch_end(&limits, &progress, outbox_monotonic_ms()) !=
 			CONSUMER_BATCH_GOES_ON)
 			break;
@@ -400,6 +425,45 @@ acknowledge(ConsumerDelivery *deliveries, int n, uint64 batch_session)
 }
 
 /*
+ * Give back to the broker, unrun, the first of the deliveries that could
+ * no longer run within the hold bound (consumer_must_give_back()), oldest
+ * first; returns how many were given back.  Stops at the first that may
+ * run, and if the connection is lost (the broker gets the rest back).
+ */
+static int
+give_back_stale(ConsumerDelivery *deliveries, int n)
+{
+	ConsumerBatchLimits limits = batch_limits();
+	int64		now = outbox_monotonic_ms();
+	int			given = 0;
+
+	while (given < n &&
+		   consumer_must_give_back(&limits, deliveries[given].held_ms, now))
+	{
+		ConsumerDelivery *d = &deliveries[given];
+
+		consumer_remember_given_back(d->frame, d->redelivered);
+		if (!send_action(d, CONSUMER_ACTION_NACK_REQUEUE))
+		{
+			consumer_disconnect();
+			break;
+		}
+		given++;
+	}
+	if (given > 0)
+	{
+		stomp_conn_process(MyConsumer.link.broker.conn, outbox_monotonic_ms());
+		ereport(LOG,
+				(errmsg("outbox consumer of queue \"%s\" gave %d messages back to the broker unrun",
+						MyConsumer.queue_name, given),
+				 errdetail("They were held for %lld ms, and their callbacks could have taken them past outbox.consumer_hold_timeout (%d ms).",
+						   (long long) (now - deliveries[0].held_ms),
+						   outbox_consumer_hold_timeout)));
+	}
+	return given;
+}
+
+/*
  * Run deliveries[done..done+covered) again one message per transaction,
  * after their COMMIT together failed; returns BATCH_STOP if the
  * subscription went meanwhile.
@@ -423,10 +487,30 @@ run_one_by_one(ConsumerDelivery *deliveries, int covered)
 	{
 		int			one;
 
+		/* held too long by now: given back unrun (left alone after) */
+		if (give_back_stale(&deliveries[i], 1) == 1)
+			continue;
+		if (!MyConsumer.link.connected)
+			return BATCH_DONE;	/* the broker delivers them again */
 		if (run_batch(&deliveries[i], 1, &one) == BATCH_STOP)
 			return BATCH_STOP;
 	}
 	return BATCH_DONE;
+}
+
+/*
+ * After a transaction's messages were acknowledged: take what the broker
+ * delivered meanwhile into the held list, so that it is stamped with the
+ * time of its arrival, not of the next batch; a lost connection is
+ * dropped (the broker delivers it all again).
+ */
+static void
+collect_meanwhile(uint64 batch_session)
+{
+	if (!MyConsumer.link.connected || MyConsumer.link.session != batch_session)
+		return;
+	if (!consumer_collect_messages())
+		consumer_disconnect();
 }
 
 /*
@@ -452,7 +536,14 @@ consumer_process_held(void)
 			   MyConsumer.link.connected && MyConsumer.link.session == batch_session)
 		{
 			int			covered;
-			BatchResult result = run_batch(&deliveries[done], n - done, &covered);
+			BatchResult result;
+
+			/* those held too long to run are given back first */
+			done += give_back_stale(&deliveries[done], n - done);
+			if (done >= n || !MyConsumer.link.connected ||
+				MyConsumer.link.session != batch_session)
+				break;
+			result = run_batch(&deliveries[done], n - done, &covered);
 
 			if (result == BATCH_RETRY_SOLO)
 				result = run_one_by_one(&deliveries[done], covered);
@@ -463,6 +554,7 @@ consumer_process_held(void)
 			}
 			acknowledge(&deliveries[done], covered, batch_session);
 			done += covered;
+			collect_meanwhile(batch_session);
 		}
 	}
 	PG_FINALLY();

@@ -92,6 +92,19 @@ static Oid	callback_rettype;
 static TupleDesc payload_desc;
 
 /*
+ * How long a callback may run before it is cancelled: statement_timeout
+ * (as set for the database or the server), never more than
+ * CALLBACK_TIMEOUT_MS.  The hold bound counts on it (consumer_batch.c).
+ */
+int
+consumer_callback_timeout_ms(void)
+{
+	if (StatementTimeout > 0 && StatementTimeout < CALLBACK_TIMEOUT_MS)
+		return StatementTimeout;
+	return CALLBACK_TIMEOUT_MS;
+}
+
+/*
  * At the start of a batch's transaction: look up the callback to run on
  * its messages, and the row type it takes.
  */
@@ -226,9 +239,7 @@ run_callback(ConsumerDelivery *d, Jsonb *body, Jsonb *headers)
 	fcinfo->args[0].value = callback_argument(d, body, headers);
 	fcinfo->args[0].isnull = false;
 
-	timeout_ms = CALLBACK_TIMEOUT_MS;
-	if (StatementTimeout > 0 && StatementTimeout < timeout_ms)
-		timeout_ms = StatementTimeout;
+	timeout_ms = consumer_callback_timeout_ms();
 
 	/* deferrable constraints fire at the end of the callback's statements */
 	set_constraints_immediate();

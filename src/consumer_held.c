@@ -10,13 +10,22 @@
  * (consumer_batch.c); any other (of no subscription of ours, or beyond the
  * room) is given back at once, NACKed with requeue.
  *
+ * Each message held is stamped with when it was delivered, for the hold
+ * bound (consumer_batch_end.c): the last moment the connection was seen
+ * with no frame waiting (queue_empty_at_ms), which is never later than
+ * the frame's arrival.  A message of ours given back unrun is remembered
+ * (consumer_given_back.c), so that RabbitMQ's redelivered:true on its
+ * return does not count as an attempt (consumer_held_redelivered()).
+ *
  * Error policy: an ERROR frame or a lost connection is logged and shown in
  * outbox.status by the broker link (outbox_link_drain), not raised; the
  * caller then drops the connection and the held messages with it, which
  * the broker delivers again.
  *
  * Memory: the frames are malloc'd by the STOMP client and owned here until
- * a batch takes them or they are dropped.
+ * a batch takes them or they are dropped.  The ids of the messages given
+ * back are malloc'd copies in a ring of bounded size (consumer_given_back.c),
+ * kept for the worker's life.
  *
  * src/consumer_held.c
  *
@@ -25,6 +34,72 @@
 #include "postgres.h"
 
 #include "consumer_internal.h"
+
+/*
+ * The producer's id of a message (cap-msg-id, else dop-msg-id, as
+ * outbox_inbound_message_id() reads it), raw; NULL if it has none.
+ */
+static const StompHeader *
+producer_id(StompFrame *frame)
+{
+	static const char *const names[] = {"cap-msg-id", "dop-msg-id"};
+	int			i;
+
+	for (i = 0; i < lengthof(names); i++)
+	{
+		const StompHeader *h = stomp_frame_find_header(frame, names[i]);
+
+		if (h != NULL && h->value_len > 0)
+			return h;
+	}
+	return NULL;
+}
+
+/*
+ * Whether a delivered frame says it was redelivered.
+ */
+static bool
+frame_redelivered(StompFrame *frame)
+{
+	const char *redelivered = stomp_frame_get_header(frame, "redelivered");
+
+	return redelivered != NULL && strcmp(redelivered, "true") == 0;
+}
+
+/*
+ * A delivered message of ours is being given back to the broker unrun (by
+ * a NACK with requeue): remember how it was delivered ("redelivered"), so
+ * that its coming back counts no attempt.
+ */
+void
+consumer_remember_given_back(StompFrame *frame, bool redelivered)
+{
+	const StompHeader *id = producer_id(frame);
+
+	if (id != NULL)
+		(void) consumer_given_back_remember(&MyConsumer.given_back, id->value,
+											id->value_len, redelivered);
+}
+
+/*
+ * Whether a delivered message is to be taken as redelivered: as the broker
+ * says, unless it is one we gave back unrun, which keeps the flag it had.
+ */
+bool
+consumer_held_redelivered(StompFrame *frame)
+{
+	const StompHeader *id;
+	bool		redelivered;
+
+	if (!frame_redelivered(frame))
+		return false;
+	id = producer_id(frame);
+	if (id != NULL &&
+		consumer_given_back_recall(&MyConsumer.given_back, id->value,
+								   id->value_len, &redelivered))
+		return redelivered;
+	return true;
+}
 
 /*
  * Keep a delivered frame for the next batch if it is for our subscription
@@ -37,12 +112,18 @@ consumer_hold_message(StompFrame *frame, void *arg)
 {
 	const char *sub = stomp_frame_get_header(frame, "subscription");
 	const char *ack = stomp_frame_get_header(frame, "ack");
+	bool		ours = (sub != NULL && strcmp(sub, MyConsumer.main_sub_id) == 0);
 
-	if (sub != NULL && strcmp(sub, MyConsumer.main_sub_id) == 0 &&
-		MyConsumer.nheld < CONSUMER_HELD_MAX)
+	if (ours && MyConsumer.nheld < CONSUMER_HELD_MAX)
+	{
+		MyConsumer.held_at_ms[MyConsumer.nheld] = MyConsumer.queue_empty_at_ms;
 		MyConsumer.held[MyConsumer.nheld++] = frame;
+	}
 	else
 	{
+		/* ours, beyond the room: given back unrun, no attempt counted */
+		if (ours)
+			consumer_remember_given_back(frame, consumer_held_redelivered(frame));
 		if (ack != NULL)
 			(void) stomp_conn_nack(MyConsumer.link.broker.conn, ack, true, NULL);
 		stomp_frame_free(frame);
@@ -66,13 +147,21 @@ consumer_drop_held(void)
 
 /*
  * Move the delivered messages from the connection to the held list, a
- * batch's worth at most.  Returns false if the session ended (ERROR, or
- * closed: logged and shown by the link); the caller drops the connection.
+ * batch's worth at most, stamped with the last moment no frame was
+ * waiting.  Returns false if the session ended (ERROR, or closed: logged
+ * and shown by the link); the caller drops the connection.
  */
 bool
 consumer_collect_messages(void)
 {
+	int64		now = outbox_monotonic_ms();
+
 	if (MyConsumer.nheld >= CONSUMER_BATCH_MAX)
 		return true;
-	return outbox_link_drain(&MyConsumer.link, consumer_hold_message, NULL);
+	if (!outbox_link_drain(&MyConsumer.link, consumer_hold_message, NULL))
+		return false;
+	/* room left: the drain stopped because no frame was waiting */
+	if (MyConsumer.nheld < CONSUMER_BATCH_MAX)
+		MyConsumer.queue_empty_at_ms = now;
+	return true;
 }

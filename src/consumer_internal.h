@@ -78,7 +78,12 @@ typedef struct ConsumerWorker
 
 	/* delivered, not yet handed to a batch (frames owned here) */
 	StompFrame *held[CONSUMER_HELD_MAX];
+	int64		held_at_ms[CONSUMER_HELD_MAX];	/* delivered no later than */
 	int			nheld;
+	int64		queue_empty_at_ms;	/* last seen with no frame waiting */
+
+	/* messages given back unrun: their return counts no attempt */
+	ConsumerGivenBack given_back;
 } ConsumerWorker;
 
 extern ConsumerWorker MyConsumer;
@@ -92,8 +97,9 @@ typedef struct ConsumerDelivery
 	char	   *msg_id;			/* NULL: none at all */
 	bool		id_read;		/* msg_id was looked for */
 	MemoryContext context;		/* lives as long as the delivery */
-	bool		redelivered;
+	bool		redelivered;	/* by the broker's word, less our give-backs */
 	bool		duplicate;
+	int64		held_ms;		/* delivered no later than this */
 	uint64		bytes;			/* of its body and headers */
 	ConsumerOutcome outcome;
 } ConsumerDelivery;
@@ -122,6 +128,8 @@ extern void consumer_declare_dlq_if_due(void);
 extern bool consumer_send_to_dlq(StompFrame *frame, char **why);
 
 /* in consumer_held.c */
+extern void consumer_remember_given_back(StompFrame *frame, bool redelivered);
+extern bool consumer_held_redelivered(StompFrame *frame);
 extern bool consumer_hold_message(StompFrame *frame, void *arg);
 extern void consumer_drop_held(void);
 extern bool consumer_collect_messages(void);
@@ -130,6 +138,7 @@ extern bool consumer_collect_messages(void);
 extern void consumer_process_held(void);
 
 /* in consumer_callback.c */
+extern int	consumer_callback_timeout_ms(void);
 extern void consumer_batch_begins(Oid callback);
 extern void consumer_handle_message(ConsumerDelivery *d);
 

@@ -255,6 +255,8 @@ consumer_connect_and_subscribe(void)
 
 	if (!outbox_link_connect(&MyConsumer.link))
 		return false;
+	/* a new connection has nothing waiting: what comes is stamped from now */
+	MyConsumer.queue_empty_at_ms = outbox_monotonic_ms();
 
 	/* a refusal names the broker that answered, and nothing before it */
 	initStringInfo(&failures);

@@ -68,6 +68,7 @@ extern int	outbox_remove_data_interval;
 extern char *outbox_generate_headers;
 extern int	outbox_poll_interval;
 extern int	outbox_consumer_shutdown_timeout;
+extern int	outbox_consumer_hold_timeout;
 extern char *outbox_database_name;
 extern int	outbox_send_timeout;
 extern char *outbox_correlation_id;

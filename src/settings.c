@@ -61,6 +61,7 @@ int			outbox_remove_data_interval = 86400;
 char	   *outbox_generate_headers = NULL;
 int			outbox_poll_interval = 1000;
 int			outbox_consumer_shutdown_timeout = 90;
+int			outbox_consumer_hold_timeout = 15 * 60 * 1000;
 char	   *outbox_database_name = NULL;
 int			outbox_send_timeout = 30;
 char	   *outbox_correlation_id = NULL;
@@ -234,9 +235,9 @@ outbox_define_settings(void)
 
 	DefineCustomStringVariable("outbox.stomp_queue_headers",
 							   "Headers of the SUBSCRIBE frames that declare consumers' queues.",
-							   "A comma-separated list of name:value.",
+							   "A comma-separated list of name:value. prefetch-count is how many unacknowledged messages the broker hands a consumer at once (500 by default, unlimited if absent; django-outbox-pattern's default is 1); a consumer handles up to 1000 in one batch.",
 							   &outbox_stomp_queue_headers,
-							   "durable:true,auto-delete:false,prefetch-count:1",
+							   "durable:true,auto-delete:false,prefetch-count:500",
 							   PGC_SIGHUP, 0,
 							   check_queue_headers, NULL, NULL);
 
@@ -326,6 +327,14 @@ outbox_define_settings(void)
 							&outbox_consumer_shutdown_timeout,
 							90, 0, INT_MAX / 1000,
 							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("outbox.consumer_hold_timeout",
+							"Longest a message delivered to a consumer waits to be acknowledged.",
+							"A message that its callback, or those before it, could keep past this is given back to the broker unrun. Keep it below RabbitMQ's consumer_timeout less the longest callback.",
+							&outbox_consumer_hold_timeout,
+							15 * 60 * 1000, 1000, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("outbox.database_name",

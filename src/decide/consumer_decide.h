@@ -31,7 +31,9 @@ typedef enum ConsumerBatchEnd
 	CONSUMER_BATCH_END_ALL_TAKEN,	/* every delivery was taken */
 	CONSUMER_BATCH_END_SHUTDOWN,	/* SIGTERM: finish, leave the rest */
 	CONSUMER_BATCH_END_TIME,	/* ran long enough: commit and acknowledge */
-	CONSUMER_BATCH_END_BYTES	/* took enough bytes: commit and free them */
+	CONSUMER_BATCH_END_BYTES,	/* took enough bytes: commit and free them */
+	CONSUMER_BATCH_END_HELD		/* a message taken, or the next, would be
+								 * held past hold_ms: commit now */
 } ConsumerBatchEnd;
 
 /* the bounds of one transaction */
@@ -39,6 +41,10 @@ typedef struct ConsumerBatchLimits
 {
 	int64_t		interval_ms;	/* commit at least this often */
 	uint64_t	max_bytes;		/* commit once this much was taken */
+	int64_t		hold_ms;		/* longest a delivery may wait for its ACK
+								 * or NACK; 0: no bound */
+	int64_t		callback_ms;	/* longest a callback may run (its cancel
+								 * bound) */
 } ConsumerBatchLimits;
 
 /* where a batch's transaction stands */
@@ -49,12 +55,39 @@ typedef struct ConsumerBatchProgress
 	int64_t		started_ms;		/* when it began */
 	uint64_t	bytes;			/* bodies and headers of those taken */
 	bool		shutdown;		/* SIGTERM was received */
+	int64_t		first_held_ms;	/* when the first one taken was delivered */
+	int64_t		next_held_ms;	/* when the next one was delivered */
 } ConsumerBatchProgress;
 
 extern ConsumerBatchEnd consumer_batch_end(const ConsumerBatchLimits *limits,
 										   const ConsumerBatchProgress *progress,
 										   int64_t now_ms);
 extern const char *consumer_batch_end_name(ConsumerBatchEnd end);
+extern bool consumer_must_give_back(const ConsumerBatchLimits *limits,
+									int64_t held_ms, int64_t now_ms);
+
+/* in consumer_given_back.c: the messages given back, unrun, to the broker */
+
+/* how many given-back messages are remembered (the oldest are forgotten) */
+#define CONSUMER_GIVEN_BACK_MAX		2048
+/* longest id remembered (longer ones count their return as an attempt) */
+#define CONSUMER_GIVEN_BACK_ID_MAX	256
+
+/* the ids of messages given back unrun, and how they had been delivered */
+typedef struct ConsumerGivenBack
+{
+	char	   *ids[CONSUMER_GIVEN_BACK_MAX];	/* malloc'd; NULL: free */
+	size_t		id_lens[CONSUMER_GIVEN_BACK_MAX];
+	bool		redelivered[CONSUMER_GIVEN_BACK_MAX];
+	int			next;			/* the slot written next */
+} ConsumerGivenBack;
+
+extern bool consumer_given_back_remember(ConsumerGivenBack *given,
+										 const char *id, size_t id_len,
+										 bool redelivered);
+extern bool consumer_given_back_recall(ConsumerGivenBack *given,
+									   const char *id, size_t id_len,
+									   bool *redelivered);
 
 /* in consumer_route.c: which route a subscription takes */
 

@@ -11,6 +11,8 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "decide/consumer_decide.h"
 #include "test_util.h"
@@ -18,6 +20,8 @@
 #define HOUR_MS		(3600 * 1000)
 
 static void test_batch_end(void);
+static void test_hold_bound(void);
+static void test_given_back(void);
 static void test_route(void);
 static void test_retry_by_failure(void);
 static void test_retry_orders(void);
@@ -63,6 +67,156 @@ test_batch_end(void)
 	CHECK(consumer_batch_end(&limits, &p, 0) == CONSUMER_BATCH_GOES_ON);
 
 	CHECK(consumer_batch_end_name(CONSUMER_BATCH_END_BYTES)[0] == 'b');
+}
+
+/*
+ * test_hold_bound
+ *		No callback starts that could take a held message past the hold
+ *		bound: the transaction ends before it, and a delivery that could not
+ *		finish in time is given back; a fresh one always runs; whatever the
+ *		prefetch, a message is acknowledged or given back within the bound.
+ */
+static void
+test_hold_bound(void)
+{
+	/* a 15-minute bound, callbacks cancelled after 5 minutes */
+	ConsumerBatchLimits limits = {1000, 1 << 30, 15 * 60000, 5 * 60000};
+	ConsumerBatchProgress p = {0, 100, 0, 0, false, 0, 0};
+	ConsumerBatchLimits tight = {1000, 1 << 30, 3000, 5 * 60000};
+	ConsumerBatchLimits unbounded = {1000, 1 << 30, 0, 5 * 60000};
+	int64_t		now;
+	int64_t		longest;
+	int			i;
+
+	/* the first delivery is still always taken */
+	CHECK(consumer_batch_end(&limits, &p, HOUR_MS) == CONSUMER_BATCH_GOES_ON);
+
+	/* 10 minutes in, another 5-minute callback would reach 15: not yet */
+	p.taken = 1;
+	p.started_ms = 10 * 60000 - 1;
+	CHECK(consumer_batch_end(&limits, &p, 10 * 60000) == CONSUMER_BATCH_GOES_ON);
+	CHECK(!consumer_must_give_back(&limits, 0, 10 * 60000));
+	/* a millisecond later it would: the transaction ends, the next goes back */
+	p.started_ms = 10 * 60000;
+	CHECK(consumer_batch_end(&limits, &p, 10 * 60000 + 1) == CONSUMER_BATCH_END_HELD);
+	CHECK(consumer_must_give_back(&limits, 0, 10 * 60000 + 1));
+	CHECK(strcmp(consumer_batch_end_name(CONSUMER_BATCH_END_HELD), "held") == 0);
+
+	/* a taken message held long ends the transaction, even if the next is young */
+	p.first_held_ms = 0;
+	p.next_held_ms = 10 * 60000;
+	CHECK(consumer_batch_end(&limits, &p, 10 * 60000 + 1) == CONSUMER_BATCH_END_HELD);
+	/* and the next held long, even if the taken are young */
+	p.first_held_ms = 10 * 60000;
+	p.next_held_ms = 0;
+	CHECK(consumer_batch_end(&limits, &p, 10 * 60000 + 1) == CONSUMER_BATCH_END_HELD);
+
+	/*
+	 * A bound below twice the callback's: half the bound is allowed, so a
+	 * message just delivered always runs (no round gives everything back)
+	 */
+	CHECK(!consumer_must_give_back(&tight, 1000, 1000));
+	CHECK(!consumer_must_give_back(&tight, 1000, 2500));
+	CHECK(consumer_must_give_back(&tight, 1000, 2501));
+	/* no bound: nothing is ever given back */
+	CHECK(!consumer_must_give_back(&unbounded, 0, HOUR_MS));
+
+	/*
+	 * Prefetch 1000, every callback runs to its 5-minute cancel bound: the
+	 * way the worker loops (give back the stale, then a transaction, its
+	 * messages acknowledged at its end), no message is acknowledged or
+	 * given back later than 15 minutes after its delivery (all delivered
+	 * at 0).  Without the bound the last would wait 1000 x 5 minutes.
+	 */
+	now = 0;
+	longest = 0;
+	i = 0;
+	while (i < 1000)
+	{
+		ConsumerBatchProgress b = {0, 1000 - i, now, 0, false, 0, 0};
+		int			first = i;
+
+		while (i < 1000 && consumer_must_give_back(&limits, 0, now))
+			i++;				/* given back at now */
+		if (i > first && now > longest)
+			longest = now;
+		if (i >= 1000)
+			break;
+		b.available = 1000 - i;
+		for (;;)
+		{
+			b.next_held_ms = 0;
+			if (consumer_batch_end(&limits, &b, now) != CONSUMER_BATCH_GOES_ON)
+				break;
+			now += 5 * 60000;	/* the callback ran to its bound */
+			b.taken++;
+		}
+		i += b.taken;
+		if (now > longest)
+			longest = now;		/* acknowledged at the COMMIT */
+	}
+	CHECK(longest <= 15 * 60000);
+	CHECK(longest >= 10 * 60000);
+}
+
+/*
+ * test_given_back
+ *		A message given back is recalled once, with the flag it had; the
+ *		most recent give-back wins; unknown ids and NULL are not recalled;
+ *		the oldest are forgotten past the ring's size.
+ */
+static void
+test_given_back(void)
+{
+	ConsumerGivenBack *g = calloc(1, sizeof(ConsumerGivenBack));
+	bool		redelivered = true;
+	char		id[32];
+	int			i;
+
+	CHECK(g != NULL);
+	if (g == NULL)
+		return;
+	CHECK(consumer_given_back_remember(g, "a", 1, false));
+	CHECK(consumer_given_back_remember(g, "ab", 2, true));
+	CHECK(!consumer_given_back_recall(g, "abc", 3, &redelivered));
+	CHECK(!consumer_given_back_recall(g, NULL, 0, &redelivered));
+	CHECK(!consumer_given_back_remember(g, NULL, 0, false));
+	CHECK(consumer_given_back_recall(g, "a", 1, &redelivered));
+	CHECK(!redelivered);
+	/* recalled once only */
+	CHECK(!consumer_given_back_recall(g, "a", 1, &redelivered));
+	CHECK(consumer_given_back_recall(g, "ab", 2, &redelivered));
+	CHECK(redelivered);
+
+	/* given back twice: the last flag */
+	CHECK(consumer_given_back_remember(g, "x", 1, true));
+	CHECK(consumer_given_back_remember(g, "x", 1, false));
+	CHECK(consumer_given_back_recall(g, "x", 1, &redelivered));
+	CHECK(!redelivered);
+
+	/* an id too long is not remembered */
+	{
+		char		big[CONSUMER_GIVEN_BACK_ID_MAX + 1];
+
+		memset(big, 'i', sizeof(big));
+		CHECK(!consumer_given_back_remember(g, big, sizeof(big), false));
+		CHECK(!consumer_given_back_recall(g, big, sizeof(big), &redelivered));
+		CHECK(consumer_given_back_remember(g, big, sizeof(big) - 1, false));
+		CHECK(consumer_given_back_recall(g, big, sizeof(big) - 1, &redelivered));
+	}
+
+	/* a full ring forgets the oldest */
+	CHECK(consumer_given_back_remember(g, "old", 3, false));
+	for (i = 0; i < CONSUMER_GIVEN_BACK_MAX; i++)
+	{
+		snprintf(id, sizeof(id), "m%d", i);
+		CHECK(consumer_given_back_remember(g, id, strlen(id), false));
+	}
+	CHECK(!consumer_given_back_recall(g, "old", 3, &redelivered));
+	CHECK(consumer_given_back_recall(g, "m0", 2, &redelivered));
+	for (i = 0; i < CONSUMER_GIVEN_BACK_MAX; i++)
+		free(g->ids[i]);
+	free(g);
 }
 
 /*
@@ -323,6 +477,8 @@ void
 test_consumer_decide(void)
 {
 	test_batch_end();
+	test_hold_bound();
+	test_given_back();
 	test_route();
 	test_retry_by_failure();
 	test_retry_orders();

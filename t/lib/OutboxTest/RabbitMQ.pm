@@ -90,6 +90,8 @@ folder (default: a new temporary directory inside the test's tmp_check).
 B<tls>, if given, adds a STOMP TLS listener on its own port (client
 certificates are checked when sent, required only with fail_if_no_peer_cert).
 B<log_level> (or $OUTBOX_RABBITMQ_LOG_LEVEL) may be C<debug>.
+B<advanced>, if given, is written to the node's advanced.config (Erlang
+terms, e.g. C<[{rabbit, [{consumer_timeout, 8000}]}].>).
 For a cluster (OutboxTest::RabbitMQCluster): B<cookie> gives the Erlang
 cookie (default: a random one), and B<epmd_port> an epmd port shared with
 other nodes; the node whose new() got no epmd_port starts that epmd and
@@ -129,6 +131,7 @@ sub new
 		basedir       => $basedir,
 		host          => '127.0.0.1',
 		tls           => $args{tls},
+		advanced      => $args{advanced},
 		start_timeout => $args{start_timeout} // 120,
 		log_level     => $args{log_level}
 		  // $ENV{OUTBOX_RABBITMQ_LOG_LEVEL} // 'info',
@@ -757,6 +760,8 @@ sub _write_files
 		  if defined $tls->{password};
 	}
 	_write_file("$d/rabbitmq.conf", $conf);
+	_write_file("$d/advanced.config", $self->{advanced})
+	  if defined $self->{advanced};
 
 	my $cookie_file = "$d/home/.erlang.cookie";
 	if (!-e $cookie_file)
