@@ -78,6 +78,7 @@ OBJS = \
 	src/worker_link.o \
 	src/worker_loop.o \
 	src/worker_state.o \
+	src/row_jsonb.o \
 	$(STOMP_OBJS) \
 	$(DECIDE_OBJS)
 
@@ -88,7 +89,7 @@ REGRESS = capture published publish settings security ddl robustness \
 	destination_patterns \
 	generate_headers_path capture_config_path capture_trigger capture_writer \
 	hand_inserts partitions replay packaging monitoring rendering \
-	capture_forget published_refusal_order
+	capture_forget published_refusal_order capture_body
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 
