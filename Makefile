@@ -47,6 +47,7 @@ OBJS = \
 	src/destination_state.o \
 	src/event_triggers.o \
 	src/message.o \
+	src/message_headers.o \
 	src/outbox.o \
 	src/outbox_row.o \
 	src/outbox_writer.o \
@@ -64,6 +65,7 @@ OBJS = \
 	src/rendering.o \
 	src/replay.o \
 	src/retention.o \
+	src/row_jsonb.o \
 	src/secret.o \
 	src/send_event.o \
 	src/settings.o \
@@ -79,7 +81,6 @@ OBJS = \
 	src/worker_link.o \
 	src/worker_loop.o \
 	src/worker_state.o \
-	src/message_headers.o \
 	$(STOMP_OBJS) \
 	$(DECIDE_OBJS)
 
@@ -91,7 +92,7 @@ REGRESS = capture published publish settings security ddl robustness \
 	generate_headers_path capture_config_path capture_trigger capture_writer \
 	hand_inserts partitions replay packaging monitoring rendering \
 	capture_forget published_refusal_order \
-	headers_stored
+	headers_stored capture_body
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 

@@ -9,7 +9,9 @@
  * body django-outbox-pattern gives it:
  *
  * - all columns: to_jsonb() of the row, PostgreSQL's own rendering of
- *   every type (numeric stays exact, timestamps ISO 8601);
+ *   every type (numeric stays exact, timestamps ISO 8601), formed by a
+ *   plan made with the configuration (row_jsonb.c), byte for byte what
+ *   to_jsonb() gives, without its lookups per row and column;
  * - fields: the same rendering of a row made of the primary key column(s)
  *   and the named columns;
  * - serializer: what the user's function returns for the row.
@@ -19,11 +21,14 @@
  *
  * Per-row work parses no SQL.  The configurations of a table are read from
  * outbox.publish_config once and kept in a backend-local hash table, with
- * the columns resolved to attribute numbers and the serializer looked up.
- * An entry is dropped on a relcache invalidation of its table: ALTER TABLE
- * sends one, and so does every change of outbox.publish_config (its trigger
- * outbox_publish_config_changed invalidates the table concerned).  A change
- * of any function drops every entry, since a serializer may be redefined.
+ * the columns resolved to attribute numbers, the body's plan made and the
+ * serializer looked up.  An entry is dropped on a relcache invalidation of
+ * its table: ALTER TABLE sends one, and so does every change of
+ * outbox.publish_config (its trigger outbox_publish_config_changed
+ * invalidates the table concerned).  A change of any function drops every
+ * entry, since a serializer, or an output or cast function a plan calls,
+ * may be redefined; and so does a change of any cast, since a plan knows
+ * which types have one to json.
  *
  * A partition captures by its own configurations and by those of every
  * ancestor (outbox.publish() of a partitioned table puts the trigger on it,
@@ -84,11 +89,9 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
-#include "nodes/makefuncs.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/regproc.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -120,6 +123,7 @@ typedef struct CaptureConfig
 	TupleDesc	projection;		/* blessed record type of those columns */
 	/* how the row (or those columns) is rendered, if no serializer */
 	OutboxRendering rendering;
+	OutboxRowJsonbPlan *body_plan;	/* PostgreSQL's rendering (row_jsonb.c) */
 	/* serializer mode */
 	bool		has_serializer;
 	FmgrInfo	serializer;
@@ -153,9 +157,6 @@ static bool capture_cache_sweep_due = false;
  */
 static int	captures_running = 0;
 
-/* to_jsonb(record), with an expression that tells it its argument's type */
-static FmgrInfo to_jsonb_finfo;
-static bool to_jsonb_ready = false;
 static bool callbacks_registered = false;
 
 static void capture_cache_init(void);
@@ -177,39 +178,22 @@ static Jsonb *build_body(CaptureConfig *config, Relation rel,
 						 HeapTuple tuple);
 
 /*
- * Set up the cache and its invalidation callbacks, once per backend.  Each
- * part is marked done only when complete, and the cache itself comes last,
- * so that an error half-way is retried at the next row.
+ * Set up the cache and its invalidation callbacks, once per backend.  The
+ * callbacks are marked registered only when all are, and the cache itself
+ * comes last, so that an error half-way is retried at the next row.
  */
 static void
 capture_cache_init(void)
 {
 	HASHCTL		ctl;
 
-	if (!to_jsonb_ready)
-	{
-		MemoryContext oldcontext;
-		FuncExpr   *expr;
-
-		/*
-		 * to_jsonb(anyelement) finds its argument's type in fn_expr; every
-		 * row we pass is a composite datum that carries its own row type.
-		 */
-		oldcontext = MemoryContextSwitchTo(CacheMemoryContext);
-		expr = makeFuncExpr(F_TO_JSONB, JSONBOID,
-							list_make1(makeNullConst(RECORDOID, -1, InvalidOid)),
-							InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
-		fmgr_info_cxt(F_TO_JSONB, &to_jsonb_finfo, CacheMemoryContext);
-		to_jsonb_finfo.fn_expr = (Node *) expr;
-		MemoryContextSwitchTo(oldcontext);
-		to_jsonb_ready = true;
-	}
-
 	if (!callbacks_registered)
 	{
 		CacheRegisterRelcacheCallback(capture_relcache_callback, (Datum) 0);
 		CacheRegisterSyscacheCallback(PROCOID, capture_syscache_callback,
 									  (Datum) 0);
+		CacheRegisterSyscacheCallback(CASTSOURCETARGET,
+									  capture_syscache_callback, (Datum) 0);
 		callbacks_registered = true;
 	}
 
@@ -262,7 +246,9 @@ capture_relcache_callback(Datum arg, Oid relid)
 }
 
 /*
- * A function changed: a serializer may have been redefined.
+ * A function changed: a serializer, or a function a body plan calls, may
+ * have been redefined.  Or a cast changed: a body plan knows which types
+ * have a cast to json (row_jsonb.c).
  */
 static void
 capture_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
@@ -455,6 +441,11 @@ load_config(CaptureConfig *config, Relation rel, HeapTuple row,
 		value = SPI_getbinval(row, desc, 3, &isnull);
 		if (!isnull)
 			resolve_fields(config, source, DatumGetArrayTypeP(value));
+		if (config->rendering == OUTBOX_RENDERING_POSTGRES)
+			config->body_plan =
+				outbox_row_jsonb_plan(RelationGetDescr(source),
+									  config->attnums, config->natts,
+									  config->map ? config->map->attrMap : NULL);
 	}
 }
 
@@ -629,6 +620,8 @@ resolve_fields(CaptureConfig *config, Relation rel, ArrayType *fields)
 /*
  * The body of the message of one configuration for one row of rel, in the
  * row type of the configuration's table (rel's or an ancestor's).
+ * PostgreSQL's rendering is formed by plan, from rel's row as it is; the
+ * others are given the row in the configuration's row type.
  */
 static Jsonb *
 build_body(CaptureConfig *config, Relation rel, HeapTuple tuple)
@@ -636,6 +629,9 @@ build_body(CaptureConfig *config, Relation rel, HeapTuple tuple)
 	TupleDesc	desc = RelationGetDescr(rel);
 	const char *relname = RelationGetRelationName(rel);
 	Datum		row;
+
+	if (config->body_plan != NULL)
+		return outbox_row_jsonb(config->body_plan, tuple, desc);
 
 	if (config->source_desc != NULL)
 	{
@@ -682,9 +678,8 @@ build_body(CaptureConfig *config, Relation rel, HeapTuple tuple)
 	else
 		row = heap_copy_tuple_as_datum(tuple, desc);
 
-	if (config->rendering == OUTBOX_RENDERING_DJANGO)
-		return outbox_render_django(row);
-	return DatumGetJsonbP(FunctionCall1(&to_jsonb_finfo, row));
+	Assert(config->rendering == OUTBOX_RENDERING_DJANGO);
+	return outbox_render_django(row);
 }
 
 /*

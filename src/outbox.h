@@ -16,6 +16,7 @@
 
 #include "postgres.h"
 
+#include "access/attmap.h"
 #include "access/htup.h"
 #include "common/pg_prng.h"
 #include "lib/stringinfo.h"
@@ -589,6 +590,16 @@ typedef enum OutboxRendering
 
 extern OutboxRendering outbox_rendering_from_name(const char *name);
 extern Jsonb *outbox_render_django(Datum row);
+
+/* in row_jsonb.c: a row as to_jsonb() renders it, by a plan made once */
+typedef struct OutboxRowJsonbPlan OutboxRowJsonbPlan;
+
+extern OutboxRowJsonbPlan *outbox_row_jsonb_plan(TupleDesc desc,
+												 const AttrNumber *attnums,
+												 int natts,
+												 const AttrMap *map);
+extern Jsonb *outbox_row_jsonb(const OutboxRowJsonbPlan *plan,
+							   HeapTuple tuple, TupleDesc desc);
 
 /* in event_triggers.c: the event trigger functions live there */
 /* in send_event.c: outbox.send_event() lives there */

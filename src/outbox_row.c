@@ -105,8 +105,12 @@ map_columns(TupleDesc desc, OutboxRowColumn *map)
 			continue;
 		for (column = OUTBOX_ROW_ID; column < lengthof(names); column++)
 		{
+			/* the names are distinct: the first match is the only one */
 			if (strcmp(NameStr(attr->attname), names[column]) == 0)
+			{
 				map[i] = (OutboxRowColumn) column;
+				break;
+			}
 		}
 		if (map[i] == OUTBOX_ROW_DROPPED)
 			elog(ERROR, "unexpected column \"%s\" in outbox.published",
