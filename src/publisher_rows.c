@@ -348,12 +348,13 @@ publisher_mark_outcome(PassMessages *pass)
 static int
 mark_rows(PassMessages *pass, bool expired, SPIPlanPtr plan)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * Max(pass->n, 1));
+	Datum	   *ids = palloc(sizeof(Datum) * Max(pass->n - pass->unmarked_from, 1));
 	Datum		args[1];
 	int			n = 0;
 	int			i;
 
-	for (i = 0; i < pass->n; i++)
+	/* a long pass marks chunk after chunk: skip what is marked already */
+	for (i = pass->unmarked_from; i < pass->n; i++)
 	{
 		PendingMessage *m = &pass->messages[i];
 
@@ -363,6 +364,9 @@ mark_rows(PassMessages *pass, bool expired, SPIPlanPtr plan)
 			m->marked = true;
 		}
 	}
+	while (pass->unmarked_from < pass->n &&
+		   pass->messages[pass->unmarked_from].marked)
+		pass->unmarked_from++;
 	if (n > 0)
 	{
 		args[0] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN,

@@ -2,7 +2,8 @@
  *
  * test_publisher_lanes.c
  *	  Unit tests of src/decide/publisher_lanes.c: the isolation lane's
- *	  order, the pipelined lane's window, chunks and time, and where a
+ *	  order, the pipelined lane's window, chunks, time and last receipts,
+ *	  and where a
  *	  draining pass resumes, with the clock at the exact boundaries.
  *
  * test/stomp/test_publisher_lanes.c
@@ -47,6 +48,22 @@ test_publisher_lanes(void)
 	/* a chunk of one row is full when the chunk size is one */
 	l.chunk_size = 1;
 	CHECK(publisher_pipeline_another_chunk(&l, 1, 1, 0));
+
+	/* a pass takes as many chunks as make its messages, at least one */
+	CHECK(publisher_pipeline_max_chunks(20000, 200) == 100);
+	CHECK(publisher_pipeline_max_chunks(20000, 300) == 66);
+	CHECK(publisher_pipeline_max_chunks(20000, 20000) == 1);
+	CHECK(publisher_pipeline_max_chunks(20000, 50000) == 1);
+	CHECK(publisher_pipeline_max_chunks(20000, 1) == 20000);
+	CHECK(publisher_pipeline_max_chunks(20000, 0) == 1);
+
+	/* the last receipts are taken in a chunk at a time, down to none */
+	CHECK(publisher_pipeline_tail_target(1000, 200) == 800);
+	CHECK(publisher_pipeline_tail_target(201, 200) == 1);
+	CHECK(publisher_pipeline_tail_target(200, 200) == 0);
+	CHECK(publisher_pipeline_tail_target(37, 200) == 0);
+	CHECK(publisher_pipeline_tail_target(0, 200) == 0);
+	CHECK(publisher_pipeline_tail_target(5, 0) == 0);
 
 	/* a draining pass resumes for less than the limit, never without a mark */
 	CHECK(publisher_pipeline_resumes(true, 5000, 0, 10000));
