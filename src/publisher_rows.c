@@ -124,67 +124,67 @@ prepare_plans(void)
 	/* and the destinations held apart ($n text[]) by all but the probe */
 	fetch_fresh_plan =
 		keep_generic_plan(psprintf("SELECT id, destination, body, headers, retry,"
-								  "       expires_at < now() AS expired"
-								  "  FROM outbox.published"
-								  " WHERE status = 'scheduled' AND retry = 0"
-								  "   AND next_attempt_at <= now() AND id <> ALL ($1)"
-								  "   AND id > $2 AND destination <> ALL ($4) %s"
-								  " ORDER BY id LIMIT $3"
-								  "   FOR UPDATE SKIP LOCKED", unpaused),
-						 4, fresh_args);
+								   "       expires_at < now() AS expired"
+								   "  FROM outbox.published"
+								   " WHERE status = 'scheduled' AND retry = 0"
+								   "   AND next_attempt_at <= now() AND id <> ALL ($1)"
+								   "   AND id > $2 AND destination <> ALL ($4) %s"
+								   " ORDER BY id LIMIT $3"
+								   "   FOR UPDATE SKIP LOCKED", unpaused),
+						  4, fresh_args);
 	fetch_retrying_plan =
 		keep_generic_plan(psprintf("SELECT id, destination, body, headers, retry,"
-								  "       expires_at < now() AS expired"
-								  "  FROM outbox.published"
-								  " WHERE status = 'scheduled' AND retry > 0"
-								  "   AND next_attempt_at <= now()"
-								  "   AND destination <> ALL ($2) %s"
-								  " ORDER BY next_attempt_at, id LIMIT $1"
-								  "   FOR UPDATE SKIP LOCKED", unpaused),
-						 2, retrying_args);
+								   "       expires_at < now() AS expired"
+								   "  FROM outbox.published"
+								   " WHERE status = 'scheduled' AND retry > 0"
+								   "   AND next_attempt_at <= now()"
+								   "   AND destination <> ALL ($2) %s"
+								   " ORDER BY next_attempt_at, id LIMIT $1"
+								   "   FOR UPDATE SKIP LOCKED", unpaused),
+						  2, retrying_args);
 	fetch_suspect_plan =
 		keep_generic_plan(psprintf("SELECT id, destination, body, headers, retry,"
-								  "       expires_at < now() AS expired"
-								  "  FROM outbox.published"
-								  " WHERE status = 'scheduled' AND id = ANY ($1)"
-								  "   AND destination <> ALL ($2) %s"
-								  " ORDER BY id"
-								  "   FOR UPDATE SKIP LOCKED", unpaused),
-						 2, suspect_args);
+								   "       expires_at < now() AS expired"
+								   "  FROM outbox.published"
+								   " WHERE status = 'scheduled' AND id = ANY ($1)"
+								   "   AND destination <> ALL ($2) %s"
+								   " ORDER BY id"
+								   "   FOR UPDATE SKIP LOCKED", unpaused),
+						  2, suspect_args);
 	/* one due message of a held destination, sent alone to try it */
 	fetch_probe_plan =
 		keep_generic_plan(psprintf("SELECT id, destination, body, headers, retry,"
-								  "       expires_at < now() AS expired"
-								  "  FROM outbox.published"
-								  " WHERE status = 'scheduled' AND destination = $1"
-								  "   AND next_attempt_at <= now() %s"
-								  " ORDER BY id LIMIT 1"
-								  "   FOR UPDATE SKIP LOCKED", unpaused),
-						 1, probe_arg);
+								   "       expires_at < now() AS expired"
+								   "  FROM outbox.published"
+								   " WHERE status = 'scheduled' AND destination = $1"
+								   "   AND next_attempt_at <= now() %s"
+								   " ORDER BY id LIMIT 1"
+								   "   FOR UPDATE SKIP LOCKED", unpaused),
+						  1, probe_arg);
 	mark_succeeded_plan =
 		keep_generic_plan("UPDATE outbox.published"
-					  "   SET status = 'succeeded', last_error = NULL"
-					 " WHERE id = ANY ($1)",
-					 1, uuids_arg);
+						  "   SET status = 'succeeded', last_error = NULL"
+						  " WHERE id = ANY ($1)",
+						  1, uuids_arg);
 	mark_failed_plan =
 		keep_generic_plan("UPDATE outbox.published"
-					  "   SET status = 'failed',"
-					 "       last_error = 'expired at ' || expires_at || ' before it could be sent'"
-					 " WHERE id = ANY ($1)",
-					 1, uuids_arg);
+						  "   SET status = 'failed',"
+						  "       last_error = 'expired at ' || expires_at || ' before it could be sent'"
+						  " WHERE id = ANY ($1)",
+						  1, uuids_arg);
 	charge_attempt_plan =
 		keep_generic_plan("UPDATE outbox.published"
-					  "   SET retry = $2,"
-					 "       status = CASE WHEN $3 THEN 'failed'"
-					 "                     ELSE 'scheduled' END::outbox.message_status,"
-					 "       next_attempt_at = $4, last_error = $5"
-					 " WHERE id = $1",
-					 5, charge_args);
+						  "   SET retry = $2,"
+						  "       status = CASE WHEN $3 THEN 'failed'"
+						  "                     ELSE 'scheduled' END::outbox.message_status,"
+						  "       next_attempt_at = $4, last_error = $5"
+						  " WHERE id = $1",
+						  5, charge_args);
 	fail_message_plan =
 		keep_generic_plan("UPDATE outbox.published"
-					  "   SET status = 'failed', last_error = $2"
-					 " WHERE id = $1",
-					 2, fail_args);
+						  "   SET status = 'failed', last_error = $2"
+						  " WHERE id = $1",
+						  2, fail_args);
 }
 
 /*
@@ -194,15 +194,8 @@ prepare_plans(void)
 static SPIPlanPtr
 keep_generic_plan(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes,
-										  CURSOR_OPT_GENERIC_PLAN);
-
-	if (plan == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not keep the plan of \"%s\"", sql);
-	return plan;
+	return outbox_keep_plan_options(sql, nargs, argtypes,
+									CURSOR_OPT_GENERIC_PLAN);
 }
 
 /*

@@ -21,6 +21,16 @@ void
 test_publisher_lanes(void)
 {
 	PublisherPipelineLimits l = {200, 1000, 10, 1000};
+	/* chunk size, chunks of a pass of 20000 messages */
+	static const int max_chunks[][2] = {
+		{200, 100}, {300, 66}, {20000, 1}, {50000, 1}, {1, 20000}, {0, 1}
+	};
+	/* outstanding, chunk size, how many may stay unconfirmed */
+	static const int tail[][3] = {
+		{1000, 200, 800}, {201, 200, 1}, {200, 200, 0}, {37, 200, 0},
+		{0, 200, 0}, {5, 0, 0}
+	};
+	int			i;
 
 	/* a due probe first, then the suspects, then the retries */
 	CHECK(publisher_isolation_source(true, true) == PUBLISHER_ISOLATE_PROBE);
@@ -50,20 +60,14 @@ test_publisher_lanes(void)
 	CHECK(publisher_pipeline_another_chunk(&l, 1, 1, 0));
 
 	/* a pass takes as many chunks as make its messages, at least one */
-	CHECK(publisher_pipeline_max_chunks(20000, 200) == 100);
-	CHECK(publisher_pipeline_max_chunks(20000, 300) == 66);
-	CHECK(publisher_pipeline_max_chunks(20000, 20000) == 1);
-	CHECK(publisher_pipeline_max_chunks(20000, 50000) == 1);
-	CHECK(publisher_pipeline_max_chunks(20000, 1) == 20000);
-	CHECK(publisher_pipeline_max_chunks(20000, 0) == 1);
+	for (i = 0; i < (int) (sizeof(max_chunks) / sizeof(max_chunks[0])); i++)
+		CHECK(publisher_pipeline_max_chunks(20000, max_chunks[i][0]) ==
+			  max_chunks[i][1]);
 
 	/* the last receipts are taken in a chunk at a time, down to none */
-	CHECK(publisher_pipeline_tail_target(1000, 200) == 800);
-	CHECK(publisher_pipeline_tail_target(201, 200) == 1);
-	CHECK(publisher_pipeline_tail_target(200, 200) == 0);
-	CHECK(publisher_pipeline_tail_target(37, 200) == 0);
-	CHECK(publisher_pipeline_tail_target(0, 200) == 0);
-	CHECK(publisher_pipeline_tail_target(5, 0) == 0);
+	for (i = 0; i < (int) (sizeof(tail) / sizeof(tail[0])); i++)
+		CHECK(publisher_pipeline_tail_target(tail[i][0], tail[i][1]) ==
+			  tail[i][2]);
 
 	/* a draining pass resumes for less than the limit, never without a mark */
 	CHECK(publisher_pipeline_resumes(true, 5000, 0, 10000));
