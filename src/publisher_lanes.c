@@ -19,10 +19,10 @@
  *    with a receipt; the receipted ones are marked succeeded while the
  *    next chunk goes, and the transaction commits after PIPELINE_MESSAGES
  *    (in whole chunks) or PIPELINE_MS, once the last receipts are in,
- *    taken and marked a chunk at a time.  Between two pass transactions
- *    the link idles (the last rows marked, the commit, the next fetch):
- *    a pass that drains a backlog is long, so that this is paid about once
- *    per PIPELINE_MS.  A row is never marked before its receipt.
+ *    taken and marked a chunk at a time, so that only the last chunk's
+ *    rows are marked with nothing in flight.  PIPELINE_MESSAGES bounds
+ *    what a crash sends again (the pass transaction's sent rows).  A row
+ *    is never marked before its receipt.
  *    Rows past expires_at are failed, with the reason in last_error,
  *    instead of sent.  While it drains a backlog, the next pass resumes
  *    after the last id fetched.
@@ -68,8 +68,11 @@
 #include "publisher_internal.h"
 #include "decide/publisher_lanes.h"
 
-/* messages (in whole chunks) and time one pipelined pass transaction may take */
-#define PIPELINE_MESSAGES		20000
+/*
+ * Messages (in whole chunks) and time one pipelined pass transaction may
+ * take; a crash sends its messages again.
+ */
+#define PIPELINE_MESSAGES		2000
 #define PIPELINE_MS				1000
 /* longest a draining publisher resumes its scan instead of starting over */
 #define RESUME_MAX_MS			10000

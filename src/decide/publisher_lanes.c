@@ -17,10 +17,9 @@
  * transaction, keeping at most "window" messages unconfirmed while the
  * next chunk is fetched and sent; it stops at a chunk that is not full
  * (the backlog is drained), after max_chunks chunks or max_ms; the
- * chunks a pass may take are as many as make max_messages, so that the
- * pause between two pass transactions (the last receipts, the commit) is
- * paid once per max_ms while a backlog drains, not every few chunks.  At
- * the end of a pass the last receipts are taken in a chunk at a time, each
+ * chunks a pass may take are as many as make max_messages, whatever the
+ * chunk size, since a crash sends a pass's messages again.  At the end of
+ * a pass the last receipts are taken in a chunk at a time, each
  * chunk's rows marked while the next chunk's receipts are on their way,
  * so that only the last chunk's rows are marked once the broker has
  * nothing left to confirm.  While it

@@ -21,9 +21,9 @@ void
 test_publisher_lanes(void)
 {
 	PublisherPipelineLimits l = {200, 1000, 10, 1000};
-	/* chunk size, chunks of a pass of 20000 messages */
+	/* chunk size, chunks of a pass of 2000 messages */
 	static const int max_chunks[][2] = {
-		{200, 100}, {300, 66}, {20000, 1}, {50000, 1}, {1, 20000}, {0, 1}
+		{200, 10}, {300, 6}, {2000, 1}, {5000, 1}, {1, 2000}, {0, 1}
 	};
 	/* outstanding, chunk size, how many may stay unconfirmed */
 	static const int tail[][3] = {
@@ -61,7 +61,7 @@ test_publisher_lanes(void)
 
 	/* a pass takes as many chunks as make its messages, at least one */
 	for (i = 0; i < (int) (sizeof(max_chunks) / sizeof(max_chunks[0])); i++)
-		CHECK(publisher_pipeline_max_chunks(20000, max_chunks[i][0]) ==
+		CHECK(publisher_pipeline_max_chunks(2000, max_chunks[i][0]) ==
 			  max_chunks[i][1]);
 
 	/* the last receipts are taken in a chunk at a time, down to none */
