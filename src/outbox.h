@@ -315,6 +315,9 @@ extern void outbox_worker_init(struct BackgroundWorker *worker,
 							   const char *name, int restart_time);
 extern struct _SPI_plan *outbox_keep_plan(const char *sql, int nargs,
 										  Oid *argtypes);
+extern struct _SPI_plan *outbox_keep_plan_options(const char *sql, int nargs,
+												  Oid *argtypes,
+												  int cursor_options);
 
 /* in shmem.c */
 #define OUTBOX_MAX_WORKERS 64

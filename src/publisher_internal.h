@@ -50,6 +50,7 @@ typedef struct PassMessages
 	PendingMessage *messages;
 	int			n;
 	int			allocated;
+	int			unmarked_from;	/* every message before it is marked */
 	PublisherReceipts receipts; /* slots in the pass context */
 	int			outstanding;	/* sent, not yet confirmed */
 	int			confirmed;		/* receipts taken in */

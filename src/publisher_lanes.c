@@ -17,8 +17,12 @@
  * 2. The pipelined lane: up to outbox.published_chunk_size fresh rows in
  *    id order, locked FOR UPDATE SKIP LOCKED, are sent back to back, each
  *    with a receipt; the receipted ones are marked succeeded while the
- *    next chunk goes, and the transaction commits after PIPELINE_CHUNKS
- *    chunks or PIPELINE_MS.  A row is never marked before its receipt.
+ *    next chunk goes, and the transaction commits after PIPELINE_MESSAGES
+ *    (in whole chunks) or PIPELINE_MS, once the last receipts are in,
+ *    taken and marked a chunk at a time, so that only the last chunk's
+ *    rows are marked with nothing in flight.  PIPELINE_MESSAGES bounds
+ *    what a crash sends again (the pass transaction's sent rows).  A row
+ *    is never marked before its receipt.
  *    Rows past expires_at are failed, with the reason in last_error,
  *    instead of sent.  While it drains a backlog, the next pass resumes
  *    after the last id fetched.
@@ -64,8 +68,11 @@
 #include "publisher_internal.h"
 #include "decide/publisher_lanes.h"
 
-/* chunks and time one pipelined pass transaction may take */
-#define PIPELINE_CHUNKS			10
+/*
+ * Messages (in whole chunks) and time one pipelined pass transaction may
+ * take; a crash sends its messages again.
+ */
+#define PIPELINE_MESSAGES		2000
 #define PIPELINE_MS				1000
 /* longest a draining publisher resumes its scan instead of starting over */
 #define RESUME_MAX_MS			10000
@@ -265,8 +272,8 @@ isolation_judge(PassMessages *pass, SendOutcome outcome, const char *probe)
  * Send fresh messages, pipelined: chunk after chunk of
  * outbox.published_chunk_size rows in id order, each chunk fetched, sent,
  * and its predecessors' receipted rows marked (one statement) while up to
- * PIPELINE_WINDOW messages are in flight, for at most PIPELINE_CHUNKS
- * chunks or PIPELINE_MS; then the transaction commits.  Returns whether
+ * PIPELINE_WINDOW messages are in flight, for at most PIPELINE_MESSAGES
+ * or PIPELINE_MS; then the transaction commits.  Returns whether
  * more may be waiting.
  */
 bool
@@ -336,7 +343,8 @@ pipeline_chunks(PassMessages *pass, pg_uuid_t *after, int64 started,
 	/* what one pass transaction sends (publisher_lanes.c) */
 	limits.chunk_size = outbox_published_chunk_size;
 	limits.window = PIPELINE_WINDOW;
-	limits.max_chunks = PIPELINE_CHUNKS;
+	limits.max_chunks = publisher_pipeline_max_chunks(PIPELINE_MESSAGES,
+													  outbox_published_chunk_size);
 	limits.max_ms = PIPELINE_MS;
 
 	args[0] = suspect_array();
@@ -371,8 +379,17 @@ pipeline_chunks(PassMessages *pass, pg_uuid_t *after, int64 started,
 			return outcome;
 		publisher_mark_outcome(pass);
 	}
-	if (pass->outstanding > 0)
-		outcome = publisher_collect_receipts(pass, 0, deadline);
+	/* the last receipts, each chunk's rows marked while the next come */
+	while (pass->outstanding > 0)
+	{
+		outcome = publisher_collect_receipts(pass,
+											 publisher_pipeline_tail_target(pass->outstanding,
+																			limits.chunk_size),
+											 deadline);
+		if (outcome != SEND_ALL_CONFIRMED)
+			return outcome;
+		publisher_mark_outcome(pass);
+	}
 	return outcome;
 }
 

@@ -19,6 +19,18 @@
  * a message that expired, failed or was refused is logged (WARNING or
  * LOG) with what to do, and its error shown in the worker's slot.
  *
+ * The fetches walk an index in its order and stop at their LIMIT: a
+ * chunk costs the same with 10k rows waiting as with 10M.  The planner is
+ * not left to find that out: its estimate of the fetches' filters (the
+ * suspects, the held destinations) is a guess, and a plan that reads and
+ * sorts every scheduled row looks cheaper when it guesses few match, as it
+ * does for the generic plan (and for any plan once the paused
+ * destinations are an anti-join).  So every fetch runs with sorts
+ * disabled (fetch_messages()): the only plans left that return rows in
+ * the fetch's order walk its index.  Every statement here is a generic
+ * plan, planned once and not once per chunk (a custom plan of a fetch
+ * costs more to plan than to run).
+ *
  * Memory: the plans are saved (SPI_keepplan) for the life of the worker,
  * freed when the extension goes or the pause table appears; the rows a
  * fetch locked are copied into the pass context, emptied at each
@@ -35,6 +47,7 @@
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -55,6 +68,8 @@ static bool plans_see_pauses = false;	/* outbox.destination_pause exists */
 static MemoryContext pass_context = NULL;	/* the messages of a pass */
 
 static void prepare_plans(void);
+static SPIPlanPtr keep_generic_plan(const char *sql, int nargs,
+									Oid *argtypes);
 static int	fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass);
 static int	mark_rows(PassMessages *pass, bool expired, SPIPlanPtr plan);
 
@@ -108,68 +123,79 @@ prepare_plans(void)
 
 	/* and the destinations held apart ($n text[]) by all but the probe */
 	fetch_fresh_plan =
-		outbox_keep_plan(psprintf("SELECT id, destination, body, headers, retry,"
-								  "       expires_at < now() AS expired"
-								  "  FROM outbox.published"
-								  " WHERE status = 'scheduled' AND retry = 0"
-								  "   AND next_attempt_at <= now() AND id <> ALL ($1)"
-								  "   AND id > $2 AND destination <> ALL ($4) %s"
-								  " ORDER BY id LIMIT $3"
-								  "   FOR UPDATE SKIP LOCKED", unpaused),
-						 4, fresh_args);
+		keep_generic_plan(psprintf("SELECT id, destination, body, headers, retry,"
+								   "       expires_at < now() AS expired"
+								   "  FROM outbox.published"
+								   " WHERE status = 'scheduled' AND retry = 0"
+								   "   AND next_attempt_at <= now() AND id <> ALL ($1)"
+								   "   AND id > $2 AND destination <> ALL ($4) %s"
+								   " ORDER BY id LIMIT $3"
+								   "   FOR UPDATE SKIP LOCKED", unpaused),
+						  4, fresh_args);
 	fetch_retrying_plan =
-		outbox_keep_plan(psprintf("SELECT id, destination, body, headers, retry,"
-								  "       expires_at < now() AS expired"
-								  "  FROM outbox.published"
-								  " WHERE status = 'scheduled' AND retry > 0"
-								  "   AND next_attempt_at <= now()"
-								  "   AND destination <> ALL ($2) %s"
-								  " ORDER BY next_attempt_at, id LIMIT $1"
-								  "   FOR UPDATE SKIP LOCKED", unpaused),
-						 2, retrying_args);
+		keep_generic_plan(psprintf("SELECT id, destination, body, headers, retry,"
+								   "       expires_at < now() AS expired"
+								   "  FROM outbox.published"
+								   " WHERE status = 'scheduled' AND retry > 0"
+								   "   AND next_attempt_at <= now()"
+								   "   AND destination <> ALL ($2) %s"
+								   " ORDER BY next_attempt_at, id LIMIT $1"
+								   "   FOR UPDATE SKIP LOCKED", unpaused),
+						  2, retrying_args);
 	fetch_suspect_plan =
-		outbox_keep_plan(psprintf("SELECT id, destination, body, headers, retry,"
-								  "       expires_at < now() AS expired"
-								  "  FROM outbox.published"
-								  " WHERE status = 'scheduled' AND id = ANY ($1)"
-								  "   AND destination <> ALL ($2) %s"
-								  " ORDER BY id"
-								  "   FOR UPDATE SKIP LOCKED", unpaused),
-						 2, suspect_args);
+		keep_generic_plan(psprintf("SELECT id, destination, body, headers, retry,"
+								   "       expires_at < now() AS expired"
+								   "  FROM outbox.published"
+								   " WHERE status = 'scheduled' AND id = ANY ($1)"
+								   "   AND destination <> ALL ($2) %s"
+								   " ORDER BY id"
+								   "   FOR UPDATE SKIP LOCKED", unpaused),
+						  2, suspect_args);
 	/* one due message of a held destination, sent alone to try it */
 	fetch_probe_plan =
-		outbox_keep_plan(psprintf("SELECT id, destination, body, headers, retry,"
-								  "       expires_at < now() AS expired"
-								  "  FROM outbox.published"
-								  " WHERE status = 'scheduled' AND destination = $1"
-								  "   AND next_attempt_at <= now() %s"
-								  " ORDER BY id LIMIT 1"
-								  "   FOR UPDATE SKIP LOCKED", unpaused),
-						 1, probe_arg);
+		keep_generic_plan(psprintf("SELECT id, destination, body, headers, retry,"
+								   "       expires_at < now() AS expired"
+								   "  FROM outbox.published"
+								   " WHERE status = 'scheduled' AND destination = $1"
+								   "   AND next_attempt_at <= now() %s"
+								   " ORDER BY id LIMIT 1"
+								   "   FOR UPDATE SKIP LOCKED", unpaused),
+						  1, probe_arg);
 	mark_succeeded_plan =
-		outbox_keep_plan("UPDATE outbox.published"
-					 "   SET status = 'succeeded', last_error = NULL"
-					 " WHERE id = ANY ($1)",
-					 1, uuids_arg);
+		keep_generic_plan("UPDATE outbox.published"
+						  "   SET status = 'succeeded', last_error = NULL"
+						  " WHERE id = ANY ($1)",
+						  1, uuids_arg);
 	mark_failed_plan =
-		outbox_keep_plan("UPDATE outbox.published"
-					 "   SET status = 'failed',"
-					 "       last_error = 'expired at ' || expires_at || ' before it could be sent'"
-					 " WHERE id = ANY ($1)",
-					 1, uuids_arg);
+		keep_generic_plan("UPDATE outbox.published"
+						  "   SET status = 'failed',"
+						  "       last_error = 'expired at ' || expires_at || ' before it could be sent'"
+						  " WHERE id = ANY ($1)",
+						  1, uuids_arg);
 	charge_attempt_plan =
-		outbox_keep_plan("UPDATE outbox.published"
-					 "   SET retry = $2,"
-					 "       status = CASE WHEN $3 THEN 'failed'"
-					 "                     ELSE 'scheduled' END::outbox.message_status,"
-					 "       next_attempt_at = $4, last_error = $5"
-					 " WHERE id = $1",
-					 5, charge_args);
+		keep_generic_plan("UPDATE outbox.published"
+						  "   SET retry = $2,"
+						  "       status = CASE WHEN $3 THEN 'failed'"
+						  "                     ELSE 'scheduled' END::outbox.message_status,"
+						  "       next_attempt_at = $4, last_error = $5"
+						  " WHERE id = $1",
+						  5, charge_args);
 	fail_message_plan =
-		outbox_keep_plan("UPDATE outbox.published"
-					 "   SET status = 'failed', last_error = $2"
-					 " WHERE id = $1",
-					 2, fail_args);
+		keep_generic_plan("UPDATE outbox.published"
+						  "   SET status = 'failed', last_error = $2"
+						  " WHERE id = $1",
+						  2, fail_args);
+}
+
+/*
+ * Prepare and keep a statement of the publisher as a generic plan: planned
+ * at its first run (and again after an invalidation), not at every run.
+ */
+static SPIPlanPtr
+keep_generic_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	return outbox_keep_plan_options(sql, nargs, argtypes,
+									CURSOR_OPT_GENERIC_PLAN);
 }
 
 /*
@@ -242,8 +268,13 @@ fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass)
 	int			ret;
 	uint64		i;
 	MemoryContext old;
+	int			level = NewGUCNestLevel();
 
+	/* an ordered index walk that stops at the LIMIT (see the file header) */
+	(void) set_config_option("enable_sort", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	ret = SPI_execute_plan(plan, args, NULL, false, 0);
+	AtEOXact_GUC(true, level);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read outbox.published: %s",
 			 SPI_result_code_string(ret));
@@ -310,12 +341,13 @@ publisher_mark_outcome(PassMessages *pass)
 static int
 mark_rows(PassMessages *pass, bool expired, SPIPlanPtr plan)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * Max(pass->n, 1));
+	Datum	   *ids = palloc(sizeof(Datum) * Max(pass->n - pass->unmarked_from, 1));
 	Datum		args[1];
 	int			n = 0;
 	int			i;
 
-	for (i = 0; i < pass->n; i++)
+	/* a long pass marks chunk after chunk: skip what is marked already */
+	for (i = pass->unmarked_from; i < pass->n; i++)
 	{
 		PendingMessage *m = &pass->messages[i];
 
@@ -325,6 +357,9 @@ mark_rows(PassMessages *pass, bool expired, SPIPlanPtr plan)
 			m->marked = true;
 		}
 	}
+	while (pass->unmarked_from < pass->n &&
+		   pass->messages[pass->unmarked_from].marked)
+		pass->unmarked_from++;
 	if (n > 0)
 	{
 		args[0] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN,

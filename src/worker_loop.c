@@ -323,7 +323,19 @@ outbox_worker_init(BackgroundWorker *worker, const char *function,
 SPIPlanPtr
 outbox_keep_plan(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	return outbox_keep_plan_options(sql, nargs, argtypes, 0);
+}
+
+/*
+ * outbox_keep_plan() with the planner's cursor options, e.g.
+ * CURSOR_OPT_GENERIC_PLAN for a statement planned once rather than at
+ * every run.
+ */
+SPIPlanPtr
+outbox_keep_plan_options(const char *sql, int nargs, Oid *argtypes,
+						 int cursor_options)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
 
 	if (plan == NULL)
 		elog(ERROR, "could not prepare \"%s\": %s", sql,

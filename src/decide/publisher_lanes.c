@@ -16,7 +16,13 @@
  * The pipelined lane sends fresh rows chunk after chunk in one pass
  * transaction, keeping at most "window" messages unconfirmed while the
  * next chunk is fetched and sent; it stops at a chunk that is not full
- * (the backlog is drained), after max_chunks chunks or max_ms.  While it
+ * (the backlog is drained), after max_chunks chunks or max_ms; the
+ * chunks a pass may take are as many as make max_messages, whatever the
+ * chunk size, since a crash sends a pass's messages again.  At the end of
+ * a pass the last receipts are taken in a chunk at a time, each
+ * chunk's rows marked while the next chunk's receipts are on their way,
+ * so that only the last chunk's rows are marked once the broker has
+ * nothing left to confirm.  While it
  * drains a backlog, the next pass resumes after the last id fetched, for
  * at most resume_max_ms from the pass that started the run.
  *
@@ -73,6 +79,33 @@ publisher_pipeline_another_chunk(const PublisherPipelineLimits *limits,
 	return fetched == limits->chunk_size &&
 		chunks < limits->max_chunks &&
 		elapsed_ms < limits->max_ms;
+}
+
+/*
+ * publisher_pipeline_max_chunks
+ *		How many chunks of chunk_size rows one pass transaction may take:
+ *		as many as make max_messages, and at least one.
+ */
+int
+publisher_pipeline_max_chunks(int max_messages, int chunk_size)
+{
+	if (chunk_size <= 0 || max_messages / chunk_size < 1)
+		return 1;
+	return max_messages / chunk_size;
+}
+
+/*
+ * publisher_pipeline_tail_target
+ *		At the end of a pass, with outstanding sends unconfirmed: how many
+ *		may stay unconfirmed before the rows confirmed so far are marked.
+ *		A chunk less, and none at the end.
+ */
+int
+publisher_pipeline_tail_target(int outstanding, int chunk_size)
+{
+	int			left = outstanding - (chunk_size > 0 ? chunk_size : outstanding);
+
+	return left > 0 ? left : 0;
 }
 
 /*

@@ -40,6 +40,8 @@ extern int	publisher_pipeline_outstanding(const PublisherPipelineLimits *limits)
 extern bool publisher_pipeline_another_chunk(const PublisherPipelineLimits *limits,
 											 int fetched, int chunks,
 											 int64_t elapsed_ms);
+extern int	publisher_pipeline_max_chunks(int max_messages, int chunk_size);
+extern int	publisher_pipeline_tail_target(int outstanding, int chunk_size);
 extern bool publisher_pipeline_resumes(bool resume_valid, int64_t now_ms,
 									   int64_t resume_since_ms,
 									   int64_t resume_max_ms);

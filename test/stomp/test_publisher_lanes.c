@@ -2,7 +2,8 @@
  *
  * test_publisher_lanes.c
  *	  Unit tests of src/decide/publisher_lanes.c: the isolation lane's
- *	  order, the pipelined lane's window, chunks and time, and where a
+ *	  order, the pipelined lane's window, chunks, time and last receipts,
+ *	  and where a
  *	  draining pass resumes, with the clock at the exact boundaries.
  *
  * test/stomp/test_publisher_lanes.c
@@ -20,6 +21,16 @@ void
 test_publisher_lanes(void)
 {
 	PublisherPipelineLimits l = {200, 1000, 10, 1000};
+	/* chunk size, chunks of a pass of 2000 messages */
+	static const int max_chunks[][2] = {
+		{200, 10}, {300, 6}, {2000, 1}, {5000, 1}, {1, 2000}, {0, 1}
+	};
+	/* outstanding, chunk size, how many may stay unconfirmed */
+	static const int tail[][3] = {
+		{1000, 200, 800}, {201, 200, 1}, {200, 200, 0}, {37, 200, 0},
+		{0, 200, 0}, {5, 0, 0}
+	};
+	int			i;
 
 	/* a due probe first, then the suspects, then the retries */
 	CHECK(publisher_isolation_source(true, true) == PUBLISHER_ISOLATE_PROBE);
@@ -47,6 +58,16 @@ test_publisher_lanes(void)
 	/* a chunk of one row is full when the chunk size is one */
 	l.chunk_size = 1;
 	CHECK(publisher_pipeline_another_chunk(&l, 1, 1, 0));
+
+	/* a pass takes as many chunks as make its messages, at least one */
+	for (i = 0; i < (int) (sizeof(max_chunks) / sizeof(max_chunks[0])); i++)
+		CHECK(publisher_pipeline_max_chunks(2000, max_chunks[i][0]) ==
+			  max_chunks[i][1]);
+
+	/* the last receipts are taken in a chunk at a time, down to none */
+	for (i = 0; i < (int) (sizeof(tail) / sizeof(tail[0])); i++)
+		CHECK(publisher_pipeline_tail_target(tail[i][0], tail[i][1]) ==
+			  tail[i][2]);
 
 	/* a draining pass resumes for less than the limit, never without a mark */
 	CHECK(publisher_pipeline_resumes(true, 5000, 0, 10000));
