@@ -26,6 +26,19 @@ typedef enum StompEscapeMode
 	STOMP_ESCAPE_NONE			/* CONNECTED: raw, CR/LF refused */
 } StompEscapeMode;
 
+/*
+ * The bytes that a header name or value may have to escape or may not
+ * hold: every other byte is copied as it is.  Most headers hold none, so
+ * the checks and the copy test one table entry a byte.
+ */
+static const bool stomp_special_byte[256] = {
+	['\0'] = true,
+	['\n'] = true,
+	['\r'] = true,
+	[':'] = true,
+	['\\'] = true,
+};
+
 static StompEscapeMode stomp_escape_mode(const char *command);
 static bool stomp_command_valid(const char *command);
 static bool stomp_needs_content_length(const StompFrame *frame);
@@ -34,6 +47,12 @@ static bool stomp_check_bytes(StompEscapeMode mode, bool is_name,
 							  const char *bytes, size_t len,
 							  size_t *escaped_len,
 							  char *errbuf, size_t errlen);
+static bool stomp_header_wire_len(StompEscapeMode mode,
+								  const char *name, size_t name_len,
+								  const char *value, size_t value_len,
+								  size_t *escaped_name_len,
+								  size_t *escaped_value_len,
+								  char *errbuf, size_t errlen);
 static char *stomp_write_escaped(char *dst, StompEscapeMode mode,
 								 const char *src, size_t len);
 static void stomp_set_error(char *errbuf, size_t errlen, const char *msg,
@@ -123,6 +142,8 @@ stomp_check_bytes(StompEscapeMode mode, bool is_name,
 
 	for (i = 0; i < len; i++)
 	{
+		if (!stomp_special_byte[(unsigned char) bytes[i]])
+			continue;
 		switch (bytes[i])
 		{
 			case '\0':
@@ -167,18 +188,18 @@ stomp_check_bytes(StompEscapeMode mode, bool is_name,
 }
 
 /*
- * stomp_check_header
- *		Validate one header as the encoder would for frames of "command".
+ * stomp_header_wire_len
+ *		Validate one header for "mode" and compute the escaped lengths of
+ *		its name and value, each read once.  Returns false with an error
+ *		message if it cannot be sent.
  */
-bool
-stomp_check_header(const char *command,
-				   const char *name, size_t name_len,
-				   const char *value, size_t value_len,
-				   char *errbuf, size_t errlen)
+static bool
+stomp_header_wire_len(StompEscapeMode mode,
+					  const char *name, size_t name_len,
+					  const char *value, size_t value_len,
+					  size_t *escaped_name_len, size_t *escaped_value_len,
+					  char *errbuf, size_t errlen)
 {
-	StompEscapeMode mode = stomp_escape_mode(command);
-	size_t		dummy;
-
 	if (name_len == 0)
 	{
 		if (errbuf && errlen)
@@ -193,13 +214,28 @@ stomp_check_header(const char *command,
 					 "header \"content-length\" is set by the STOMP encoder and cannot be given");
 		return false;
 	}
-	if (!stomp_check_bytes(mode, true, name, name_len, name, name_len,
-						   &dummy, errbuf, errlen))
-		return false;
-	if (!stomp_check_bytes(mode, false, name, name_len, value, value_len,
-						   &dummy, errbuf, errlen))
-		return false;
-	return true;
+	return stomp_check_bytes(mode, true, name, name_len, name, name_len,
+							 escaped_name_len, errbuf, errlen) &&
+		stomp_check_bytes(mode, false, name, name_len, value, value_len,
+						  escaped_value_len, errbuf, errlen);
+}
+
+/*
+ * stomp_check_header
+ *		Validate one header as the encoder would for frames of "command".
+ */
+bool
+stomp_check_header(const char *command,
+				   const char *name, size_t name_len,
+				   const char *value, size_t value_len,
+				   char *errbuf, size_t errlen)
+{
+	size_t		nlen;
+	size_t		vlen;
+
+	return stomp_header_wire_len(stomp_escape_mode(command),
+								 name, name_len, value, value_len,
+								 &nlen, &vlen, errbuf, errlen);
 }
 
 /*
@@ -223,7 +259,9 @@ stomp_write_escaped(char *dst, StompEscapeMode mode, const char *src,
 	{
 		char		c = src[i];
 
-		if (c == '\\')
+		if (!stomp_special_byte[(unsigned char) c])
+			*dst++ = c;
+		else if (c == '\\')
 		{
 			*dst++ = '\\';
 			*dst++ = '\\';
@@ -294,13 +332,10 @@ stomp_frame_wire_size(const StompFrame *frame, size_t *size,
 		size_t		nlen;
 		size_t		vlen;
 
-		if (!stomp_check_header(frame->command, h->name, h->name_len,
-								h->value, h->value_len, errbuf, errlen))
+		if (!stomp_header_wire_len(mode, h->name, h->name_len,
+								   h->value, h->value_len, &nlen, &vlen,
+								   errbuf, errlen))
 			return false;
-		(void) stomp_check_bytes(mode, true, h->name, h->name_len,
-								 h->name, h->name_len, &nlen, NULL, 0);
-		(void) stomp_check_bytes(mode, false, h->name, h->name_len,
-								 h->value, h->value_len, &vlen, NULL, 0);
 		/* each part is at most twice a length that fits in memory */
 		if (nlen > SIZE_MAX / 4 || vlen > SIZE_MAX / 4 ||
 			total > SIZE_MAX / 2 - nlen - vlen - 2)
