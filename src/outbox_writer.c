@@ -50,7 +50,9 @@
  * after a subtransaction abort, or when outbox.published changes) or with
  * the transaction at abort.  A row, and what completing its message
  * allocates, is in the caller's current memory context (a trigger's
- * per-row context).
+ * per-row context).  What a writer takes from earlier transactions (the
+ * row format, the compiled predicates of partial indexes) is kept by
+ * writer_cache.c.
  *
  * The writer is a static that invalidation callbacks and (sub)transaction
  * callbacks look at, and opening it accepts invalidation messages: it is
@@ -250,9 +252,10 @@ writer_build(PublishedWriter *w, Oid relid)
 	InitResultRelInfo(w->resultRelInfo, w->rel, 1, NULL, 0);
 	ExecOpenIndices(w->resultRelInfo, false);
 	w->indices_open = true;
+	outbox_writer_cache_predicates(w->resultRelInfo);
 	w->slot = MakeSingleTupleTableSlot(RelationGetDescr(w->rel),
 									   &TTSOpsHeapTuple);
-	outbox_row_format_init(&w->format, RelationGetDescr(w->rel));
+	outbox_writer_cache_format(w->rel, &w->format);
 }
 
 /*
