@@ -214,6 +214,44 @@ COMMIT;
 VACUUM outbox.published;
 SELECT * FROM wcache.check();
 
+-- 9. An index whose function runs user code while the writer is in the
+-- middle of a row: a caught error aborts a subtransaction (which closes
+-- the writer), and a write to a published table opens another; the row
+-- under way must still get all its index entries, in the right indexes.
+CREATE FUNCTION wcache.log(n int) RETURNS void
+LANGUAGE sql AS $$ INSERT INTO wcache.b VALUES (n) $$;
+CREATE FUNCTION wcache.odd(destination text, n text) RETURNS int
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    BEGIN
+        PERFORM 1 / 0;
+    EXCEPTION WHEN division_by_zero THEN
+        NULL;
+    END;
+    IF destination = '/topic/wc.a' AND n::int BETWEEN 3001 AND 3100
+       AND current_setting('wcache.log', true) = 'on' THEN
+        PERFORM wcache.log(n::int + 1000);
+    END IF;
+    RETURN n::int;
+END $$;
+CREATE INDEX wc_odd ON outbox.published (wcache.odd(destination, body->>'n'))
+    WITH (deduplicate_items = off) WHERE destination LIKE '/topic/wc.%';
+SET wcache.log = on;
+INSERT INTO wcache.a SELECT generate_series(3001, 3010);
+INSERT INTO wcache.b VALUES (3011);
+INSERT INTO wcache.a VALUES (3012);
+RESET wcache.log;
+VACUUM outbox.published;
+SELECT * FROM wcache.check();
+SET enable_seqscan = off;
+SELECT wcache.odd(destination, body->>'n') AS n, destination
+  FROM outbox.published
+ WHERE destination LIKE '/topic/wc.%'
+   AND wcache.odd(destination, body->>'n') BETWEEN 3001 AND 5000
+ ORDER BY 1;
+RESET enable_seqscan;
+DROP INDEX outbox.wc_odd;
+
 DROP INDEX outbox.wc_even, outbox.wc_expr, outbox.wc_func;
 DROP SCHEMA wcache CASCADE;
 TRUNCATE outbox.published;

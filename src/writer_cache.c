@@ -27,7 +27,10 @@
  * messages), and a writer of this transaction may still point at it.  A
  * stale predicate is never handed out again, and is freed when no writer
  * points at it: when the next writer is built (the previous one is
- * released first) or at the end of the transaction.  Something built while an
+ * released first) or at the end of the transaction.  A writer opened while
+ * another is writing a row (user code in an index's expression or
+ * predicate) is not given anything from here by outbox_writer.c: the
+ * other may be in the middle of evaluating it.  Something built while an
  * invalidation arrived is used by the writer that asked for it, built as it
  * is from that writer's relcache entries, but is born stale.
  *
@@ -143,8 +146,8 @@ writer_cache_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 
 /*
  * Free the stale predicates.  Called where no writer points at them: at
- * the end of a transaction, and when a writer is built, which is only
- * after the previous one was released.
+ * the end of a transaction, and when a writer is built while no row is
+ * being written, which is only after the previous one was released.
  */
 static void
 free_stale_predicates(void)
