@@ -166,6 +166,11 @@ extern bool outbox_row_read_message(HeapTuple tuple, TupleDesc desc,
 /* in outbox_writer.c: also the triggers of outbox.published */
 extern void outbox_insert_published(OutboxMessage *message);
 
+/* in writer_cache.c: what the writer keeps across transactions */
+extern void outbox_writer_cache_format(Relation rel, OutboxRowFormat *format);
+struct ResultRelInfo;
+extern void outbox_writer_cache_predicates(struct ResultRelInfo *resultRelInfo);
+
 /* in wire.c */
 /* what django-outbox-pattern puts in dop-msg-type: the name of its model */
 #define OUTBOX_MESSAGE_TYPE "Published"

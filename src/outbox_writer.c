@@ -50,14 +50,19 @@
  * after a subtransaction abort, or when outbox.published changes) or with
  * the transaction at abort.  A row, and what completing its message
  * allocates, is in the caller's current memory context (a trigger's
- * per-row context).
+ * per-row context).  What a writer takes from earlier transactions (the
+ * row format, the compiled predicates of partial indexes) is kept by
+ * writer_cache.c.
  *
  * The writer is a static that invalidation callbacks and (sub)transaction
  * callbacks look at, and opening it accepts invalidation messages: it is
  * built in a local variable and published only once complete, released
  * (memory included) before it is forgotten, and the callbacks look only at
  * the pointer.  No pointer to it is kept across user code (the
- * outbox.generate_headers function), which may close or reopen it.
+ * outbox.generate_headers function), which may close or reopen it, except
+ * while a row is written (the functions of indexes on outbox.published):
+ * then it is busy, and closing it only marks it for release once the row
+ * is written.
  *
  * src/outbox_writer.c
  *
@@ -104,9 +109,14 @@ typedef struct PublishedWriter
 	bool		indices_open;
 	TupleTableSlot *slot;
 	OutboxRowFormat format;		/* rel's columns (outbox_row.c) */
+	int			busy;			/* rows being written with it, up the stack */
+	bool		orphaned;		/* closed while busy: release when not */
 } PublishedWriter;
 
 static PublishedWriter *writer = NULL;
+
+/* rows being written by any writer, up the stack */
+static int	writers_busy = 0;
 
 /*
  * The columns of outbox.published a trigger sets in the row it returns,
@@ -172,7 +182,9 @@ writer_release(PublishedWriter *w)
  * Forget the writer, releasing it first if its resources are still held
  * (at abort the resource owner releases them).  The pointer goes first, so
  * that an error while releasing never leaves it pointing at a half-closed
- * writer.
+ * writer.  A writer still writing a row up the stack (user code in an
+ * index's expression or predicate closed it) is released when that row is
+ * written.
  */
 static void
 writer_close(bool release)
@@ -182,7 +194,9 @@ writer_close(bool release)
 	if (w == NULL)
 		return;
 	writer = NULL;
-	if (release)
+	if (release && w->busy > 0)
+		w->orphaned = true;
+	else if (release)
 		writer_release(w);
 }
 
@@ -250,9 +264,11 @@ writer_build(PublishedWriter *w, Oid relid)
 	InitResultRelInfo(w->resultRelInfo, w->rel, 1, NULL, 0);
 	ExecOpenIndices(w->resultRelInfo, false);
 	w->indices_open = true;
+	if (writers_busy == 0)
+		outbox_writer_cache_predicates(w->resultRelInfo);
 	w->slot = MakeSingleTupleTableSlot(RelationGetDescr(w->rel),
 									   &TTSOpsHeapTuple);
-	outbox_row_format_init(&w->format, RelationGetDescr(w->rel));
+	outbox_writer_cache_format(w->rel, &w->format);
 }
 
 /*
@@ -336,6 +352,12 @@ writer_open(void)
  * the writer, or write to a published table, which may reopen it.  So the
  * message is completed on a reference of our own to outbox.published, and
  * the writer is taken only once it is complete.
+ *
+ * Writing the row runs user code too (the functions of an index's
+ * expressions and predicate), which may close the writer or open another:
+ * the writer is kept busy meanwhile, so that closing it leaves it to be
+ * released here, and a writer opened meanwhile keeps nothing of
+ * writer_cache.c's in common with it.
  */
 void
 outbox_insert_published(OutboxMessage *message)
@@ -349,12 +371,26 @@ outbox_insert_published(OutboxMessage *message)
 
 	w = writer_open();
 
-	ExecStoreHeapTuple(outbox_row_form(&w->format, message), w->slot, false);
-	simple_table_tuple_insert(w->rel, w->slot);
-	ExecInsertIndexTuples(w->resultRelInfo, w->slot, w->estate, false, false,
-						  NULL, NIL);
-	ExecClearTuple(w->slot);
-	ResetPerTupleExprContext(w->estate);
+	w->busy++;
+	writers_busy++;
+	PG_TRY();
+	{
+		ExecStoreHeapTuple(outbox_row_form(&w->format, message), w->slot,
+						   false);
+		simple_table_tuple_insert(w->rel, w->slot);
+		ExecInsertIndexTuples(w->resultRelInfo, w->slot, w->estate, false,
+							  false, NULL, NIL);
+		ExecClearTuple(w->slot);
+		ResetPerTupleExprContext(w->estate);
+	}
+	PG_FINALLY();
+	{
+		w->busy--;
+		writers_busy--;
+		if (w->orphaned && w->busy == 0)
+			writer_release(w);
+	}
+	PG_END_TRY();
 
 	outbox_wake_publisher_at_commit();
 }
