@@ -22,6 +22,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(sleep);
+use JSON::PP;
 
 use OutboxTest::Outbox;
 use OutboxTest::RabbitMQ;
@@ -84,6 +85,14 @@ $c->disconnect;
 ok($mq->wait_for_queue_count('flood', $messages, 120), "the queue holds $messages messages");
 
 $node->safe_psql('postgres', "SELECT outbox.subscribe('cb', '/queue/flood', 'flood')");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM outbox.status WHERE kind = 'consumer' AND queue = 'flood' AND state = 'connected'"),
+	'the consumer of queue flood subscribes');
+my $consumers = JSON::PP->new->utf8->decode(
+	$mq->ctl('list_consumers', '-q', '-p', '/', '--formatter', 'json',
+		qw(queue_name prefetch_count)));
+is(join(',', map { $_->{prefetch_count} } grep { $_->{queue_name} eq 'flood' } @$consumers),
+	'1000', 'it asks for no more than it holds (1000), not for unlimited');
 {
 	local $PostgreSQL::Test::Utils::timeout_default = 240;
 	ok($node->poll_query_until('postgres',
