@@ -14,9 +14,10 @@
  * bound (consumer_batch_end.c): the last moment the connection was seen
  * with no frame waiting (queue_empty_at_ms), which is never later than
  * the frame's arrival, or the end of the idle wait that the frame's
- * arrival ended (consumer_held_waited()).  A message of ours given back unrun is remembered
- * (consumer_given_back.c), so that RabbitMQ's redelivered:true on its
- * return does not count as an attempt (consumer_held_redelivered()).
+ * arrival ended (consumer_held_waited()).  A message of ours given back
+ * unrun is remembered (consumer_given_back.c), so that RabbitMQ's
+ * redelivered:true on its return does not count as an attempt
+ * (consumer_held_redelivered()).
  *
  * Error policy: an ERROR frame or a lost connection is logged and shown in
  * outbox.status by the broker link (outbox_link_drain), not raised; the
