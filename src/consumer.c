@@ -361,6 +361,7 @@ consumer_step(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 	outbox_link_wait(&MyConsumer.link,
 					 MyConsumer.last_activity_ms + CONSUMER_IDLE_CHECK_MS);
+	consumer_held_waited();
 }
 
 /*

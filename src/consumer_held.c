@@ -13,9 +13,11 @@
  * Each message held is stamped with when it was delivered, for the hold
  * bound (consumer_batch_end.c): the last moment the connection was seen
  * with no frame waiting (queue_empty_at_ms), which is never later than
- * the frame's arrival.  A message of ours given back unrun is remembered
- * (consumer_given_back.c), so that RabbitMQ's redelivered:true on its
- * return does not count as an attempt (consumer_held_redelivered()).
+ * the frame's arrival, or the end of the idle wait that the frame's
+ * arrival ended (consumer_held_waited()).  A message of ours given back
+ * unrun is remembered (consumer_given_back.c), so that RabbitMQ's
+ * redelivered:true on its return does not count as an attempt
+ * (consumer_held_redelivered()).
  *
  * Error policy: an ERROR frame or a lost connection is logged and shown in
  * outbox.status by the broker link (outbox_link_drain), not raised; the
@@ -143,6 +145,20 @@ consumer_drop_held(void)
 	for (i = 0; i < MyConsumer.nheld; i++)
 		stomp_frame_free(MyConsumer.held[i]);
 	MyConsumer.nheld = 0;
+}
+
+/*
+ * After the idle wait (nothing held, nothing waiting when it began): a
+ * delivery ends the wait (the socket turns readable), so what the wait
+ * brought was delivered at its end, give or take the scheduler's latency,
+ * not at its start, which can be long before (up to a heart-beat or
+ * CONSUMER_IDLE_CHECK_MS): a message sent to an idle consumer is not to be
+ * taken as held all that time, and given back.
+ */
+void
+consumer_held_waited(void)
+{
+	MyConsumer.queue_empty_at_ms = outbox_monotonic_ms();
 }
 
 /*

@@ -132,6 +132,7 @@ extern void consumer_remember_given_back(StompFrame *frame, bool redelivered);
 extern bool consumer_held_redelivered(StompFrame *frame);
 extern bool consumer_hold_message(StompFrame *frame, void *arg);
 extern void consumer_drop_held(void);
+extern void consumer_held_waited(void);
 extern bool consumer_collect_messages(void);
 
 /* in consumer_batch.c */

@@ -12,7 +12,9 @@
  * messages held, the subscription, whether the DLQ is known to be there.
  *
  * On each new connection the consumer subscribes to its destination with
- * ack:client-individual, the headers of outbox.stomp_queue_headers,
+ * ack:client-individual, the headers of outbox.stomp_queue_headers (its
+ * prefetch-count never unlimited nor above what a consumer holds:
+ * bounded_prefetch()),
  * x-queue-name (for /topic/ and /exchange/), exclusive per
  * outbox.exclusive_queue, and dead-lettering to DLQ.<queue>; it waits for
  * the receipt, so that a refused declaration is seen as such.
@@ -166,6 +168,54 @@ subscribe_target(void)
 }
 
 /*
+ * Set the prefetch-count of the SUBSCRIBE in pairs[0..n) (adding it if
+ * absent), and return the new n: as outbox.stomp_queue_headers says, but
+ * never unlimited (absent, or 0) nor more than a consumer holds
+ * (CONSUMER_BATCH_MAX).  RabbitMQ counts a delivery's consumer_timeout
+ * from when it sent it; what it sends beyond what the consumer holds waits
+ * in the connection's buffers, unseen by the hold bound
+ * (consumer_batch_end.c), and would be given back over and over.  A value
+ * that is not a number is sent as it is, for the broker to refuse.
+ */
+static int
+bounded_prefetch(StompHeaderPair *pairs, int n)
+{
+	StompHeaderPair *prefetch = NULL;
+	const char *asked = NULL;
+	int			i;
+
+	for (i = 0; i < n && prefetch == NULL; i++)
+		if (strcmp(pairs[i].name, "prefetch-count") == 0)
+			prefetch = &pairs[i];
+	if (prefetch != NULL)
+	{
+		char	   *end;
+		long		value;
+
+		errno = 0;
+		value = strtol(prefetch->value, &end, 10);
+		if (end == prefetch->value || *end != '\0' || errno != 0 ||
+			(value >= 1 && value <= CONSUMER_BATCH_MAX))
+			return n;
+		asked = prefetch->value;
+	}
+	else
+	{
+		prefetch = &pairs[n++];
+		prefetch->name = "prefetch-count";
+	}
+	prefetch->value = psprintf("%d", CONSUMER_BATCH_MAX);
+	ereport(LOG,
+			(errmsg("outbox consumer of queue \"%s\" subscribes with prefetch-count %d",
+					MyConsumer.queue_name, CONSUMER_BATCH_MAX),
+			 asked ? errdetail("outbox.stomp_queue_headers asks for prefetch-count %s, more than a consumer holds at once.", asked) :
+			 errdetail("outbox.stomp_queue_headers has no prefetch-count, which RabbitMQ would take as unlimited."),
+			 errhint("Set a prefetch-count from 1 to %d in outbox.stomp_queue_headers.",
+					 CONSUMER_BATCH_MAX)));
+	return n;
+}
+
+/*
  * On a new connection: subscribe to the destination and wait for the
  * broker to confirm.  Returns false, with the reason in why, if it
  * refused.
@@ -176,19 +226,10 @@ subscribe_queue(int64 deadline, StringInfo why)
 	OutboxBroker *broker = &MyConsumer.link.broker;
 	StompHeaderPair pairs[64];
 	uint64_t	receipt;
-	bool		has_prefetch = false;
 	int			n;
-	int			i;
 
 	n = consumer_queue_headers(pairs, lengthof(pairs) - 5);
-	for (i = 0; i < n; i++)
-		has_prefetch |= (strcmp(pairs[i].name, "prefetch-count") == 0);
-	if (!has_prefetch)
-	{
-		/* say it: unlimited, as when not set */
-		pairs[n].name = "prefetch-count";
-		pairs[n++].value = "0";
-	}
+	n = bounded_prefetch(pairs, n);
 	pairs[n].name = "exclusive";
 	pairs[n++].value = outbox_exclusive_queue ? "true" : "false";
 	pairs[n].name = "x-dead-letter-exchange";

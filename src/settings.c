@@ -235,7 +235,7 @@ outbox_define_settings(void)
 
 	DefineCustomStringVariable("outbox.stomp_queue_headers",
 							   "Headers of the SUBSCRIBE frames that declare consumers' queues.",
-							   "A comma-separated list of name:value. prefetch-count is how many unacknowledged messages the broker hands a consumer at once (500 by default, unlimited if absent; django-outbox-pattern's default is 1); a consumer handles up to 1000 in one batch.",
+							   "A comma-separated list of name:value. prefetch-count is how many unacknowledged messages the broker hands a consumer at once (500 by default, django-outbox-pattern's is 1); a consumer holds up to 1000 at once, and asks for 1000 when it is absent, 0 or more.",
 							   &outbox_stomp_queue_headers,
 							   "durable:true,auto-delete:false,prefetch-count:500",
 							   PGC_SIGHUP, 0,
