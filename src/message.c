@@ -702,3 +702,19 @@ outbox_complete_message(OutboxMessage *message, Relation rel)
 	outbox_final_destination(message);
 	outbox_finish_message(message, rel);
 }
+
+/*
+ * Check a completed message that is kept as it is written back (a row
+ * pg_restore restores): nothing is made again for it, but what cannot be
+ * sent is refused where it enters, as for any other message: its headers
+ * must pass check_headers() and its frame the size limit.  A row outbox
+ * completed passes both; one that only looks completed (written by hand
+ * with a dop-correlation-id and an expiry of its own) is refused here
+ * rather than failed by the publisher.
+ */
+void
+outbox_check_kept_message(OutboxMessage *message)
+{
+	check_headers(message->headers, "of the message written back");
+	check_size(message);
+}

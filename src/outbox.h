@@ -120,6 +120,7 @@ extern void outbox_final_destination(OutboxMessage *message);
 extern void outbox_check_stored_destination(OutboxMessage *message);
 extern void outbox_finish_message(OutboxMessage *message, Relation rel);
 extern void outbox_complete_message(OutboxMessage *message, Relation rel);
+extern void outbox_check_kept_message(OutboxMessage *message);
 extern Datum outbox_call_user_function(FunctionCallInfo fcinfo);
 
 /* in outbox_row.c: the outbox row format */

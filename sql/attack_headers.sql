@@ -1,0 +1,57 @@
+--
+-- Attacks on the rule that keeps a row written back by pg_restore as it
+-- is (outbox_writer.c, row_is_restored()).  Since 1.1 a completed row
+-- stores dop-correlation-id alone of the dop-* headers, so a row inserted
+-- by the table's owner with an expiry and a dop-correlation-id header of
+-- its own looks restored.  Such a row must not skip what a new message
+-- gets: the version suffix, the check of its headers, the size limit.
+--
+CREATE FUNCTION ah_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE sql;
+    RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+    RETURN 'refused: ' || SQLERRM;
+END $$;
+
+-- 1. The owner writes a message by hand with a correlation id of its own
+-- and an expiry: it is a new message, its destination gets the version
+-- suffix.
+INSERT INTO outbox.published (destination, version, body, headers, expires_at)
+VALUES ('/queue/ah', 'v2', '{}', '{"dop-correlation-id": "req-1", "x": "y"}',
+        now() + interval '1 day');
+SELECT destination, version, headers - 'dop-correlation-id' AS stored
+  FROM outbox.published;
+TRUNCATE outbox.published;
+
+-- 2. ... and its headers are checked: a reserved header, a null value, an
+-- empty name are refused at INSERT, never left for the publisher to fail.
+SELECT ah_try($$INSERT INTO outbox.published (destination, body, headers, expires_at)
+    VALUES ('/queue/ah', '{}', '{"dop-correlation-id": "req-1", "receipt": "r"}',
+            now() + interval '1 day')$$);
+SELECT ah_try($$INSERT INTO outbox.published (destination, body, headers, expires_at)
+    VALUES ('/queue/ah', '{}', '{"dop-correlation-id": "req-1", "k": null}',
+            now() + interval '1 day')$$);
+SELECT ah_try($$INSERT INTO outbox.published (destination, body, headers, expires_at)
+    VALUES ('/queue/ah', '{}', '{"dop-correlation-id": "req-1", "": "e"}',
+            now() + interval '1 day')$$);
+-- 3. ... and so is its size.
+SET outbox.max_message_size = '2kB';
+SELECT ah_try($$INSERT INTO outbox.published (destination, body, headers, expires_at)
+    VALUES ('/queue/ah', to_jsonb(repeat('x', 4000)), '{"dop-correlation-id": "req-1"}',
+            now() + interval '1 day')$$);
+RESET outbox.max_message_size;
+SELECT count(*) AS stored FROM outbox.published;
+TRUNCATE outbox.published;
+
+-- 4. A row as pg_dump writes it back is still kept as it is: its
+-- destination carries its version's suffix, its status stays.
+INSERT INTO outbox.published (id, destination, version, body, headers, added, expires_at, status)
+VALUES ('01900000-0000-7000-8000-000000000031', '/queue/ah.v2', 'v2', '{}',
+        '{"dop-correlation-id": "c-restored", "x-tenant": "t"}',
+        now() - interval '1 hour', now() + interval '1 day', 'succeeded');
+SELECT id, destination, status, headers->>'dop-correlation-id' AS correlation
+  FROM outbox.published;
+TRUNCATE outbox.published;
+
+DROP FUNCTION ah_try(text);
