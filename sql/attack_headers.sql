@@ -54,4 +54,21 @@ SELECT id, destination, status, headers->>'dop-correlation-id' AS correlation
   FROM outbox.published;
 TRUNCATE outbox.published;
 
+-- 5. outbox.message_headers() is NULL for a row whose headers cannot be
+-- sent, whatever makes them so: the publisher fails a row (written under
+-- session_replication_role = replica, which skips the triggers) with a
+-- header the STOMP client sets itself, an empty name or a name with a line
+-- break, as it does one with a null value.
+SET session_replication_role = replica;
+INSERT INTO outbox.published (id, destination, body, headers, expires_at)
+VALUES ('01900000-0000-7000-8000-000000000041', '/queue/ah', '{}', '{"receipt": "r"}', now() + interval '1 day'),
+       ('01900000-0000-7000-8000-000000000042', '/queue/ah', '{}', '{"": "e"}', now() + interval '1 day'),
+       ('01900000-0000-7000-8000-000000000043', '/queue/ah', '{}', E'{"a\\nb": "v"}', now() + interval '1 day'),
+       ('01900000-0000-7000-8000-000000000044', '/queue/ah', '{}', '{"k": null}', now() + interval '1 day'),
+       ('01900000-0000-7000-8000-000000000045', '/queue/ah', '{}', '{"k": "v"}', now() + interval '1 day');
+RESET session_replication_role;
+SELECT id, headers, outbox.message_headers(p) IS NULL AS cannot_be_sent
+  FROM outbox.published p ORDER BY id;
+TRUNCATE outbox.published;
+
 DROP FUNCTION ah_try(text);
