@@ -71,4 +71,43 @@ SELECT id, headers, outbox.message_headers(p) IS NULL AS cannot_be_sent
   FROM outbox.published p ORDER BY id;
 TRUNCATE outbox.published;
 
+-- 6. The size limit holds at send time too: dop-msg-sent-time is made
+-- when the message is sent, in the publisher's time zone, and its length
+-- varies (the fraction of a second loses its trailing zeros; an offset
+-- may have seconds).  A message is measured with the longest it can be,
+-- so that whether it is accepted depends neither on the writer's
+-- TimeZone nor on the clock.  The largest body accepted under UTC is
+-- accepted under an offset with seconds, and one byte more is refused.
+CREATE FUNCTION ah_fits(n int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO outbox.published (destination, body)
+    VALUES ('/queue/ah', to_jsonb(repeat('x', n)));
+    DELETE FROM outbox.published;
+    RETURN true;
+EXCEPTION WHEN program_limit_exceeded THEN
+    RETURN false;
+END $$;
+CREATE FUNCTION ah_largest() RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    lo int := 0;
+    hi int := 4096;
+    mid int;
+BEGIN
+    WHILE lo < hi LOOP
+        mid := (lo + hi + 1) / 2;
+        IF ah_fits(mid) THEN lo := mid; ELSE hi := mid - 1; END IF;
+    END LOOP;
+    RETURN lo;
+END $$;
+SET outbox.max_message_size = '2kB';
+SET TimeZone = 'UTC';
+CREATE TEMP TABLE ah_largest AS SELECT ah_largest() AS n;
+SET TIME ZONE INTERVAL '00:00:15';
+SELECT ah_fits(n) AS largest_fits, ah_fits(n + 1) AS one_more_fits FROM ah_largest;
+RESET TimeZone;
+RESET outbox.max_message_size;
+DROP TABLE ah_largest;
+DROP FUNCTION ah_largest();
+DROP FUNCTION ah_fits(int);
+
 DROP FUNCTION ah_try(text);

@@ -583,8 +583,9 @@ check_id(const pg_uuid_t *id)
 /*
  * Refuse a completed message whose STOMP frame would be larger than
  * outbox.max_message_size: the body as JSON text, the headers escaped as
- * STOMP 1.2 requires (the stored ones and those wire.c makes at send time),
- * and what the STOMP client adds.  A message small enough when stored is
+ * STOMP 1.2 requires (the stored ones and those wire.c makes at send time,
+ * dop-msg-sent-time counted at its longest), and what the STOMP client
+ * adds.  A message small enough when stored is
  * not rendered to be measured (JSONB_MAX_TEXT_GROWTH, and the bound of the
  * headers made at send time).
  */
@@ -609,7 +610,8 @@ check_size(OutboxMessage *message)
 				 errmsg("outbox message to \"%s\" cannot be sent",
 						message->destination),
 				 errdetail("%s.", reason)));
-	size = outbox_wire_frame_size(&wire);
+	/* ... with the longest dop-msg-sent-time it may be sent with */
+	size = outbox_wire_frame_size(&wire) + outbox_wire_sent_time_slack(&wire);
 
 	if (size > (uint64) outbox_max_message_size)
 		ereport(ERROR,

@@ -192,6 +192,7 @@ extern uint64 outbox_wire_frame_size(const OutboxWireMessage *wire);
 extern uint64 outbox_wire_frame_size_bound(const OutboxWireMessage *wire);
 extern bool outbox_wire_header_is_builtin(const char *name, size_t len);
 extern uint64 outbox_wire_builtin_headers_bound(void);
+extern uint64 outbox_wire_sent_time_slack(const OutboxWireMessage *wire);
 extern Jsonb *outbox_wire_headers(const pg_uuid_t *id, const char *destination,
 								  Jsonb *headers, char **reason);
 

@@ -64,6 +64,14 @@ static const char *const builtin_names[] = {
 
 #define BUILTIN_SENT_TIME	3	/* builtin_names[] index of the send time */
 
+/*
+ * The longest dop-msg-sent-time escaped for STOMP 1.2: the 35 characters
+ * of YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM:SS, each of its five colons escaped
+ * to two bytes.  Its length varies with the clock (the fraction loses its
+ * trailing zeros) and the time zone (an offset may have seconds).
+ */
+#define SENT_TIME_MAX_ESCAPED	(35 + 5)
+
 /* called for each stored header that goes out; false with a reason stops */
 typedef bool (*StoredHeaderFn) (const char *key, JsonbValue *value,
 								void *arg, char **reason);
@@ -291,6 +299,36 @@ outbox_wire_frame_size_bound(const OutboxWireMessage *wire)
 		bound += 2 * ((uint64) strlen(wire->headers[i].name) +
 					  strlen(wire->headers[i].value)) + 2;
 	return bound;
+}
+
+/*
+ * How many bytes the SEND frame of wire, made now, may grow when it is
+ * made again at send time: its dop-msg-sent-time may be longer then (see
+ * SENT_TIME_MAX_ESCAPED).  message.c adds it to a new message's measured
+ * size, so that a message accepted when written is never too large when
+ * sent.
+ */
+uint64
+outbox_wire_sent_time_slack(const OutboxWireMessage *wire)
+{
+	size_t		i;
+
+	for (i = wire->nheaders; i > 0; i--)
+	{
+		const char *name = wire->headers[i - 1].name;
+		const char *value = wire->headers[i - 1].value;
+		uint64		escaped;
+		const char *p;
+
+		if (strcmp(name, builtin_names[BUILTIN_SENT_TIME]) != 0)
+			continue;
+		escaped = strlen(value);
+		for (p = value; *p; p++)
+			escaped += (*p == ':' || *p == '\\' || *p == '\r' || *p == '\n');
+		return escaped < SENT_TIME_MAX_ESCAPED ?
+			SENT_TIME_MAX_ESCAPED - escaped : 0;
+	}
+	return SENT_TIME_MAX_ESCAPED;
 }
 
 /*
