@@ -104,6 +104,16 @@ SET TimeZone = 'UTC';
 CREATE TEMP TABLE ah_largest AS SELECT ah_largest() AS n;
 SET TIME ZONE INTERVAL '00:00:15';
 SELECT ah_fits(n) AS largest_fits, ah_fits(n + 1) AS one_more_fits FROM ah_largest;
+-- A row written back as pg_restore does is not refused for the length of
+-- a send time: the largest message accepted when written, measured with
+-- a send time longer than the one it had, is restored.
+INSERT INTO outbox.published (id, destination, body, headers, added, expires_at)
+SELECT '01900000-0000-7000-8000-000000000051', '/queue/ah', to_jsonb(repeat('x', n + 10)),
+       '{"dop-correlation-id": "c-restored-000000000000000000000000"}', now() - interval '1 hour',
+       now() + interval '1 day'
+  FROM ah_largest;
+SELECT id, headers FROM outbox.published;
+TRUNCATE outbox.published;
 RESET TimeZone;
 RESET outbox.max_message_size;
 DROP TABLE ah_largest;

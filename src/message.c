@@ -123,7 +123,7 @@ static bool generate_headers_callback_registered = false;
 static void check_name_text(const char *what, const char *value);
 static void check_version(const char *version);
 static void check_id(const pg_uuid_t *id);
-static void check_size(OutboxMessage *message);
+static void check_size(OutboxMessage *message, bool kept);
 static void check_headers(Jsonb *headers, const char *origin);
 static void set_string_pair(JsonbPair *pair, const char *key,
 							const char *value);
@@ -587,10 +587,13 @@ check_id(const pg_uuid_t *id)
  * dop-msg-sent-time counted at its longest), and what the STOMP client
  * adds.  A message small enough when stored is
  * not rendered to be measured (JSONB_MAX_TEXT_GROWTH, and the bound of the
- * headers made at send time).
+ * headers made at send time).  A kept message (outbox_check_kept_message())
+ * is refused only if it could not have been accepted when it was written,
+ * whatever its send time was then, so that a restore never fails on a
+ * message outbox accepted under the same limit.
  */
 static void
-check_size(OutboxMessage *message)
+check_size(OutboxMessage *message, bool kept)
 {
 	uint64		stored = VARSIZE(message->body) + VARSIZE(message->headers);
 	OutboxWireMessage wire;
@@ -610,8 +613,13 @@ check_size(OutboxMessage *message)
 				 errmsg("outbox message to \"%s\" cannot be sent",
 						message->destination),
 				 errdetail("%s.", reason)));
-	/* ... with the longest dop-msg-sent-time it may be sent with */
+	/*
+	 * ... with the longest dop-msg-sent-time it may be sent with; a kept
+	 * message without one, since it was measured with the one it had then
+	 */
 	size = outbox_wire_frame_size(&wire) + outbox_wire_sent_time_slack(&wire);
+	if (kept)
+		size -= OUTBOX_SENT_TIME_MAX_ESCAPED;
 
 	if (size > (uint64) outbox_max_message_size)
 		ereport(ERROR,
@@ -665,7 +673,7 @@ outbox_finish_message(OutboxMessage *message, Relation rel)
 
 	/* ... and cannot replace the built-in ones */
 	message->headers = stored_headers(user, extra, correlation);
-	check_size(message);
+	check_size(message, false);
 }
 
 /*
@@ -718,5 +726,5 @@ void
 outbox_check_kept_message(OutboxMessage *message)
 {
 	check_headers(message->headers, "of the message written back");
-	check_size(message);
+	check_size(message, true);
 }

@@ -64,14 +64,6 @@ static const char *const builtin_names[] = {
 
 #define BUILTIN_SENT_TIME	3	/* builtin_names[] index of the send time */
 
-/*
- * The longest dop-msg-sent-time escaped for STOMP 1.2: the 35 characters
- * of YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM:SS, each of its five colons escaped
- * to two bytes.  Its length varies with the clock (the fraction loses its
- * trailing zeros) and the time zone (an offset may have seconds).
- */
-#define SENT_TIME_MAX_ESCAPED	(35 + 5)
-
 /* called for each stored header that goes out; false with a reason stops */
 typedef bool (*StoredHeaderFn) (const char *key, JsonbValue *value,
 								void *arg, char **reason);
@@ -304,7 +296,7 @@ outbox_wire_frame_size_bound(const OutboxWireMessage *wire)
 /*
  * How many bytes the SEND frame of wire, made now, may grow when it is
  * made again at send time: its dop-msg-sent-time may be longer then (see
- * SENT_TIME_MAX_ESCAPED).  message.c adds it to a new message's measured
+ * OUTBOX_SENT_TIME_MAX_ESCAPED).  message.c adds it to a new message's measured
  * size, so that a message accepted when written is never too large when
  * sent.
  */
@@ -325,10 +317,10 @@ outbox_wire_sent_time_slack(const OutboxWireMessage *wire)
 		escaped = strlen(value);
 		for (p = value; *p; p++)
 			escaped += (*p == ':' || *p == '\\' || *p == '\r' || *p == '\n');
-		return escaped < SENT_TIME_MAX_ESCAPED ?
-			SENT_TIME_MAX_ESCAPED - escaped : 0;
+		return escaped < OUTBOX_SENT_TIME_MAX_ESCAPED ?
+			OUTBOX_SENT_TIME_MAX_ESCAPED - escaped : 0;
 	}
-	return SENT_TIME_MAX_ESCAPED;
+	return OUTBOX_SENT_TIME_MAX_ESCAPED;
 }
 
 /*
