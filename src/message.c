@@ -123,7 +123,7 @@ static bool generate_headers_callback_registered = false;
 static void check_name_text(const char *what, const char *value);
 static void check_version(const char *version);
 static void check_id(const pg_uuid_t *id);
-static void check_size(OutboxMessage *message);
+static void check_size(OutboxMessage *message, bool kept);
 static void check_headers(Jsonb *headers, const char *origin);
 static void set_string_pair(JsonbPair *pair, const char *key,
 							const char *value);
@@ -583,13 +583,17 @@ check_id(const pg_uuid_t *id)
 /*
  * Refuse a completed message whose STOMP frame would be larger than
  * outbox.max_message_size: the body as JSON text, the headers escaped as
- * STOMP 1.2 requires (the stored ones and those wire.c makes at send time),
- * and what the STOMP client adds.  A message small enough when stored is
+ * STOMP 1.2 requires (the stored ones and those wire.c makes at send time,
+ * dop-msg-sent-time counted at its longest), and what the STOMP client
+ * adds.  A message small enough when stored is
  * not rendered to be measured (JSONB_MAX_TEXT_GROWTH, and the bound of the
- * headers made at send time).
+ * headers made at send time).  A kept message (outbox_check_kept_message())
+ * is refused only if it could not have been accepted when it was written,
+ * whatever its send time was then, so that a restore never fails on a
+ * message outbox accepted under the same limit.
  */
 static void
-check_size(OutboxMessage *message)
+check_size(OutboxMessage *message, bool kept)
 {
 	uint64		stored = VARSIZE(message->body) + VARSIZE(message->headers);
 	OutboxWireMessage wire;
@@ -609,7 +613,13 @@ check_size(OutboxMessage *message)
 				 errmsg("outbox message to \"%s\" cannot be sent",
 						message->destination),
 				 errdetail("%s.", reason)));
-	size = outbox_wire_frame_size(&wire);
+	/*
+	 * ... with the longest dop-msg-sent-time it may be sent with; a kept
+	 * message without one, since it was measured with the one it had then
+	 */
+	size = outbox_wire_frame_size(&wire) + outbox_wire_sent_time_slack(&wire);
+	if (kept)
+		size -= OUTBOX_SENT_TIME_MAX_ESCAPED;
 
 	if (size > (uint64) outbox_max_message_size)
 		ereport(ERROR,
@@ -663,7 +673,7 @@ outbox_finish_message(OutboxMessage *message, Relation rel)
 
 	/* ... and cannot replace the built-in ones */
 	message->headers = stored_headers(user, extra, correlation);
-	check_size(message);
+	check_size(message, false);
 }
 
 /*
@@ -701,4 +711,20 @@ outbox_complete_message(OutboxMessage *message, Relation rel)
 {
 	outbox_final_destination(message);
 	outbox_finish_message(message, rel);
+}
+
+/*
+ * Check a completed message that is kept as it is written back (a row
+ * pg_restore restores): nothing is made again for it, but what cannot be
+ * sent is refused where it enters, as for any other message: its headers
+ * must pass check_headers() and its frame the size limit.  A row outbox
+ * completed passes both; one that only looks completed (written by hand
+ * with a dop-correlation-id and an expiry of its own) is refused here
+ * rather than failed by the publisher.
+ */
+void
+outbox_check_kept_message(OutboxMessage *message)
+{
+	check_headers(message->headers, "of the message written back");
+	check_size(message, true);
 }

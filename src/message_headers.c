@@ -17,8 +17,9 @@
  * It shows nothing but what its argument holds, so everyone may call it:
  * the rows themselves are read with a SELECT on outbox.published, granted
  * as any other right.  A row whose headers cannot be sent (not an object,
- * a value that is not a string, a number or a boolean: the publisher fails
- * such a row) gives NULL, so that a query over every row is never stopped
+ * a name that is empty, holds a control character or is one the STOMP
+ * client sets, a value that is not a string, a number or a boolean: the
+ * publisher fails such a row) gives NULL, so that a query over every row is never stopped
  * by one of them; so does a row missing its id or destination.
  *
  * It reads no table, so it needs no check of the schema's version: the

@@ -122,6 +122,7 @@ extern void outbox_final_destination(OutboxMessage *message);
 extern void outbox_check_stored_destination(OutboxMessage *message);
 extern void outbox_finish_message(OutboxMessage *message, Relation rel);
 extern void outbox_complete_message(OutboxMessage *message, Relation rel);
+extern void outbox_check_kept_message(OutboxMessage *message);
 extern Datum outbox_call_user_function(FunctionCallInfo fcinfo);
 
 /* in outbox_row.c: the outbox row format */
@@ -198,6 +199,14 @@ extern uint64 outbox_wire_frame_size(const OutboxWireMessage *wire);
 extern uint64 outbox_wire_frame_size_bound(const OutboxWireMessage *wire);
 extern bool outbox_wire_header_is_builtin(const char *name, size_t len);
 extern uint64 outbox_wire_builtin_headers_bound(void);
+/*
+ * The longest dop-msg-sent-time escaped for STOMP 1.2: the 35 characters
+ * of YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM:SS, each of its five colons escaped
+ * to two bytes.  Its length varies with the clock (the fraction loses its
+ * trailing zeros) and the time zone (an offset may have seconds).
+ */
+#define OUTBOX_SENT_TIME_MAX_ESCAPED	(35 + 5)
+extern uint64 outbox_wire_sent_time_slack(const OutboxWireMessage *wire);
 extern Jsonb *outbox_wire_headers(const pg_uuid_t *id, const char *destination,
 								  Jsonb *headers, char **reason);
 

@@ -141,6 +141,7 @@ static PublishedWriter *writer_open(void);
 static JsonbValue *header_value(Jsonb *headers, const char *key);
 static bool header_absent_or_is(Jsonb *headers, const char *key,
 								const char *value);
+static bool destination_has_suffix(OutboxMessage *message);
 static bool row_is_restored(Relation rel, OutboxMessage *message);
 static void writer_build(PublishedWriter *w, Oid relid);
 static void check_trigger(FunctionCallInfo fcinfo, const char *function,
@@ -422,15 +423,35 @@ header_absent_or_is(Jsonb *headers, const char *key, const char *value)
 }
 
 /*
+ * Whether a message's destination carries the suffix of its version (or it
+ * has none), as that of every message outbox completed does.
+ */
+static bool
+destination_has_suffix(OutboxMessage *message)
+{
+	size_t		dlen = strlen(message->destination);
+	size_t		vlen;
+
+	if (message->version == NULL)
+		return true;
+	vlen = strlen(message->version);
+	return dlen > vlen + 1 &&
+		message->destination[dlen - vlen - 1] == '.' &&
+		strcmp(message->destination + dlen - vlen, message->version) == 0;
+}
+
+/*
  * Whether a row inserted by hand is one that outbox completed before, as
  * pg_dump writes it back: it has its expiry and its dop-correlation-id (the
  * one header every completed message stores), any dop-msg-id and
  * dop-msg-destination it holds (a row stored by 1.0 holds all five dop-*
  * headers) are its own, and the inserting role may act as the table's
- * owner (as pg_restore does; nobody else may skip the generated headers).
- * It is kept as it is: applying the version suffix and generating the
- * headers again would change a restored message, its correlation id
- * included.
+ * owner (as pg_restore does; nobody else may skip the generated headers),
+ * and its destination carries its version's suffix.  It is kept as it is:
+ * applying the version suffix and generating the headers again would
+ * change a restored message, its correlation id included; but its headers
+ * and size are checked (outbox_check_kept_message()), since the owner's
+ * own hand insert with a dop-correlation-id and an expiry looks the same.
  */
 static bool
 row_is_restored(Relation rel, OutboxMessage *message)
@@ -443,6 +464,8 @@ row_is_restored(Relation rel, OutboxMessage *message)
 		return false;
 	correlation = header_value(message->headers, "dop-correlation-id");
 	if (correlation == NULL || correlation->type != jbvString)
+		return false;
+	if (!destination_has_suffix(message))
 		return false;
 	outbox_uuid_text(&message->id, id);
 	return header_absent_or_is(message->headers, "dop-msg-id", id) &&
@@ -614,6 +637,7 @@ complete_row(TriggerData *trigdata, HeapTuple tuple, bool update)
 	if (!update && row_is_restored(trigdata->tg_relation, &message))
 	{
 		outbox_check_destination(message.destination, NULL);
+		outbox_check_kept_message(&message);
 		outbox_wake_publisher_at_commit();
 		return tuple;
 	}

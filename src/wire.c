@@ -28,7 +28,8 @@
  * STOMP codec (to measure a frame).
  *
  * Errors: a row that cannot be rendered (headers that are not an object
- * of strings, numbers and booleans; text with no UTF-8 form) is not an
+ * of strings, numbers and booleans under names that can be sent; text
+ * with no UTF-8 form) is not an
  * error here: the reason is returned, and the publisher fails that message
  * alone instead of failing every pass on it.  Running out of memory is an
  * ERROR.
@@ -68,6 +69,8 @@ typedef bool (*StoredHeaderFn) (const char *key, JsonbValue *value,
 								void *arg, char **reason);
 
 static bool wire_utf8(const char *text, size_t len, char **utf8);
+static bool header_name_sendable(const char *name, size_t len,
+								 char **reason);
 static const char *json_type_name(JsonbValue *value);
 static char *header_value_text(JsonbValue *value, const char *key);
 static bool add_header(OutboxWireMessage *wire, const char *name,
@@ -160,6 +163,39 @@ outbox_wire_builtin_headers_bound(void)
 	bound += 2 * MAXDATELEN;
 	/* a stored correlation id is counted with the stored headers */
 	return bound;
+}
+
+/*
+ * Whether a stored header name (len bytes) can go on the wire, as
+ * message.c's check_headers() requires where a message enters: not empty,
+ * no NUL or other control character, not one the STOMP client sets
+ * itself.  False with a reason if not.
+ */
+static bool
+header_name_sendable(const char *name, size_t len, char **reason)
+{
+	size_t		i;
+
+	if (len == 0)
+	{
+		*reason = pstrdup("a header has an empty name");
+		return false;
+	}
+	for (i = 0; i < len; i++)
+	{
+		if ((unsigned char) name[i] < 0x20 || name[i] == 0x7F)
+		{
+			*reason = pstrdup("a header name holds a line break or another control character");
+			return false;
+		}
+	}
+	if (stomp_send_header_reserved(name))
+	{
+		*reason = psprintf("header \"%s\" is set by the STOMP client itself",
+						   name);
+		return false;
+	}
+	return true;
 }
 
 /*
@@ -258,6 +294,36 @@ outbox_wire_frame_size_bound(const OutboxWireMessage *wire)
 }
 
 /*
+ * How many bytes the SEND frame of wire, made now, may grow when it is
+ * made again at send time: its dop-msg-sent-time may be longer then (see
+ * OUTBOX_SENT_TIME_MAX_ESCAPED).  message.c adds it to a new message's measured
+ * size, so that a message accepted when written is never too large when
+ * sent.
+ */
+uint64
+outbox_wire_sent_time_slack(const OutboxWireMessage *wire)
+{
+	size_t		i;
+
+	for (i = wire->nheaders; i > 0; i--)
+	{
+		const char *name = wire->headers[i - 1].name;
+		const char *value = wire->headers[i - 1].value;
+		uint64		escaped;
+		const char *p;
+
+		if (strcmp(name, builtin_names[BUILTIN_SENT_TIME]) != 0)
+			continue;
+		escaped = strlen(value);
+		for (p = value; *p; p++)
+			escaped += (*p == ':' || *p == '\\' || *p == '\r' || *p == '\n');
+		return escaped < OUTBOX_SENT_TIME_MAX_ESCAPED ?
+			OUTBOX_SENT_TIME_MAX_ESCAPED - escaped : 0;
+	}
+	return OUTBOX_SENT_TIME_MAX_ESCAPED;
+}
+
+/*
  * The size in bytes of the SEND frame that will carry wire: its headers
  * escaped as STOMP 1.2 requires, its body, and what the STOMP client adds
  * (OUTBOX_FRAME_OVERHEAD_BYTES at most).
@@ -295,7 +361,8 @@ outbox_wire_frame_size(const OutboxWireMessage *wire)
  * Call fn for each stored header but the dop-* ones made at send time;
  * *correlation_id is set to the stored dop-correlation-id, if a non-empty
  * string.  False with a reason if the headers cannot be sent: not an
- * object, or a value that is not a string, a number or a boolean.
+ * object, a name header_name_sendable() refuses, or a value that is not a
+ * string, a number or a boolean.
  */
 static bool
 each_stored_header(Jsonb *headers, StoredHeaderFn fn, void *arg,
@@ -321,6 +388,9 @@ each_stored_header(Jsonb *headers, StoredHeaderFn fn, void *arg,
 			builtin = outbox_wire_header_is_builtin(v.val.string.val,
 												   v.val.string.len);
 			key = pnstrdup(v.val.string.val, v.val.string.len);
+			if (!builtin && !header_name_sendable(key, v.val.string.len,
+												  reason))
+				return false;
 		}
 		else if (token == WJB_VALUE)
 		{
