@@ -12,7 +12,10 @@
  * (outbox_row_jsonb_plan()), and forms the jsonb of each row from it
  * (outbox_row_jsonb()) as one object whose members are already in jsonb's
  * order (shorter keys first, then bytewise), given to JsonbValueToJsonb()
- * directly.
+ * directly.  The values are rendered in the row's order of columns, as
+ * to_jsonb() renders them: a cast to json may be volatile or fail, and
+ * must see the same calls in the same order, the first column's error
+ * being the one reported.
  *
  * The result is to_jsonb()'s, byte for byte, since each column follows
  * the rules of PostgreSQL's jsonb_categorize_type() and datum_to_jsonb():
@@ -58,9 +61,14 @@
  * to_jsonb() would raise them.  elog only for can't-happen.
  *
  * Memory: a plan is allocated in the caller's current memory context (a
- * capture cache entry's) and its FmgrInfos keep their caches there; a
- * row's jsonb, and what rendering it allocates, in the current one (the
- * trigger's per-row context).
+ * capture cache entry's), and lives as long as the configuration.  An
+ * output function is called through a copy of the plan's FmgrInfo made in
+ * the current context, as to_jsonb() looks it up per value: what it caches
+ * in fn_extra (range_out() keeps its subtype's output function, record_out()
+ * a slot per attribute, again each time the type is altered) is freed with
+ * the row instead of piling up in the cache.  A row's jsonb, and what
+ * rendering it allocates, are in the current context (the trigger's
+ * per-row one).
  *
  * src/row_jsonb.c
  *
@@ -102,6 +110,7 @@ typedef struct RowJsonbColumn
 {
 	JsonbValue	key;			/* the column's name, a jbvString */
 	AttrNumber	attnum;			/* in the rows rendered; 0: always NULL */
+	int			position;		/* of its member, in jsonb's order of keys */
 	RowJsonbKind kind;
 	Oid			type;			/* the base type */
 	FmgrInfo	output;			/* the output function, if used */
@@ -111,13 +120,15 @@ typedef struct RowJsonbColumn
 struct OutboxRowJsonbPlan
 {
 	int			ncolumns;
-	RowJsonbColumn *columns;	/* in jsonb's order of keys */
+	RowJsonbColumn *columns;	/* in the row's order */
 };
 
 static RowJsonbKind column_kind(Oid base);
 static void plan_column(RowJsonbColumn *column, Form_pg_attribute attr,
 						AttrNumber attnum);
 static int	key_order(const void *a, const void *b);
+static void order_keys(OutboxRowJsonbPlan *plan);
+static char *output_text(RowJsonbColumn *column, Datum datum);
 static void jsonb_as_value(Jsonb *jsonb, JsonbValue *value);
 static void postgres_value(RowJsonbColumn *column, Datum datum,
 						   JsonbValue *value);
@@ -218,14 +229,14 @@ plan_column(RowJsonbColumn *column, Form_pg_attribute attr, AttrNumber attnum)
 }
 
 /*
- * qsort() comparator of plan columns: the order of jsonb's object keys,
- * shorter first, then bytewise (lengthCompareJsonbStringValue()).
+ * qsort() comparator of pointers to plan columns: the order of jsonb's
+ * object keys, shorter first, then bytewise (lengthCompareJsonbStringValue()).
  */
 static int
 key_order(const void *a, const void *b)
 {
-	const JsonbValue *ka = &((const RowJsonbColumn *) a)->key;
-	const JsonbValue *kb = &((const RowJsonbColumn *) b)->key;
+	const JsonbValue *ka = &(*(RowJsonbColumn *const *) a)->key;
+	const JsonbValue *kb = &(*(RowJsonbColumn *const *) b)->key;
 
 	if (ka->val.string.len != kb->val.string.len)
 		return ka->val.string.len > kb->val.string.len ? 1 : -1;
@@ -263,9 +274,29 @@ outbox_row_jsonb_plan(TupleDesc desc, const AttrNumber *attnums, int natts,
 		plan_column(&plan->columns[plan->ncolumns++], attr, attnum);
 	}
 
-	/* a row type's column names are distinct: the order is total */
-	qsort(plan->columns, plan->ncolumns, sizeof(RowJsonbColumn), key_order);
+	order_keys(plan);
 	return plan;
+}
+
+/*
+ * Give each column of plan the position of its member in the object, in
+ * jsonb's order of keys; the columns themselves stay in the row's order,
+ * the order they are rendered in.
+ */
+static void
+order_keys(OutboxRowJsonbPlan *plan)
+{
+	RowJsonbColumn **sorted = palloc(sizeof(RowJsonbColumn *) *
+									 Max(plan->ncolumns, 1));
+	int			i;
+
+	for (i = 0; i < plan->ncolumns; i++)
+		sorted[i] = &plan->columns[i];
+	/* a row type's column names are distinct: the order is total */
+	qsort(sorted, plan->ncolumns, sizeof(RowJsonbColumn *), key_order);
+	for (i = 0; i < plan->ncolumns; i++)
+		sorted[i]->position = i;
+	pfree(sorted);
 }
 
 /*
@@ -301,6 +332,21 @@ postgres_value(RowJsonbColumn *column, Datum datum, JsonbValue *value)
 {
 	jsonb_as_value(DatumGetJsonbP(FunctionCall1(&column->to_jsonb, datum)),
 				   value);
+}
+
+/*
+ * The text of a column's value by its output function, called through a
+ * copy of the plan's FmgrInfo made in the current memory context, so that
+ * what the function caches lasts no longer than the row (as with
+ * to_jsonb(), which looks the function up for each value).
+ */
+static char *
+output_text(RowJsonbColumn *column, Datum datum)
+{
+	FmgrInfo	output;
+
+	fmgr_info_copy(&output, &column->output, CurrentMemoryContext);
+	return OutputFunctionCall(&output, datum);
 }
 
 /*
@@ -350,8 +396,7 @@ column_value(RowJsonbColumn *column, Datum datum, JsonbValue *value)
 				Numeric		number = DatumGetNumeric(datum);
 
 				if (numeric_is_nan(number) || numeric_is_inf(number))
-					number_or_string(OutputFunctionCall(&column->output, datum),
-									 value);
+					number_or_string(output_text(column, datum), value);
 				else
 				{
 					value->type = jbvNumeric;
@@ -360,7 +405,7 @@ column_value(RowJsonbColumn *column, Datum datum, JsonbValue *value)
 				return;
 			}
 		case ROW_JSONB_FLOAT:
-			number_or_string(OutputFunctionCall(&column->output, datum), value);
+			number_or_string(output_text(column, datum), value);
 			return;
 		case ROW_JSONB_DATETIME:
 			value->type = jbvString;
@@ -384,7 +429,7 @@ column_value(RowJsonbColumn *column, Datum datum, JsonbValue *value)
 			return;
 		case ROW_JSONB_STRING:
 			{
-				char	   *string = OutputFunctionCall(&column->output, datum);
+				char	   *string = output_text(column, datum);
 				size_t		len = strlen(string);
 
 				if (len > JENTRY_OFFLENMASK)
@@ -420,14 +465,15 @@ outbox_row_jsonb(const OutboxRowJsonbPlan *plan, HeapTuple tuple,
 	for (i = 0; i < plan->ncolumns; i++)
 	{
 		RowJsonbColumn *column = &plan->columns[i];
+		JsonbPair  *pair = &pairs[column->position];
 		AttrNumber	attnum = column->attnum;
 
-		pairs[i].key = column->key;
-		pairs[i].order = i;
+		pair->key = column->key;
+		pair->order = column->position;
 		if (attnum <= 0 || attnum > desc->natts || nulls[attnum - 1])
-			pairs[i].value.type = jbvNull;
+			pair->value.type = jbvNull;
 		else
-			column_value(column, values[attnum - 1], &pairs[i].value);
+			column_value(column, values[attnum - 1], &pair->value);
 	}
 
 	object.type = jbvObject;
