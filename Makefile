@@ -93,7 +93,7 @@ REGRESS = capture published publish settings security ddl robustness \
 	generate_headers_path capture_config_path capture_trigger capture_writer \
 	hand_inserts partitions replay packaging monitoring rendering \
 	capture_forget published_refusal_order \
-	headers_stored capture_body capture_writer_cache
+	headers_stored capture_body capture_writer_cache attack_writer
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 
