@@ -118,6 +118,9 @@ static PublishedWriter *writer = NULL;
 /* rows being written by any writer, up the stack */
 static int	writers_busy = 0;
 
+/* writers being built, up the stack (user code may run while one is) */
+static int	writers_building = 0;
+
 /*
  * The columns of outbox.published a trigger sets in the row it returns,
  * gathered for heap_modify_tuple_by_cols().
@@ -142,7 +145,7 @@ static JsonbValue *header_value(Jsonb *headers, const char *key);
 static bool header_absent_or_is(Jsonb *headers, const char *key,
 								const char *value);
 static bool row_is_restored(Relation rel, OutboxMessage *message);
-static void writer_build(PublishedWriter *w, Oid relid);
+static void writer_build(PublishedWriter *w, Oid relid, bool use_cache);
 static void check_trigger(FunctionCallInfo fcinfo, const char *function,
 						  bool update);
 static bool message_changed(TriggerData *trigdata);
@@ -252,10 +255,12 @@ writer_relcache_callback(Datum arg, Oid relid)
 
 /*
  * Open outbox.published (relid) and what inserting into it needs, into w,
- * which is zeroed; on error, w holds what was opened so far.
+ * which is zeroed; on error, w holds what was opened so far.  With
+ * use_cache, the compiled predicates of its partial indexes come from
+ * writer_cache.c.
  */
 static void
-writer_build(PublishedWriter *w, Oid relid)
+writer_build(PublishedWriter *w, Oid relid, bool use_cache)
 {
 	w->relid = relid;
 	w->rel = table_open(relid, RowExclusiveLock);
@@ -264,7 +269,7 @@ writer_build(PublishedWriter *w, Oid relid)
 	InitResultRelInfo(w->resultRelInfo, w->rel, 1, NULL, 0);
 	ExecOpenIndices(w->resultRelInfo, false);
 	w->indices_open = true;
-	if (writers_busy == 0)
+	if (use_cache)
 		outbox_writer_cache_predicates(w->resultRelInfo);
 	w->slot = MakeSingleTupleTableSlot(RelationGetDescr(w->rel),
 									   &TTSOpsHeapTuple);
@@ -278,6 +283,14 @@ writer_build(PublishedWriter *w, Oid relid)
  * run while the writer is being built: it is built in a local variable and
  * becomes the writer only when complete.  An error half-way releases what
  * was opened.
+ *
+ * Building it may run user code too (an immutable function that the
+ * relcache folds into an index's expression or predicate, or into the
+ * check of a domain that one uses), which may write a captured row and so
+ * build and publish a writer of its own: that one is released when this
+ * one is published.  Only a writer built while no other is being built or
+ * is writing a row takes anything from writer_cache.c, which may free
+ * what it gave another writer only when no other writer is in use.
  */
 static PublishedWriter *
 writer_open(void)
@@ -290,6 +303,7 @@ writer_open(void)
 	ResourceOwner save_owner;
 	PublishedWriter *w;
 	Oid			relid;
+	bool		use_cache;
 
 	if (writer != NULL && !writer->stale)
 		return writer;
@@ -321,21 +335,27 @@ writer_open(void)
 	w = palloc0(sizeof(PublishedWriter));
 	w->context = context;
 	CurrentResourceOwner = TopTransactionResourceOwner;
+	use_cache = (writers_busy == 0 && writers_building == 0);
+	writers_building++;
 	PG_TRY();
 	{
-		writer_build(w, relid);
+		writer_build(w, relid, use_cache);
 	}
 	PG_CATCH();
 	{
+		writers_building--;
 		CurrentResourceOwner = save_owner;
 		MemoryContextSwitchTo(oldcontext);
 		writer_release(w);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	writers_building--;
 	CurrentResourceOwner = save_owner;
 	MemoryContextSwitchTo(oldcontext);
 
+	/* a writer user code built and published meanwhile goes */
+	writer_close(true);
 	writer = w;
 	return w;
 }
