@@ -5,7 +5,9 @@
 -- check per query is skipped, and no writer is lost.
 --
 SET TimeZone = 'UTC';
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS amcheck;
+RESET client_min_messages;
 TRUNCATE outbox.published;
 CREATE SCHEMA wattack;
 CREATE TABLE wattack.a (n int PRIMARY KEY, pad text);
