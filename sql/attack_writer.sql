@@ -103,6 +103,46 @@ RESET enable_indexscan;
 RESET enable_bitmapscan;
 DROP INDEX outbox.wa_whole;
 
+-- 4. An index's function writes a captured row while the writer is in the
+-- middle of a row, without closing it (no subtransaction aborts): the
+-- nested row must not be written with the busy writer, whose slot and
+-- per-tuple memory still hold the outer row for the indexes after.
+CREATE FUNCTION wattack.log(n int) RETURNS void
+LANGUAGE sql AS $$ INSERT INTO wattack.b VALUES (n) $$;
+CREATE FUNCTION wattack.val(destination text, n text) RETURNS int
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF destination = '/topic/wa.a' AND current_setting('wattack.log', true) = 'on' THEN
+        PERFORM wattack.log(n::int + 1000);
+    END IF;
+    RETURN n::int;
+END $$;
+-- by OID, the first index is written first, the nested row then
+CREATE INDEX wa_first ON outbox.published (wattack.val(destination, body->>'n'))
+    WITH (deduplicate_items = off);
+CREATE INDEX wa_second ON outbox.published ((body->>'n'))
+    WITH (deduplicate_items = off);
+CREATE INDEX wa_third ON outbox.published (destination)
+    WITH (deduplicate_items = off) WHERE destination LIKE '/topic/wa.%';
+TRUNCATE outbox.published;
+SET wattack.log = on;
+INSERT INTO wattack.a VALUES (61);
+INSERT INTO wattack.a VALUES (62), (63);
+RESET wattack.log;
+SELECT bt_index_check('outbox.wa_first', true),
+       bt_index_check('outbox.wa_second', true),
+       bt_index_check('outbox.wa_third', true);
+SET enable_seqscan = off;
+SELECT body->>'n' AS n, destination FROM outbox.published
+ WHERE body->>'n' > '' ORDER BY 1;
+SELECT body->>'n' AS n, destination FROM outbox.published
+ WHERE destination LIKE '/topic/wa.%' ORDER BY 1;
+SELECT wattack.val(destination, body->>'n') AS n, destination
+  FROM outbox.published
+ WHERE wattack.val(destination, body->>'n') > 0 ORDER BY 1;
+RESET enable_seqscan;
+DROP INDEX outbox.wa_first, outbox.wa_second, outbox.wa_third;
+
 DROP SCHEMA wattack CASCADE;
 DROP ROLE wattack_alice;
 DROP ROLE wattack_bob;
