@@ -278,6 +278,9 @@ writer_build(PublishedWriter *w, Oid relid, bool use_cache)
 
 /*
  * Return the transaction's writer of outbox.published, opening it if needed.
+ * User code that runs while the writer writes a row (an index's function)
+ * and writes a captured row itself gets a writer of its own: the busy one
+ * is closed, and released once its row is written.
  *
  * table_open() accepts invalidation messages, so the callbacks above may
  * run while the writer is being built: it is built in a local variable and
@@ -305,7 +308,8 @@ writer_open(void)
 	Oid			relid;
 	bool		use_cache;
 
-	if (writer != NULL && !writer->stale)
+	/* a busy writer's slot and memory hold the row it is writing */
+	if (writer != NULL && !writer->stale && writer->busy == 0)
 		return writer;
 	writer_close(true);
 
@@ -374,10 +378,10 @@ writer_open(void)
  * the writer is taken only once it is complete.
  *
  * Writing the row runs user code too (the functions of an index's
- * expressions and predicate), which may close the writer or open another:
- * the writer is kept busy meanwhile, so that closing it leaves it to be
- * released here, and a writer opened meanwhile keeps nothing of
- * writer_cache.c's in common with it.
+ * expressions and predicate), which may close the writer or write a
+ * captured row: the writer is kept busy meanwhile, so that closing it
+ * leaves it to be released here, and a row written meanwhile gets a writer
+ * of its own, which keeps nothing of writer_cache.c's in common with it.
  */
 void
 outbox_insert_published(OutboxMessage *message)
