@@ -143,6 +143,40 @@ SELECT wattack.val(destination, body->>'n') AS n, destination
 RESET enable_seqscan;
 DROP INDEX outbox.wa_first, outbox.wa_second, outbox.wa_third;
 
+-- 5. An error while the writer is being built (here from an immutable
+-- function the relcache folds into a predicate), caught by a savepoint:
+-- what the build had opened must go with the error, not stay open in the
+-- transaction until its commit.
+CREATE FUNCTION wattack.boom(t text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF current_setting('wattack.boom', true) = 'on' THEN
+        RAISE EXCEPTION 'wattack.boom is on';
+    END IF;
+    RETURN t;
+END $$;
+CREATE INDEX wa_boom ON outbox.published (id)
+    WITH (deduplicate_items = off) WHERE destination <> wattack.boom('/never');
+TRUNCATE outbox.published;
+-- a new session, whose relcache has not loaded the index yet
+\c
+SET TimeZone = 'UTC';
+BEGIN;
+SET LOCAL wattack.boom = on;
+SAVEPOINT s;
+INSERT INTO wattack.a VALUES (71);
+ROLLBACK TO s;
+SET LOCAL wattack.boom = off;
+INSERT INTO wattack.a VALUES (72);
+COMMIT;
+INSERT INTO wattack.a VALUES (73);
+SELECT bt_index_check('outbox.wa_boom', true);
+SET enable_seqscan = off;
+SELECT body->>'n' AS n FROM outbox.published
+ WHERE destination <> wattack.boom('/never') ORDER BY 1;
+RESET enable_seqscan;
+DROP INDEX outbox.wa_boom;
+
 DROP SCHEMA wattack CASCADE;
 DROP ROLE wattack_alice;
 DROP ROLE wattack_bob;
