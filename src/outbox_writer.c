@@ -101,6 +101,8 @@ PG_FUNCTION_INFO_V1(outbox_published_before_update);
 typedef struct PublishedWriter
 {
 	MemoryContext context;		/* holds the writer: gone when released */
+	ResourceOwner owner;		/* holds what it opened, under the top
+								 * transaction's: gone when released */
 	Relation	rel;
 	Oid			relid;			/* for the callbacks: never touch rel there */
 	bool		stale;			/* outbox.published changed: reopen */
@@ -133,7 +135,8 @@ typedef struct RowChanges
 	bool		nulls[8];
 } RowChanges;
 
-static void writer_release(PublishedWriter *w);
+static void writer_delete_owner(ResourceOwner owner, bool failed);
+static void writer_release(PublishedWriter *w, bool failed);
 static void writer_close(bool release);
 static void writer_xact_callback(XactEvent event, void *arg);
 static void writer_subxact_callback(SubXactEvent event,
@@ -157,18 +160,36 @@ static void change_column(RowChanges *changes, TupleDesc desc,
 static void change_bookkeeping(RowChanges *changes, TupleDesc desc);
 
 /*
- * Release what a writer, complete or not, holds, and free it: a writer is
- * reopened after every subtransaction abort, which a loop may do once per
- * row.  Its resources belong to the top transaction's resource owner,
- * whatever (sub)transaction or portal was current when it was opened.
+ * Release and delete a writer's resource owner.  Its locks go to the top
+ * transaction, which keeps them to its end, as table_close(NoLock) means.
+ * After a complete writer was closed nothing else is left, and anything
+ * that is would be reported as a leak; after a build failed (failed), what
+ * the build had opened, or what user code it ran held when the error came,
+ * goes quietly, as a subtransaction's would at its abort.
  */
 static void
-writer_release(PublishedWriter *w)
+writer_delete_owner(ResourceOwner owner, bool failed)
+{
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_BEFORE_LOCKS, !failed, false);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_LOCKS, true, false);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_AFTER_LOCKS, !failed, false);
+	ResourceOwnerDelete(owner);
+}
+
+/*
+ * Release what a writer, complete or not (failed: its build failed),
+ * holds, and free it: a writer is reopened after every subtransaction
+ * abort, which a loop may do once per row.  Its resources belong to a
+ * resource owner of its own under the top transaction's, whatever
+ * (sub)transaction or portal was current when it was opened.
+ */
+static void
+writer_release(PublishedWriter *w, bool failed)
 {
 	ResourceOwner save = CurrentResourceOwner;
 	MemoryContext context = w->context;
 
-	CurrentResourceOwner = TopTransactionResourceOwner;
+	CurrentResourceOwner = w->owner;
 	if (w->indices_open)
 		ExecCloseIndices(w->resultRelInfo);
 	if (w->slot != NULL)
@@ -178,6 +199,7 @@ writer_release(PublishedWriter *w)
 	if (w->estate != NULL)
 		FreeExecutorState(w->estate);
 	CurrentResourceOwner = save;
+	writer_delete_owner(w->owner, failed);
 	MemoryContextDelete(context);
 }
 
@@ -200,7 +222,7 @@ writer_close(bool release)
 	if (release && w->busy > 0)
 		w->orphaned = true;
 	else if (release)
-		writer_release(w);
+		writer_release(w, false);
 }
 
 /*
@@ -285,7 +307,7 @@ writer_build(PublishedWriter *w, Oid relid, bool use_cache)
  * table_open() accepts invalidation messages, so the callbacks above may
  * run while the writer is being built: it is built in a local variable and
  * becomes the writer only when complete.  An error half-way releases what
- * was opened.
+ * was opened, and whatever else the build held then (its resource owner's).
  *
  * Building it may run user code too (an immutable function that the
  * relcache folds into an index's expression or predicate, or into the
@@ -338,7 +360,9 @@ writer_open(void)
 	oldcontext = MemoryContextSwitchTo(context);
 	w = palloc0(sizeof(PublishedWriter));
 	w->context = context;
-	CurrentResourceOwner = TopTransactionResourceOwner;
+	w->owner = ResourceOwnerCreate(TopTransactionResourceOwner,
+								   "outbox published writer");
+	CurrentResourceOwner = w->owner;
 	use_cache = (writers_busy == 0 && writers_building == 0);
 	writers_building++;
 	PG_TRY();
@@ -350,7 +374,7 @@ writer_open(void)
 		writers_building--;
 		CurrentResourceOwner = save_owner;
 		MemoryContextSwitchTo(oldcontext);
-		writer_release(w);
+		writer_release(w, true);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -412,7 +436,7 @@ outbox_insert_published(OutboxMessage *message)
 		w->busy--;
 		writers_busy--;
 		if (w->orphaned && w->busy == 0)
-			writer_release(w);
+			writer_release(w, false);
 	}
 	PG_END_TRY();
 
