@@ -93,8 +93,8 @@ REGRESS = capture published publish settings security ddl robustness \
 	generate_headers_path capture_config_path capture_trigger capture_writer \
 	hand_inserts partitions replay packaging monitoring rendering \
 	capture_forget published_refusal_order \
-	headers_stored capture_body capture_writer_cache attack_headers \
-	attack_body
+	headers_stored capture_body capture_writer_cache attack_writer \
+	attack_headers attack_body
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 

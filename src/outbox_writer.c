@@ -101,6 +101,8 @@ PG_FUNCTION_INFO_V1(outbox_published_before_update);
 typedef struct PublishedWriter
 {
 	MemoryContext context;		/* holds the writer: gone when released */
+	ResourceOwner owner;		/* holds what it opened, under the top
+								 * transaction's: gone when released */
 	Relation	rel;
 	Oid			relid;			/* for the callbacks: never touch rel there */
 	bool		stale;			/* outbox.published changed: reopen */
@@ -118,6 +120,9 @@ static PublishedWriter *writer = NULL;
 /* rows being written by any writer, up the stack */
 static int	writers_busy = 0;
 
+/* writers being built, up the stack (user code may run while one is) */
+static int	writers_building = 0;
+
 /*
  * The columns of outbox.published a trigger sets in the row it returns,
  * gathered for heap_modify_tuple_by_cols().
@@ -130,7 +135,8 @@ typedef struct RowChanges
 	bool		nulls[8];
 } RowChanges;
 
-static void writer_release(PublishedWriter *w);
+static void writer_delete_owner(ResourceOwner owner, bool failed);
+static void writer_release(PublishedWriter *w, bool failed);
 static void writer_close(bool release);
 static void writer_xact_callback(XactEvent event, void *arg);
 static void writer_subxact_callback(SubXactEvent event,
@@ -143,7 +149,7 @@ static bool header_absent_or_is(Jsonb *headers, const char *key,
 								const char *value);
 static bool destination_has_suffix(OutboxMessage *message);
 static bool row_is_restored(Relation rel, OutboxMessage *message);
-static void writer_build(PublishedWriter *w, Oid relid);
+static void writer_build(PublishedWriter *w, Oid relid, bool use_cache);
 static void check_trigger(FunctionCallInfo fcinfo, const char *function,
 						  bool update);
 static bool message_changed(TriggerData *trigdata);
@@ -155,18 +161,36 @@ static void change_column(RowChanges *changes, TupleDesc desc,
 static void change_bookkeeping(RowChanges *changes, TupleDesc desc);
 
 /*
- * Release what a writer, complete or not, holds, and free it: a writer is
- * reopened after every subtransaction abort, which a loop may do once per
- * row.  Its resources belong to the top transaction's resource owner,
- * whatever (sub)transaction or portal was current when it was opened.
+ * Release and delete a writer's resource owner.  Its locks go to the top
+ * transaction, which keeps them to its end, as table_close(NoLock) means.
+ * After a complete writer was closed nothing else is left, and anything
+ * that is would be reported as a leak; after a build failed (failed), what
+ * the build had opened, or what user code it ran held when the error came,
+ * goes quietly, as a subtransaction's would at its abort.
  */
 static void
-writer_release(PublishedWriter *w)
+writer_delete_owner(ResourceOwner owner, bool failed)
+{
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_BEFORE_LOCKS, !failed, false);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_LOCKS, true, false);
+	ResourceOwnerRelease(owner, RESOURCE_RELEASE_AFTER_LOCKS, !failed, false);
+	ResourceOwnerDelete(owner);
+}
+
+/*
+ * Release what a writer, complete or not (failed: its build failed),
+ * holds, and free it: a writer is reopened after every subtransaction
+ * abort, which a loop may do once per row.  Its resources belong to a
+ * resource owner of its own under the top transaction's, whatever
+ * (sub)transaction or portal was current when it was opened.
+ */
+static void
+writer_release(PublishedWriter *w, bool failed)
 {
 	ResourceOwner save = CurrentResourceOwner;
 	MemoryContext context = w->context;
 
-	CurrentResourceOwner = TopTransactionResourceOwner;
+	CurrentResourceOwner = w->owner;
 	if (w->indices_open)
 		ExecCloseIndices(w->resultRelInfo);
 	if (w->slot != NULL)
@@ -176,6 +200,7 @@ writer_release(PublishedWriter *w)
 	if (w->estate != NULL)
 		FreeExecutorState(w->estate);
 	CurrentResourceOwner = save;
+	writer_delete_owner(w->owner, failed);
 	MemoryContextDelete(context);
 }
 
@@ -198,7 +223,7 @@ writer_close(bool release)
 	if (release && w->busy > 0)
 		w->orphaned = true;
 	else if (release)
-		writer_release(w);
+		writer_release(w, false);
 }
 
 /*
@@ -253,10 +278,12 @@ writer_relcache_callback(Datum arg, Oid relid)
 
 /*
  * Open outbox.published (relid) and what inserting into it needs, into w,
- * which is zeroed; on error, w holds what was opened so far.
+ * which is zeroed; on error, w holds what was opened so far.  With
+ * use_cache, the compiled predicates of its partial indexes come from
+ * writer_cache.c.
  */
 static void
-writer_build(PublishedWriter *w, Oid relid)
+writer_build(PublishedWriter *w, Oid relid, bool use_cache)
 {
 	w->relid = relid;
 	w->rel = table_open(relid, RowExclusiveLock);
@@ -265,7 +292,7 @@ writer_build(PublishedWriter *w, Oid relid)
 	InitResultRelInfo(w->resultRelInfo, w->rel, 1, NULL, 0);
 	ExecOpenIndices(w->resultRelInfo, false);
 	w->indices_open = true;
-	if (writers_busy == 0)
+	if (use_cache)
 		outbox_writer_cache_predicates(w->resultRelInfo);
 	w->slot = MakeSingleTupleTableSlot(RelationGetDescr(w->rel),
 									   &TTSOpsHeapTuple);
@@ -274,11 +301,22 @@ writer_build(PublishedWriter *w, Oid relid)
 
 /*
  * Return the transaction's writer of outbox.published, opening it if needed.
+ * User code that runs while the writer writes a row (an index's function)
+ * and writes a captured row itself gets a writer of its own: the busy one
+ * is closed, and released once its row is written.
  *
  * table_open() accepts invalidation messages, so the callbacks above may
  * run while the writer is being built: it is built in a local variable and
  * becomes the writer only when complete.  An error half-way releases what
- * was opened.
+ * was opened, and whatever else the build held then (its resource owner's).
+ *
+ * Building it may run user code too (an immutable function that the
+ * relcache folds into an index's expression or predicate, or into the
+ * check of a domain that one uses), which may write a captured row and so
+ * build and publish a writer of its own: that one is released when this
+ * one is published.  Only a writer built while no other is being built or
+ * is writing a row takes anything from writer_cache.c, which may free
+ * what it gave another writer only when no other writer is in use.
  */
 static PublishedWriter *
 writer_open(void)
@@ -291,8 +329,10 @@ writer_open(void)
 	ResourceOwner save_owner;
 	PublishedWriter *w;
 	Oid			relid;
+	bool		use_cache;
 
-	if (writer != NULL && !writer->stale)
+	/* a busy writer's slot and memory hold the row it is writing */
+	if (writer != NULL && !writer->stale && writer->busy == 0)
 		return writer;
 	writer_close(true);
 
@@ -321,22 +361,30 @@ writer_open(void)
 	oldcontext = MemoryContextSwitchTo(context);
 	w = palloc0(sizeof(PublishedWriter));
 	w->context = context;
-	CurrentResourceOwner = TopTransactionResourceOwner;
+	w->owner = ResourceOwnerCreate(TopTransactionResourceOwner,
+								   "outbox published writer");
+	CurrentResourceOwner = w->owner;
+	use_cache = (writers_busy == 0 && writers_building == 0);
+	writers_building++;
 	PG_TRY();
 	{
-		writer_build(w, relid);
+		writer_build(w, relid, use_cache);
 	}
 	PG_CATCH();
 	{
+		writers_building--;
 		CurrentResourceOwner = save_owner;
 		MemoryContextSwitchTo(oldcontext);
-		writer_release(w);
+		writer_release(w, true);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	writers_building--;
 	CurrentResourceOwner = save_owner;
 	MemoryContextSwitchTo(oldcontext);
 
+	/* a writer user code built and published meanwhile goes */
+	writer_close(true);
 	writer = w;
 	return w;
 }
@@ -355,10 +403,10 @@ writer_open(void)
  * the writer is taken only once it is complete.
  *
  * Writing the row runs user code too (the functions of an index's
- * expressions and predicate), which may close the writer or open another:
- * the writer is kept busy meanwhile, so that closing it leaves it to be
- * released here, and a writer opened meanwhile keeps nothing of
- * writer_cache.c's in common with it.
+ * expressions and predicate), which may close the writer or write a
+ * captured row: the writer is kept busy meanwhile, so that closing it
+ * leaves it to be released here, and a row written meanwhile gets a writer
+ * of its own, which keeps nothing of writer_cache.c's in common with it.
  */
 void
 outbox_insert_published(OutboxMessage *message)
@@ -389,7 +437,7 @@ outbox_insert_published(OutboxMessage *message)
 		w->busy--;
 		writers_busy--;
 		if (w->orphaned && w->busy == 0)
-			writer_release(w);
+			writer_release(w, false);
 	}
 	PG_END_TRY();
 

@@ -15,9 +15,13 @@
  *   (ExecInsertIndexTuples -> ExecPrepareQual), kept by index OID and
  *   given to a writer only if equal() to the predicate the writer's
  *   IndexInfo holds, which ExecOpenIndices() took from the relcache of this
- *   transaction.  An index added, dropped or recreated by a user or a DBA,
- *   partial, on expressions or not, is therefore always written with its
- *   own current predicate.
+ *   transaction, and compiled for the current user (compiling checks the
+ *   user's right to call each function of it).  An index added, dropped or
+ *   recreated by a user or a DBA, partial, on expressions or not, is
+ *   therefore always written with its own current predicate.  A predicate
+ *   whose compiled form keeps state in the memory of the query that
+ *   evaluates it (a whole-row reference, a row type conversion) is not
+ *   kept: the executor compiles it for each writer.
  *
  * Invalidation: a relcache invalidation of outbox.published, of an index
  * whose predicate is kept, or of everything, and any change of pg_proc or
@@ -29,8 +33,10 @@
  * points at it: when the next writer is built (the previous one is
  * released first) or at the end of the transaction.  A writer opened while
  * another is writing a row (user code in an index's expression or
- * predicate) is not given anything from here by outbox_writer.c: the
- * other may be in the middle of evaluating it.  Something built while an
+ * predicate) or is being built (user code folded into an index's
+ * predicate or a domain's check) is not given anything from here by
+ * outbox_writer.c: the other may be in the middle of evaluating what it
+ * was given, or hold it half-built.  Something built while an
  * invalidation arrived is used by the writer that asked for it, built as it
  * is from that writer's relcache entries, but is born stale.
  *
@@ -50,8 +56,10 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "miscadmin.h"
 #include "executor/executor.h"
 #include "nodes/execnodes.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -66,6 +74,7 @@ typedef struct CachedPredicate
 	struct CachedPredicate *next;
 	MemoryContext context;		/* holds the entry and its ExprState */
 	Oid			indexoid;
+	Oid			userid;			/* whose right to call its functions it checked */
 	bool		stale;			/* never handed out again; freed unused */
 	List	   *predicate;		/* as the relcache gave it (implicit AND) */
 	ExprState  *state;
@@ -93,6 +102,7 @@ static void writer_cache_syscache_callback(Datum arg, int cacheid,
 static void free_stale_predicates(void);
 static void writer_cache_xact_callback(XactEvent event, void *arg);
 static void writer_cache_register(void);
+static bool predicate_keeps_query_state(Node *node, void *context);
 static ExprState *cached_predicate(Oid indexoid, List *predicate);
 
 /*
@@ -237,9 +247,60 @@ outbox_writer_cache_format(Relation rel, OutboxRowFormat *format)
 }
 
 /*
+ * Whether a predicate (node) holds something whose compiled form may keep
+ * what it makes at its first evaluation in the memory of the query that
+ * evaluates it (ecxt_per_query_memory, the writer's EState, gone with the
+ * writer), and use it at the next: a whole-row Var keeps the row type it
+ * copied there, a ConvertRowtypeExpr its conversion map.  Only node types
+ * known to keep nothing there are allowed; any other (a future one
+ * included) makes the predicate one to compile per writer, as the executor
+ * does.
+ */
+static bool
+predicate_keeps_query_state(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	switch (nodeTag(node))
+	{
+		case T_Var:
+			if (((Var *) node)->varattno <= 0)
+				return true;
+			break;
+		case T_List:
+		case T_Const:
+		case T_FuncExpr:
+		case T_OpExpr:
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+		case T_ScalarArrayOpExpr:
+		case T_BoolExpr:
+		case T_RelabelType:
+		case T_CoerceViaIO:
+		case T_CollateExpr:
+		case T_CaseExpr:
+		case T_CaseWhen:
+		case T_CaseTestExpr:
+		case T_ArrayExpr:
+		case T_CoalesceExpr:
+		case T_MinMaxExpr:
+		case T_NullTest:
+		case T_BooleanTest:
+		case T_CoerceToDomain:
+		case T_CoerceToDomainValue:
+			break;
+		default:
+			return true;
+	}
+	return expression_tree_walker(node, predicate_keeps_query_state, context);
+}
+
+/*
  * The compiled predicate of index indexoid, whose predicate (implicit AND
- * list) is the one given: the kept one if it is equal, else one compiled
- * now and kept.
+ * list) is the one given: the kept one if it is equal and was compiled for
+ * the current user (compiling checks the user's right to call each
+ * function, as the executor does for every query), else one compiled now
+ * and kept in its place.  NULL if it is not to be kept at all.
  */
 static ExprState *
 cached_predicate(Oid indexoid, List *predicate)
@@ -248,13 +309,19 @@ cached_predicate(Oid indexoid, List *predicate)
 	MemoryContext context;
 	MemoryContext oldcontext;
 	uint64		start = generation;
+	Oid			userid = GetUserId();
 
 	for (p = predicates; p != NULL; p = p->next)
 	{
-		if (!p->stale && p->indexoid == indexoid &&
-			equal(p->predicate, predicate))
+		if (p->stale || p->indexoid != indexoid)
+			continue;
+		if (p->userid == userid && equal(p->predicate, predicate))
 			return p->state;
+		/* replaced below; no other writer is in use (see the callers) */
+		p->stale = true;
 	}
+	if (predicate_keeps_query_state((Node *) predicate, NULL))
+		return NULL;
 
 	/*
 	 * Built under the caller's context, so that an error leaves nothing
@@ -267,6 +334,7 @@ cached_predicate(Oid indexoid, List *predicate)
 	p = palloc0(sizeof(CachedPredicate));
 	p->context = context;
 	p->indexoid = indexoid;
+	p->userid = userid;
 	p->predicate = copyObject(predicate);
 	p->state = ExecInitQual((List *) expression_planner((Expr *) p->predicate),
 							NULL);
