@@ -27,8 +27,8 @@
  *	  receipt deadline, output stuck for write_timeout_ms (RabbitMQ stops
  *	  reading during a memory or disk alarm), and silence from the broker
  *	  for STOMP_HEARTBEAT_DEAD_FACTOR heart-beat intervals (not counting
-	  the time the connection paused reading, stomp_read_input()) all end
-	  it too;
+ *	  the time the connection paused reading, stomp_read_input()) all end
+ *	  it too;
  *	  a failed write first reads what the broker sent before it closed
  *	  (the RECEIPTs of the frames before a refused one, and its ERROR),
  *	  so that a refusal is reported as the ERROR it is;
