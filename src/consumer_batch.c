@@ -5,7 +5,8 @@
  *		  subscribing role, then acknowledged.
  *
  * The messages held (consumer_held.c: those the broker delivered, at most
- * its prefetch-count, at most CONSUMER_BATCH_MAX) are run in transactions
+ * its prefetch-count, at most CONSUMER_BATCH_MAX and about
+ * CONSUMER_HELD_MAX_BYTES) are run in transactions
  * of the subscribing role, each message in a subtransaction of its own
  * (consumer_callback.c).  A transaction ends (consumer_batch_end(), in
  * src/decide/consumer_batch_end.c) when every message was taken, on
@@ -86,8 +87,8 @@
 
 /* a transaction commits, and its messages are acknowledged, after this */
 #define COMMIT_INTERVAL_MS		1000
-/* ... or once the messages it took hold this much */
-#define BATCH_MAX_BYTES			((uint64) 64 * 1024 * 1024)
+/* ... or once the messages it took hold this much (all a batch can hold) */
+#define BATCH_MAX_BYTES			CONSUMER_HELD_MAX_BYTES
 /* how often the connection's I/O (heart-beats) runs during a batch */
 #define BATCH_IO_INTERVAL_MS	500
 
@@ -113,7 +114,6 @@ take_held(ConsumerDelivery **deliveries)
 	for (i = 0; i < n; i++)
 	{
 		ConsumerDelivery *d = &ds[i];
-		size_t		h;
 
 		d->frame = MyConsumer.held[i];
 		d->held_ms = MyConsumer.held_at_ms[i];
@@ -122,12 +122,12 @@ take_held(ConsumerDelivery **deliveries)
 		d->id_read = false;
 		d->context = CurrentMemoryContext;
 		d->redelivered = consumer_held_redelivered(d->frame);
-		d->bytes = d->frame->body_len;
-		for (h = 0; h < d->frame->nheaders; h++)
-			d->bytes += d->frame->headers[h].name_len +
-				d->frame->headers[h].value_len;
+		d->bytes = stomp_frame_bytes(d->frame);
 		d->outcome = CONSUMER_OUTCOME_NONE;
 	}
+	/* the frames' bytes still count against the held list's room */
+	MyConsumer.batch_bytes = MyConsumer.held_bytes;
+	MyConsumer.held_bytes = 0;
 	MyConsumer.nheld = 0;
 	*deliveries = ds;
 	return n;
@@ -514,6 +514,31 @@ collect_meanwhile(uint64 batch_session)
 }
 
 /*
+ * Free the frames of deliveries that are done with (acknowledged, or given
+ * back), and give their bytes back to the held list's room: the connection
+ * then reads on after each transaction, not after the whole batch.  A
+ * connection left paused for long stops RabbitMQ, blocked writing to it,
+ * from reading our heart-beats, and it drops the connection.
+ */
+static void
+release_deliveries(ConsumerDelivery *deliveries, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		ConsumerDelivery *d = &deliveries[i];
+
+		if (d->frame == NULL)
+			continue;
+		stomp_frame_free(d->frame);
+		d->frame = NULL;
+		d->ack_id = NULL;
+		MyConsumer.batch_bytes -= Min(d->bytes, MyConsumer.batch_bytes);
+	}
+}
+
+/*
  * Process the held messages, in as many transactions as
  * consumer_batch_end() makes (one message per transaction for those whose
  * COMMIT failed together), acknowledging each transaction's messages after
@@ -536,10 +561,13 @@ consumer_process_held(void)
 			   MyConsumer.link.connected && MyConsumer.link.session == batch_session)
 		{
 			int			covered;
+			int			given;
 			BatchResult result;
 
 			/* those held too long to run are given back first */
-			done += give_back_stale(&deliveries[done], n - done);
+			given = give_back_stale(&deliveries[done], n - done);
+			release_deliveries(&deliveries[done], given);
+			done += given;
 			if (done >= n || !MyConsumer.link.connected ||
 				MyConsumer.link.session != batch_session)
 				break;
@@ -553,6 +581,7 @@ consumer_process_held(void)
 				break;
 			}
 			acknowledge(&deliveries[done], covered, batch_session);
+			release_deliveries(&deliveries[done], covered);
 			done += covered;
 			collect_meanwhile(batch_session);
 		}
@@ -561,6 +590,7 @@ consumer_process_held(void)
 	{
 		for (i = 0; i < n; i++)
 			stomp_frame_free(deliveries[i].frame);
+		MyConsumer.batch_bytes = 0;
 	}
 	PG_END_TRY();
 }

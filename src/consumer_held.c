@@ -6,9 +6,16 @@
  *
  * The broker delivers up to its prefetch-count of messages at a time, also
  * while the consumer waits for a receipt.  Those of the consumer's own
- * subscription are held, up to CONSUMER_HELD_MAX, for the next batch
- * (consumer_batch.c); any other (of no subscription of ours, or beyond the
- * room) is given back at once, NACKed with requeue.
+ * subscription are held for the next batch (consumer_batch.c), up to
+ * CONSUMER_HELD_MAX messages and CONSUMER_HELD_MAX_BYTES bytes with those
+ * of the batch running, plus one message (held_room()); any other (of
+ * no subscription of ours, or beyond the room) is given back at once,
+ * NACKed with requeue.  What is not taken waits in the STOMP connection,
+ * which stops reading once it holds its own bound (stomp_conn.h): so the
+ * consumer's memory in messages is bounded by the two bounds, one message
+ * and the socket's buffers, whatever the prefetch-count and the sizes.
+ * The waits for a receipt take every frame meanwhile (holding or giving
+ * it back), so that a receipt never waits behind unread messages.
  *
  * Each message held is stamped with when it was delivered, for the hold
  * bound (consumer_batch_end.c): the last moment the connection was seen
@@ -104,10 +111,25 @@ consumer_held_redelivered(StompFrame *frame)
 }
 
 /*
+ * Whether the held list has room for another message: fewer than "count"
+ * held, and CONSUMER_HELD_MAX_BYTES not reached by them and the batch
+ * running.  The message that reaches it is taken, whatever its size, so
+ * that one larger than the bound is taken alone: the bound is overrun by
+ * one message at most.  The answer is the same before a message is offered
+ * as when it is: a drain stops where the next message would be given back.
+ */
+static bool
+held_room(int count)
+{
+	return MyConsumer.nheld < count &&
+		MyConsumer.held_bytes + MyConsumer.batch_bytes < CONSUMER_HELD_MAX_BYTES;
+}
+
+/*
  * Keep a delivered frame for the next batch if it is for our subscription
- * and there is room; otherwise give it back to the broker at once (NACK
- * with requeue).  Returns whether a batch has room for more.  (An
- * OutboxMessageFn, for the broker link's waits.)
+ * and there is room (held_room()); otherwise give it back to the broker at
+ * once (NACK with requeue).  Returns whether a batch has room for more.
+ * (An OutboxMessageFn, for the broker link's waits.)
  */
 bool
 consumer_hold_message(StompFrame *frame, void *arg)
@@ -116,10 +138,11 @@ consumer_hold_message(StompFrame *frame, void *arg)
 	const char *ack = stomp_frame_get_header(frame, "ack");
 	bool		ours = (sub != NULL && strcmp(sub, MyConsumer.main_sub_id) == 0);
 
-	if (ours && MyConsumer.nheld < CONSUMER_HELD_MAX)
+	if (ours && held_room(CONSUMER_HELD_MAX))
 	{
 		MyConsumer.held_at_ms[MyConsumer.nheld] = MyConsumer.queue_empty_at_ms;
 		MyConsumer.held[MyConsumer.nheld++] = frame;
+		MyConsumer.held_bytes += stomp_frame_bytes(frame);
 	}
 	else
 	{
@@ -130,7 +153,7 @@ consumer_hold_message(StompFrame *frame, void *arg)
 			(void) stomp_conn_nack(MyConsumer.link.broker.conn, ack, true, NULL);
 		stomp_frame_free(frame);
 	}
-	return MyConsumer.nheld < CONSUMER_BATCH_MAX;
+	return held_room(CONSUMER_BATCH_MAX);
 }
 
 /*
@@ -145,6 +168,7 @@ consumer_drop_held(void)
 	for (i = 0; i < MyConsumer.nheld; i++)
 		stomp_frame_free(MyConsumer.held[i]);
 	MyConsumer.nheld = 0;
+	MyConsumer.held_bytes = 0;
 }
 
 /*
@@ -163,21 +187,22 @@ consumer_held_waited(void)
 
 /*
  * Move the delivered messages from the connection to the held list, a
- * batch's worth at most, stamped with the last moment no frame was
- * waiting.  Returns false if the session ended (ERROR, or closed: logged
- * and shown by the link); the caller drops the connection.
+ * batch's worth at most (in messages and bytes), stamped with the last
+ * moment no frame was waiting.  Returns false if the session ended (ERROR,
+ * or closed: logged and shown by the link); the caller drops the
+ * connection.
  */
 bool
 consumer_collect_messages(void)
 {
 	int64		now = outbox_monotonic_ms();
 
-	if (MyConsumer.nheld >= CONSUMER_BATCH_MAX)
+	if (!held_room(CONSUMER_BATCH_MAX))
 		return true;
 	if (!outbox_link_drain(&MyConsumer.link, consumer_hold_message, NULL))
 		return false;
 	/* room left: the drain stopped because no frame was waiting */
-	if (MyConsumer.nheld < CONSUMER_BATCH_MAX)
+	if (held_room(CONSUMER_BATCH_MAX))
 		MyConsumer.queue_empty_at_ms = now;
 	return true;
 }

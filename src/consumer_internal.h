@@ -38,6 +38,12 @@
 #define CONSUMER_BATCH_MAX			1000
 /* room for messages that arrive while a receipt is awaited */
 #define CONSUMER_HELD_MAX			(CONSUMER_BATCH_MAX + 64)
+/*
+ * Most bytes of messages held and in the batch being run, together (one
+ * message larger than that is taken alone): what a batch's transaction
+ * takes at most (consumer_batch.c), so holding more would gain nothing
+ */
+#define CONSUMER_HELD_MAX_BYTES		((uint64) 64 * 1024 * 1024)
 /* longest wait for a SUBSCRIBE's receipt (or a dead-lettered copy's) */
 #define CONSUMER_SUBSCRIBE_TIMEOUT_MS	15000
 
@@ -80,6 +86,8 @@ typedef struct ConsumerWorker
 	StompFrame *held[CONSUMER_HELD_MAX];
 	int64		held_at_ms[CONSUMER_HELD_MAX];	/* delivered no later than */
 	int			nheld;
+	uint64		held_bytes;		/* stomp_frame_bytes() of those held */
+	uint64		batch_bytes;	/* ... of those taken by the batch running */
 	int64		queue_empty_at_ms;	/* last seen with no frame waiting */
 
 	/* messages given back unrun: their return counts no attempt */

@@ -26,7 +26,9 @@
  *	- I/O errors, EOF, undecodable input, a missed CONNECTED / DISCONNECT
  *	  receipt deadline, output stuck for write_timeout_ms (RabbitMQ stops
  *	  reading during a memory or disk alarm), and silence from the broker
- *	  for STOMP_HEARTBEAT_DEAD_FACTOR heart-beat intervals all end it too;
+ *	  for STOMP_HEARTBEAT_DEAD_FACTOR heart-beat intervals (not counting
+ *	  the time the connection paused reading, stomp_read_input()) all end
+ *	  it too;
  *	  a failed write first reads what the broker sent before it closed
  *	  (the RECEIPTs of the frames before a refused one, and its ERROR),
  *	  so that a refusal is reported as the ERROR it is;
@@ -59,6 +61,8 @@
 #define STOMP_READ_CHUNK					(64 * 1024)
 /* stop reading while this many events wait for the caller */
 #define STOMP_MAX_QUEUED_EVENTS				1024
+/* ... or while the frames waiting and the input not decoded hold this much */
+#define STOMP_DEFAULT_MAX_INPUT				((size_t) 8 * 1024 * 1024)
 /* TLS strings copied into one block: CA, cert, key, key password, protocol */
 #define STOMP_TLS_NSTRINGS					5
 
@@ -71,6 +75,7 @@ struct StompConn
 	int64_t		write_timeout_ms;
 	int64_t		disconnect_timeout_ms;
 	size_t		max_output;
+	size_t		max_input;
 	StompTlsConfig tls;			/* strings point into tls_strings */
 	char	   *tls_strings;
 	size_t		tls_strings_len;
@@ -82,7 +87,7 @@ struct StompConn
 	StompTransport *transport;
 	int			io_want;		/* CONNECTING: what the handshake waits for */
 	bool		read_wants_write;	/* TLS read needs the socket writable */
-	bool		paused;			/* too many events queued: not reading */
+	bool		paused;			/* too much input queued: not reading */
 	StompDecoder decoder;
 	StompBuf	out;			/* queued output; [out_off, out.len) unsent */
 	size_t		out_off;
@@ -99,6 +104,7 @@ struct StompConn
 	size_t		ev_head;
 	size_t		ev_len;
 	size_t		ev_cap;
+	size_t		ev_bytes;		/* stomp_frame_bytes() of the frames queued */
 	bool		terminal_pending;
 	StompEvent	terminal;
 	char	   *readbuf;
@@ -349,6 +355,8 @@ stomp_conn_init_settings(StompConn *conn, const StompConnConfig *cfg)
 		cfg->disconnect_timeout_ms : STOMP_DEFAULT_DISCONNECT_TIMEOUT_MS;
 	conn->max_output = cfg->max_output_bytes > 0 ?
 		cfg->max_output_bytes : STOMP_DEFAULT_MAX_OUTPUT;
+	conn->max_input = cfg->max_input_bytes > 0 ?
+		cfg->max_input_bytes : STOMP_DEFAULT_MAX_INPUT;
 	conn->state = STOMP_CONN_IDLE;
 	conn->next_receipt = 1;
 	conn->deadline = -1;
@@ -519,6 +527,7 @@ stomp_session_reset(StompConn *conn)
 	while (stomp_conn_next_event(conn, &ev))
 		stomp_event_clear(&ev);
 	conn->ev_head = conn->ev_len = 0;
+	conn->ev_bytes = 0;
 	stomp_decoder_reset(&conn->decoder);
 	stomp_buf_reset(&conn->out);
 	conn->out_off = 0;
@@ -773,6 +782,8 @@ stomp_push_event(StompConn *conn, StompEventType type, uint64_t receipt_id,
 	ev->type = type;
 	ev->receipt_id = receipt_id;
 	ev->frame = frame;
+	if (frame != NULL)
+		conn->ev_bytes += stomp_frame_bytes(frame);
 	return true;
 }
 
@@ -787,6 +798,8 @@ stomp_conn_next_event(StompConn *conn, StompEvent *event)
 	if (conn->ev_head < conn->ev_len)
 	{
 		*event = conn->events[conn->ev_head++];
+		if (event->frame != NULL)
+			conn->ev_bytes -= stomp_frame_bytes(event->frame);
 		if (conn->ev_head == conn->ev_len)
 			conn->ev_head = conn->ev_len = 0;
 		return true;
@@ -956,10 +969,35 @@ stomp_fail_writing(StompConn *conn, int64_t now_ms, const char *why)
 }
 
 /*
+ * stomp_input_full
+ *		Whether the input waiting for the caller is as much as it may be:
+ *		max_events events, or frames and undecoded input of max_input
+ *		bytes.  With no event waiting it is never full, so that a frame
+ *		larger than max_input still comes in, alone (the decoder's limits
+ *		bound it).
+ */
+static bool
+stomp_input_full(const StompConn *conn, size_t max_events)
+{
+	size_t		queued = conn->ev_len - conn->ev_head;
+
+	if (queued >= max_events)
+		return true;
+	return queued > 0 &&
+		conn->ev_bytes + stomp_decoder_buffered(&conn->decoder) >=
+		conn->max_input;
+}
+
+/*
  * stomp_read_input
  *		Decode what is buffered, then read and decode until the transport
- *		would block, the session ends, or max_events events wait for the
- *		caller.  Returns false if the session is over.
+ *		would block, the session ends, or the input waiting for the caller
+ *		is full (stomp_input_full()).  Then the connection pauses: it reads
+ *		no more until the caller takes events, and the socket's buffers,
+ *		then TCP's window, hold the broker back.  The time paused does not
+ *		count as the broker's silence (what it sent waits in the socket):
+ *		the heart-beat clock starts again when reading does.  Returns false
+ *		if the session is over.
  */
 static bool
 stomp_read_input(StompConn *conn, int64_t now_ms, size_t max_events)
@@ -975,7 +1013,7 @@ stomp_read_input(StompConn *conn, int64_t now_ms, size_t max_events)
 		int			rc;
 
 		while (stomp_session_live(conn) &&
-			   conn->ev_len - conn->ev_head < max_events)
+			   !stomp_input_full(conn, max_events))
 		{
 			rc = stomp_decoder_next(&conn->decoder, &frame);
 			if (rc == 0)
@@ -990,12 +1028,16 @@ stomp_read_input(StompConn *conn, int64_t now_ms, size_t max_events)
 		}
 		if (!stomp_session_live(conn))
 			return false;
-		if (conn->ev_len - conn->ev_head >= max_events)
+		if (stomp_input_full(conn, max_events))
 		{
 			conn->paused = true;
 			return true;
 		}
-		conn->paused = false;
+		if (conn->paused)
+		{
+			conn->paused = false;
+			conn->hb.last_read_ms = now_ms;
+		}
 
 		st = t->ops->read(t, conn->readbuf, STOMP_READ_CHUNK, &n);
 		if (st == STOMP_IO_OK)
@@ -1192,7 +1234,8 @@ stomp_check_timers(StompConn *conn, int64_t now_ms)
 	if (conn->state == STOMP_CONN_LOGIN)
 		return;
 	at = stomp_heartbeat_dead_at(&conn->hb);
-	if (at >= 0 && now_ms >= at)
+	/* paused, we do not read: what the broker sent waits in the socket */
+	if (at >= 0 && now_ms >= at && !conn->paused)
 	{
 		stomp_fail(conn, "no data from STOMP broker for %lld ms (heart-beat interval %lld ms)",
 				   (long long) (now_ms - conn->hb.last_read_ms),
@@ -1282,7 +1325,8 @@ stomp_conn_wait_events(const StompConn *conn)
 		return conn->io_want ? conn->io_want : STOMP_WAIT_WRITE;
 	if (!stomp_session_live(conn))
 		return 0;
-	return STOMP_WAIT_READ |
+	/* paused: a readable socket is no reason to wake up */
+	return (conn->paused ? 0 : STOMP_WAIT_READ) |
 		((conn->out_off < conn->out.len || conn->read_wants_write) ?
 		 STOMP_WAIT_WRITE : 0);
 }

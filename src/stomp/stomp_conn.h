@@ -38,6 +38,16 @@
  *		stomp_conn_process(conn, now);			does all I/O and timers
  *		while (stomp_conn_next_event(conn, &event)) ... handle ...
  *
+ * Inbound memory is bounded: once the events waiting and the input not yet
+ * decoded hold max_input_bytes (or STOMP_MAX_QUEUED_EVENTS events wait),
+ * the connection stops reading until the caller takes events, and TCP
+ * holds the broker back.  Only a frame larger than the bound goes past it,
+ * alone.  A RECEIPT or ERROR can wait behind unread MESSAGEs: a caller
+ * that waits for one must take the events meanwhile (and keep, drop or
+ * give back the messages), never leave them waiting.  Paused, the
+ * connection sends its heart-beats but does not count the broker's
+ * silence against it.
+ *
  * File descriptors: a connection holds at most one socket, from a
  * successful stomp_conn_begin() until stomp_conn_close() (or _free()),
  * whatever state it reaches in between; it never closes its socket on its
@@ -89,6 +99,9 @@ typedef struct StompConnConfig
 	int64_t		disconnect_timeout_ms;	/* wait for DISCONNECT receipt; 0 =
 										 * 5000 */
 	size_t		max_output_bytes;	/* queued unsent bytes; 0 = 64 MiB */
+	size_t		max_input_bytes;	/* received frames not yet taken and
+									 * input not yet decoded, at which
+									 * reading pauses; 0 = 8 MiB */
 	StompLimits limits;			/* decoder limits; zeros = defaults */
 } StompConnConfig;
 

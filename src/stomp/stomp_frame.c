@@ -41,6 +41,23 @@ stomp_frame_new(const char *command)
 }
 
 /*
+ * stomp_frame_bytes
+ *		The bytes a frame carries: command, header names and values, body.
+ *		What bounds on memory held in frames count (the allocations add a
+ *		little per header).
+ */
+size_t
+stomp_frame_bytes(const StompFrame *frame)
+{
+	size_t		bytes = strlen(frame->command) + frame->body_len;
+	size_t		i;
+
+	for (i = 0; i < frame->nheaders; i++)
+		bytes += frame->headers[i].name_len + frame->headers[i].value_len;
+	return bytes;
+}
+
+/*
  * stomp_frame_free
  *		Release a frame and everything it owns; NULL is allowed.
  */

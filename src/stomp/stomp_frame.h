@@ -101,6 +101,7 @@ typedef struct StompFrame
 
 extern StompFrame *stomp_frame_new(const char *command);
 extern void stomp_frame_free(StompFrame *frame);
+extern size_t stomp_frame_bytes(const StompFrame *frame);
 extern bool stomp_frame_add_header(StompFrame *frame, const char *name,
 								   const char *value);
 extern bool stomp_frame_add_header_len(StompFrame *frame,

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -66,6 +67,8 @@ static void test_session_eof_and_garbage(void);
 static void test_session_limits(void);
 static void test_session_write_error(void);
 static void test_session_event_pause(void);
+static void test_session_byte_pause(void);
+static void test_session_pause_heartbeats(void);
 static void test_tcp(void);
 static void test_tls(void);
 
@@ -414,13 +417,13 @@ count_events(StompConn *c, StompEventType type, uint64_t *ids, int maxids,
 }
 
 /*
- * make_conn
+ * make_conn_input
  *		A connection over one end of a new socketpair; the other end is
- *		the fake broker.
+ *		the fake broker.  max_input bounds its inbound queue (0: default).
  */
 static StompConn *
-make_conn(FakeBroker *b, int64_t hb_send, int64_t hb_recv, size_t max_output,
-		  int64_t now)
+make_conn_input(FakeBroker *b, int64_t hb_send, int64_t hb_recv,
+				size_t max_output, size_t max_input, int64_t now)
 {
 	StompConnConfig cfg;
 	char		err[STOMP_ERRMSG_SIZE];
@@ -438,6 +441,7 @@ make_conn(FakeBroker *b, int64_t hb_send, int64_t hb_recv, size_t max_output,
 	cfg.write_timeout_ms = 1000;
 	cfg.disconnect_timeout_ms = 2000;
 	cfg.max_output_bytes = max_output;
+	cfg.max_input_bytes = max_input;
 	c = stomp_conn_new(&cfg, err, sizeof(err));
 	if (!CHECK(c != NULL))
 		return NULL;
@@ -454,15 +458,26 @@ make_conn(FakeBroker *b, int64_t hb_send, int64_t hb_recv, size_t max_output,
 }
 
 /*
- * open_session
- *		Connect a client to the fake broker and complete CONNECT/CONNECTED
- *		at time 0.
+ * make_conn
+ *		make_conn_input() with the default inbound bound.
  */
 static StompConn *
-open_session(FakeBroker *b, int64_t hb_send, int64_t hb_recv,
-			 const char *server_hb)
+make_conn(FakeBroker *b, int64_t hb_send, int64_t hb_recv, size_t max_output,
+		  int64_t now)
 {
-	StompConn  *c = make_conn(b, hb_send, hb_recv, 0, 0);
+	return make_conn_input(b, hb_send, hb_recv, max_output, 0, now);
+}
+
+/*
+ * open_session_input
+ *		Connect a client (inbound bound max_input, 0: default) to the fake
+ *		broker and complete CONNECT/CONNECTED at time 0.
+ */
+static StompConn *
+open_session_input(FakeBroker *b, int64_t hb_send, int64_t hb_recv,
+				   const char *server_hb, size_t max_input)
+{
+	StompConn  *c = make_conn_input(b, hb_send, hb_recv, 0, max_input, 0);
 	StompFrame *f;
 	char		connected[128];
 
@@ -478,6 +493,17 @@ open_session(FakeBroker *b, int64_t hb_send, int64_t hb_recv,
 	CHECK(stomp_conn_process(c, 0) == STOMP_CONN_OPEN);
 	CHECK(count_events(c, STOMP_EVENT_CONNECTED, NULL, 0, NULL) == 1);
 	return c;
+}
+
+/*
+ * open_session
+ *		open_session_input() with the default inbound bound.
+ */
+static StompConn *
+open_session(FakeBroker *b, int64_t hb_send, int64_t hb_recv,
+			 const char *server_hb)
+{
+	return open_session_input(b, hb_send, hb_recv, server_hb, 0);
 }
 
 /*
@@ -1120,6 +1146,165 @@ test_session_event_pause(void)
 }
 
 /*
+ * broker_write_message
+ *		Send the client a MESSAGE with a body of body_len bytes.
+ */
+static void
+broker_write_message(FakeBroker *b, size_t body_len)
+{
+	StompFrame *f = stomp_frame_new("MESSAGE");
+	char	   *body = malloc(body_len);
+	StompBuf	wire;
+	char		err[STOMP_ERRMSG_SIZE];
+
+	memset(body, 'x', body_len);
+	stomp_buf_init(&wire);
+	CHECK(stomp_frame_add_header(f, "subscription", "s"));
+	CHECK(stomp_frame_add_header(f, "message-id", "m"));
+	CHECK(stomp_frame_set_body(f, body, body_len));
+	CHECK(stomp_encode_frame(&wire, f, err, sizeof(err)));
+	broker_write(b, wire.data, wire.len);
+	stomp_buf_free(&wire);
+	stomp_frame_free(f);
+	free(body);
+}
+
+/*
+ * socket_unread
+ *		Bytes waiting in the client's socket, not yet read.
+ */
+static int
+socket_unread(StompConn *c)
+{
+	int			n = -1;
+
+	CHECK(ioctl(stomp_conn_socket(c), FIONREAD, &n) == 0);
+	return n;
+}
+
+/*
+ * test_session_byte_pause
+ *		The inbound queue is bounded in bytes: once the frames waiting hold
+ *		max_input, the socket is not read (nor waited on for reading) until
+ *		the caller takes events; a RECEIPT behind the MESSAGEs comes once
+ *		the caller takes them.  A frame larger than the bound comes alone.
+ */
+static void
+test_session_byte_pause(void)
+{
+	FakeBroker	b;
+	StompConn  *c = open_session_input(&b, 0, 0, "0,0", 10000);
+	StompEvent	ev;
+	StompFrame *sent;
+	uint64_t	id;
+	int			messages = 0;
+	int			receipts = 0;
+	int			i;
+
+	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, "", 0, &id) == STOMP_OK);
+	stomp_conn_process(c, 1);
+	sent = broker_read(&b);
+	CHECK(sent != NULL);
+	stomp_frame_free(sent);
+	for (i = 0; i < 5; i++)
+		broker_write_message(&b, 30000);
+	BWRITE(&b, "RECEIPT\nreceipt-id:1\n\n\0");
+
+	stomp_conn_process(c, 2);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+	/* paused: one MESSAGE waits, the rest is still in the socket */
+	CHECK(socket_unread(c) > 60000);
+	CHECK(!(stomp_conn_wait_events(c) & STOMP_WAIT_READ));
+	stomp_conn_process(c, 3);
+	CHECK(socket_unread(c) > 60000);
+
+	/* the caller takes events, the connection reads on, the receipt comes */
+	for (i = 0; i < 20 && receipts == 0; i++)
+	{
+		int			waiting = 0;
+
+		while (stomp_conn_next_event(c, &ev))
+		{
+			waiting++;
+			if (ev.type == STOMP_EVENT_MESSAGE)
+				messages++;
+			if (ev.type == STOMP_EVENT_RECEIPT && ev.receipt_id == id)
+				receipts++;
+			stomp_event_clear(&ev);
+		}
+		/* the bound: at most one frame of 30000 bytes beyond it */
+		CHECK(waiting <= 2);
+		stomp_conn_process(c, 4 + i);
+	}
+	CHECK(messages == 5 && receipts == 1);
+	CHECK(socket_unread(c) == 0);
+	CHECK(stomp_conn_wait_events(c) & STOMP_WAIT_READ);
+
+	/* one frame of ten times the bound still comes in, whole and alone */
+	broker_write_message(&b, 100000);
+	broker_write_message(&b, 10);
+	for (i = 0; i < 5 && !stomp_conn_next_event(c, &ev); i++)
+		stomp_conn_process(c, 30 + i);
+	CHECK(i < 5 && ev.type == STOMP_EVENT_MESSAGE && ev.frame->body_len == 100000);
+	stomp_event_clear(&ev);
+	CHECK(!stomp_conn_next_event(c, &ev));
+	stomp_conn_process(c, 40);
+	CHECK(stomp_conn_next_event(c, &ev) && ev.type == STOMP_EVENT_MESSAGE &&
+		  ev.frame->body_len == 10);
+	stomp_event_clear(&ev);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+	stomp_conn_free(c);
+	broker_free(&b);
+}
+
+/*
+ * test_session_pause_heartbeats
+ *		While the connection pauses by its own choice, the broker's silence
+ *		is no missed heart-beat (what it sent waits unread) and our own
+ *		heart-beats go on; once reading resumes, the broker has a whole
+ *		interval again.
+ */
+static void
+test_session_pause_heartbeats(void)
+{
+	FakeBroker	b;
+	/* send every 1000, expect every 2000: dead 4000 ms after the last read */
+	StompConn  *c = open_session_input(&b, 1000, 2000, "1000,1000", 10000);
+	StompEvent	ev;
+	char		buf[16];
+	int			i;
+
+	for (i = 0; i < 3; i++)
+		broker_write_message(&b, 6000);
+	stomp_conn_process(c, 10);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+
+	/* paused from 10 on; long past the dead line of 4010 */
+	stomp_conn_process(c, 5000);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+	CHECK(read(b.fd, buf, sizeof(buf)) == 1 && buf[0] == '\n');
+	stomp_conn_process(c, 9000);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+
+	/* take the events; reading resumes at 9001 */
+	for (i = 0; i < 3; i++)
+	{
+		CHECK(stomp_conn_next_event(c, &ev) && ev.type == STOMP_EVENT_MESSAGE);
+		stomp_event_clear(&ev);
+		stomp_conn_process(c, 9001);
+	}
+	CHECK(!stomp_conn_next_event(c, &ev));
+	CHECK(stomp_conn_timeout_ms(c, 9001) > 0);
+	stomp_conn_process(c, 13000);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+	stomp_conn_process(c, 13001);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_FAILED);
+	CHECK(strstr(stomp_conn_error(c), "no data from STOMP broker") != NULL);
+	stomp_conn_free(c);
+	broker_free(&b);
+}
+
+/*
  * test_tcp
  *		A real non-blocking TCP connect to a loopback listener, driven by
  *		poll on what stomp_conn_wait_events() asks for; and a refused
@@ -1480,6 +1665,8 @@ test_conn_io(void)
 	test_session_limits();
 	test_session_write_error();
 	test_session_event_pause();
+	test_session_byte_pause();
+	test_session_pause_heartbeats();
 	test_tcp();
 	test_tls();
 }
