@@ -17,9 +17,9 @@
  * delivery.  The memory is a ring of CONSUMER_GIVEN_BACK_MAX ids, more than
  * the consumer ever holds, of CONSUMER_GIVEN_BACK_ID_MAX bytes at most (so
  * that a producer's huge ids cannot make it large): the oldest are
- * forgotten first, and a message
- * that comes back after that (or to another consumer, or after a restart)
- * counts as redelivered, as it would have without this memory.
+ * forgotten first, and a message that comes back after that (or to another
+ * consumer, or after a restart) counts as redelivered, as it would have
+ * without this memory.
  *
  * Error policy: none; out of memory, an id is not remembered (returns
  * false), which only counts its return as a redelivery.
