@@ -149,7 +149,7 @@ my $victim = $node->background_psql('postgres');
 my $victim_pid = $victim->query_safe('SELECT pg_backend_pid()');
 kill 'KILL', $victim_pid;
 eval { $victim->quit };
-$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
+OutboxTest::Outbox::wait_until_up($node) or die 'the server did not come back';
 $node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM outbox.status WHERE kind = 'publisher'")
   or diag('no publisher after the crash restart');

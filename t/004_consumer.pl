@@ -194,7 +194,7 @@ ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM outbox.received
 my $q = $mq->queue_info('q_slow');
 is($q->{messages_unacknowledged} + $q->{messages_ready}, 1, 'but not acknowledged');
 kill 'KILL', $slow_pid;
-$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
+OutboxTest::Outbox::wait_until_up($node) or die 'the server did not come back';
 $proxy->resume;
 ok($mq->wait_for_queue_count('q_slow', 0, 60), 'after the crash, the redelivered message was acknowledged');
 is(effects("msg_id = 'm6'"), '1', 'killed -9 between COMMIT and ACK: still one effect');

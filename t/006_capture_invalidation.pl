@@ -85,7 +85,7 @@ ok($writers_ok, 'every writer transaction succeeded') or diag($werr);
 ok($storm_ok, 'every invalidating transaction succeeded') or diag($serr);
 
 # a crashed server restarts: wait for it, so that the checks below report
-$node->poll_query_until('postgres', 'SELECT true')
+OutboxTest::Outbox::wait_until_up($node)
   or die 'the server did not come back';
 
 my $log = slurp_file($node->logfile);

@@ -8,15 +8,18 @@
 #	my $node = OutboxTest::Outbox::node('name', $broker_host_and_port, "extra.conf = 1\n");
 #	my $got = OutboxTest::Outbox::drain($mq, 'queue', expect => 100);   # { dop-msg-id => times }
 #	my ($missing, $duplicates) = OutboxTest::Outbox::check($node, $got, "destination = '/queue/q'");
+#	OutboxTest::Outbox::wait_until_up($node) or die;   # after a crash restart
 
 package OutboxTest::Outbox;
 
 use strict;
 use warnings;
 
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 use OutboxTest::Stomp;
 
@@ -128,6 +131,27 @@ sub check
 	diag(scalar(@missing) . ' missing, e.g. ' . join(', ', @missing[ 0 .. ($#missing < 4 ? $#missing : 4) ]))
 	  if @missing;
 	return (scalar(@missing), $duplicates, scalar(@ids));
+}
+
+# Wait until the node takes connections again, after a crash restart;
+# returns whether it did in time.  poll_query_until() cannot be used for
+# that: it writes its query to psql's standard input, and dies of the
+# broken pipe when psql was refused (the server still recovering) and
+# exited before reading it.
+sub wait_until_up
+{
+	my ($node) = @_;
+	local %ENV = (%ENV, PGCONNECT_TIMEOUT => 5);
+	for (1 .. 10 * $PostgreSQL::Test::Utils::timeout_default)
+	{
+		my ($out, $err) = ('', '');
+		IPC::Run::run([ 'psql', '-XAtq', '-d', $node->connstr('postgres'),
+				'-c', 'SELECT true' ],
+			'<', '/dev/null', '>', \$out, '2>', \$err);
+		return 1 if $out =~ /^t$/m;
+		usleep(100_000);
+	}
+	return 0;
 }
 
 1;
