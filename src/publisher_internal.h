@@ -16,6 +16,7 @@
 #ifndef PUBLISHER_INTERNAL_H
 #define PUBLISHER_INTERNAL_H
 
+#include "storage/itemptr.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
@@ -30,6 +31,8 @@
 typedef struct PendingMessage
 {
 	pg_uuid_t	id;
+	ItemPointerData tid;		/* the row version fetched and locked */
+	TransactionId xmin;			/* and its xmin */
 	char	   *destination;
 	Jsonb	   *body;
 	Jsonb	   *headers;
@@ -97,6 +100,7 @@ extern SendOutcome publisher_session_end_outcome(PassMessages *pass);
 extern SendOutcome publisher_send_and_confirm(PassMessages *pass, int from,
 											  int64 deadline);
 extern PublisherInFlight *publisher_in_flight(PendingMessage *messages, int n);
+extern void publisher_carry_in_flight(PassMessages *next, PassMessages *prev);
 
 /* in publisher_rows.c */
 extern void publisher_rows_init(void);
@@ -104,6 +108,7 @@ extern void publisher_prepare_plans(bool see_pauses);
 extern void publisher_free_plans(void);
 extern void publisher_begin_pass(PassMessages *pass);
 extern int	publisher_fetch(PublisherFetch fetch, Datum *args, PassMessages *pass);
+extern int	publisher_relock_in_flight(PassMessages *pass);
 extern void publisher_mark_outcome(PassMessages *pass);
 extern void publisher_charge_message(PendingMessage *message, const char *error);
 extern void publisher_fail_message(PendingMessage *message, const char *reason);

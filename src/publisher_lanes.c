@@ -17,15 +17,21 @@
  * 2. The pipelined lane: up to outbox.published_chunk_size fresh rows in
  *    id order, locked FOR UPDATE SKIP LOCKED, are sent back to back, each
  *    with a receipt; the receipted ones are marked succeeded while the
- *    next chunk goes, and the transaction commits after PIPELINE_MESSAGES
- *    (in whole chunks) or PIPELINE_MS, once the last receipts are in,
- *    taken and marked a chunk at a time, so that only the last chunk's
- *    rows are marked with nothing in flight.  PIPELINE_MESSAGES bounds
- *    what a crash sends again (the pass transaction's sent rows).  A row
- *    is never marked before its receipt.
- *    Rows past expires_at are failed, with the reason in last_error,
- *    instead of sent.  While it drains a backlog, the next pass resumes
- *    after the last id fetched.
+ *    next chunk goes.  A pass transaction commits after PIPELINE_MESSAGES
+ *    (in whole chunks, counting those it took over) or PIPELINE_MS.
+ *    While more is waiting, for up to LANE_MS, it commits with its window
+ *    still in flight, and the next transaction takes those messages over
+ *    (publisher_carry_in_flight()), locks their rows again, unless they
+ *    changed meanwhile (publisher_relock_in_flight()), and marks them as
+ *    their receipts come: the broker always has work while a commit
+ *    waits for its WAL.  The lane's last transaction commits once the
+ *    last receipts are in, taken and marked a chunk at a time, so that
+ *    only the last chunk's rows are marked with nothing in flight.
+ *    PIPELINE_MESSAGES bounds what a crash sends again (the rows a pass
+ *    transaction sent or took over).  A row is never marked before its
+ *    receipt.  Rows past expires_at are failed, with the reason in
+ *    last_error, instead of sent.  While it drains a backlog, the next
+ *    lane resumes after the last id fetched.
  *
  * A message therefore never holds up the messages behind it: once refused
  * it leaves the pipelined lane for good.  Which message goes alone next,
@@ -48,8 +54,9 @@
  *   sent alone stays a suspect.
  * - SQL errors are raised: the pass catches them (publisher.c).
  *
- * Memory: each lane's messages are in the pass context
- * (publisher_rows.c); the suspects are in TopMemoryContext, kept across
+ * Memory: each lane's messages are in a pass context (publisher_rows.c:
+ * two, taken in turn, so that a transaction can take over the messages
+ * of the one before); the suspects are in TopMemoryContext, kept across
  * passes and freed one by one as they are sent, or all when the extension
  * goes.
  *
@@ -74,6 +81,8 @@
  */
 #define PIPELINE_MESSAGES		2000
 #define PIPELINE_MS				1000
+/* how long the pipelined lane's transactions hand over messages in flight */
+#define LANE_MS					3000
 /* longest a draining publisher resumes its scan instead of starting over */
 #define RESUME_MAX_MS			10000
 /* messages in flight at most in the pipelined lane (at least a chunk) */
@@ -107,7 +116,8 @@ static IsolationFetched isolation_fetch(PassMessages *pass, char **probe);
 static void isolation_judge(PassMessages *pass, SendOutcome outcome,
 							const char *probe);
 static SendOutcome pipeline_chunks(PassMessages *pass, pg_uuid_t *after,
-								   int64 started, int64 deadline, bool *full);
+								   int64 lane_started, bool *full,
+								   bool *roll_over);
 static bool pipeline_session_end(PassMessages *pass, SendOutcome outcome);
 static bool refuse_destination(const char *destination, StompRefusal refusal,
 							   const char *reason);
@@ -272,24 +282,28 @@ isolation_judge(PassMessages *pass, SendOutcome outcome, const char *probe)
  * Send fresh messages, pipelined: chunk after chunk of
  * outbox.published_chunk_size rows in id order, each chunk fetched, sent,
  * and its predecessors' receipted rows marked (one statement) while up to
- * PIPELINE_WINDOW messages are in flight, for at most PIPELINE_MESSAGES
- * or PIPELINE_MS; then the transaction commits.  Returns whether
- * more may be waiting.
+ * PIPELINE_WINDOW messages are in flight, in pass transactions of at most
+ * PIPELINE_MESSAGES or PIPELINE_MS, each taking over the messages the one
+ * before left in flight, for up to LANE_MS.  Returns whether more may be
+ * waiting.
  */
 bool
 publisher_pipelined_lane(void)
 {
-	PassMessages pass;
+	PassMessages passes[2];
+	PassMessages *pass = &passes[0];
 	pg_uuid_t	after;
 	int64		started = outbox_monotonic_ms();
 	bool		full = false;
+	bool		roll_over = false;
 	bool		resumed;
+	int			confirmed = 0;
 	SendOutcome outcome;
 
 	if (!publisher_ensure_connected())
 		return false;
 
-	publisher_begin_pass(&pass);
+	publisher_begin_pass(pass);
 	resumed = publisher_pipeline_resumes(resume_valid, started,
 										 resume_since_ms, RESUME_MAX_MS);
 	if (resumed)
@@ -299,19 +313,32 @@ publisher_pipelined_lane(void)
 	resume_valid = false;
 
 	outbox_xact_begin(InvalidOid);
-	outcome = pipeline_chunks(&pass, &after, started,
-							  started + CHUNK_RECEIPT_TIMEOUT_MS, &full);
-	if (pass.n == 0)
+	outcome = pipeline_chunks(pass, &after, started, &full, &roll_over);
+	if (pass->n == 0)
 	{
 		outbox_xact_commit();
 		/* nothing after the resume point: look from the head at once */
 		return resumed;
 	}
-	publisher_mark_outcome(&pass);
-	outbox_xact_commit();
-	publisher_note_session_end(outcome, pass.confirmed);
+	for (;;)
+	{
+		PassMessages *next = (pass == &passes[0]) ? &passes[1] : &passes[0];
 
-	/* still draining: the next pass goes on from here */
+		publisher_mark_outcome(pass);
+		outbox_xact_commit();
+		confirmed += pass->confirmed;
+		if (outcome != SEND_ALL_CONFIRMED || !roll_over)
+			break;
+		/* the next transaction takes over what is in flight */
+		publisher_carry_in_flight(next, pass);
+		pass = next;
+		outbox_xact_begin(InvalidOid);
+		(void) publisher_relock_in_flight(pass);
+		outcome = pipeline_chunks(pass, &after, started, &full, &roll_over);
+	}
+	publisher_note_session_end(outcome, confirmed);
+
+	/* still draining: the next lane goes on from here */
 	if (full && outcome == SEND_ALL_CONFIRMED)
 	{
 		if (!resumed)
@@ -320,32 +347,40 @@ publisher_pipelined_lane(void)
 		resume_valid = true;
 	}
 	if (outcome != SEND_ALL_CONFIRMED)
-		return pipeline_session_end(&pass, outcome);
+		return pipeline_session_end(pass, outcome);
 	return full;
 }
 
 /*
- * The pipelined lane's pass transaction: fetch the fresh rows after *after
- * chunk by chunk, send each chunk, and mark what its predecessors' receipts
- * confirmed, within the limits of publisher_lanes.c; then take in the last
- * receipts.  *after is the last id fetched, *full whether the last chunk
- * was whole (more may be waiting).  Returns how the session went.
+ * One pass transaction of the pipelined lane, which started at
+ * lane_started: fetch the fresh rows after *after chunk by chunk, send
+ * each chunk, and mark what its predecessors' receipts confirmed, within
+ * the limits of publisher_lanes.c.  Then either *roll_over: the caller
+ * marks what is confirmed and commits with the rest in flight, for the
+ * next transaction to take over; or the last receipts are taken in.
+ * *after is the last id fetched, *full whether the last chunk was whole
+ * (more may be waiting).  Returns how the session went.
  */
 static SendOutcome
-pipeline_chunks(PassMessages *pass, pg_uuid_t *after, int64 started,
-				int64 deadline, bool *full)
+pipeline_chunks(PassMessages *pass, pg_uuid_t *after, int64 lane_started,
+				bool *full, bool *roll_over)
 {
 	PublisherPipelineLimits limits;
 	SendOutcome outcome = SEND_ALL_CONFIRMED;
+	int64		started = outbox_monotonic_ms();
+	int64		deadline = started + CHUNK_RECEIPT_TIMEOUT_MS;
 	Datum		args[4];
 	int			chunks = 0;
 
 	/* what one pass transaction sends (publisher_lanes.c) */
 	limits.chunk_size = outbox_published_chunk_size;
 	limits.window = PIPELINE_WINDOW;
-	limits.max_chunks = publisher_pipeline_max_chunks(PIPELINE_MESSAGES,
+	/* the messages taken over in flight are the transaction's to resend */
+	limits.max_chunks = publisher_pipeline_max_chunks(PIPELINE_MESSAGES, pass->n,
 													  outbox_published_chunk_size);
 	limits.max_ms = PIPELINE_MS;
+	limits.lane_ms = LANE_MS;
+	*roll_over = false;
 
 	args[0] = suspect_array();
 	args[2] = Int32GetDatum(outbox_published_chunk_size);
@@ -354,6 +389,7 @@ pipeline_chunks(PassMessages *pass, pg_uuid_t *after, int64 started,
 	{
 		int			from = pass->n;
 		int			n;
+		int64		now;
 
 		/* SKIP LOCKED returns the rows we locked ourselves: go past them */
 		args[1] = UUIDPGetDatum(after);
@@ -365,17 +401,23 @@ pipeline_chunks(PassMessages *pass, pg_uuid_t *after, int64 started,
 		chunks++;
 		if (!publisher_queue_sends(pass, from, deadline))
 			return publisher_session_end_outcome(pass);
-		if (!publisher_pipeline_another_chunk(&limits, n, chunks,
-											  outbox_monotonic_ms() - started))
-			break;
+		now = outbox_monotonic_ms();
+		if (!publisher_pipeline_another_chunk(&limits, n, chunks, now - started))
+		{
+			*roll_over = publisher_pipeline_rolls_over(&limits, n,
+													   now - lane_started);
+			if (!*roll_over)
+				break;
+		}
 		/*
 		 * Keep up to PIPELINE_WINDOW messages in flight while the confirmed
-		 * ones are marked and the next chunk is fetched and sent.
+		 * ones are marked and the next chunk is fetched and sent, in this
+		 * transaction or the next.
 		 */
 		outcome = publisher_collect_receipts(pass,
 											 publisher_pipeline_outstanding(&limits),
 											 deadline);
-		if (outcome != SEND_ALL_CONFIRMED)
+		if (outcome != SEND_ALL_CONFIRMED || *roll_over)
 			return outcome;
 		publisher_mark_outcome(pass);
 	}

@@ -8,8 +8,13 @@
  * The fetches lock their rows FOR UPDATE SKIP LOCKED and leave out paused
  * destinations (outbox.pause(), once ALTER EXTENSION UPDATE made the
  * pause table) and those held apart; the pass transaction keeps the locks
- * until its commit.  A row is marked succeeded only once its receipt came
- * in.  An attempt charged follows django-outbox-pattern's schedule
+ * until its commit.  A pass transaction that took over messages in flight
+ * from the one before (publisher_lanes.c) locks their rows again first,
+ * each only if it is still the very row version that was sent (its ctid,
+ * xmin and id): a row changed or deleted meanwhile, or locked by someone
+ * else, is left as it is, never marked for a send of another version.  A
+ * row is marked succeeded only once its receipt came in.  An attempt
+ * charged follows django-outbox-pattern's schedule
  * (src/decide/publisher_retry.c decides the new count, the due time and
  * whether it was the last allowed attempt; the statement only writes
  * them).
@@ -33,9 +38,11 @@
  *
  * Memory: the plans are saved (SPI_keepplan) for the life of the worker,
  * freed when the extension goes or the pause table appears; the rows a
- * fetch locked are copied into the pass context, emptied at each
- * publisher_begin_pass(), because the lanes read them after the commit,
- * when SPI's memory is gone.
+ * fetch locked are copied into the pass context, because the lanes read
+ * them after the commit, when SPI's memory is gone.  There are two pass
+ * contexts, taken in turn and emptied by the publisher_begin_pass() that
+ * takes one: a pass can take over the messages of the pass before while
+ * those are still there.
  *
  * src/publisher_rows.c
  *
@@ -63,26 +70,39 @@ static SPIPlanPtr mark_failed_plan = NULL;
 static SPIPlanPtr charge_attempt_plan = NULL;
 static SPIPlanPtr fail_message_plan = NULL;
 static SPIPlanPtr fetch_probe_plan = NULL;
+static SPIPlanPtr relock_plan = NULL;
 static bool plans_see_pauses = false;	/* outbox.destination_pause exists */
 
-static MemoryContext pass_context = NULL;	/* the messages of a pass */
+/* the messages of a pass, in one of two contexts taken in turn */
+static MemoryContext pass_contexts[2] = {NULL, NULL};
+static int	pass_turn = 0;
+
+/* what every fetch returns, in the order fetch_messages() reads it */
+#define FETCH_COLUMNS \
+	"SELECT id, destination, body, headers, retry," \
+	"       expires_at < now() AS expired, ctid, xmin" \
+	"  FROM outbox.published"
 
 static void prepare_plans(void);
 static SPIPlanPtr keep_generic_plan(const char *sql, int nargs,
 									Oid *argtypes);
 static int	fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass);
 static int	mark_rows(PassMessages *pass, bool expired, SPIPlanPtr plan);
+static PendingMessage *find_message(PassMessages *pass, const pg_uuid_t *id);
 
 /*
- * Make the pass context; once, at the worker's start.  Not a child of the
+ * Make the pass contexts; once, at the worker's start.  Not a child of the
  * worker's scratch context: it outlives its resets.
  */
 void
 publisher_rows_init(void)
 {
-	pass_context = AllocSetContextCreate(TopMemoryContext,
-										 "outbox publisher pass",
-										 ALLOCSET_DEFAULT_SIZES);
+	int			i;
+
+	for (i = 0; i < lengthof(pass_contexts); i++)
+		pass_contexts[i] = AllocSetContextCreate(TopMemoryContext,
+												 "outbox publisher pass",
+												 ALLOCSET_DEFAULT_SIZES);
 }
 
 /*
@@ -113,6 +133,7 @@ prepare_plans(void)
 	Oid			charge_args[5] = {UUIDOID, INT4OID, BOOLOID, TIMESTAMPTZOID, TEXTOID};
 	Oid			fail_args[2] = {UUIDOID, TEXTOID};
 	Oid			probe_arg[1] = {TEXTOID};
+	Oid			tids_arg[1] = {TIDARRAYOID};
 	/* paused destinations (outbox.pause()) are left alone by every fetch */
 	const char *unpaused = plans_see_pauses ?
 		"   AND NOT EXISTS (SELECT FROM outbox.destination_pause dp"
@@ -123,9 +144,7 @@ prepare_plans(void)
 
 	/* and the destinations held apart ($n text[]) by all but the probe */
 	fetch_fresh_plan =
-		keep_generic_plan(psprintf("SELECT id, destination, body, headers, retry,"
-								   "       expires_at < now() AS expired"
-								   "  FROM outbox.published"
+		keep_generic_plan(psprintf(FETCH_COLUMNS
 								   " WHERE status = 'scheduled' AND retry = 0"
 								   "   AND next_attempt_at <= now() AND id <> ALL ($1)"
 								   "   AND id > $2 AND destination <> ALL ($4) %s"
@@ -133,9 +152,7 @@ prepare_plans(void)
 								   "   FOR UPDATE SKIP LOCKED", unpaused),
 						  4, fresh_args);
 	fetch_retrying_plan =
-		keep_generic_plan(psprintf("SELECT id, destination, body, headers, retry,"
-								   "       expires_at < now() AS expired"
-								   "  FROM outbox.published"
+		keep_generic_plan(psprintf(FETCH_COLUMNS
 								   " WHERE status = 'scheduled' AND retry > 0"
 								   "   AND next_attempt_at <= now()"
 								   "   AND destination <> ALL ($2) %s"
@@ -143,9 +160,7 @@ prepare_plans(void)
 								   "   FOR UPDATE SKIP LOCKED", unpaused),
 						  2, retrying_args);
 	fetch_suspect_plan =
-		keep_generic_plan(psprintf("SELECT id, destination, body, headers, retry,"
-								   "       expires_at < now() AS expired"
-								   "  FROM outbox.published"
+		keep_generic_plan(psprintf(FETCH_COLUMNS
 								   " WHERE status = 'scheduled' AND id = ANY ($1)"
 								   "   AND destination <> ALL ($2) %s"
 								   " ORDER BY id"
@@ -153,14 +168,22 @@ prepare_plans(void)
 						  2, suspect_args);
 	/* one due message of a held destination, sent alone to try it */
 	fetch_probe_plan =
-		keep_generic_plan(psprintf("SELECT id, destination, body, headers, retry,"
-								   "       expires_at < now() AS expired"
-								   "  FROM outbox.published"
+		keep_generic_plan(psprintf(FETCH_COLUMNS
 								   " WHERE status = 'scheduled' AND destination = $1"
 								   "   AND next_attempt_at <= now() %s"
 								   " ORDER BY id LIMIT 1"
 								   "   FOR UPDATE SKIP LOCKED", unpaused),
 						  1, probe_arg);
+	/*
+	 * the row versions of messages taken over in flight, again: a TID scan
+	 * (a row updated meanwhile may come back as its newer version, which
+	 * publisher_relock_in_flight() tells by its ctid and xmin)
+	 */
+	relock_plan =
+		keep_generic_plan("SELECT ctid, xmin, id FROM outbox.published"
+						  " WHERE ctid = ANY ($1) AND status = 'scheduled'"
+						  "   FOR UPDATE SKIP LOCKED",
+						  1, tids_arg);
 	mark_succeeded_plan =
 		keep_generic_plan("UPDATE outbox.published"
 						  "   SET status = 'succeeded', last_error = NULL"
@@ -206,7 +229,7 @@ publisher_free_plans(void)
 {
 	SPIPlanPtr *plans[] = {&fetch_fresh_plan, &fetch_retrying_plan,
 		&fetch_suspect_plan, &mark_succeeded_plan, &mark_failed_plan,
-	&charge_attempt_plan, &fail_message_plan, &fetch_probe_plan};
+	&charge_attempt_plan, &fail_message_plan, &fetch_probe_plan, &relock_plan};
 	int			i;
 
 	for (i = 0; i < lengthof(plans); i++)
@@ -218,14 +241,16 @@ publisher_free_plans(void)
 }
 
 /*
- * Start a new pass: its messages go to the pass context, emptied now.
+ * Start a new pass: its messages go to the pass context whose turn it is,
+ * emptied now (the other one keeps the pass before).
  */
 void
 publisher_begin_pass(PassMessages *pass)
 {
-	MemoryContextReset(pass_context);
+	pass_turn = 1 - pass_turn;
+	MemoryContextReset(pass_contexts[pass_turn]);
 	memset(pass, 0, sizeof(*pass));
-	pass->context = pass_context;
+	pass->context = pass_contexts[pass_turn];
 }
 
 /*
@@ -302,10 +327,100 @@ fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass)
 		m->headers = DatumGetJsonbPCopy(SPI_getbinval(row, desc, 4, &isnull));
 		m->retry = DatumGetInt32(SPI_getbinval(row, desc, 5, &isnull));
 		m->expired = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
+		m->tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(row, desc, 7, &isnull));
+		m->xmin = DatumGetTransactionId(SPI_getbinval(row, desc, 8, &isnull));
 	}
 	MemoryContextSwitchTo(old);
 	SPI_freetuptable(SPI_tuptable);
 	return (int) i;
+}
+
+/*
+ * A pass transaction took over the messages in flight of the one before
+ * (publisher_carry_in_flight()), whose commit let go of their rows: lock
+ * each row again if it is still the version that was sent and scheduled.
+ * A row changed, deleted or locked by another transaction meanwhile is
+ * left as it is: its message is noted marked, so that no outcome is
+ * written on it (sent again if it is still scheduled: at least once).
+ * Returns how many were left.  The messages are those of the pipelined
+ * lane, in id order.
+ */
+int
+publisher_relock_in_flight(PassMessages *pass)
+{
+	Datum	   *tids = palloc(sizeof(Datum) * Max(pass->n, 1));
+	Datum		args[1];
+	bool	   *locked = palloc0(sizeof(bool) * Max(pass->n, 1));
+	int			n = 0;
+	int			left = 0;
+	int			i;
+	uint64		r;
+
+	for (i = 0; i < pass->n; i++)
+		if (!pass->messages[i].marked)
+			tids[n++] = PointerGetDatum(&pass->messages[i].tid);
+	if (n == 0)
+		return 0;
+	args[0] = PointerGetDatum(construct_array(tids, n, TIDOID,
+											  sizeof(ItemPointerData), false,
+											  TYPALIGN_SHORT));
+	if (SPI_execute_plan(relock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock outbox messages in flight again");
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(row, desc, 1, &isnull));
+		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(row, desc, 2, &isnull));
+		PendingMessage *m = find_message(pass,
+										 DatumGetUUIDP(SPI_getbinval(row, desc, 3, &isnull)));
+
+		if (m != NULL && !m->marked && ItemPointerEquals(&m->tid, tid) &&
+			TransactionIdEquals(m->xmin, xmin))
+			locked[m - pass->messages] = true;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	for (i = 0; i < pass->n; i++)
+	{
+		if (pass->messages[i].marked || locked[i])
+			continue;
+		pass->messages[i].marked = true;
+		left++;
+	}
+	pfree(locked);
+	pfree(tids);
+	if (left > 0)
+		ereport(DEBUG1,
+				(errmsg_plural("outbox publisher: %d message in flight was changed or locked meanwhile; its row is left as it is",
+							   "outbox publisher: %d messages in flight were changed or locked meanwhile; their rows are left as they are",
+							   left, left)));
+	return left;
+}
+
+/*
+ * The message of the pass with that id, or NULL; the pass's messages are
+ * in id order.
+ */
+static PendingMessage *
+find_message(PassMessages *pass, const pg_uuid_t *id)
+{
+	int			low = 0;
+	int			high = pass->n - 1;
+
+	while (low <= high)
+	{
+		int			mid = low + (high - low) / 2;
+		int			cmp = memcmp(&pass->messages[mid].id, id, UUID_LEN);
+
+		if (cmp == 0)
+			return &pass->messages[mid];
+		if (cmp < 0)
+			low = mid + 1;
+		else
+			high = mid - 1;
+	}
+	return NULL;
 }
 
 /*

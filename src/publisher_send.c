@@ -292,6 +292,42 @@ publisher_send_and_confirm(PassMessages *pass, int from, int64 deadline)
 }
 
 /*
+ * Begin the pass next with the messages of the pass prev still in flight
+ * (sent, not marked: unconfirmed, or confirmed after prev's last marks),
+ * in their order, for next to take in their receipts and mark them; prev
+ * committed, and the receipts its messages asked for on this connection
+ * come to next.  Each message keeps only what a session's end needs: its
+ * body and headers were freed when it was sent.
+ */
+void
+publisher_carry_in_flight(PassMessages *next, PassMessages *prev)
+{
+	int			i;
+
+	publisher_begin_pass(next);
+	next->allocated = Max(prev->n - prev->unmarked_from, 1);
+	next->messages = MemoryContextAllocZero(next->context,
+											sizeof(PendingMessage) * next->allocated);
+	for (i = prev->unmarked_from; i < prev->n; i++)
+	{
+		PendingMessage *from = &prev->messages[i];
+		PendingMessage *m;
+
+		if (from->receipt == 0 || from->marked)
+			continue;
+		m = &next->messages[next->n];
+		*m = *from;
+		m->destination = MemoryContextStrdup(next->context, from->destination);
+		if (!m->confirmed)
+		{
+			note_receipt(next, m->receipt, next->n);
+			next->outstanding++;
+		}
+		next->n++;
+	}
+}
+
+/*
  * The first n messages of a pass as the decisions about a session's end
  * see them (publisher_session.c); palloc'd in the current context.
  */

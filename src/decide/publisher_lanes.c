@@ -13,18 +13,22 @@
  * session that had them in flight could not say which one it was), then
  * the refused messages whose next attempt is due.
  *
- * The pipelined lane sends fresh rows chunk after chunk in one pass
- * transaction, keeping at most "window" messages unconfirmed while the
- * next chunk is fetched and sent; it stops at a chunk that is not full
- * (the backlog is drained), after max_chunks chunks or max_ms; the
- * chunks a pass may take are as many as make max_messages, whatever the
- * chunk size, since a crash sends a pass's messages again.  At the end of
- * a pass the last receipts are taken in a chunk at a time, each
- * chunk's rows marked while the next chunk's receipts are on their way,
- * so that only the last chunk's rows are marked once the broker has
- * nothing left to confirm.  While it
- * drains a backlog, the next pass resumes after the last id fetched, for
- * at most resume_max_ms from the pass that started the run.
+ * The pipelined lane sends fresh rows chunk after chunk, keeping at most
+ * "window" messages unconfirmed while the next chunk is fetched and sent.
+ * A pass transaction stops fetching at a chunk that is not full (the
+ * backlog is drained), after max_chunks chunks or max_ms; the chunks it
+ * may take are as many as make max_messages together with the messages
+ * it took over in flight from the transaction before, whatever the chunk
+ * size, since a crash sends again every message a pass transaction has
+ * not committed as sent.  While more is waiting and the lane is within
+ * lane_ms, the transaction commits with its window still in flight and
+ * the next one takes it over (it rolls over), so that the broker is never
+ * left idle while a commit waits for its WAL.  At the end of the lane the
+ * last receipts are taken in a chunk at a time, each chunk's rows marked
+ * while the next chunk's receipts are on their way, so that only the last
+ * chunk's rows are marked once the broker has nothing left to confirm.
+ * While it drains a backlog, the next lane resumes after the last id
+ * fetched, for at most resume_max_ms from the lane that started the run.
  *
  * Error policy: none; every input gives an answer.
  * Memory: none allocated.
@@ -83,15 +87,33 @@ publisher_pipeline_another_chunk(const PublisherPipelineLimits *limits,
 
 /*
  * publisher_pipeline_max_chunks
- *		How many chunks of chunk_size rows one pass transaction may take:
- *		as many as make max_messages, and at least one.
+ *		How many chunks of chunk_size rows one pass transaction may take,
+ *		having taken over carried messages in flight: as many as make
+ *		max_messages with them, and at least one.
  */
 int
-publisher_pipeline_max_chunks(int max_messages, int chunk_size)
+publisher_pipeline_max_chunks(int max_messages, int carried, int chunk_size)
 {
-	if (chunk_size <= 0 || max_messages / chunk_size < 1)
+	int			left = max_messages - (carried > 0 ? carried : 0);
+
+	if (chunk_size <= 0 || left / chunk_size < 1)
 		return 1;
-	return max_messages / chunk_size;
+	return left / chunk_size;
+}
+
+/*
+ * publisher_pipeline_rolls_over
+ *		Whether a pass transaction that stopped fetching after a chunk of
+ *		"fetched" rows commits with its messages still in flight, for the
+ *		next one to take over, rather than waiting for their receipts: only
+ *		after a full chunk (more is waiting) and within the lane's time.
+ */
+bool
+publisher_pipeline_rolls_over(const PublisherPipelineLimits *limits,
+							  int fetched, int64_t lane_elapsed_ms)
+{
+	return fetched == limits->chunk_size &&
+		lane_elapsed_ms < limits->lane_ms;
 }
 
 /*

@@ -25,13 +25,14 @@ typedef enum PublisherIsolationSource
 	PUBLISHER_ISOLATE_RETRY		/* the most overdue refused message */
 } PublisherIsolationSource;
 
-/* The pipelined lane's limits for one pass transaction */
+/* The pipelined lane's limits: for one pass transaction, and for the lane */
 typedef struct PublisherPipelineLimits
 {
 	int			chunk_size;		/* rows fetched at a time */
 	int			window;			/* messages in flight at most */
 	int			max_chunks;		/* chunks per pass transaction */
 	int64_t		max_ms;			/* time per pass transaction */
+	int64_t		lane_ms;		/* time of the lane's transactions in a row */
 } PublisherPipelineLimits;
 
 extern PublisherIsolationSource publisher_isolation_source(bool probe_due,
@@ -40,7 +41,10 @@ extern int	publisher_pipeline_outstanding(const PublisherPipelineLimits *limits)
 extern bool publisher_pipeline_another_chunk(const PublisherPipelineLimits *limits,
 											 int fetched, int chunks,
 											 int64_t elapsed_ms);
-extern int	publisher_pipeline_max_chunks(int max_messages, int chunk_size);
+extern int	publisher_pipeline_max_chunks(int max_messages, int carried,
+										  int chunk_size);
+extern bool publisher_pipeline_rolls_over(const PublisherPipelineLimits *limits,
+										  int fetched, int64_t lane_elapsed_ms);
 extern int	publisher_pipeline_tail_target(int outstanding, int chunk_size);
 extern bool publisher_pipeline_resumes(bool resume_valid, int64_t now_ms,
 									   int64_t resume_since_ms,

@@ -2,9 +2,9 @@
  *
  * test_publisher_lanes.c
  *	  Unit tests of src/decide/publisher_lanes.c: the isolation lane's
- *	  order, the pipelined lane's window, chunks, time and last receipts,
- *	  and where a
- *	  draining pass resumes, with the clock at the exact boundaries.
+ *	  order, the pipelined lane's window, chunks, time, roll-over and last
+ *	  receipts, and where a draining lane resumes, with the clock at the
+ *	  exact boundaries.
  *
  * test/stomp/test_publisher_lanes.c
  *
@@ -20,10 +20,13 @@
 void
 test_publisher_lanes(void)
 {
-	PublisherPipelineLimits l = {200, 1000, 10, 1000};
-	/* chunk size, chunks of a pass of 2000 messages */
-	static const int max_chunks[][2] = {
-		{200, 10}, {300, 6}, {2000, 1}, {5000, 1}, {1, 2000}, {0, 1}
+	PublisherPipelineLimits l = {200, 1000, 10, 1000, 3000};
+	/* chunk size, carried in flight, chunks of a pass of 2000 messages */
+	static const int max_chunks[][3] = {
+		{200, 0, 10}, {300, 0, 6}, {2000, 0, 1}, {5000, 0, 1}, {1, 0, 2000},
+		{0, 0, 1}, {200, 1000, 5}, {200, 999, 5}, {200, 1001, 4},
+		{200, 1999, 1}, {200, 2000, 1}, {200, 5000, 1}, {200, -5, 10},
+		{1, 1000, 1000}, {0, 1000, 1}
 	};
 	/* outstanding, chunk size, how many may stay unconfirmed */
 	static const int tail[][3] = {
@@ -59,10 +62,24 @@ test_publisher_lanes(void)
 	l.chunk_size = 1;
 	CHECK(publisher_pipeline_another_chunk(&l, 1, 1, 0));
 
-	/* a pass takes as many chunks as make its messages, at least one */
+	/*
+	 * a pass takes as many chunks as make its messages with those it took
+	 * over in flight, at least one
+	 */
 	for (i = 0; i < (int) (sizeof(max_chunks) / sizeof(max_chunks[0])); i++)
-		CHECK(publisher_pipeline_max_chunks(2000, max_chunks[i][0]) ==
-			  max_chunks[i][1]);
+		CHECK(publisher_pipeline_max_chunks(2000, max_chunks[i][1],
+											max_chunks[i][0]) ==
+			  max_chunks[i][2]);
+
+	/* it rolls over after a full chunk only, within the lane's time */
+	l.chunk_size = 200;
+	CHECK(publisher_pipeline_rolls_over(&l, 200, 0));
+	CHECK(publisher_pipeline_rolls_over(&l, 200, 2999));
+	CHECK(!publisher_pipeline_rolls_over(&l, 200, 3000));
+	CHECK(!publisher_pipeline_rolls_over(&l, 199, 0));
+	CHECK(!publisher_pipeline_rolls_over(&l, 0, 0));
+	l.lane_ms = 0;
+	CHECK(!publisher_pipeline_rolls_over(&l, 200, 0));
 
 	/* the last receipts are taken in a chunk at a time, down to none */
 	for (i = 0; i < (int) (sizeof(tail) / sizeof(tail[0])); i++)
