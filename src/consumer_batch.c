@@ -458,11 +458,14 @@ give_back_stale(ConsumerDelivery *deliveries, int n)
 	{
 		stomp_conn_process(MyConsumer.link.broker.conn, outbox_monotonic_ms());
 		ereport(LOG,
-				(errmsg("outbox consumer of queue \"%s\" gave %d messages back to the broker unrun",
-						MyConsumer.queue_name, given),
-				 errdetail("They were held for %lld ms, and their callbacks could have taken them past outbox.consumer_hold_timeout (%d ms).",
-						   (long long) (now - deliveries[0].held_ms),
-						   outbox_consumer_hold_timeout)));
+				(errmsg_plural("outbox consumer of queue \"%s\" gave %d message back to the broker unrun",
+							   "outbox consumer of queue \"%s\" gave %d messages back to the broker unrun",
+							   given, MyConsumer.queue_name, given),
+				 errdetail_plural("It was held for %lld ms, and its callback could have taken it past outbox.consumer_hold_timeout (%d ms).",
+								  "They were held for %lld ms, and their callbacks could have taken them past outbox.consumer_hold_timeout (%d ms).",
+								  given,
+								  (long long) (now - deliveries[0].held_ms),
+								  outbox_consumer_hold_timeout)));
 	}
 	return given;
 }
