@@ -16,9 +16,11 @@
  * files (secret.c); the client copies what it keeps.
  *
  * This file is the connection alone: one login with failover, waits, a
- * receipt awaited, room made in a full output buffer, a goodbye.  What a
- * worker keeps across connections (backoff, state, settings) is the
- * broker link's (worker_link.c).
+ * receipt awaited, room made in a full output buffer, output flushed, a
+ * goodbye.  A wait that takes the client's events after it ends as soon as
+ * one waits; a wait that takes none (room, a flush) sleeps through them.
+ * What a worker keeps across connections (backoff, state, settings) is
+ * the broker link's (worker_link.c).
  *
  * Error policy: a connection that fails is reported to the caller, with
  * what each host answered; only outbox_broker_init() (a setting the
@@ -54,6 +56,10 @@
 static bool latch_seen = false;
 
 static void broker_config(StompConnConfig *config);
+static int	broker_wait(OutboxBroker *broker, int64 deadline_ms,
+						bool takes_events);
+static void broker_wait_interruptible(OutboxBroker *broker, int64 deadline_ms,
+									  bool takes_events);
 static bool broker_attempt(OutboxBroker *broker, const StompHostPort *host,
 						   int64 deadline_ms, StringInfo failures);
 
@@ -191,14 +197,22 @@ outbox_broker_free(OutboxBroker *broker)
 /*
  * Wait until the connection's socket is ready for what it wants, its next
  * timer is due, deadline_ms passes (-1: none), or the latch is set; then
- * let the client do its I/O.  Returns the WaitLatchOrSocket() result, with
- * the latch already reset: the caller handles what set it.
+ * let the client do its I/O.  With takes_events, the caller takes the
+ * client's events after the wait, and events waiting end it at once
+ * (stomp_conn_timeout_ms()); without, it takes none meanwhile (it waits
+ * for room in the output buffer, or for its output to leave), and only the
+ * client's own timers and I/O count (stomp_conn_io_timeout_ms()): else the
+ * events it leaves would end every wait at once, and it would spin.
+ * Returns the WaitLatchOrSocket() result, with the latch already reset:
+ * the caller handles what set it.
  */
-int
-outbox_broker_wait(OutboxBroker *broker, int64 deadline_ms)
+static int
+broker_wait(OutboxBroker *broker, int64 deadline_ms, bool takes_events)
 {
 	int64		now = outbox_monotonic_ms();
-	int64		timeout = stomp_conn_timeout_ms(broker->conn, now);
+	int64		timeout = takes_events ?
+		stomp_conn_timeout_ms(broker->conn, now) :
+		stomp_conn_io_timeout_ms(broker->conn, now);
 	int			wants = stomp_conn_wait_events(broker->conn);
 	int			socket = stomp_conn_socket(broker->conn);
 	int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | WL_TIMEOUT;
@@ -226,6 +240,28 @@ outbox_broker_wait(OutboxBroker *broker, int64 deadline_ms)
 }
 
 /*
+ * In a backend: wait as broker_wait() does, and honour a cancel or
+ * termination request at once.
+ */
+static void
+broker_wait_interruptible(OutboxBroker *broker, int64 deadline_ms,
+						  bool takes_events)
+{
+	if (broker_wait(broker, deadline_ms, takes_events) & WL_LATCH_SET)
+		CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Wait for the broker, for a caller that takes the client's events after
+ * the wait (broker_wait()).
+ */
+int
+outbox_broker_wait(OutboxBroker *broker, int64 deadline_ms)
+{
+	return broker_wait(broker, deadline_ms, true);
+}
+
+/*
  * Whether a wait reset the latch since the last call, and forget it.  A
  * worker that waits on the broker in the middle of its work (a receipt,
  * room in the output buffer) may take in a latch meant for what comes after
@@ -248,8 +284,7 @@ outbox_broker_latch_seen(void)
 void
 outbox_broker_wait_interruptible(OutboxBroker *broker, int64 deadline_ms)
 {
-	if (outbox_broker_wait(broker, deadline_ms) & WL_LATCH_SET)
-		CHECK_FOR_INTERRUPTS();
+	broker_wait_interruptible(broker, deadline_ms, true);
 }
 
 /*
@@ -442,14 +477,38 @@ outbox_broker_await_receipt(OutboxBroker *broker, uint64_t receipt,
 /*
  * The client's output buffer is full (STOMP_ERR_FULL): let the socket
  * drain it, honouring interrupts.  Returns whether to try the frame again:
- * the connection is still open and deadline_ms has not passed.
+ * the connection is still open and deadline_ms has not passed.  The events
+ * that arrive meanwhile wait for the caller; they do not end the wait
+ * (broker_wait()), nor does the connection's pause, as the caller takes
+ * none: the wait lasts until the socket takes more, a timer of the
+ * client's is due (a heart-beat, the write timeout), deadline_ms, or the
+ * latch.
  */
 bool
 outbox_broker_make_room(OutboxBroker *broker, int64 deadline_ms)
 {
-	outbox_broker_wait_interruptible(broker, deadline_ms);
+	if (stomp_conn_state(broker->conn) == STOMP_CONN_OPEN &&
+		outbox_monotonic_ms() < deadline_ms)
+		broker_wait_interruptible(broker, deadline_ms, false);
 	return stomp_conn_state(broker->conn) == STOMP_CONN_OPEN &&
 		outbox_monotonic_ms() < deadline_ms;
+}
+
+/*
+ * Wait until what the client queued is written, the session ends, or
+ * deadline_ms passes, honouring interrupts: for a caller about to drop
+ * the connection that wants its frames (acknowledgements) to leave first.
+ * The events that arrive meanwhile are left to the caller, and do not end
+ * the wait (as in outbox_broker_make_room()).
+ */
+void
+outbox_broker_flush(OutboxBroker *broker, int64 deadline_ms)
+{
+	stomp_conn_process(broker->conn, outbox_monotonic_ms());
+	while (stomp_conn_state(broker->conn) == STOMP_CONN_OPEN &&
+		   stomp_conn_pending_output(broker->conn) > 0 &&
+		   outbox_monotonic_ms() < deadline_ms)
+		broker_wait_interruptible(broker, deadline_ms, false);
 }
 
 /*

@@ -91,6 +91,8 @@
 #define BATCH_MAX_BYTES			CONSUMER_HELD_MAX_BYTES
 /* how often the connection's I/O (heart-beats) runs during a batch */
 #define BATCH_IO_INTERVAL_MS	500
+/* longest the ACKs written get to leave before a connection is dropped */
+#define DLQ_FLUSH_MS			100
 
 /* How a batch's transaction ended */
 typedef enum BatchResult
@@ -344,15 +346,17 @@ send_action(ConsumerDelivery *d, ConsumerAction action)
 
 /*
  * A message to dead-letter could not be (no DLQ, or the broker refused its
- * copy, for the reason why): give the ACKs already written a moment, drop
- * the connection (the broker keeps the message, at the head of the queue)
- * and back off, at least until the DLQ's next try (consumer_retry_plan()),
- * rather than run its callback again at once, over and over.
+ * copy, for the reason why): give the ACKs already queued a moment to
+ * leave (DLQ_FLUSH_MS at most), drop the connection (the broker keeps the
+ * message, at the head of the queue) and back off, at least until the
+ * DLQ's next try (consumer_retry_plan()), rather than run its callback
+ * again at once, over and over.
  */
 static void
 wait_for_dlq(const char *why)
 {
-	(void) outbox_broker_wait(&MyConsumer.link.broker, outbox_monotonic_ms() + 100);
+	outbox_broker_flush(&MyConsumer.link.broker,
+						outbox_monotonic_ms() + DLQ_FLUSH_MS);
 	consumer_disconnect();
 	consumer_back_off(CONSUMER_FAILED_DEAD_LETTER,
 					  "could not dead-letter a message, which waits in the queue",
@@ -454,11 +458,14 @@ give_back_stale(ConsumerDelivery *deliveries, int n)
 	{
 		stomp_conn_process(MyConsumer.link.broker.conn, outbox_monotonic_ms());
 		ereport(LOG,
-				(errmsg("outbox consumer of queue \"%s\" gave %d messages back to the broker unrun",
-						MyConsumer.queue_name, given),
-				 errdetail("They were held for %lld ms, and their callbacks could have taken them past outbox.consumer_hold_timeout (%d ms).",
-						   (long long) (now - deliveries[0].held_ms),
-						   outbox_consumer_hold_timeout)));
+				(errmsg_plural("outbox consumer of queue \"%s\" gave %d message back to the broker unrun",
+							   "outbox consumer of queue \"%s\" gave %d messages back to the broker unrun",
+							   given, MyConsumer.queue_name, given),
+				 errdetail_plural("It was held for %lld ms, and its callback could have taken it past outbox.consumer_hold_timeout (%d ms).",
+								  "They were held for %lld ms, and their callbacks could have taken them past outbox.consumer_hold_timeout (%d ms).",
+								  given,
+								  (long long) (now - deliveries[0].held_ms),
+								  outbox_consumer_hold_timeout)));
 	}
 	return given;
 }

@@ -257,6 +257,7 @@ extern void outbox_broker_wait_interruptible(OutboxBroker *broker,
 											 int64 deadline_ms);
 extern bool outbox_broker_latch_seen(void);
 extern bool outbox_broker_make_room(OutboxBroker *broker, int64 deadline_ms);
+extern void outbox_broker_flush(OutboxBroker *broker, int64 deadline_ms);
 extern void outbox_broker_disconnect_politely(OutboxBroker *broker,
 											  int64 deadline_ms);
 extern void outbox_broker_close(OutboxBroker *broker);

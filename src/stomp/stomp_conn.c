@@ -131,6 +131,7 @@ static bool stomp_remove_outstanding(StompConn *conn, uint64_t id);
 static bool stomp_flush(StompConn *conn, int64_t now_ms);
 static void stomp_fail_writing(StompConn *conn, int64_t now_ms,
 							   const char *why);
+static bool stomp_input_full(const StompConn *conn, size_t max_events);
 static bool stomp_read_input(StompConn *conn, int64_t now_ms,
 							 size_t max_events);
 static void stomp_handle_frame(StompConn *conn, StompFrame *frame);
@@ -1333,23 +1334,47 @@ stomp_conn_wait_events(const StompConn *conn)
 
 /*
  * stomp_conn_timeout_ms
- *		Milliseconds until stomp_conn_process() must run again even if the
- *		socket stays quiet: 0 if work is pending now (events to take,
- *		output not yet tried), -1 if no timer is running.
+ *		Milliseconds until stomp_conn_process() must run again, or the
+ *		caller take events, even if the socket stays quiet: 0 if events
+ *		wait to be taken or the connection has work now
+ *		(stomp_conn_io_timeout_ms()), -1 if no timer is running.  For a
+ *		loop that takes the events after every wait.
  */
 int64_t
 stomp_conn_timeout_ms(const StompConn *conn, int64_t now_ms)
 {
+	if (conn->ev_head < conn->ev_len)
+		return 0;
+	return stomp_conn_io_timeout_ms(conn, now_ms);
+}
+
+/*
+ * stomp_conn_io_timeout_ms
+ *		Milliseconds until stomp_conn_process() must run again for the
+ *		connection's own sake even if the socket stays quiet, the events
+ *		waiting for the caller not counted: 0 if work is pending now
+ *		(output not yet tried, reading to resume once the caller took
+ *		events) or the session has ended with its terminal event not yet
+ *		taken (nothing the caller waits for can come), -1 if no timer is
+ *		running.  For a caller that waits for something else and takes no
+ *		events meanwhile (room in the output buffer): stomp_conn_timeout_ms()
+ *		would be 0 for it as long as events wait.  Paused, the broker's
+ *		silence is not counted (stomp_check_timers()), so it sets no timer.
+ */
+int64_t
+stomp_conn_io_timeout_ms(const StompConn *conn, int64_t now_ms)
+{
 	int64_t		due = INT64_MAX;
 	int64_t		at;
 
-	if (conn->ev_head < conn->ev_len || conn->terminal_pending)
+	if (conn->terminal_pending)
 		return 0;
 	if (conn->state == STOMP_CONN_CONNECTING)
 		due = conn->deadline;
 	else if (stomp_session_live(conn))
 	{
-		if (conn->paused)
+		/* paused with room again: only stomp_read_input() resumes */
+		if (conn->paused && !stomp_input_full(conn, STOMP_MAX_QUEUED_EVENTS))
 			return 0;
 		if (conn->state != STOMP_CONN_OPEN)
 			due = conn->deadline;
@@ -1361,7 +1386,7 @@ stomp_conn_timeout_ms(const StompConn *conn, int64_t now_ms)
 			if (at < due)
 				due = at;
 		}
-		if (conn->state != STOMP_CONN_LOGIN)
+		if (conn->state != STOMP_CONN_LOGIN && !conn->paused)
 		{
 			at = stomp_heartbeat_dead_at(&conn->hb);
 			if (at >= 0 && at < due)

@@ -38,6 +38,14 @@
  *		stomp_conn_process(conn, now);			does all I/O and timers
  *		while (stomp_conn_next_event(conn, &event)) ... handle ...
  *
+ * stomp_conn_timeout_ms() is 0 while events wait to be taken: it is for a
+ * loop that takes them.  A caller that waits for something else and takes
+ * no events meanwhile (room in a full output buffer, its output written)
+ * asks stomp_conn_io_timeout_ms() instead: when the connection itself
+ * needs to run (a timer, output not yet tried, reading to resume), events
+ * waiting not counted; otherwise the events it leaves would make every
+ * wait return at once, and it would spin.
+ *
  * Inbound memory is bounded: once the events waiting and the input not yet
  * decoded hold max_input_bytes (or STOMP_MAX_QUEUED_EVENTS events wait),
  * the connection stops reading until the caller takes events, and TCP
@@ -169,6 +177,7 @@ extern void stomp_conn_close(StompConn *conn);
 extern int	stomp_conn_socket(const StompConn *conn);
 extern int	stomp_conn_wait_events(const StompConn *conn);
 extern int64_t stomp_conn_timeout_ms(const StompConn *conn, int64_t now_ms);
+extern int64_t stomp_conn_io_timeout_ms(const StompConn *conn, int64_t now_ms);
 extern StompConnState stomp_conn_process(StompConn *conn, int64_t now_ms);
 extern bool stomp_conn_next_event(StompConn *conn, StompEvent *event);
 extern void stomp_event_clear(StompEvent *event);

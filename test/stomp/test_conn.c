@@ -69,6 +69,9 @@ static void test_session_write_error(void);
 static void test_session_event_pause(void);
 static void test_session_byte_pause(void);
 static void test_session_pause_heartbeats(void);
+static void test_session_room_wait(void);
+static void test_session_room_wait_paused(void);
+static void test_session_io_timeout_work(void);
 static void test_tcp(void);
 static void test_tls(void);
 
@@ -469,15 +472,18 @@ make_conn(FakeBroker *b, int64_t hb_send, int64_t hb_recv, size_t max_output,
 }
 
 /*
- * open_session_input
- *		Connect a client (inbound bound max_input, 0: default) to the fake
- *		broker and complete CONNECT/CONNECTED at time 0.
+ * open_session_limits
+ *		Connect a client (output bound max_output, inbound bound max_input,
+ *		0: defaults) to the fake broker and complete CONNECT/CONNECTED at
+ *		time 0.
  */
 static StompConn *
-open_session_input(FakeBroker *b, int64_t hb_send, int64_t hb_recv,
-				   const char *server_hb, size_t max_input)
+open_session_limits(FakeBroker *b, int64_t hb_send, int64_t hb_recv,
+					const char *server_hb, size_t max_output,
+					size_t max_input)
 {
-	StompConn  *c = make_conn_input(b, hb_send, hb_recv, 0, max_input, 0);
+	StompConn  *c = make_conn_input(b, hb_send, hb_recv, max_output,
+									max_input, 0);
 	StompFrame *f;
 	char		connected[128];
 
@@ -493,6 +499,17 @@ open_session_input(FakeBroker *b, int64_t hb_send, int64_t hb_recv,
 	CHECK(stomp_conn_process(c, 0) == STOMP_CONN_OPEN);
 	CHECK(count_events(c, STOMP_EVENT_CONNECTED, NULL, 0, NULL) == 1);
 	return c;
+}
+
+/*
+ * open_session_input
+ *		open_session_limits() with the default output bound.
+ */
+static StompConn *
+open_session_input(FakeBroker *b, int64_t hb_send, int64_t hb_recv,
+				   const char *server_hb, size_t max_input)
+{
+	return open_session_limits(b, hb_send, hb_recv, server_hb, 0, max_input);
 }
 
 /*
@@ -1305,6 +1322,200 @@ test_session_pause_heartbeats(void)
 }
 
 /*
+ * fill_output
+ *		The broker reads nothing: SEND frames of 60000 bytes at "now" until
+ *		the output buffer is full (the socket's buffer first).  Returns the
+ *		last result, STOMP_ERR_FULL unless something failed.
+ */
+static StompResult
+fill_output(StompConn *c, int64_t now)
+{
+	static char body[60000];
+	StompResult rc = STOMP_OK;
+	int			i;
+
+	memset(body, 'x', sizeof(body));
+	for (i = 0; i < 1000 && rc == STOMP_OK; i++)
+	{
+		rc = stomp_conn_send(c, "/q", NULL, 0, NULL, body, sizeof(body), NULL);
+		stomp_conn_process(c, now);
+	}
+	return rc;
+}
+
+/*
+ * broker_read_all
+ *		The broker reads everything the client sent, dropping the frames.
+ */
+static void
+broker_read_all(FakeBroker *b)
+{
+	StompFrame *f;
+
+	while ((f = broker_read(b)) != NULL)
+		stomp_frame_free(f);
+}
+
+/*
+ * test_session_room_wait
+ *		A caller that waits for room in the output buffer takes no events
+ *		meanwhile: for it, the events waiting are no reason to run again
+ *		(stomp_conn_io_timeout_ms() is the write timer, not 0), while a
+ *		caller that takes events is still told to run now.  Once the
+ *		broker reads, the room comes and the events are still there.
+ */
+static void
+test_session_room_wait(void)
+{
+	FakeBroker	b;
+	StompConn  *c = open_session_limits(&b, 0, 0, "0,0", 100000, 0);
+	uint64_t	id = 0;
+	uint64_t	ids[2];
+	char		buf[128];
+
+	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, "", 0, &id) == STOMP_OK);
+	stomp_conn_process(c, 1);
+	broker_read_all(&b);
+	snprintf(buf, sizeof(buf), "RECEIPT\nreceipt-id:%llu\n\n",
+			 (unsigned long long) id);
+	broker_write(&b, buf, strlen(buf) + 1);
+	stomp_conn_process(c, 2);
+	CHECK(stomp_conn_timeout_ms(c, 2) == 0);	/* an event to take */
+	CHECK(stomp_conn_io_timeout_ms(c, 2) == -1);	/* nothing else due */
+
+	/* the broker stops reading: the output fills up */
+	CHECK(fill_output(c, 10) == STOMP_ERR_FULL);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+	CHECK(stomp_conn_wait_events(c) == (STOMP_WAIT_READ | STOMP_WAIT_WRITE));
+	CHECK(stomp_conn_timeout_ms(c, 10) == 0);
+	CHECK(stomp_conn_io_timeout_ms(c, 10) == 1000);	/* the write timer */
+	/* woken with nothing written: sleep again, until the timer is due */
+	stomp_conn_process(c, 600);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+	CHECK(stomp_conn_io_timeout_ms(c, 600) == 410);
+	CHECK(stomp_conn_io_timeout_ms(c, 1010) == 0);
+
+	/* the broker reads again: room, and the receipt still waits */
+	broker_read_all(&b);
+	stomp_conn_process(c, 700);
+	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, "", 0, NULL) == STOMP_OK);
+	CHECK(count_events(c, STOMP_EVENT_RECEIPT, ids, 2, NULL) == 1 && ids[0] == id);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+	stomp_conn_free(c);
+	broker_free(&b);
+}
+
+/*
+ * test_session_room_wait_paused
+ *		While the connection pauses reading (its inbound bound reached, the
+ *		caller taking nothing), a wait for output room, or any wait that
+ *		takes no events, sleeps until the next timer: a heart-beat to
+ *		send, or the write timer; the broker's silence past its dead line
+ *		is no reason to run (it is not counted while paused).  Once the
+ *		caller takes an event, reading must resume at once (0).
+ */
+static void
+test_session_room_wait_paused(void)
+{
+	FakeBroker	b;
+
+	/* send every 1000, expect every 2000: dead 4000 ms after the last read */
+	StompConn  *c = open_session_limits(&b, 1000, 2000, "1000,1000",
+										100000, 10000);
+	StompEvent	ev;
+	int			i;
+
+	for (i = 0; i < 3; i++)
+		broker_write_message(&b, 6000);
+	stomp_conn_process(c, 10);
+	CHECK(!(stomp_conn_wait_events(c) & STOMP_WAIT_READ));	/* paused */
+	CHECK(stomp_conn_timeout_ms(c, 10) == 0);
+	/* our next heart-beat: 1000 ms after the CONNECT went, at 0 */
+	CHECK(stomp_conn_io_timeout_ms(c, 10) == 990);
+
+	/* past the dead line, paused: the next heart-beat, sent at 5000 */
+	stomp_conn_process(c, 5000);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+	CHECK(stomp_conn_io_timeout_ms(c, 5000) == 1000);
+
+	/* and the output full: the write timer (a heart-beat is not needed) */
+	CHECK(fill_output(c, 5100) == STOMP_ERR_FULL);
+	CHECK(stomp_conn_wait_events(c) == STOMP_WAIT_WRITE);
+	CHECK(stomp_conn_timeout_ms(c, 5100) == 0);
+	CHECK(stomp_conn_io_timeout_ms(c, 5100) == 1000);
+	stomp_conn_process(c, 5500);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+	CHECK(stomp_conn_io_timeout_ms(c, 5500) == 600);
+
+	/* the caller takes the event: read on now, then pause again */
+	CHECK(stomp_conn_next_event(c, &ev) && ev.type == STOMP_EVENT_MESSAGE);
+	stomp_event_clear(&ev);
+	CHECK(stomp_conn_io_timeout_ms(c, 5500) == 0);
+	stomp_conn_process(c, 5500);
+	CHECK(stomp_conn_wait_events(c) == STOMP_WAIT_WRITE);
+	CHECK(stomp_conn_io_timeout_ms(c, 5500) == 600);
+	CHECK(stomp_conn_state(c) == STOMP_CONN_OPEN);
+	stomp_conn_free(c);
+	broker_free(&b);
+}
+
+/*
+ * test_session_io_timeout_work
+ *		What the connection must do at once is 0 for stomp_conn_io_timeout_ms()
+ *		as for stomp_conn_timeout_ms(), whatever events wait: a frame queued
+ *		and not yet tried, the end of the session (its terminal event not
+ *		yet taken); the connect deadline while connecting.  With no event
+ *		waiting the two agree.
+ */
+static void
+test_session_io_timeout_work(void)
+{
+	FakeBroker	b;
+	StompConn  *c = make_conn(&b, 0, 0, 0, 100);
+	StompEvent	ev;
+	char		buf[64];
+
+	/* connecting, logging in: the connect deadline */
+	CHECK(stomp_conn_io_timeout_ms(c, 100) == 5000);
+	CHECK(stomp_conn_process(c, 100) == STOMP_CONN_LOGIN);
+	CHECK(stomp_conn_io_timeout_ms(c, 300) == 4800);
+	BWRITE(&b, "CONNECTED\nversion:1.2\n\n\0");
+	CHECK(stomp_conn_process(c, 300) == STOMP_CONN_OPEN);
+	/* the CONNECTED event waits; nothing else is due */
+	CHECK(stomp_conn_timeout_ms(c, 300) == 0);
+	CHECK(stomp_conn_io_timeout_ms(c, 300) == -1);
+
+	/* a frame queued, not yet tried: run now, events or not */
+	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, "", 0, NULL) == STOMP_OK);
+	CHECK(stomp_conn_io_timeout_ms(c, 300) == 0);
+	stomp_conn_process(c, 300);
+	CHECK(stomp_conn_io_timeout_ms(c, 300) == -1);
+	CHECK(count_events(c, STOMP_EVENT_CONNECTED, NULL, 0, NULL) == 1);
+	CHECK(stomp_conn_timeout_ms(c, 300) == -1);
+
+	/* a MESSAGE, then the end: both wait; the end is due at once */
+	BWRITE(&b, "MESSAGE\nsubscription:s\nmessage-id:m\n\nx\0");
+	stomp_conn_process(c, 301);
+	CHECK(stomp_conn_io_timeout_ms(c, 301) == -1);
+	close(b.fd);
+	b.fd = -1;
+	CHECK(stomp_conn_process(c, 302) == STOMP_CONN_FAILED);
+	CHECK(stomp_conn_io_timeout_ms(c, 302) == 0);
+	CHECK(stomp_conn_timeout_ms(c, 302) == 0);
+	CHECK(stomp_conn_next_event(c, &ev) && ev.type == STOMP_EVENT_MESSAGE);
+	stomp_event_clear(&ev);
+	CHECK(stomp_conn_io_timeout_ms(c, 302) == 0);	/* the end, still */
+	CHECK(stomp_conn_next_event(c, &ev) && ev.type == STOMP_EVENT_CLOSED);
+	stomp_event_clear(&ev);
+	CHECK(stomp_conn_io_timeout_ms(c, 302) == -1);
+	CHECK(stomp_conn_timeout_ms(c, 302) == -1);
+	snprintf(buf, sizeof(buf), "%s", stomp_conn_error(c));
+	CHECK(strstr(buf, "closed") != NULL || strstr(buf, "reset") != NULL);
+	stomp_conn_free(c);
+	broker_free(&b);
+}
+
+/*
  * test_tcp
  *		A real non-blocking TCP connect to a loopback listener, driven by
  *		poll on what stomp_conn_wait_events() asks for; and a refused
@@ -1667,6 +1878,9 @@ test_conn_io(void)
 	test_session_event_pause();
 	test_session_byte_pause();
 	test_session_pause_heartbeats();
+	test_session_room_wait();
+	test_session_room_wait_paused();
+	test_session_io_timeout_work();
 	test_tcp();
 	test_tls();
 }
