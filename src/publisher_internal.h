@@ -56,6 +56,7 @@ typedef struct PassMessages
 	int			unmarked_from;	/* every message before it is marked */
 	PublisherReceipts receipts; /* slots in the pass context */
 	int			outstanding;	/* sent, not yet confirmed */
+	bool		fetch_cut;		/* the last fetch stopped at its byte bound */
 	int			confirmed;		/* receipts taken in */
 	/* the broker's ERROR that ended the session, if one did */
 	StompRefusal refusal;

@@ -394,7 +394,8 @@ pipeline_chunks(PassMessages *pass, pg_uuid_t *after, int64 lane_started,
 		/* SKIP LOCKED returns the rows we locked ourselves: go past them */
 		args[1] = UUIDPGetDatum(after);
 		n = publisher_fetch(PUBLISHER_FETCH_FRESH, args, pass);
-		*full = (n == outbox_published_chunk_size);
+		/* a fetch cut short at its byte bound left rows waiting */
+		*full = (n == outbox_published_chunk_size || pass->fetch_cut);
 		if (n == 0)
 			break;
 		*after = pass->messages[pass->n - 1].id;
@@ -402,9 +403,10 @@ pipeline_chunks(PassMessages *pass, pg_uuid_t *after, int64 lane_started,
 		if (!publisher_queue_sends(pass, from, deadline))
 			return publisher_session_end_outcome(pass);
 		now = outbox_monotonic_ms();
-		if (!publisher_pipeline_another_chunk(&limits, n, chunks, now - started))
+		if (!publisher_pipeline_another_chunk(&limits, *full, chunks,
+											  now - started))
 		{
-			*roll_over = publisher_pipeline_rolls_over(&limits, n,
+			*roll_over = publisher_pipeline_rolls_over(&limits, *full,
 													   now - lane_started);
 			if (!*roll_over)
 				break;

@@ -77,6 +77,13 @@ static bool plans_see_pauses = false;	/* outbox.destination_pause exists */
 static MemoryContext pass_contexts[2] = {NULL, NULL};
 static int	pass_turn = 0;
 
+/*
+ * Bytes of bodies and headers one fetch copies at most (its first row
+ * whatever its size): a chunk of rows near outbox.max_message_size would
+ * otherwise take a chunk's worth of them into memory at once.
+ */
+#define FETCH_MAX_BYTES		(64 * 1024 * 1024)
+
 /* what every fetch returns, in the order fetch_messages() reads it */
 #define FETCH_COLUMNS \
 	"SELECT id, destination, body, headers, retry," \
@@ -285,7 +292,10 @@ publisher_fetch(PublisherFetch fetch, Datum *args, PassMessages *pass)
 /*
  * Run a fetch plan and add the rows it locked to the pass; returns how many.
  * The rows are copied into the pass context: the lane reads them after the
- * commit, when SPI's memory is gone.
+ * commit, when SPI's memory is gone (SPI's own copies keep large values
+ * TOASTed).  Once the copies hold FETCH_MAX_BYTES, the rest is left for
+ * the next fetch, and pass->fetch_cut says so: those rows stay locked by
+ * the pass, which a fetch after the last id copied returns again.
  */
 static int
 fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass)
@@ -294,6 +304,7 @@ fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass)
 	uint64		i;
 	MemoryContext old;
 	int			level = NewGUCNestLevel();
+	Size		bytes = 0;
 
 	/* an ordered index walk that stops at the LIMIT (see the file header) */
 	(void) set_config_option("enable_sort", "off", PGC_USERSET,
@@ -313,12 +324,20 @@ fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass)
 			palloc0(sizeof(PendingMessage) * pass->allocated) :
 			repalloc(pass->messages, sizeof(PendingMessage) * pass->allocated);
 	}
+	pass->fetch_cut = false;
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		PendingMessage *m = &pass->messages[pass->n++];
+		PendingMessage *m;
 		bool		isnull;
+
+		if (bytes >= FETCH_MAX_BYTES)
+		{
+			pass->fetch_cut = true;
+			break;
+		}
+		m = &pass->messages[pass->n++];
 
 		memset(m, 0, sizeof(*m));
 		m->id = *DatumGetUUIDP(SPI_getbinval(row, desc, 1, &isnull));
@@ -329,6 +348,7 @@ fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass)
 		m->expired = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
 		m->tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(row, desc, 7, &isnull));
 		m->xmin = DatumGetTransactionId(SPI_getbinval(row, desc, 8, &isnull));
+		bytes += VARSIZE(m->body) + VARSIZE(m->headers);
 	}
 	MemoryContextSwitchTo(old);
 	SPI_freetuptable(SPI_tuptable);

@@ -72,15 +72,17 @@ publisher_pipeline_outstanding(const PublisherPipelineLimits *limits)
 
 /*
  * publisher_pipeline_another_chunk
- *		Whether the pass fetches another chunk after one of "fetched" rows,
- *		chunks of them fetched so far and elapsed_ms into the pass: only
- *		after a full chunk, and within the pass's chunks and time.
+ *		Whether the pass fetches another chunk after one that was full or
+ *		not (more may be waiting: all the rows asked for came, or the fetch
+ *		stopped at its byte bound), chunks of them fetched so far and
+ *		elapsed_ms into the pass: only after a full chunk, and within the
+ *		pass's chunks and time.
  */
 bool
 publisher_pipeline_another_chunk(const PublisherPipelineLimits *limits,
-								 int fetched, int chunks, int64_t elapsed_ms)
+								 bool full, int chunks, int64_t elapsed_ms)
 {
-	return fetched == limits->chunk_size &&
+	return full &&
 		chunks < limits->max_chunks &&
 		elapsed_ms < limits->max_ms;
 }
@@ -103,16 +105,16 @@ publisher_pipeline_max_chunks(int max_messages, int carried, int chunk_size)
 
 /*
  * publisher_pipeline_rolls_over
- *		Whether a pass transaction that stopped fetching after a chunk of
- *		"fetched" rows commits with its messages still in flight, for the
+ *		Whether a pass transaction that stopped fetching after a chunk,
+ *		full or not, commits with its messages still in flight, for the
  *		next one to take over, rather than waiting for their receipts: only
  *		after a full chunk (more is waiting) and within the lane's time.
  */
 bool
 publisher_pipeline_rolls_over(const PublisherPipelineLimits *limits,
-							  int fetched, int64_t lane_elapsed_ms)
+							  bool full, int64_t lane_elapsed_ms)
 {
-	return fetched == limits->chunk_size &&
+	return full &&
 		lane_elapsed_ms < limits->lane_ms;
 }
 

@@ -39,12 +39,12 @@ extern PublisherIsolationSource publisher_isolation_source(bool probe_due,
 														   bool have_suspects);
 extern int	publisher_pipeline_outstanding(const PublisherPipelineLimits *limits);
 extern bool publisher_pipeline_another_chunk(const PublisherPipelineLimits *limits,
-											 int fetched, int chunks,
+											 bool full, int chunks,
 											 int64_t elapsed_ms);
 extern int	publisher_pipeline_max_chunks(int max_messages, int carried,
 										  int chunk_size);
 extern bool publisher_pipeline_rolls_over(const PublisherPipelineLimits *limits,
-										  int fetched, int64_t lane_elapsed_ms);
+										  bool full, int64_t lane_elapsed_ms);
 extern int	publisher_pipeline_tail_target(int outstanding, int chunk_size);
 extern bool publisher_pipeline_resumes(bool resume_valid, int64_t now_ms,
 									   int64_t resume_since_ms,

@@ -51,16 +51,13 @@ test_publisher_lanes(void)
 	l.chunk_size = 200;
 
 	/* another chunk only after a full one, within chunks and time */
-	CHECK(publisher_pipeline_another_chunk(&l, 200, 1, 0));
-	CHECK(!publisher_pipeline_another_chunk(&l, 199, 1, 0));
-	CHECK(!publisher_pipeline_another_chunk(&l, 0, 1, 0));
-	CHECK(publisher_pipeline_another_chunk(&l, 200, 9, 0));
-	CHECK(!publisher_pipeline_another_chunk(&l, 200, 10, 0));
-	CHECK(publisher_pipeline_another_chunk(&l, 200, 1, 999));
-	CHECK(!publisher_pipeline_another_chunk(&l, 200, 1, 1000));
-	/* a chunk of one row is full when the chunk size is one */
-	l.chunk_size = 1;
-	CHECK(publisher_pipeline_another_chunk(&l, 1, 1, 0));
+	CHECK(publisher_pipeline_another_chunk(&l, true, 1, 0));
+	CHECK(!publisher_pipeline_another_chunk(&l, false, 1, 0));
+	CHECK(publisher_pipeline_another_chunk(&l, true, 9, 0));
+	CHECK(!publisher_pipeline_another_chunk(&l, true, 10, 0));
+	CHECK(publisher_pipeline_another_chunk(&l, true, 1, 999));
+	CHECK(!publisher_pipeline_another_chunk(&l, true, 1, 1000));
+	CHECK(!publisher_pipeline_another_chunk(&l, false, 10, 1000));
 
 	/*
 	 * a pass takes as many chunks as make its messages with those it took
@@ -72,14 +69,12 @@ test_publisher_lanes(void)
 			  max_chunks[i][2]);
 
 	/* it rolls over after a full chunk only, within the lane's time */
-	l.chunk_size = 200;
-	CHECK(publisher_pipeline_rolls_over(&l, 200, 0));
-	CHECK(publisher_pipeline_rolls_over(&l, 200, 2999));
-	CHECK(!publisher_pipeline_rolls_over(&l, 200, 3000));
-	CHECK(!publisher_pipeline_rolls_over(&l, 199, 0));
-	CHECK(!publisher_pipeline_rolls_over(&l, 0, 0));
+	CHECK(publisher_pipeline_rolls_over(&l, true, 0));
+	CHECK(publisher_pipeline_rolls_over(&l, true, 2999));
+	CHECK(!publisher_pipeline_rolls_over(&l, true, 3000));
+	CHECK(!publisher_pipeline_rolls_over(&l, false, 0));
 	l.lane_ms = 0;
-	CHECK(!publisher_pipeline_rolls_over(&l, 200, 0));
+	CHECK(!publisher_pipeline_rolls_over(&l, true, 0));
 
 	/* the last receipts are taken in a chunk at a time, down to none */
 	for (i = 0; i < (int) (sizeof(tail) / sizeof(tail[0])); i++)
