@@ -12,13 +12,28 @@
 #      10k backlog and with a BIG one (chunk_big_vs_10k, target <= 1.2), and
 #      the publisher's private memory (RssAnon) before and after draining
 #      the BIG backlog (target: flat).
+#   3. the same two chunk times in the state a real outage leaves
+#      (chunk_ms_10k_settled, chunk_ms_big_settled, chunk_big_vs_10k_settled):
+#      a backlog builds up over minutes or hours, so autovacuum has
+#      vacuumed and analyzed the tables, a checkpoint has written their
+#      pages and the kernel its dirty page cache.  Here the backlog is
+#      written in seconds and the publisher starts at once, so step 2's
+#      drain shares the two cores and the disk with what follows such a
+#      fill: autovacuum's insert-driven VACUUM and ANALYZE of both tables,
+#      a checkpoint requested by the fill's WAL (max_wal_size at the
+#      defaults) spreading its writes, and the kernel writing back the
+#      fill's hundreds of MB, which slows the broker's fsyncs behind each
+#      receipt.  Step 3 does, after the fill, what that time would have
+#      done: VACUUM (ANALYZE) of outbox.published and the published table,
+#      CHECKPOINT, sync.  Both figures are printed; neither replaces the
+#      other.
 # Figures are printed per run, then as median [min - max] over RUNS runs,
 # at PostgreSQL's defaults and tuned (SETTINGS).
 #
 # Run as root: bash bench/publisher.sh
-#   full:  BACKLOG=100000 BIG=1000000 RUNS=3 (default): about 15 minutes a
-#          profile on this 2-core machine, 30 for both (the BIG fill and
-#          drain dominate: about 4 minutes a run);
+#   full:  BACKLOG=100000 BIG=1000000 RUNS=3 (default): about 20 minutes a
+#          profile on this 2-core machine, 40 for both (the BIG fills and
+#          the BIG drain dominate: about 6 minutes a run);
 #   quick: QUICK=1 (BACKLOG=20000 BIG=100000 RUNS=3): about 2 minutes a
 #          profile.
 # bash bench/ab.sh ... publisher runs the same against two builds.
@@ -78,6 +93,38 @@ fill() {
 
 now() { date +%s.%N; }
 
+# What the time a real backlog takes to build would have done after the
+# fill (step 3 of the header): vacuumed and analyzed the tables, written
+# their pages, and let the kernel write back its dirty page cache.
+settle() {
+	bench_psql -c "VACUUM (ANALYZE) outbox.published" -c "VACUUM (ANALYZE) bench" \
+		-c "CHECKPOINT" >/dev/null
+	sync
+}
+
+# The time per 200-message chunk of the first $first messages of a backlog
+# of $1 rows, as fresh as it is written (with $2 "drain", then draining the
+# rest, the publisher's RssAnon before it in $bench_dir/rss_before) or
+# settled first ($2 "settled", then the broker is taken out of reach).
+first_chunk_ms() {
+	local id_first t_first
+	broker_unreachable
+	empty_outbox
+	fill "$1"
+	[ "$2" = settled ] && settle
+	id_first=$(bench_psql -c "SELECT id FROM outbox.published ORDER BY id OFFSET $((first - 1)) LIMIT 1")
+	[ "$2" = drain ] && publisher_rss >"$bench_dir/rss_before"
+	point_publisher_at "127.0.0.1:$bench_stomp_port"
+	t_first=$(time_until_sent "$id_first")
+	if [ "$2" = drain ]; then
+		time_until_sent "" >/dev/null
+	else
+		broker_unreachable
+	fi
+	bench_purge_queue bench_drain
+	echo "$t_first * 1000 * 200 / $first" | bc -l
+}
+
 # Seconds until every scheduled row with an id up to $1 (all when empty) is
 # sent.  Through published_scheduled_idx, so that the poll stays cheap at
 # any backlog.
@@ -100,7 +147,7 @@ publisher_rss() {
 }
 
 publisher_run() {
-	local c secs size id_first t_first rss_before chunk_10k chunk_big
+	local c secs chunk_10k chunk_big
 
 	# 1. the bare sender, then the drain of the same number of messages
 	c=$("$bench_dir/ceiling" -h 127.0.0.1 -p "$bench_stomp_port" -n "$backlog" -w 1000 -H 2>&1 |
@@ -117,27 +164,20 @@ publisher_run() {
 	echo "drain_vs_ceiling $(echo "$backlog / $secs / $c" | bc -l)"
 
 	# 2. the first 10k messages with a 10k and with a BIG backlog; memory
-	for size in $first "$big"; do
-		broker_unreachable
-		empty_outbox
-		fill "$size"
-		id_first=$(bench_psql -c "SELECT id FROM outbox.published ORDER BY id OFFSET $((first - 1)) LIMIT 1")
-		rss_before=$(publisher_rss)
-		point_publisher_at "127.0.0.1:$bench_stomp_port"
-		t_first=$(time_until_sent "$id_first")
-		time_until_sent "" >/dev/null
-		bench_purge_queue bench_drain
-		if [ "$size" = "$first" ]; then
-			chunk_10k=$(echo "$t_first * 1000 * 200 / $first" | bc -l)
-		else
-			chunk_big=$(echo "$t_first * 1000 * 200 / $first" | bc -l)
-			echo "rss_kB_before_big $rss_before"
-			echo "rss_kB_after_big $(publisher_rss)"
-		fi
-	done
+	chunk_10k=$(first_chunk_ms $first drain)
+	chunk_big=$(first_chunk_ms "$big" drain)
+	echo "rss_kB_before_big $(cat "$bench_dir/rss_before")"
+	echo "rss_kB_after_big $(publisher_rss)"
 	echo "chunk_ms_10k $chunk_10k"
 	echo "chunk_ms_big $chunk_big"
 	echo "chunk_big_vs_10k $(echo "$chunk_big / $chunk_10k" | bc -l)"
+
+	# 3. the same in the state a real outage leaves
+	chunk_10k=$(first_chunk_ms $first settled)
+	chunk_big=$(first_chunk_ms "$big" settled)
+	echo "chunk_ms_10k_settled $chunk_10k"
+	echo "chunk_ms_big_settled $chunk_big"
+	echo "chunk_big_vs_10k_settled $(echo "$chunk_big / $chunk_10k" | bc -l)"
 }
 
 [ "${BENCH_SOURCED:-0}" = 1 ] || bench_main
