@@ -9,6 +9,9 @@
 #	my $got = OutboxTest::Outbox::drain($mq, 'queue', expect => 100);   # { dop-msg-id => times }
 #	my ($missing, $duplicates) = OutboxTest::Outbox::check($node, $got, "destination = '/queue/q'");
 #	OutboxTest::Outbox::wait_until_up($node) or die;   # after a crash restart
+#	my @s = OutboxTest::Outbox::start_sessions($node, ['-c', $sql]);   # psql in the background
+#	OutboxTest::Outbox::finish_sessions('an editor', @s);
+#	OutboxTest::Outbox::point_publisher_at($node, $where, 'outbox.published_chunk_size' => 999);
 
 package OutboxTest::Outbox;
 
@@ -152,6 +155,56 @@ sub wait_until_up
 		usleep(100_000);
 	}
 	return 0;
+}
+
+# Sessions running psql with these arguments each (array refs: '-c', sql,
+# ...) in the background, while the test goes on; finish_sessions() waits
+# for them and reports each one's exit.
+sub start_sessions
+{
+	my ($node, @scripts) = @_;
+	my @sessions;
+	for my $script (@scripts)
+	{
+		my ($out, $err) = ('', '');
+		push @sessions, [
+			IPC::Run::start(
+				[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d',
+					$node->connstr('postgres'), @$script ],
+				'>', \$out, '2>', \$err),
+			\$err ];
+	}
+	return @sessions;
+}
+
+# Wait for sessions of start_sessions() to end; one test each ($what ran
+# to its end), with its error output if it failed.
+sub finish_sessions
+{
+	my ($what, @sessions) = @_;
+	for my $s (@sessions)
+	{
+		$s->[0]->finish;
+		is($?, 0, "$what ran to its end") or diag(${ $s->[1] });
+	}
+	return;
+}
+
+# Point the publisher of a node at another broker address, with other
+# settings (name => value) if given; on an address out of reach, wait
+# until it let go of the broker.
+sub point_publisher_at
+{
+	my ($node, $where, %settings) = @_;
+	my $set = join('', map { "ALTER SYSTEM SET $_ = '$settings{$_}';" } sort keys %settings);
+	$node->safe_psql('postgres', qq{
+		ALTER SYSTEM SET outbox.stomp_host_and_ports = '$where'; $set
+		SELECT pg_reload_conf();});
+	$node->poll_query_until('postgres',
+		"SELECT state <> 'connected' FROM outbox.status WHERE kind = 'publisher'")
+	  or die 'the publisher did not let go of the broker'
+	  if $where eq '127.0.0.1:1';
+	return;
 }
 
 1;
