@@ -41,6 +41,8 @@ typedef struct PendingMessage
 	uint64_t	receipt;		/* 0 if not sent */
 	bool		confirmed;
 	bool		marked;			/* its outcome is written */
+	bool		left;			/* its row was not locked again: no outcome
+								 * is ever written on it */
 } PendingMessage;
 
 /*

@@ -19,16 +19,16 @@
  *    with a receipt; the receipted ones are marked succeeded while the
  *    next chunk goes.  A pass transaction commits after PIPELINE_MESSAGES
  *    (in whole chunks, counting those it took over) or PIPELINE_MS.
- *    While more is waiting, for up to LANE_MS, it commits with its window
- *    still in flight, and the next transaction takes those messages over
- *    (publisher_carry_in_flight()), locks their rows again, unless they
- *    changed meanwhile (publisher_relock_in_flight()), and marks them as
- *    their receipts come: the broker always has work while a commit
- *    waits for its WAL.  The lane's last transaction commits once the
+ *    While more is waiting, for up to LANE_MS and unless messages wait to
+ *    go alone, it commits with its window still in flight, and the next
+ *    transaction takes those messages over (publisher_carry_in_flight()),
+ *    locks their rows again, unless they changed meanwhile
+ *    (publisher_relock_in_flight()), and marks them as their receipts
+ *    come: the broker always has work while a commit waits for its WAL.  The lane's last transaction commits once the
  *    last receipts are in, taken and marked a chunk at a time, so that
  *    only the last chunk's rows are marked with nothing in flight.
  *    PIPELINE_MESSAGES bounds what a crash sends again (the rows a pass
- *    transaction sent or took over).  A row is never marked before its
+ *    transaction sent or took over; one chunk if a chunk is larger).  A row is never marked before its
  *    receipt.  Rows past expires_at are failed, with the reason in
  *    last_error, instead of sent.  While it drains a backlog, the next
  *    lane resumes after the last id fetched.
@@ -115,6 +115,7 @@ static int64 resume_since_ms = 0;
 static IsolationFetched isolation_fetch(PassMessages *pass, char **probe);
 static void isolation_judge(PassMessages *pass, SendOutcome outcome,
 							const char *probe);
+static bool alone_waiting(void);
 static SendOutcome pipeline_chunks(PassMessages *pass, pg_uuid_t *after,
 								   int64 lane_started, bool *full,
 								   bool *roll_over);
@@ -407,7 +408,8 @@ pipeline_chunks(PassMessages *pass, pg_uuid_t *after, int64 lane_started,
 											  now - started))
 		{
 			*roll_over = publisher_pipeline_rolls_over(&limits, *full,
-													   now - lane_started);
+													   now - lane_started,
+													   alone_waiting());
 			if (!*roll_over)
 				break;
 		}
@@ -435,6 +437,25 @@ pipeline_chunks(PassMessages *pass, pg_uuid_t *after, int64 lane_started,
 		publisher_mark_outcome(pass);
 	}
 	return outcome;
+}
+
+/*
+ * Whether messages wait for the isolation lane: suspects, or the probe of
+ * a held destination whose time is up.  Due retries are not asked for:
+ * they wait minutes (outbox.pause_for_retry), a lane seconds.
+ */
+static bool
+alone_waiting(void)
+{
+	char	   *probe;
+
+	if (suspects != NIL)
+		return true;
+	probe = outbox_due_held_destination();
+	if (probe == NULL)
+		return false;
+	pfree(probe);
+	return true;
 }
 
 /*

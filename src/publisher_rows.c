@@ -360,10 +360,11 @@ fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass)
  * (publisher_carry_in_flight()), whose commit let go of their rows: lock
  * each row again if it is still the version that was sent and scheduled.
  * A row changed, deleted or locked by another transaction meanwhile is
- * left as it is: its message is noted marked, so that no outcome is
- * written on it (sent again if it is still scheduled: at least once).
- * Returns how many were left.  The messages are those of the pipelined
- * lane, in id order.
+ * left as it is: its message is noted left, so that no outcome is ever
+ * written on it (sent again if it is still scheduled: at least once),
+ * though it stays in flight until its receipt, counted in the window and
+ * among the suspects of an ERROR.  Returns how many were left.  The
+ * messages are those of the pipelined lane, in id order.
  */
 int
 publisher_relock_in_flight(PassMessages *pass)
@@ -377,10 +378,14 @@ publisher_relock_in_flight(PassMessages *pass)
 	uint64		r;
 
 	for (i = 0; i < pass->n; i++)
-		if (!pass->messages[i].marked)
+		if (!pass->messages[i].marked && !pass->messages[i].left)
 			tids[n++] = PointerGetDatum(&pass->messages[i].tid);
 	if (n == 0)
+	{
+		pfree(locked);
+		pfree(tids);
 		return 0;
+	}
 	args[0] = PointerGetDatum(construct_array(tids, n, TIDOID,
 											  sizeof(ItemPointerData), false,
 											  TYPALIGN_SHORT));
@@ -396,16 +401,17 @@ publisher_relock_in_flight(PassMessages *pass)
 		PendingMessage *m = find_message(pass,
 										 DatumGetUUIDP(SPI_getbinval(row, desc, 3, &isnull)));
 
-		if (m != NULL && !m->marked && ItemPointerEquals(&m->tid, tid) &&
+		if (m != NULL && !m->marked && !m->left &&
+			ItemPointerEquals(&m->tid, tid) &&
 			TransactionIdEquals(m->xmin, xmin))
 			locked[m - pass->messages] = true;
 	}
 	SPI_freetuptable(SPI_tuptable);
 	for (i = 0; i < pass->n; i++)
 	{
-		if (pass->messages[i].marked || locked[i])
+		if (pass->messages[i].marked || pass->messages[i].left || locked[i])
 			continue;
-		pass->messages[i].marked = true;
+		pass->messages[i].left = true;
 		left++;
 	}
 	pfree(locked);
@@ -486,7 +492,7 @@ mark_rows(PassMessages *pass, bool expired, SPIPlanPtr plan)
 	{
 		PendingMessage *m = &pass->messages[i];
 
-		if (!m->marked && (expired ? m->expired : m->confirmed))
+		if (!m->marked && !m->left && (expired ? m->expired : m->confirmed))
 		{
 			ids[n++] = UUIDPGetDatum(&m->id);
 			m->marked = true;

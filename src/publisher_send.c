@@ -293,10 +293,10 @@ publisher_send_and_confirm(PassMessages *pass, int from, int64 deadline)
 
 /*
  * Begin the pass next with the messages of the pass prev still in flight
- * (sent, not marked: unconfirmed, or confirmed after prev's last marks),
- * in their order, for next to take in their receipts and mark them; prev
- * committed, and the receipts its messages asked for on this connection
- * come to next.  Each message keeps only what a session's end needs: its
+ * (sent, not marked: unconfirmed, or confirmed after prev's last marks,
+ * unless left: publisher_relock_in_flight()), in their order, for next to
+ * take in their receipts and mark them; prev committed, and the receipts
+ * its messages asked for on this connection come to next.  Each message keeps only what a session's end needs: its
  * body and headers were freed when it was sent.
  */
 void
@@ -313,7 +313,8 @@ publisher_carry_in_flight(PassMessages *next, PassMessages *prev)
 		PendingMessage *from = &prev->messages[i];
 		PendingMessage *m;
 
-		if (from->receipt == 0 || from->marked)
+		if (from->receipt == 0 || from->marked ||
+			(from->left && from->confirmed))
 			continue;
 		m = &next->messages[next->n];
 		*m = *from;

@@ -23,7 +23,8 @@
  * not committed as sent.  While more is waiting and the lane is within
  * lane_ms, the transaction commits with its window still in flight and
  * the next one takes it over (it rolls over), so that the broker is never
- * left idle while a commit waits for its WAL.  At the end of the lane the
+ * left idle while a commit waits for its WAL; not while messages wait to
+ * be sent alone, which happens between lanes.  At the end of the lane the
  * last receipts are taken in a chunk at a time, each chunk's rows marked
  * while the next chunk's receipts are on their way, so that only the last
  * chunk's rows are marked once the broker has nothing left to confirm.
@@ -108,13 +109,17 @@ publisher_pipeline_max_chunks(int max_messages, int carried, int chunk_size)
  *		Whether a pass transaction that stopped fetching after a chunk,
  *		full or not, commits with its messages still in flight, for the
  *		next one to take over, rather than waiting for their receipts: only
- *		after a full chunk (more is waiting) and within the lane's time.
+ *		after a full chunk (more is waiting), within the lane's time, and
+ *		while no message waits for the isolation lane (alone_waiting: the
+ *		suspects of an ERROR, the probe of a held destination), which runs
+ *		only between lanes.
  */
 bool
 publisher_pipeline_rolls_over(const PublisherPipelineLimits *limits,
-							  bool full, int64_t lane_elapsed_ms)
+							  bool full, int64_t lane_elapsed_ms,
+							  bool alone_waiting)
 {
-	return full &&
+	return full && !alone_waiting &&
 		lane_elapsed_ms < limits->lane_ms;
 }
 

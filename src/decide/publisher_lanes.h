@@ -44,7 +44,8 @@ extern bool publisher_pipeline_another_chunk(const PublisherPipelineLimits *limi
 extern int	publisher_pipeline_max_chunks(int max_messages, int carried,
 										  int chunk_size);
 extern bool publisher_pipeline_rolls_over(const PublisherPipelineLimits *limits,
-										  bool full, int64_t lane_elapsed_ms);
+										  bool full, int64_t lane_elapsed_ms,
+										  bool alone_waiting);
 extern int	publisher_pipeline_tail_target(int outstanding, int chunk_size);
 extern bool publisher_pipeline_resumes(bool resume_valid, int64_t now_ms,
 									   int64_t resume_since_ms,

@@ -69,12 +69,15 @@ test_publisher_lanes(void)
 			  max_chunks[i][2]);
 
 	/* it rolls over after a full chunk only, within the lane's time */
-	CHECK(publisher_pipeline_rolls_over(&l, true, 0));
-	CHECK(publisher_pipeline_rolls_over(&l, true, 2999));
-	CHECK(!publisher_pipeline_rolls_over(&l, true, 3000));
-	CHECK(!publisher_pipeline_rolls_over(&l, false, 0));
+	CHECK(publisher_pipeline_rolls_over(&l, true, 0, false));
+	CHECK(publisher_pipeline_rolls_over(&l, true, 2999, false));
+	CHECK(!publisher_pipeline_rolls_over(&l, true, 3000, false));
+	CHECK(!publisher_pipeline_rolls_over(&l, false, 0, false));
+	/* never while messages wait to be sent alone, between lanes */
+	CHECK(!publisher_pipeline_rolls_over(&l, true, 0, true));
+	CHECK(!publisher_pipeline_rolls_over(&l, false, 0, true));
 	l.lane_ms = 0;
-	CHECK(!publisher_pipeline_rolls_over(&l, true, 0));
+	CHECK(!publisher_pipeline_rolls_over(&l, true, 0, false));
 
 	/* the last receipts are taken in a chunk at a time, down to none */
 	for (i = 0; i < (int) (sizeof(tail) / sizeof(tail[0])); i++)
