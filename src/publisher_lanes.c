@@ -24,12 +24,13 @@
  *    transaction takes those messages over (publisher_carry_in_flight()),
  *    locks their rows again, unless they changed meanwhile
  *    (publisher_relock_in_flight()), and marks them as their receipts
- *    come: the broker always has work while a commit waits for its WAL.  The lane's last transaction commits once the
- *    last receipts are in, taken and marked a chunk at a time, so that
- *    only the last chunk's rows are marked with nothing in flight.
- *    PIPELINE_MESSAGES bounds what a crash sends again (the rows a pass
- *    transaction sent or took over; one chunk if a chunk is larger).  A row is never marked before its
- *    receipt.  Rows past expires_at are failed, with the reason in
+ *    come: the broker always has work while a commit waits for its WAL.
+ *    The lane's last transaction commits once the last receipts are in,
+ *    taken and marked a chunk at a time, so that only the last chunk's
+ *    rows are marked with nothing in flight.  PIPELINE_MESSAGES bounds
+ *    what a crash sends again (the rows a pass transaction sent or took
+ *    over; one chunk if a chunk is larger).  A row is never marked before
+ *    its receipt.  Rows past expires_at are failed, with the reason in
  *    last_error, instead of sent.  While it drains a backlog, the next
  *    lane resumes after the last id fetched.
  *

@@ -396,14 +396,14 @@ publisher_relock_in_flight(PassMessages *pass)
 		HeapTuple	row = SPI_tuptable->vals[r];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(row, desc, 1, &isnull));
-		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(row, desc, 2, &isnull));
-		PendingMessage *m = find_message(pass,
-										 DatumGetUUIDP(SPI_getbinval(row, desc, 3, &isnull)));
+		Datum		tid = SPI_getbinval(row, desc, 1, &isnull);
+		Datum		xmin = SPI_getbinval(row, desc, 2, &isnull);
+		Datum		id = SPI_getbinval(row, desc, 3, &isnull);
+		PendingMessage *m = find_message(pass, DatumGetUUIDP(id));
 
 		if (m != NULL && !m->marked && !m->left &&
-			ItemPointerEquals(&m->tid, tid) &&
-			TransactionIdEquals(m->xmin, xmin))
+			ItemPointerEquals(&m->tid, (ItemPointer) DatumGetPointer(tid)) &&
+			TransactionIdEquals(m->xmin, DatumGetTransactionId(xmin)))
 			locked[m - pass->messages] = true;
 	}
 	SPI_freetuptable(SPI_tuptable);
