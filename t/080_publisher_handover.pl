@@ -15,7 +15,6 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
 
 use OutboxTest::Outbox;
 use OutboxTest::RabbitMQ;
@@ -34,16 +33,6 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE load (id bigint PRIMARY KEY, payload text);
 	SELECT outbox.publish('load', '/queue/handover');
 });
-
-# Point the publisher at an address; it reconnects at once on reload.
-sub point_at
-{
-	my ($where) = @_;
-	$node->safe_psql('postgres', qq{
-		ALTER SYSTEM SET outbox.stomp_host_and_ports = '$where';
-		SELECT pg_reload_conf();});
-	return;
-}
 
 # Write the load rows $first .. $first + $n - 1, in one transaction.
 sub write_load
@@ -69,7 +58,7 @@ sub drain_bodies
 # --- a backlog drained in many handed-over transactions ---
 
 write_load(1, 30000);
-point_at($broker);
+OutboxTest::Outbox::point_publisher_at($node, $broker);
 ok(OutboxTest::Outbox::wait_sent($node, "destination = '/queue/handover'"),
 	'the backlog of 30000 is drained');
 my $bodies = drain_bodies(30000);
@@ -86,10 +75,7 @@ is($duplicates, 0, 'no message sent twice');
 # ones the publisher has locked and in flight: an edit waits for the pass
 # transaction's commit, and goes in only if the row is still scheduled
 # then, as a row handed over in flight is.
-point_at('127.0.0.1:1');
-$node->poll_query_until('postgres',
-	"SELECT state <> 'connected' FROM outbox.status WHERE kind = 'publisher'")
-  or die 'the publisher did not let go of the broker';
+OutboxTest::Outbox::point_publisher_at($node, '127.0.0.1:1');
 write_load(100001, 40000);
 
 my $edit = q{
@@ -109,23 +95,9 @@ BEGIN
 		COMMIT;
 	END LOOP;
 END $$;};
-my @editors;
-for my $n (1 .. 3)
-{
-	my ($out, $err) = ('', '');
-	push @editors, [
-		IPC::Run::start(
-			[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d',
-				$node->connstr('postgres'), '-c', $edit ],
-			'>', \$out, '2>', \$err),
-		\$err ];
-}
-point_at($broker);
-for my $e (@editors)
-{
-	$e->[0]->finish;
-	is($?, 0, 'an editor ran to its end') or diag(${ $e->[1] });
-}
+my @editors = OutboxTest::Outbox::start_sessions($node, map { [ '-c', $edit ] } 1 .. 3);
+OutboxTest::Outbox::point_publisher_at($node, $broker);
+OutboxTest::Outbox::finish_sessions('an editor', @editors);
 ok(OutboxTest::Outbox::wait_sent($node, "destination = '/queue/handover'"),
 	'the edited backlog is drained');
 
