@@ -12,13 +12,15 @@
 #      10k backlog and with a BIG one (chunk_big_vs_10k, target <= 1.2), and
 #      the publisher's private memory (RssAnon) before and after draining
 #      the BIG backlog (target: flat).
-#   3. the same two chunk times in the state a real outage leaves
-#      (chunk_ms_10k_settled, chunk_ms_big_settled, chunk_big_vs_10k_settled):
+#   3. step 1's drain and step 2's two chunk times in the state a real
+#      outage leaves (drain_vs_ceiling_settled, the bare sender measured
+#      after the settling, just before the drain; chunk_ms_10k_settled,
+#      chunk_ms_big_settled, chunk_big_vs_10k_settled):
 #      a backlog builds up over minutes or hours, so autovacuum has
 #      vacuumed and analyzed the tables, a checkpoint has written their
 #      pages and the kernel its dirty page cache.  Here the backlog is
-#      written in seconds and the publisher starts at once, so step 2's
-#      drain shares the two cores and the disk with what follows such a
+#      written in seconds and the publisher starts at once, so the drains
+#      of steps 1 and 2 share the two cores and the disk with what follows such a
 #      fill: autovacuum's insert-driven VACUUM and ANALYZE of both tables,
 #      a checkpoint requested by the fill's WAL (max_wal_size at the
 #      defaults) spreading its writes, and the kernel writing back the
@@ -146,22 +148,41 @@ publisher_rss() {
 	awk '/RssAnon/ { print $2 }' "/proc/$pid/status"
 }
 
-publisher_run() {
-	local c secs chunk_10k chunk_big
-
-	# 1. the bare sender, then the drain of the same number of messages
-	c=$("$bench_dir/ceiling" -h 127.0.0.1 -p "$bench_stomp_port" -n "$backlog" -w 1000 -H 2>&1 |
-		awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "msg/s") v = $i } END { print v }')
+# The bare sender's rate for $backlog messages, msg/s.
+ceiling_msg_s() {
+	"$bench_dir/ceiling" -h 127.0.0.1 -p "$bench_stomp_port" -n "$backlog" -w 1000 -H 2>&1 |
+		awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "msg/s") v = $i } END { print v }'
 	bench_purge_queue bench_ceiling
+}
+
+# The bare sender, then the publisher's drain of a backlog of as many rows,
+# as fresh as it is written ($1 "written") or settled first ($1
+# "settled", the bare sender then measured after the settling, just before
+# the drain).  Prints the figures, suffixed _settled for a settled backlog.
+drain_against_ceiling() {
+	local c secs suffix=
+	[ "$1" = settled ] && suffix=_settled
+	[ "$1" = written ] && c=$(ceiling_msg_s)
 	broker_unreachable
 	empty_outbox
 	fill "$backlog"
+	if [ "$1" = settled ]; then
+		settle
+		c=$(ceiling_msg_s)
+	fi
 	point_publisher_at "127.0.0.1:$bench_stomp_port"
 	secs=$(time_until_sent "")
 	bench_purge_queue bench_drain
-	echo "ceiling_msg_s $c"
-	echo "drain_msg_s $(echo "$backlog / $secs" | bc)"
-	echo "drain_vs_ceiling $(echo "$backlog / $secs / $c" | bc -l)"
+	echo "ceiling_msg_s$suffix $c"
+	echo "drain_msg_s$suffix $(echo "$backlog / $secs" | bc)"
+	echo "drain_vs_ceiling$suffix $(echo "$backlog / $secs / $c" | bc -l)"
+}
+
+publisher_run() {
+	local chunk_10k chunk_big
+
+	# 1. the bare sender, then the drain of the same number of messages
+	drain_against_ceiling written
 
 	# 2. the first 10k messages with a 10k and with a BIG backlog; memory
 	chunk_10k=$(first_chunk_ms $first drain)
@@ -173,6 +194,7 @@ publisher_run() {
 	echo "chunk_big_vs_10k $(echo "$chunk_big / $chunk_10k" | bc -l)"
 
 	# 3. the same in the state a real outage leaves
+	drain_against_ceiling settled
 	chunk_10k=$(first_chunk_ms $first settled)
 	chunk_big=$(first_chunk_ms "$big" settled)
 	echo "chunk_ms_10k_settled $chunk_10k"
