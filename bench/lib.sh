@@ -259,6 +259,11 @@ bench_collect() {
 	local tag=$1 file=$2 f v line=
 	while read -r f v; do
 		[ -n "$f" ] || continue
+		# a step that failed in a command substitution leaves no number
+		if ! [[ $v =~ ^-?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]]; then
+			echo "figure $f of $tag is not a number: '$v'" >&2
+			exit 1
+		fi
 		[[ " ${bench_figures[*]} " == *" $f "* ]] || bench_figures+=("$f")
 		v=$(bench_fmt "$v")
 		bench_values[$tag|$f]+="$v "
