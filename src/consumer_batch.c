@@ -77,7 +77,6 @@
 
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "storage/latch.h"
 #include "utils/elog.h"
 #include "utils/memutils.h"
 #include "utils/timeout.h"
