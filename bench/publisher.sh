@@ -9,7 +9,8 @@
 #      written while the broker was out of its reach.  Figures: both rates
 #      and drain_vs_ceiling, their ratio in this run (target >= 0.9).  Then
 #      the same once the backlog has settled (below), the bare sender
-#      measured again just before the drain: drain_vs_ceiling_settled.
+#      measured again after the fill, before the settling:
+#      drain_vs_ceiling_settled.
 #   2. the time per 200-message chunk of the first 10k messages sent with a
 #      10k backlog and with a BIG one (chunk_big_vs_10k, target <= 1.2), and
 #      the publisher's private memory (RssAnon) before and after draining
@@ -247,7 +248,8 @@ publisher_run() {
 	drain_against_ceiling written
 	drain_against_ceiling settled
 
-	# 2. the first 10k messages with a 10k and with a BIG backlog; memory
+	# 2. the first 10k messages with a 10k and with a BIG backlog; memory;
+	# the whole BIG drain
 	chunk_10k=$(first_chunk_ms $first drain)
 	chunk_big=$(first_chunk_ms "$big" drain)
 	echo "rss_kB_before_big $(cat "$bench_dir/rss_before")"
