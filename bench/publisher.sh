@@ -37,8 +37,8 @@
 # at PostgreSQL's defaults and tuned (SETTINGS).
 #
 # Run as root: bash bench/publisher.sh
-#   full:  BACKLOG=100000 BIG=1000000 RUNS=3 (default): about 8 minutes a
-#          run and profile on this 2-core machine, 50 for both profiles
+#   full:  BACKLOG=100000 BIG=1000000 RUNS=3 (default): about 6 minutes a
+#          run and profile on this 2-core machine, 40 for both profiles
 #          (the BIG fills and the BIG drain dominate);
 #   quick: QUICK=1 (BACKLOG=20000 BIG=100000 RUNS=3): about 2 minutes a
 #          profile.
