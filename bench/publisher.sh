@@ -83,7 +83,8 @@ point_publisher_at() {
 broker_unreachable() {
 	point_publisher_at 127.0.0.1:1
 	bench_wait_for "the publisher to disconnect" \
-		"SELECT state <> 'connected' FROM outbox.status WHERE kind = 'publisher'"
+		"SELECT state <> 'connected' FROM outbox.worker_status()
+		  WHERE kind = 'publisher' AND database = current_database()"
 }
 
 # Start with an empty outbox and an empty table, vacuumed.
@@ -204,8 +205,8 @@ $count$' 2>&1) || { echo "$out" >&2; return 1; }
 
 # The publisher's own memory, not the shared buffers it touched.
 publisher_rss() {
-	local pid
-	pid=$(bench_psql -c "SELECT pid FROM outbox.status WHERE kind = 'publisher'")
+	local pid sent
+	read -r pid sent <<<"$(publisher_pid_sent)"
 	awk '/RssAnon/ { print $2 }' "/proc/$pid/status"
 }
 
