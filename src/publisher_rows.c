@@ -66,7 +66,7 @@ static SPIPlanPtr fetch_fresh_plan = NULL;
 static SPIPlanPtr fetch_retrying_plan = NULL;
 static SPIPlanPtr fetch_suspect_plan = NULL;
 static SPIPlanPtr mark_succeeded_plan = NULL;
-static SPIPlanPtr mark_failed_plan = NULL;
+static SPIPlanPtr mark_expired_plan = NULL;
 static SPIPlanPtr charge_attempt_plan = NULL;
 static SPIPlanPtr fail_message_plan = NULL;
 static SPIPlanPtr fetch_probe_plan = NULL;
@@ -94,7 +94,20 @@ static void prepare_plans(void);
 static SPIPlanPtr keep_generic_plan(const char *sql, int nargs,
 									Oid *argtypes);
 static int	fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass);
-static int	mark_rows(PassMessages *pass, bool expired, SPIPlanPtr plan);
+/* what marking a message succeeded, or failed as expired, writes */
+#define MARK_SUCCEEDED \
+	"UPDATE outbox.published" \
+	"   SET status = 'succeeded', last_error = NULL"
+#define MARK_EXPIRED \
+	"UPDATE outbox.published" \
+	"   SET status = 'failed'," \
+	"       last_error = 'expired at ' || expires_at || ' before it could be sent'"
+/* which rows: the versions the pass locked (mark_rows()) */
+#define BY_LOCKED_VERSION \
+	" WHERE ctid = ANY ($1) AND status = 'scheduled' RETURNING id"
+
+static int	mark_rows(PassMessages *pass, bool expired);
+static Datum tid_array(Datum *tids, int n);
 static PendingMessage *find_message(PassMessages *pass, const pg_uuid_t *id);
 
 /*
@@ -133,7 +146,6 @@ publisher_prepare_plans(bool see_pauses)
 static void
 prepare_plans(void)
 {
-	Oid			uuids_arg[1] = {UUIDARRAYOID};
 	Oid			fresh_args[4] = {UUIDARRAYOID, UUIDOID, INT4OID, TEXTARRAYOID};
 	Oid			retrying_args[2] = {INT4OID, TEXTARRAYOID};
 	Oid			suspect_args[2] = {UUIDARRAYOID, TEXTARRAYOID};
@@ -191,17 +203,10 @@ prepare_plans(void)
 						  " WHERE ctid = ANY ($1) AND status = 'scheduled'"
 						  "   FOR UPDATE SKIP LOCKED",
 						  1, tids_arg);
-	mark_succeeded_plan =
-		keep_generic_plan("UPDATE outbox.published"
-						  "   SET status = 'succeeded', last_error = NULL"
-						  " WHERE id = ANY ($1)",
-						  1, uuids_arg);
-	mark_failed_plan =
-		keep_generic_plan("UPDATE outbox.published"
-						  "   SET status = 'failed',"
-						  "       last_error = 'expired at ' || expires_at || ' before it could be sent'"
-						  " WHERE id = ANY ($1)",
-						  1, uuids_arg);
+	mark_succeeded_plan = keep_generic_plan(MARK_SUCCEEDED BY_LOCKED_VERSION,
+											1, tids_arg);
+	mark_expired_plan = keep_generic_plan(MARK_EXPIRED BY_LOCKED_VERSION,
+										  1, tids_arg);
 	charge_attempt_plan =
 		keep_generic_plan("UPDATE outbox.published"
 						  "   SET retry = $2,"
@@ -235,7 +240,7 @@ void
 publisher_free_plans(void)
 {
 	SPIPlanPtr *plans[] = {&fetch_fresh_plan, &fetch_retrying_plan,
-		&fetch_suspect_plan, &mark_succeeded_plan, &mark_failed_plan,
+		&fetch_suspect_plan, &mark_succeeded_plan, &mark_expired_plan,
 	&charge_attempt_plan, &fail_message_plan, &fetch_probe_plan, &relock_plan};
 	int			i;
 
@@ -386,9 +391,7 @@ publisher_relock_in_flight(PassMessages *pass)
 		pfree(tids);
 		return 0;
 	}
-	args[0] = PointerGetDatum(construct_array(tids, n, TIDOID,
-											  sizeof(ItemPointerData), false,
-											  TYPALIGN_SHORT));
+	args[0] = tid_array(tids, n);
 	if (SPI_execute_plan(relock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not lock outbox messages in flight again");
 	for (r = 0; r < SPI_processed; r++)
@@ -456,8 +459,8 @@ find_message(PassMessages *pass, const pg_uuid_t *id)
 void
 publisher_mark_outcome(PassMessages *pass)
 {
-	int			confirmed = mark_rows(pass, false, mark_succeeded_plan);
-	int			expired = mark_rows(pass, true, mark_failed_plan);
+	int			confirmed = mark_rows(pass, false);
+	int			expired = mark_rows(pass, true);
 
 	if (confirmed > 0)
 	{
@@ -475,42 +478,103 @@ publisher_mark_outcome(PassMessages *pass)
 }
 
 /*
- * Run plan (one uuid[] argument) on the pass's messages not marked yet that
- * are confirmed (or, with expired, expired), and note them marked; returns
- * how many.
+ * Mark the pass's messages not marked yet that are confirmed (or, with
+ * expired, expired), and note them marked; returns how many.
+ *
+ * Each row is found by the version the pass locked (its ctid): a TID scan,
+ * where a search by id would walk the primary key for every row.  No one
+ * else can have changed those versions, as the pass transaction holds
+ * their locks; the ids the statement returns are checked all the same.
+ * One it did not mean to mark is an error (the pass is rolled back:
+ * nothing is lost); one not found is left as it is, as
+ * publisher_relock_in_flight() leaves a row changed meanwhile, to be sent
+ * again: never marked for a send of another version.
  */
 static int
-mark_rows(PassMessages *pass, bool expired, SPIPlanPtr plan)
+mark_rows(PassMessages *pass, bool expired)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * Max(pass->n - pass->unmarked_from, 1));
+	PendingMessage **marking;
+	Datum	   *tids;
+	bool	   *found;
 	Datum		args[1];
 	int			n = 0;
+	int			marked = 0;
 	int			i;
+	uint64		r;
 
+	marking = palloc(sizeof(PendingMessage *) *
+					 Max(pass->n - pass->unmarked_from, 1));
 	/* a long pass marks chunk after chunk: skip what is marked already */
 	for (i = pass->unmarked_from; i < pass->n; i++)
 	{
 		PendingMessage *m = &pass->messages[i];
 
 		if (!m->marked && !m->left && (expired ? m->expired : m->confirmed))
-		{
-			ids[n++] = UUIDPGetDatum(&m->id);
-			m->marked = true;
-		}
+			marking[n++] = m;
 	}
+	if (n == 0)
+	{
+		pfree(marking);
+		return 0;
+	}
+
+	tids = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+		tids[i] = PointerGetDatum(&marking[i]->tid);
+	args[0] = tid_array(tids, n);
+	if (SPI_execute_plan(expired ? mark_expired_plan : mark_succeeded_plan,
+						 args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not mark outbox messages %s",
+			 expired ? "expired" : "succeeded");
+	found = palloc0(sizeof(bool) * pass->n);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		Datum		id = SPI_getbinval(SPI_tuptable->vals[r],
+									   SPI_tuptable->tupdesc, 1, &isnull);
+		PendingMessage *m = find_message(pass, DatumGetUUIDP(id));
+
+		if (m == NULL || m->marked || m->left ||
+			!(expired ? m->expired : m->confirmed) ||
+			found[m - pass->messages])
+			elog(ERROR, "outbox publisher marked a row it did not lock");
+		found[m - pass->messages] = true;
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	for (i = 0; i < n; i++)
+	{
+		if (found[marking[i] - pass->messages])
+		{
+			marking[i]->marked = true;
+			marked++;
+		}
+		else
+			marking[i]->left = true;
+	}
+	if (marked < n)
+		ereport(LOG,
+				(errmsg_plural("outbox publisher: %d message confirmed was not found at the row version locked; its row is left as it is",
+							   "outbox publisher: %d messages confirmed were not found at the row versions locked; their rows are left as they are",
+							   n - marked, n - marked)));
 	while (pass->unmarked_from < pass->n &&
 		   pass->messages[pass->unmarked_from].marked)
 		pass->unmarked_from++;
-	if (n > 0)
-	{
-		args[0] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN,
-												  false, TYPALIGN_CHAR));
-		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not mark outbox messages %s",
-				 expired ? "expired" : "succeeded");
-	}
-	pfree(ids);
-	return n;
+	pfree(found);
+	pfree(tids);
+	pfree(marking);
+	return marked;
+}
+
+/*
+ * A tid[] of n item pointers (each a pointer Datum).
+ */
+static Datum
+tid_array(Datum *tids, int n)
+{
+	return PointerGetDatum(construct_array(tids, n, TIDOID,
+										   sizeof(ItemPointerData), false,
+										   TYPALIGN_SHORT));
 }
 
 /*

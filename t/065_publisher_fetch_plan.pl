@@ -8,7 +8,9 @@
 #	chunk: the planner guessed that the anti-join on the paused
 #	destinations left a row or two, and FOR UPDATE keeps the LIMIT from
 #	bounding the sort.  auto_explain logs the plans the worker runs; no
-#	timing is involved.  The backlog is delivered whole.
+#	timing is involved.  The marks of rows sent find each by the row
+#	version the pass locked (a TID scan), not through the primary key.
+#	The backlog is delivered whole.
 
 use strict;
 use warnings;
@@ -64,6 +66,14 @@ is(scalar(grep { /Index Scan using published_scheduled_idx/ } @plans),
 	scalar(@plans), 'every fetch walks published_scheduled_idx');
 is(scalar(grep { /\bSort\b|Seq Scan on published|Bitmap Heap Scan on published/ } @plans),
 	0, 'no fetch reads the scheduled rows unordered and sorts them');
+# and the marks find each row by the version the pass locked, not by id
+my @marks = grep { /SET status = 'succeeded'/ }
+  split /(?=^\S.*LOG:  duration: )/m, $log;
+cmp_ok(scalar(@marks), '>=', $backlog / 2000, 'a plan was logged for the marks');
+is(scalar(grep { /Tid Scan on published/ } @marks),
+	scalar(@marks), 'every mark finds its rows by the row version locked');
+is(scalar(grep { /Index|Seq Scan on published/ } @marks),
+	0, 'no mark reads an index or the whole table');
 # the test's own sessions name themselves in the log line; the worker does not
 is(scalar(grep { !/065_publisher_fetch_plan/ } $log =~ /^.*temporary file: .*$/mg),
 	0, 'no fetch spills to a temporary file');
