@@ -554,8 +554,8 @@ mark_rows(PassMessages *pass, bool expired)
 	}
 	if (marked < n)
 		ereport(LOG,
-				(errmsg_plural("outbox publisher: %d message confirmed was not found at the row version locked; its row is left as it is",
-							   "outbox publisher: %d messages confirmed were not found at the row versions locked; their rows are left as they are",
+				(errmsg_plural("outbox publisher: %d message was not found at the row version it locked; its row is left as it is, to be sent again",
+							   "outbox publisher: %d messages were not found at the row versions it locked; their rows are left as they are, to be sent again",
 							   n - marked, n - marked)));
 	while (pass->unmarked_from < pass->n &&
 		   pass->messages[pass->unmarked_from].marked)
