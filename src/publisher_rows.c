@@ -13,11 +13,11 @@
  * each only if it is still the very row version that was sent (its ctid,
  * xmin and id): a row changed or deleted meanwhile, or locked by someone
  * else, is left as it is, never marked for a send of another version.  A
- * row is marked succeeded only once its receipt came in.  An attempt
- * charged follows django-outbox-pattern's schedule
- * (src/decide/publisher_retry.c decides the new count, the due time and
- * whether it was the last allowed attempt; the statement only writes
- * them).
+ * row is marked succeeded only once its receipt came in, found by the
+ * version the pass locked (mark_rows()).  An attempt charged follows
+ * django-outbox-pattern's schedule (src/decide/publisher_retry.c decides
+ * the new count, the due time and whether it was the last allowed
+ * attempt; the statement only writes them).
  *
  * Error policy: a statement that does not do what it must (it cannot: the
  * plans are the publisher's own) is an elog(ERROR), caught by the pass;
@@ -104,7 +104,7 @@ static int	fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass);
 	"       last_error = 'expired at ' || expires_at || ' before it could be sent'"
 /* which rows: the versions the pass locked (mark_rows()) */
 #define BY_LOCKED_VERSION \
-	" WHERE ctid = ANY ($1) AND status = 'scheduled' RETURNING id"
+	" WHERE ctid = ANY ($1) AND status = 'scheduled'"
 
 static int	mark_rows(PassMessages *pass, bool expired);
 static Datum tid_array(Datum *tids, int n);
@@ -482,88 +482,49 @@ publisher_mark_outcome(PassMessages *pass)
  * expired, expired), and note them marked; returns how many.
  *
  * Each row is found by the version the pass locked (its ctid): a TID scan,
- * where a search by id would walk the primary key for every row.  No one
- * else can have changed those versions, as the pass transaction holds
- * their locks; the ids the statement returns are checked all the same.
- * One it did not mean to mark is an error (the pass is rolled back:
- * nothing is lost); one not found is left as it is, as
- * publisher_relock_in_flight() leaves a row changed meanwhile, to be sent
- * again: never marked for a send of another version.
+ * where a search by id would walk the primary key for every row.  The pass
+ * transaction holds the lock of each of those versions, so no one else can
+ * have changed or removed it, nor can vacuum have given its place to
+ * another row.  Only the pass's own transaction can have changed one since
+ * (a trigger on outbox.published fired by a mark): that version is no
+ * longer visible to the mark, which then leaves the row as it is, to be
+ * sent again as it is now, never marked for the send of its older version.
+ * No RETURNING: a rule on outbox.published would make PostgreSQL refuse
+ * the statement.
  */
 static int
 mark_rows(PassMessages *pass, bool expired)
 {
-	PendingMessage **marking;
 	Datum	   *tids;
-	bool	   *found;
 	Datum		args[1];
 	int			n = 0;
-	int			marked = 0;
 	int			i;
-	uint64		r;
 
-	marking = palloc(sizeof(PendingMessage *) *
-					 Max(pass->n - pass->unmarked_from, 1));
+	tids = palloc(sizeof(Datum) * Max(pass->n - pass->unmarked_from, 1));
 	/* a long pass marks chunk after chunk: skip what is marked already */
 	for (i = pass->unmarked_from; i < pass->n; i++)
 	{
 		PendingMessage *m = &pass->messages[i];
 
 		if (!m->marked && !m->left && (expired ? m->expired : m->confirmed))
-			marking[n++] = m;
-	}
-	if (n == 0)
-	{
-		pfree(marking);
-		return 0;
-	}
-
-	tids = palloc(sizeof(Datum) * n);
-	for (i = 0; i < n; i++)
-		tids[i] = PointerGetDatum(&marking[i]->tid);
-	args[0] = tid_array(tids, n);
-	if (SPI_execute_plan(expired ? mark_expired_plan : mark_succeeded_plan,
-						 args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not mark outbox messages %s",
-			 expired ? "expired" : "succeeded");
-	found = palloc0(sizeof(bool) * pass->n);
-	for (r = 0; r < SPI_processed; r++)
-	{
-		bool		isnull;
-		Datum		id = SPI_getbinval(SPI_tuptable->vals[r],
-									   SPI_tuptable->tupdesc, 1, &isnull);
-		PendingMessage *m = find_message(pass, DatumGetUUIDP(id));
-
-		if (m == NULL || m->marked || m->left ||
-			!(expired ? m->expired : m->confirmed) ||
-			found[m - pass->messages])
-			elog(ERROR, "outbox publisher marked a row it did not lock");
-		found[m - pass->messages] = true;
-	}
-	SPI_freetuptable(SPI_tuptable);
-
-	for (i = 0; i < n; i++)
-	{
-		if (found[marking[i] - pass->messages])
 		{
-			marking[i]->marked = true;
-			marked++;
+			tids[n++] = PointerGetDatum(&m->tid);
+			m->marked = true;
 		}
-		else
-			marking[i]->left = true;
 	}
-	if (marked < n)
-		ereport(LOG,
-				(errmsg_plural("outbox publisher: %d message was not found at the row version it locked; its row is left as it is, to be sent again",
-							   "outbox publisher: %d messages were not found at the row versions it locked; their rows are left as they are, to be sent again",
-							   n - marked, n - marked)));
 	while (pass->unmarked_from < pass->n &&
 		   pass->messages[pass->unmarked_from].marked)
 		pass->unmarked_from++;
-	pfree(found);
+	if (n > 0)
+	{
+		args[0] = tid_array(tids, n);
+		if (SPI_execute_plan(expired ? mark_expired_plan : mark_succeeded_plan,
+							 args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not mark outbox messages %s",
+				 expired ? "expired" : "succeeded");
+	}
 	pfree(tids);
-	pfree(marking);
-	return marked;
+	return n;
 }
 
 /*
