@@ -7,7 +7,9 @@
 #      receipt each, the publisher's five dop-* headers, no database) sends
 #      BACKLOG messages; then the publisher drains a backlog of BACKLOG rows
 #      written while the broker was out of its reach.  Figures: both rates
-#      and drain_vs_ceiling, their ratio in this run (target >= 0.9).  Then
+#      and drain_vs_ceiling, their ratio in this run (target >= 0.9), and
+#      the CPU the publisher and RabbitMQ used for the drain, in ms per
+#      1,000 messages (worker_cpu_ms_per_1k, broker_cpu_ms_per_1k).  Then
 #      the same once the backlog has settled (below), the bare sender
 #      measured again after the fill, before the settling:
 #      drain_vs_ceiling_settled.
@@ -210,6 +212,11 @@ publisher_rss() {
 	awk '/RssAnon/ { print $2 }' "/proc/$pid/status"
 }
 
+# CPU time a process (pid $1) has used, user and system, in ms.
+cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
+}
+
 # The bare sender's rate for $backlog messages, msg/s.
 ceiling_msg_s() {
 	"$bench_dir/ceiling" -h 127.0.0.1 -p "$bench_stomp_port" -n "$backlog" -w 1000 -H 2>&1 |
@@ -223,7 +230,7 @@ ceiling_msg_s() {
 # settling, which leaves RabbitMQ time after the purge of its messages).
 # Prints the figures, suffixed _settled for a settled backlog.
 drain_against_ceiling() {
-	local c secs suffix=
+	local c secs pid sent worker_cpu broker_cpu suffix=
 	[ "$1" = settled ] && suffix=_settled
 	[ "$1" = written ] && c=$(ceiling_msg_s)
 	broker_unreachable
@@ -233,12 +240,19 @@ drain_against_ceiling() {
 		c=$(ceiling_msg_s)
 		settle
 	fi
+	read -r pid sent <<<"$(publisher_pid_sent)"
+	worker_cpu=$(cpu_ms "$pid")
+	broker_cpu=$(cpu_ms "$bench_broker_pid")
 	point_publisher_at "127.0.0.1:$bench_stomp_port"
 	secs=$(time_until_sent)
+	worker_cpu=$(echo "$(cpu_ms "$pid") - $worker_cpu" | bc -l)
+	broker_cpu=$(echo "$(cpu_ms "$bench_broker_pid") - $broker_cpu" | bc -l)
 	bench_purge_queue bench_drain
 	echo "ceiling_msg_s$suffix $c"
 	echo "drain_msg_s$suffix $(echo "$backlog / $secs" | bc)"
 	echo "drain_vs_ceiling$suffix $(echo "$backlog / $secs / $c" | bc -l)"
+	echo "worker_cpu_ms_per_1k$suffix $(echo "$worker_cpu * 1000 / $backlog" | bc -l)"
+	echo "broker_cpu_ms_per_1k$suffix $(echo "$broker_cpu * 1000 / $backlog" | bc -l)"
 }
 
 publisher_run() {
