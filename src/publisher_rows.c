@@ -90,10 +90,6 @@ static int	pass_turn = 0;
 	"       expires_at < now() AS expired, ctid, xmin" \
 	"  FROM outbox.published"
 
-static void prepare_plans(void);
-static SPIPlanPtr keep_generic_plan(const char *sql, int nargs,
-									Oid *argtypes);
-static int	fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass);
 /* what marking a message succeeded, or failed as expired, writes */
 #define MARK_SUCCEEDED \
 	"UPDATE outbox.published" \
@@ -106,6 +102,10 @@ static int	fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass);
 #define BY_LOCKED_VERSION \
 	" WHERE ctid = ANY ($1) AND status = 'scheduled'"
 
+static void prepare_plans(void);
+static SPIPlanPtr keep_generic_plan(const char *sql, int nargs,
+									Oid *argtypes);
+static int	fetch_messages(SPIPlanPtr plan, Datum *args, PassMessages *pass);
 static int	mark_rows(PassMessages *pass, bool expired);
 static Datum tid_array(Datum *tids, int n);
 static PendingMessage *find_message(PassMessages *pass, const pg_uuid_t *id);
