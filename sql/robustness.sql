@@ -119,6 +119,23 @@ INSERT INTO pub VALUES (4, 'd');
 UPDATE outbox.publish_config SET serializer = 'public.wrong_argument' WHERE relid = 'pub'::regclass;
 INSERT INTO pub VALUES (4, 'd');
 UPDATE outbox.publish_config SET serializer = NULL WHERE relid = 'pub'::regclass;
+-- and so is its destination, with the version suffix: every row fails, and
+-- a second configuration that could be sent writes nothing either
+SELECT outbox.publish('pub', '/topic/pub', 'v2');
+UPDATE outbox.publish_config SET destination = E'/topic/line\nbreak'
+ WHERE relid = 'pub'::regclass AND version IS NULL;
+INSERT INTO pub VALUES (4, 'd');
+INSERT INTO pub VALUES (4, 'd'), (5, 'e');
+UPDATE outbox.publish_config SET destination = '/topic/pub'
+ WHERE relid = 'pub'::regclass AND version IS NULL;
+UPDATE outbox.publish_config SET destination = repeat('d', 253)
+ WHERE relid = 'pub'::regclass AND version = 'v2';
+INSERT INTO pub VALUES (4, 'd');
+UPDATE outbox.publish_config SET destination = '/topic/pub', version = ''
+ WHERE relid = 'pub'::regclass AND version = 'v2';
+INSERT INTO pub VALUES (4, 'd');
+SELECT count(*) FROM outbox.published;
+DELETE FROM outbox.publish_config WHERE relid = 'pub'::regclass AND version = '';
 ALTER TABLE outbox.publish_config ENABLE ALWAYS TRIGGER publish_config_guard;
 DROP FUNCTION wrong_result(pub), wrong_argument(int);
 INSERT INTO pub VALUES (4, 'd');

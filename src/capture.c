@@ -111,7 +111,7 @@ PG_FUNCTION_INFO_V1(outbox_publish_config_changed);
 /* One configuration of a published table, ready for per-row use */
 typedef struct CaptureConfig
 {
-	char	   *destination;
+	char	   *destination;	/* final: checked, with the version suffix */
 	char	   *version;		/* NULL if none */
 	/* an ancestor's configuration: its name, row type and the conversion */
 	char	   *source_name;	/* NULL: the trigger's own table */
@@ -168,6 +168,7 @@ static CaptureEntry *capture_entry(Relation rel);
 static void check_capture_trigger(FunctionCallInfo fcinfo);
 static void set_ancestors(CaptureEntry *entry, Relation rel);
 static void load_configs(CaptureEntry *entry, Relation rel);
+static void final_destination(CaptureConfig *config);
 static void load_config(CaptureConfig *config, Relation rel, HeapTuple row,
 						TupleDesc desc, List **opened);
 static Relation config_source(CaptureConfig *config, Relation rel,
@@ -393,6 +394,24 @@ config_source(CaptureConfig *config, Relation rel, Oid relid, List **opened)
 }
 
 /*
+ * Give config the final destination of its messages, once for all its
+ * rows: checked, with the version suffix ('/t' and 'v2' give '/t.v2').
+ * A destination that cannot be sent (a row of outbox.publish_config changed
+ * by hand) fails every captured row as it would if checked per row.
+ */
+static void
+final_destination(CaptureConfig *config)
+{
+	OutboxMessage message;
+
+	memset(&message, 0, sizeof(message));
+	message.destination = config->destination;
+	message.version = config->version;
+	outbox_final_destination(&message);
+	config->destination = message.destination;
+}
+
+/*
  * Fill config from one row of outbox.publish_config (desc): destination,
  * version, rendering, and the serializer or fields resolved against the
  * table whose configuration it is (rel or an ancestor, opened into
@@ -412,6 +431,7 @@ load_config(CaptureConfig *config, Relation rel, HeapTuple row,
 	config->destination = TextDatumGetCString(SPI_getbinval(row, desc, 1, &isnull));
 	value = SPI_getbinval(row, desc, 2, &isnull);
 	config->version = isnull ? NULL : TextDatumGetCString(value);
+	final_destination(config);
 	value = SPI_getbinval(row, desc, 6, &isnull);
 	config->rendering = isnull ? OUTBOX_RENDERING_POSTGRES :
 		outbox_rendering_from_name(TextDatumGetCString(value));

@@ -632,6 +632,18 @@ check_size(OutboxMessage *message, bool kept)
 }
 
 /*
+ * Whether outbox_finish_message() runs user code now: the
+ * outbox.generate_headers function, if one is set.  Without it, finishing
+ * a message calls nothing that could close or change the relation it is
+ * given, nor accept invalidations.
+ */
+bool
+outbox_finishing_runs_user_code(void)
+{
+	return outbox_generate_headers != NULL && outbox_generate_headers[0] != '\0';
+}
+
+/*
  * What every message gets, whichever way it came, once its destination is
  * final (outbox_final_destination(), outbox_check_stored_destination()): a
  * checked id, its expiry counted from now, the time it is written (not
@@ -662,7 +674,7 @@ outbox_finish_message(OutboxMessage *message, Relation rel)
 		check_headers(user, "given to the message");
 	correlation = correlation_id(fresh_id);
 
-	if (outbox_generate_headers != NULL && outbox_generate_headers[0] != '\0')
+	if (outbox_finishing_runs_user_code())
 	{
 		Jsonb	   *builtin = builtin_headers(message, correlation);
 
@@ -700,17 +712,6 @@ outbox_check_stored_destination(OutboxMessage *message)
 	if (message->version != NULL)
 		check_version(message->version);
 	outbox_check_destination(message->destination, NULL);
-}
-
-/*
- * Give a new message its final form: outbox_final_destination(), then
- * outbox_finish_message().  rel is outbox.published.
- */
-void
-outbox_complete_message(OutboxMessage *message, Relation rel)
-{
-	outbox_final_destination(message);
-	outbox_finish_message(message, rel);
 }
 
 /*

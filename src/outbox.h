@@ -102,7 +102,8 @@ extern void outbox_uuid_text(const pg_uuid_t *uuid, char *buf);
 /*
  * A message on its way into outbox.published.  The capture trigger fills one
  * from a captured row, the BEFORE INSERT trigger from a row inserted by hand;
- * outbox_complete_message() then gives both the same treatment.
+ * outbox_final_destination() and outbox_finish_message() then give both
+ * the same treatment.
  */
 typedef struct OutboxMessage
 {
@@ -120,8 +121,8 @@ extern void outbox_check_destination(const char *destination,
 									 const char *version);
 extern void outbox_final_destination(OutboxMessage *message);
 extern void outbox_check_stored_destination(OutboxMessage *message);
+extern bool outbox_finishing_runs_user_code(void);
 extern void outbox_finish_message(OutboxMessage *message, Relation rel);
-extern void outbox_complete_message(OutboxMessage *message, Relation rel);
 extern void outbox_check_kept_message(OutboxMessage *message);
 extern Datum outbox_call_user_function(FunctionCallInfo fcinfo);
 

@@ -7,8 +7,9 @@
  * row format of outbox_row.c; the writer calls both, neither calls it.
  * Three ways in:
  *
- * - the capture trigger of a published table builds an OutboxMessage and
- *   calls outbox_insert_published(), which writes the row through the heap
+ * - the capture trigger of a published table builds an OutboxMessage, with
+ *   the final destination of its configuration, and calls
+ *   outbox_insert_published(), which writes the row through the heap
  *   and index APIs directly: no SQL is parsed or planned per row, the
  *   relation and its indexes stay open until the transaction ends, and the
  *   row is written whatever the privileges of the role writing the
@@ -390,17 +391,20 @@ writer_open(void)
 }
 
 /*
- * Complete a message and write it into outbox.published, with its index
- * entries, in the current transaction.
+ * Finish a message whose destination is final (outbox_final_destination())
+ * and write it into outbox.published, with its index entries, in the
+ * current transaction.
  *
  * This is the capture trigger's per-row path: the relation, its indexes and
  * the executor state they need stay open for the rest of the transaction.
  *
- * Completing the message may call the outbox.generate_headers function,
+ * Finishing the message may call the outbox.generate_headers function,
  * which may do anything: abort a subtransaction of its own, which closes
- * the writer, or write to a published table, which may reopen it.  So the
- * message is completed on a reference of our own to outbox.published, and
- * the writer is taken only once it is complete.
+ * the writer, or write to a published table, which may reopen it.  So when
+ * one is set, the message is finished on a reference of our own to
+ * outbox.published, and the writer is taken only once it is finished;
+ * when none is, nothing can close the writer meanwhile, and its relation
+ * serves.
  *
  * Writing the row runs user code too (the functions of an index's
  * expressions and predicate), which may close the writer or write a
@@ -411,14 +415,18 @@ writer_open(void)
 void
 outbox_insert_published(OutboxMessage *message)
 {
-	PublishedWriter *w;
-	Relation	rel;
+	PublishedWriter *w = writer_open();
 
-	rel = table_open(writer_open()->relid, RowExclusiveLock);
-	outbox_complete_message(message, rel);
-	table_close(rel, NoLock);
+	if (outbox_finishing_runs_user_code())
+	{
+		Relation	rel = table_open(w->relid, RowExclusiveLock);
 
-	w = writer_open();
+		outbox_finish_message(message, rel);
+		table_close(rel, NoLock);
+		w = writer_open();
+	}
+	else
+		outbox_finish_message(message, w->rel);
 
 	w->busy++;
 	writers_busy++;
