@@ -70,14 +70,27 @@ outbox_retention(void)
 	for (i = 0; i < 6; i++)
 		floor.data[i] = (unsigned char) (cutoff_ms >> (8 * (5 - i)));
 
+	/*
+	 * The rows are locked, skipping those another transaction holds, before
+	 * they are deleted.  A DELETE that waited for a row lock would delete
+	 * the row without testing the status of its new version: a redrive
+	 * (or any UPDATE) that puts a sent or failed message back to
+	 * 'scheduled' and commits while retention waits for it would lose that
+	 * message.  FOR UPDATE tests the conditions again on the version it
+	 * locks.  And a session holding an old row must not stop delivery:
+	 * retention runs in the publisher.  A row skipped goes at a later
+	 * retention.
+	 */
 	deleted += delete_old("DELETE FROM outbox.published WHERE id IN"
 						  " (SELECT id FROM outbox.published"
 						  "   WHERE id < $1 AND added < $2"
-						  "     AND status <> 'scheduled' LIMIT $3)",
+						  "     AND status <> 'scheduled'"
+						  "   LIMIT $3 FOR UPDATE SKIP LOCKED)",
 						  UUIDPGetDatum(&floor), TimestampTzGetDatum(cutoff));
 	deleted += delete_old("DELETE FROM outbox.received WHERE id IN"
 						  " (SELECT id FROM outbox.received"
-						  "   WHERE id < $1 AND added < $2 LIMIT $3)",
+						  "   WHERE id < $1 AND added < $2"
+						  "   LIMIT $3 FOR UPDATE SKIP LOCKED)",
 						  UUIDPGetDatum(&floor), TimestampTzGetDatum(cutoff));
 
 	if (deleted > 0)
