@@ -35,6 +35,17 @@ ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable';
 ALTER SYSTEM SET outbox.stomp_queue_headers = ':true';
 ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true,,x:y';
 ALTER SYSTEM SET outbox.stomp_queue_headers = E'durable:\ntrue';
+-- at most 32 headers, each named once
+SELECT set_config('t.many', string_agg('x-queue-type:quorum', ','), false)
+  FROM generate_series(1, 70) \gset
+ALTER SYSTEM SET outbox.stomp_queue_headers = :'set_config';
+SELECT set_config('t.many', string_agg('x-h' || i || ':v', ','), false)
+  FROM generate_series(1, 33) i \gset
+ALTER SYSTEM SET outbox.stomp_queue_headers = :'set_config';
+SELECT set_config('t.many', string_agg('x-h' || i || ':v', ','), false)
+  FROM generate_series(1, 32) i \gset
+ALTER SYSTEM SET outbox.stomp_queue_headers = :'set_config';
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true,x-queue-type:quorum,durable:false';
 ALTER SYSTEM SET outbox.stomp_queue_headers = '';
 ALTER SYSTEM SET outbox.exclusive_queue = 'perhaps';
 ALTER SYSTEM SET outbox.maximum_backoff = 0;

@@ -47,6 +47,9 @@
 
 #include "consumer_internal.h"
 
+/* the DLQ's headers: five of its own and the queue's type */
+#define DLQ_HEADERS				6
+
 /*
  * On the DLQ's declaring connection: declare the queue the DLQ dead-letters
  * to, DLQ.DLQ.DLQ.<queue> (django-outbox-pattern's name), durable and
@@ -58,7 +61,7 @@ static void
 declare_last_resort(OutboxBroker *declarer, const char *name,
 					StompHeaderPair *dlq_pairs, int n, int64 deadline)
 {
-	StompHeaderPair pairs[64];
+	StompHeaderPair pairs[DLQ_HEADERS];
 	uint64_t	receipt;
 	int			m = 0;
 	int			i;
@@ -91,12 +94,12 @@ declare_last_resort(OutboxBroker *declarer, const char *name,
 /*
  * The headers that declare the DLQ as django-outbox-pattern does,
  * dead-lettering to last_resort, with the queue's type and no other of its
- * arguments; returns how many were stored in pairs (64 at least).
+ * arguments; returns how many were stored in pairs (DLQ_HEADERS at most).
  */
 static int
 dlq_headers(StompHeaderPair *pairs, const char *last_resort)
 {
-	StompHeaderPair queue_pairs[64];
+	StompHeaderPair queue_pairs[OUTBOX_MAX_QUEUE_HEADERS];
 	int			n = 0;
 	int			nqueue;
 	int			i;
@@ -112,9 +115,16 @@ dlq_headers(StompHeaderPair *pairs, const char *last_resort)
 	pairs[n].name = "prefetch-count";
 	pairs[n++].value = "1";
 	nqueue = consumer_queue_headers(queue_pairs, lengthof(queue_pairs));
+	/* each name is given once (settings.c checks) */
 	for (i = 0; i < nqueue; i++)
+	{
 		if (strcmp(queue_pairs[i].name, "x-queue-type") == 0)
+		{
 			pairs[n++] = queue_pairs[i];
+			break;
+		}
+	}
+	Assert(n <= DLQ_HEADERS);
 	return n;
 }
 
@@ -126,7 +136,7 @@ dlq_headers(StompHeaderPair *pairs, const char *last_resort)
 static bool
 declare_on(OutboxBroker *declarer, int64 deadline, StringInfo why)
 {
-	StompHeaderPair pairs[64];
+	StompHeaderPair pairs[DLQ_HEADERS];
 	char	   *last_resort = psprintf("DLQ.DLQ.%s", MyConsumer.dlq);
 	uint64_t	receipt;
 	int			n = dlq_headers(pairs, last_resort);

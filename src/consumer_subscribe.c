@@ -224,11 +224,12 @@ static bool
 subscribe_queue(int64 deadline, StringInfo why)
 {
 	OutboxBroker *broker = &MyConsumer.link.broker;
-	StompHeaderPair pairs[64];
+	/* the setting's, prefetch-count if it has none, and four of our own */
+	StompHeaderPair pairs[OUTBOX_MAX_QUEUE_HEADERS + 5];
 	uint64_t	receipt;
 	int			n;
 
-	n = consumer_queue_headers(pairs, lengthof(pairs) - 5);
+	n = consumer_queue_headers(pairs, OUTBOX_MAX_QUEUE_HEADERS);
 	n = bounded_prefetch(pairs, n);
 	pairs[n].name = "exclusive";
 	pairs[n++].value = outbox_exclusive_queue ? "true" : "false";

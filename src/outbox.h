@@ -58,6 +58,9 @@ extern int	outbox_stomp_ssl_min_protocol;
 extern char *outbox_stomp_ssl_password_file;
 extern bool outbox_stomp_verify_hostname;
 extern char *outbox_stomp_queue_headers;
+
+/* items outbox.stomp_queue_headers may hold (settings.c checks) */
+#define OUTBOX_MAX_QUEUE_HEADERS	32
 extern bool outbox_exclusive_queue;
 extern int	outbox_maximum_backoff;
 extern int	outbox_maximum_retry_attempts;

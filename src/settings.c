@@ -494,13 +494,18 @@ check_heartbeats(char **newval, void **extra, GucSource source)
 }
 
 /*
- * outbox.stomp_queue_headers: a comma-separated list of name:value, each
- * name non-empty, no control characters anywhere.  Empty is allowed.
+ * outbox.stomp_queue_headers: a comma-separated list of at most
+ * OUTBOX_MAX_QUEUE_HEADERS name:value items, each name non-empty and given
+ * once, no control characters anywhere.  Empty is allowed.  The consumers
+ * build their SUBSCRIBE frames from it in arrays of fixed size.
  */
 static bool
 check_queue_headers(char **newval, void **extra, GucSource source)
 {
+	const char *names[OUTBOX_MAX_QUEUE_HEADERS];
+	size_t		name_lens[OUTBOX_MAX_QUEUE_HEADERS];
 	const char *item = *newval;
+	int			n = 0;
 
 	if (find_control_character(*newval) != NULL)
 	{
@@ -512,6 +517,7 @@ check_queue_headers(char **newval, void **extra, GucSource source)
 		const char *end = strchr(item, ',');
 		const char *colon = strchr(item, ':');
 		size_t		len = end ? (size_t) (end - item) : strlen(item);
+		int			i;
 
 		if (colon == NULL || colon >= item + len || colon == item)
 		{
@@ -519,6 +525,25 @@ check_queue_headers(char **newval, void **extra, GucSource source)
 								(int) len, item);
 			return false;
 		}
+		if (n == OUTBOX_MAX_QUEUE_HEADERS)
+		{
+			GUC_check_errdetail("It may hold at most %d headers.",
+								OUTBOX_MAX_QUEUE_HEADERS);
+			return false;
+		}
+		names[n] = item;
+		name_lens[n] = colon - item;
+		for (i = 0; i < n; i++)
+		{
+			if (name_lens[i] == name_lens[n] &&
+				strncmp(names[i], item, name_lens[n]) == 0)
+			{
+				GUC_check_errdetail("Header \"%.*s\" is given more than once.",
+									(int) name_lens[n], item);
+				return false;
+			}
+		}
+		n++;
 		if (end == NULL)
 			break;
 		item = end + 1;
