@@ -94,7 +94,7 @@ REGRESS = capture published publish settings security ddl robustness \
 	hand_inserts partitions replay packaging monitoring rendering \
 	capture_forget published_refusal_order \
 	headers_stored capture_body capture_writer_cache attack_writer \
-	attack_headers attack_body
+	attack_headers attack_body broker_headers
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=./tmp_regress --load-extension=outbox
 

@@ -212,7 +212,9 @@ outbox_check_destination(const char *destination, const char *version)
 /*
  * Refuse headers that cannot be sent: not an object, a value that is null,
  * an array or an object, a name that is empty, holds control characters, or
- * is one the STOMP layer sets itself.  origin says where they came from.
+ * is one the STOMP layer sets itself, or headers outbox_header_sendable()
+ * refuses (a value the broker would refuse; too many, too large).  origin
+ * says where they came from.
  */
 static void
 check_headers(Jsonb *headers, const char *origin)
@@ -221,6 +223,7 @@ check_headers(Jsonb *headers, const char *origin)
 	JsonbValue	v;
 	JsonbIteratorToken token;
 	char	   *key = NULL;
+	OutboxHeaderTally tally = {0};
 
 	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
 		ereport(ERROR,
@@ -258,6 +261,9 @@ check_headers(Jsonb *headers, const char *origin)
 		}
 		else if (token == WJB_VALUE)
 		{
+			char	   *text;
+			char	   *reason;
+
 			if (v.type != jbvString && v.type != jbvNumeric &&
 				v.type != jbvBool)
 				ereport(ERROR,
@@ -266,6 +272,17 @@ check_headers(Jsonb *headers, const char *origin)
 								key),
 						 errdetail("The headers %s give it a JSON %s.", origin,
 								   v.type == jbvNull ? "null" : "array or object")));
+			/* dop-* headers but dop-correlation-id are made at send time */
+			if (outbox_wire_header_is_builtin(key, strlen(key)) &&
+				strcmp(key, "dop-correlation-id") != 0)
+				continue;
+			text = outbox_wire_header_value_text(&v, key);
+			if (!outbox_header_sendable(&tally, key, text, strlen(text),
+										&reason))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("outbox message headers %s cannot be sent", origin),
+						 errdetail("%s.", reason)));
 		}
 	}
 }

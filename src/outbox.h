@@ -202,6 +202,23 @@ extern bool outbox_wire_message(const pg_uuid_t *id, const char *destination,
 extern uint64 outbox_wire_frame_size(const OutboxWireMessage *wire);
 extern uint64 outbox_wire_frame_size_bound(const OutboxWireMessage *wire);
 extern bool outbox_wire_header_is_builtin(const char *name, size_t len);
+extern char *outbox_wire_header_value_text(JsonbValue *value, const char *key);
+
+/*
+ * The headers of its own a message may carry, in UTF-8, names and values:
+ * how many, each one's size, and all of them (outbox_header_sendable()).
+ */
+#define OUTBOX_MAX_HEADERS			500
+#define OUTBOX_MAX_HEADER_BYTES		(16 * 1024)
+#define OUTBOX_MAX_HEADERS_BYTES	(256 * 1024)
+typedef struct OutboxHeaderTally
+{
+	int			count;			/* headers counted so far */
+	uint64		bytes;			/* their names and values, in UTF-8 */
+} OutboxHeaderTally;
+extern bool outbox_header_sendable(OutboxHeaderTally *tally, const char *name,
+								   const char *value, size_t value_len,
+								   char **reason);
 extern uint64 outbox_wire_builtin_headers_bound(void);
 /*
  * The longest dop-msg-sent-time escaped for STOMP 1.2: the 35 characters

@@ -27,9 +27,21 @@
  * no other file of outbox, only PostgreSQL's encoding conversion and the
  * STOMP codec (to measure a frame).
  *
+ * The headers of its own a message may carry (outbox_header_sendable())
+ * are decided here too: the values of those RabbitMQ reads as message
+ * properties and refuses with an ERROR that ends the publisher's session
+ * (a message-id; a user-id other than its login; an expiration, priority
+ * or timestamp that is not a whole number, or an expiration past ten
+ * years), a reply-to under /temp-queue/ (RabbitMQ would make a queue of
+ * the publisher's own connection), and how many and how large, within
+ * what outbox's consumers decode (the STOMP codec's StompLimits) with room
+ * for the headers outbox and the broker add.  message.c refuses such
+ * headers where a message is written; here they make a stored row that
+ * holds them all the same unsendable.
+ *
  * Errors: a row that cannot be rendered (headers that are not an object
- * of strings, numbers and booleans under names that can be sent; text
- * with no UTF-8 form) is not an
+ * of strings, numbers and booleans under names that can be sent, or that
+ * outbox_header_sendable() refuses; text with no UTF-8 form) is not an
  * error here: the reason is returned, and the publisher fails that message
  * alone instead of failing every pass on it.  Running out of memory is an
  * ERROR.
@@ -64,22 +76,45 @@ static const char *const builtin_names[] = {
 
 #define BUILTIN_SENT_TIME	3	/* builtin_names[] index of the send time */
 
-/* called for each stored header that goes out; false with a reason stops */
+/* RabbitMQ's longest time to live: ten years, in milliseconds */
+#define MAX_EXPIRATION_MS		UINT64CONST(315360000000)
+
+/*
+ * A header of the largest size, escaped (which at most doubles it), is one
+ * line a consumer decodes; all of them, with room to spare for the headers
+ * outbox and the broker add, fit a frame's header bytes and count.
+ */
+StaticAssertDecl(2 * OUTBOX_MAX_HEADER_BYTES + 1 <= STOMP_DEFAULT_MAX_LINE_LEN,
+				 "a header of the largest size must be one line a consumer decodes");
+StaticAssertDecl(2 * (OUTBOX_MAX_HEADERS_BYTES + OUTBOX_MAX_HEADERS) <=
+				 STOMP_DEFAULT_MAX_HEADER_BYTES - 64 * 1024,
+				 "the headers of the largest size must fit a frame a consumer decodes");
+StaticAssertDecl(OUTBOX_MAX_HEADERS <= STOMP_DEFAULT_MAX_HEADER_COUNT / 2,
+				 "the most headers must fit a frame a consumer decodes");
+
+/*
+ * Called for each stored header that goes out, with its value's text;
+ * false with a reason stops.
+ */
 typedef bool (*StoredHeaderFn) (const char *key, JsonbValue *value,
-								void *arg, char **reason);
+								const char *text, void *arg, char **reason);
 
 static bool wire_utf8(const char *text, size_t len, char **utf8);
 static bool header_name_sendable(const char *name, size_t len,
 								 char **reason);
 static const char *json_type_name(JsonbValue *value);
-static char *header_value_text(JsonbValue *value, const char *key);
+static bool whole_number(const char *text, size_t len, uint64 max);
+static bool value_refused(const char *name, const char *value, size_t len,
+						  char **reason);
 static bool add_header(OutboxWireMessage *wire, const char *name,
 					   const char *value, char **reason);
 static bool each_stored_header(Jsonb *headers, StoredHeaderFn fn, void *arg,
 							   char **correlation_id, char **reason);
-static bool wire_stored_header(const char *key, JsonbValue *value, void *arg,
+static bool wire_stored_header(const char *key, JsonbValue *value,
+							   const char *text, void *arg,
 							   char **reason);
-static bool push_stored_header(const char *key, JsonbValue *value, void *arg,
+static bool push_stored_header(const char *key, JsonbValue *value,
+							   const char *text, void *arg,
 							   char **reason);
 static void builtin_values(const pg_uuid_t *id, const char *destination,
 						   const char *correlation_id, char *sent_time,
@@ -225,8 +260,8 @@ json_type_name(JsonbValue *value)
  * is, a number or boolean as its JSON text.  The caller has refused
  * anything else, so here it is a can't-happen.
  */
-static char *
-header_value_text(JsonbValue *value, const char *key)
+char *
+outbox_wire_header_value_text(JsonbValue *value, const char *key)
 {
 	switch (value->type)
 	{
@@ -242,6 +277,113 @@ header_value_text(JsonbValue *value, const char *key)
 				 key, (int) value->type);
 	}
 	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Whether text (len bytes) is a whole number written in decimal digits
+ * alone, no sign nor spaces, of at most max.
+ */
+static bool
+whole_number(const char *text, size_t len, uint64 max)
+{
+	uint64		value = 0;
+	size_t		i;
+
+	if (len == 0)
+		return false;
+	for (i = 0; i < len; i++)
+	{
+		if (text[i] < '0' || text[i] > '9')
+			return false;
+		if (value > (max - (text[i] - '0')) / 10)
+			return false;
+		value = value * 10 + (text[i] - '0');
+	}
+	return true;
+}
+
+/*
+ * Whether the broker refuses this value of header name, or acts on it
+ * beyond the message; *reason says why if so.
+ */
+static bool
+value_refused(const char *name, const char *value, size_t len, char **reason)
+{
+	if (strcmp(name, "message-id") == 0)
+		*reason = pstrdup("header \"message-id\" is refused by RabbitMQ on SEND: the broker sets it itself");
+	else if (strcmp(name, "user-id") == 0)
+		*reason = pstrdup("header \"user-id\" is refused by RabbitMQ unless it names the user the publisher logs in as, and the refusal closes the connection");
+	else if (strcmp(name, "reply-to") == 0 &&
+			 strncmp(value, "/temp-queue/", strlen("/temp-queue/")) == 0)
+		*reason = pstrdup("header \"reply-to\" names a /temp-queue/ destination, for which RabbitMQ would create a queue of the publisher's own connection");
+	else if (strcmp(name, "expiration") == 0 &&
+			 !whole_number(value, len, MAX_EXPIRATION_MS))
+		*reason = psprintf("header \"expiration\" must be a whole number of milliseconds from 0 to " UINT64_FORMAT " (ten years, RabbitMQ's longest time to live)",
+						   MAX_EXPIRATION_MS);
+	else if (strcmp(name, "priority") == 0 && !whole_number(value, len, 255))
+		*reason = pstrdup("header \"priority\" must be a whole number from 0 to 255");
+	else if (strcmp(name, "timestamp") == 0 &&
+			 !whole_number(value, len, PG_INT64_MAX))
+		*reason = pstrdup("header \"timestamp\" must be a whole number of seconds from 0 to 9223372036854775807");
+	else
+		return false;
+	return true;
+}
+
+/*
+ * Whether a message may carry this header (name and value as stored, in
+ * the server's encoding, value as the text sent) after those counted in
+ * tally so far, which it joins; false with *reason, fit for last_error, if
+ * not.  Names outbox refuses for other reasons (empty, control
+ * characters, set by the STOMP client) are the callers' to check first.
+ */
+bool
+outbox_header_sendable(OutboxHeaderTally *tally, const char *name,
+					   const char *value, size_t value_len, char **reason)
+{
+	char	   *name8;
+	char	   *value8;
+	uint64		bytes;
+
+	if (value_refused(name, value, value_len, reason))
+		return false;
+
+	/* the stored dop-correlation-id is outbox's, not counted */
+	if (!outbox_wire_header_is_builtin(name, strlen(name)) &&
+		++tally->count > OUTBOX_MAX_HEADERS)
+	{
+		*reason = psprintf("it has more than %d headers of its own",
+						   OUTBOX_MAX_HEADERS);
+		return false;
+	}
+	if (!wire_utf8(name, strlen(name), &name8) ||
+		!wire_utf8(value, value_len, &value8))
+	{
+		*reason = psprintf("header \"%.*s\" cannot be converted to UTF-8",
+						   pg_mbcliplen(name, strlen(name), 64), name);
+		return false;
+	}
+	bytes = (uint64) strlen(name8) + strlen(value8);
+	if (name8 != name)
+		pfree(name8);
+	if (value8 != value)
+		pfree(value8);
+	if (bytes > OUTBOX_MAX_HEADER_BYTES)
+	{
+		*reason = psprintf("header \"%.*s%s\" is " UINT64_FORMAT " bytes long in UTF-8, name and value; the limit is %d",
+						   pg_mbcliplen(name, strlen(name), 64), name,
+						   strlen(name) > 64 ? "..." : "", bytes,
+						   OUTBOX_MAX_HEADER_BYTES);
+		return false;
+	}
+	tally->bytes += bytes;
+	if (tally->bytes > OUTBOX_MAX_HEADERS_BYTES)
+	{
+		*reason = psprintf("its headers are more than %d bytes long in UTF-8, names and values",
+						   OUTBOX_MAX_HEADERS_BYTES);
+		return false;
+	}
+	return true;
 }
 
 /*
@@ -360,9 +502,10 @@ outbox_wire_frame_size(const OutboxWireMessage *wire)
 /*
  * Call fn for each stored header but the dop-* ones made at send time;
  * *correlation_id is set to the stored dop-correlation-id, if a non-empty
- * string.  False with a reason if the headers cannot be sent: not an
- * object, a name header_name_sendable() refuses, or a value that is not a
- * string, a number or a boolean.
+ * string.  fn is given each header's value as the text sent.  False
+ * with a reason if the headers cannot be sent: not an object, a name
+ * header_name_sendable() refuses, a value that is not a string, a number
+ * or a boolean, or headers outbox_header_sendable() refuses.
  */
 static bool
 each_stored_header(Jsonb *headers, StoredHeaderFn fn, void *arg,
@@ -372,7 +515,9 @@ each_stored_header(Jsonb *headers, StoredHeaderFn fn, void *arg,
 	JsonbValue	v;
 	JsonbIteratorToken token;
 	char	   *key = NULL;
+	char	   *text;
 	bool		builtin = false;
+	OutboxHeaderTally tally = {0};
 
 	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
 	{
@@ -396,10 +541,16 @@ each_stored_header(Jsonb *headers, StoredHeaderFn fn, void *arg,
 		{
 			if (builtin)
 			{
+				/* the one stored dop-* header that goes out: counted */
 				if (strcmp(key, "dop-correlation-id") == 0 &&
 					v.type == jbvString && v.val.string.len > 0)
+				{
 					*correlation_id = pnstrdup(v.val.string.val,
 											   v.val.string.len);
+					if (!outbox_header_sendable(&tally, key, *correlation_id,
+												v.val.string.len, reason))
+						return false;
+				}
 				continue;
 			}
 			if (v.type != jbvString && v.type != jbvNumeric &&
@@ -409,7 +560,10 @@ each_stored_header(Jsonb *headers, StoredHeaderFn fn, void *arg,
 								   key, json_type_name(&v));
 				return false;
 			}
-			if (!fn(key, &v, arg, reason))
+			text = outbox_wire_header_value_text(&v, key);
+			if (!outbox_header_sendable(&tally, key, text, strlen(text),
+										reason) ||
+				!fn(key, &v, text, arg, reason))
 				return false;
 		}
 	}
@@ -421,11 +575,10 @@ each_stored_header(Jsonb *headers, StoredHeaderFn fn, void *arg,
  * arg, as its text.
  */
 static bool
-wire_stored_header(const char *key, JsonbValue *value, void *arg,
-				   char **reason)
+wire_stored_header(const char *key, JsonbValue *value, const char *text,
+				   void *arg, char **reason)
 {
-	return add_header((OutboxWireMessage *) arg, key,
-					  header_value_text(value, key), reason);
+	return add_header((OutboxWireMessage *) arg, key, text, reason);
 }
 
 /*
@@ -433,8 +586,8 @@ wire_stored_header(const char *key, JsonbValue *value, void *arg,
  * as stored, into the JsonbParseState arg.
  */
 static bool
-push_stored_header(const char *key, JsonbValue *value, void *arg,
-				   char **reason)
+push_stored_header(const char *key, JsonbValue *value, const char *text,
+				   void *arg, char **reason)
 {
 	JsonbParseState **state = (JsonbParseState **) arg;
 	JsonbValue	k;

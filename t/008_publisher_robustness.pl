@@ -5,7 +5,8 @@
 #	refuses one message of a big pass and closes the connection while the
 #	rest is still being written, a broker that stays down for many
 #	reconnection cycles (memory must stay flat), stored rows that cannot be
-#	sent (bad headers, an empty destination, a message over the output
+#	sent (bad headers, headers RabbitMQ refuses or that outbox's consumers
+#	could not decode, an empty destination, a message over the output
 #	limit, text with no UTF-8 form), a long error in UTF-8, and DROP /
 #	CREATE EXTENSION under a running worker.  Each of these is failed alone
 #	or survived, and every other message flows, each delivered a bounded
@@ -24,7 +25,8 @@ use OutboxTest::Outbox;
 use OutboxTest::RabbitMQ;
 use OutboxTest::Stomp;
 
-my $mq = OutboxTest::RabbitMQ->new(name => 'robust');
+my $mq = OutboxTest::RabbitMQ->new(name => 'robust',
+	advanced => $OutboxTest::Outbox::small_broker);
 $mq->start;
 
 my $node = OutboxTest::Outbox::node('robust', $mq->stomp_host_and_port, qq{
@@ -120,8 +122,9 @@ my $publisher_pid = $node->safe_psql('postgres', "SELECT pid FROM outbox.status 
 # the old code freed with SPI_finish before reading the suspects from it).
 
 my $big_poison = $node->safe_psql('postgres', fresh_rows('big', 1, 3000) . q{
-	INSERT INTO outbox.published (destination, body, headers)
-	VALUES ('/queue/robust', '{"poison": "big"}', '{"expiration": "never"}') RETURNING id;} . fresh_rows('big', 3001, 4000));
+	INSERT INTO outbox.published (destination, body)
+	VALUES ('/queue/robust', } . OutboxTest::Outbox::poison_body('big') . q{) RETURNING id;}
+	  . fresh_rows('big', 3001, 4000));
 ok(OutboxTest::Outbox::wait_sent($node, 'true', 120), 'big pass with a refused message: drained');
 is($node->safe_psql('postgres', "SELECT status || ' ' || retry FROM outbox.published WHERE id = '$big_poison'"),
 	'failed 3', 'big pass: the refused message is failed after its 3 attempts');
@@ -129,20 +132,20 @@ check_copies('big pass', "body->>'pass' = 'big'", 2);
 unlike(slurp_file($node->logfile), qr/terminated by signal/, 'big pass: no worker crashed');
 
 # --- the ERROR and the close arrive while output is still being written ---
-# 5 small messages, one the broker refuses (its expiration is no number;
+# 5 small messages, one the broker refuses (over its size limit;
 # a destination refused as a whole is held apart instead, t/019), then
 # 199 of 500 kB: the write
 # fails (EPIPE) before the ERROR is read.
 
 my $epipe_poison = $node->safe_psql('postgres', 'BEGIN;' . fresh_rows('epipe', 1, 5) . q{
-	INSERT INTO outbox.published (destination, body, headers)
-	VALUES ('/queue/robust', '{"poison": "epipe"}', '{"expiration": "never"}') RETURNING id;}
+	INSERT INTO outbox.published (destination, body)
+	VALUES ('/queue/robust', } . OutboxTest::Outbox::poison_body('epipe') . q{) RETURNING id;}
 	  . fresh_rows('epipe', 6, 204, q{, 'pad', repeat(md5(i::text), 15625)}) . 'COMMIT;');
 ok(OutboxTest::Outbox::wait_sent($node, 'true', 120), 'refused while writing: drained');
 is($node->safe_psql('postgres', "SELECT status || ' ' || retry FROM outbox.published WHERE id = '$epipe_poison'"),
 	'failed 3', 'refused while writing: the refused message is failed after its 3 attempts');
 like($node->safe_psql('postgres', "SELECT last_error FROM outbox.published WHERE id = '$epipe_poison'"),
-	qr/invalid expiration 'never'/, "refused while writing: last_error has the broker's words");
+	$OutboxTest::Outbox::broker_refusal, "refused while writing: last_error has the broker's words");
 check_copies('refused while writing', "body->>'pass' = 'epipe'", 2);
 
 # --- rows that cannot be sent are failed alone; the others flow ---
@@ -155,6 +158,15 @@ my %bad = (
 	'array header'  => q{'{"x": [1, 2]}'},
 	'array headers' => q{'[1, 2]'},
 	'scalar headers' => q{'"text"'},
+	# headers RabbitMQ refuses on SEND, or acts on beyond the message
+	'message-id header' => q{'{"message-id": "m-1"}'},
+	'user-id header' => q{'{"user-id": "nobody"}'},
+	'expiration header' => q{'{"expiration": "soon"}'},
+	'priority header' => q{'{"priority": "high"}'},
+	'reply-to a temporary queue' => q{'{"reply-to": "/temp-queue/replies"}'},
+	# headers outbox's consumers could not decode
+	'too many headers' => q{(SELECT jsonb_object_agg('x-h' || i, 'v') FROM generate_series(1, 501) i)},
+	'header too long' => q{jsonb_build_object('x-big', repeat('v', 70000))},
 );
 my %bad_id;
 for my $what (sort keys %bad)

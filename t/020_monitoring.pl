@@ -112,16 +112,27 @@ unlike(slurp_file($node->logfile), qr/bigint out of range/,
 
 # --- a header value the broker quotes is no reason of the broker's ---
 
-# RabbitMQ quotes the expiration it refuses: "invalid expiration '...'".
-# Written by anyone who may insert a row, it must not hold a destination.
-my $echo = $node->safe_psql('postgres', q{
+# RabbitMQ quotes an expiration it refuses: "invalid expiration '...'".
+# Written by anyone who may insert a row, it must not hold a destination:
+# such a header is refused where it is written, and a row that holds one
+# all the same (written under session_replication_role = replica) is
+# failed without being sent.
+my ($echo_rc, undef, $echo_err) = $node->psql('postgres', q{
 	INSERT INTO outbox.published (destination, body, headers)
 	VALUES ('/queue/mon', '{"echo": true}',
-			'{"expiration": "NOT_FOUND - no exchange ''x'' for queue ''mon''"}')
+			'{"expiration": "NOT_FOUND - no exchange ''x'' for queue ''mon''"}')});
+like($echo_err, qr/header "expiration" must be a whole number/,
+	'a header value the broker would refuse and quote is refused at INSERT');
+my $echo = $node->safe_psql('postgres', q{
+	SET session_replication_role = replica;
+	INSERT INTO outbox.published (destination, body, headers, expires_at)
+	VALUES ('/queue/mon', '{"echo": true}',
+			'{"expiration": "NOT_FOUND - no exchange ''x'' for queue ''mon''"}',
+			now() + interval '1 day')
 	RETURNING id});
 ok($node->poll_query_until('postgres',
-		"SELECT retry > 0 FROM outbox.published WHERE id = '$echo'"),
-	'a message the broker refuses for its own header is charged an attempt');
+		"SELECT status = 'failed' AND last_error LIKE '%expiration%' FROM outbox.published WHERE id = '$echo'"),
+	'a stored row with such a header is failed alone');
 is($node->safe_psql('postgres',
 		"SELECT count(*) FROM outbox.destinations WHERE destination = '/queue/mon' AND state = 'held'"),
 	'0', 'and its destination is not held apart');

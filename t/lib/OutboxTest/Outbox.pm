@@ -43,6 +43,20 @@ outbox.stomp_heartbeats = '1000,1000'
 	return $node;
 }
 
+# A message the broker refuses on its own, whatever outbox checks: RabbitMQ
+# started with small_broker (its advanced.config) refuses a message over
+# 1 MiB with an ERROR and closes the connection; poison_body($tag) is the
+# SQL of a body of 2 MiB, under outbox.max_message_size, tagged {"poison":
+# $tag}.  broker_refusal is what RabbitMQ says.
+our $small_broker = '[{rabbit, [{max_message_size, 1048576}]}].';
+our $broker_refusal = qr/message size \d+ is larger than configured max size 1048576/;
+
+sub poison_body
+{
+	my ($tag) = @_;
+	return "jsonb_build_object('poison', '$tag', 'pad', repeat('x', 2 * 1024 * 1024))";
+}
+
 # A callback cb(outbox.payload) in database postgres that records each
 # message in table effects (msg_id, body), and refuses (returns false for)
 # a body with a key "refuse".

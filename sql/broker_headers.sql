@@ -1,0 +1,102 @@
+--
+-- Headers the broker reads itself, and how many and how large the headers
+-- of a message may be.  RabbitMQ answers a SEND with an ERROR for a
+-- message-id header, a user-id other than its login, an expiration or
+-- priority or timestamp that is not a whole number (an expiration past
+-- ten years too), and makes a temporary queue for the publisher's own
+-- connection for a reply-to under /temp-queue/; every ERROR ends the
+-- publisher's session.  And outbox's consumers read a frame only within
+-- fixed bounds of header count and size.  Such headers are refused where
+-- a message is written, and a row that holds them all the same (written
+-- under session_replication_role = replica) cannot be sent: the
+-- publisher fails it alone, and outbox.message_headers() is NULL for it.
+--
+CREATE FUNCTION bh_detail(headers text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    detail text;
+BEGIN
+    INSERT INTO outbox.published (destination, body, headers)
+    VALUES ('/queue/bh', '{}', headers::jsonb);
+    RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    RETURN SQLERRM || ': ' || detail;
+END $$;
+
+-- 1. The headers RabbitMQ reads as message properties.
+SELECT h, bh_detail(h) FROM (VALUES
+    ('{"message-id": "m-1"}'),
+    ('{"user-id": "guest"}'),
+    ('{"reply-to": "/temp-queue/replies"}'),
+    ('{"reply-to": "/queue/replies"}'),
+    ('{"expiration": "60000"}'),
+    ('{"expiration": 60000}'),
+    ('{"expiration": "0"}'),
+    ('{"expiration": "315360000000"}'),
+    ('{"expiration": "315360000001"}'),
+    ('{"expiration": "soon"}'),
+    ('{"expiration": -5}'),
+    ('{"expiration": "+5"}'),
+    ('{"expiration": " 5"}'),
+    ('{"expiration": 1.5}'),
+    ('{"expiration": ""}'),
+    ('{"priority": 9}'),
+    ('{"priority": "255"}'),
+    ('{"priority": 256}'),
+    ('{"priority": "high"}'),
+    ('{"priority": true}'),
+    ('{"timestamp": 1700000000}'),
+    ('{"timestamp": "9223372036854775807"}'),
+    ('{"timestamp": "9223372036854775808"}'),
+    ('{"timestamp": 1.5}'),
+    ('{"amqp-message-id": "m-1", "correlation-id": "c", "type": "t", "app-id": "a"}')
+) t(h);
+SELECT count(*) AS accepted FROM outbox.published;
+TRUNCATE outbox.published;
+
+-- 2. How many headers, and how large: at most 500 of the message's own,
+-- each name and value together at most 16 kB, all at most 256 kB, in
+-- UTF-8 (a header as the publisher sends it).
+SELECT n, bh_detail((SELECT jsonb_object_agg('x-h' || i, 'v')::text
+                       FROM generate_series(1, n) i)) AS result
+  FROM (VALUES (500), (501)) t(n);
+SELECT n, bh_detail(jsonb_build_object('x-big', repeat('é', n))::text) AS result
+  FROM (VALUES (8189), (8190)) t(n);
+SELECT n, bh_detail(jsonb_build_object(repeat('k', n), 'v')::text) AS result
+  FROM (VALUES (16383), (16384)) t(n);
+SELECT bh_detail(jsonb_build_object('x-big', 1e16380)::text) AS a_long_number;
+SELECT n, bh_detail((SELECT jsonb_object_agg('x-h' || i, repeat('v', 16000))::text
+                       FROM generate_series(1, n) i)) AS result
+  FROM (VALUES (16), (17)) t(n);
+SELECT count(*) AS accepted FROM outbox.published;
+TRUNCATE outbox.published;
+
+-- 3. ... through outbox.send_event() and outbox.generate_headers as well:
+-- refused before any broker is tried.
+SELECT outbox.send_event('/queue/bh', '{}', '{"priority": "high"}');
+SELECT outbox.send_event('/queue/bh', '{}',
+    (SELECT jsonb_object_agg('x-h' || i, 'v') FROM generate_series(1, 501) i));
+CREATE FUNCTION bh_generate(m outbox.published) RETURNS jsonb LANGUAGE sql
+    AS $$ SELECT '{"message-id": "from-the-function"}'::jsonb $$;
+SET outbox.generate_headers = 'public.bh_generate';
+INSERT INTO outbox.published (destination, body) VALUES ('/queue/bh', '{}');
+RESET outbox.generate_headers;
+DROP FUNCTION bh_generate(outbox.published);
+
+-- 4. Rows that hold such headers all the same cannot be sent.
+SET session_replication_role = replica;
+INSERT INTO outbox.published (id, destination, body, headers, expires_at)
+VALUES ('01900000-0000-7000-8000-000000000061', '/queue/bh', '{}', '{"message-id": "m"}', now() + interval '1 day'),
+       ('01900000-0000-7000-8000-000000000062', '/queue/bh', '{}', '{"expiration": "soon"}', now() + interval '1 day'),
+       ('01900000-0000-7000-8000-000000000063', '/queue/bh', '{}', '{"reply-to": "/temp-queue/r"}', now() + interval '1 day'),
+       ('01900000-0000-7000-8000-000000000064', '/queue/bh', '{}',
+        (SELECT jsonb_object_agg('x-h' || i, 'v') FROM generate_series(1, 501) i), now() + interval '1 day'),
+       ('01900000-0000-7000-8000-000000000065', '/queue/bh', '{}',
+        jsonb_build_object('x-big', repeat('v', 16384)), now() + interval '1 day'),
+       ('01900000-0000-7000-8000-000000000066', '/queue/bh', '{}', '{"priority": 5}', now() + interval '1 day');
+RESET session_replication_role;
+SELECT id, outbox.message_headers(p) IS NULL AS cannot_be_sent
+  FROM outbox.published p ORDER BY id;
+TRUNCATE outbox.published;
+
+DROP FUNCTION bh_detail(text);
