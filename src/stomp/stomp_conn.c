@@ -87,6 +87,7 @@ struct StompConn
 	StompTransport *transport;
 	int			io_want;		/* CONNECTING: what the handshake waits for */
 	bool		read_wants_write;	/* TLS read needs the socket writable */
+	bool		write_wants_read;	/* TLS write needs the socket readable */
 	bool		paused;			/* too much input queued: not reading */
 	StompDecoder decoder;
 	StompBuf	out;			/* queued output; [out_off, out.len) unsent */
@@ -536,6 +537,7 @@ stomp_session_reset(StompConn *conn)
 	conn->disconnect_receipt = 0;
 	conn->paused = false;
 	conn->read_wants_write = false;
+	conn->write_wants_read = false;
 	conn->io_want = 0;
 	conn->deadline = -1;
 	conn->write_wait_since = -1;
@@ -915,6 +917,7 @@ stomp_flush(StompConn *conn, int64_t now_ms)
 		StompIoStatus st = t->ops->write(t, conn->out.data + conn->out_off,
 										 conn->out.len - conn->out_off, &n);
 
+		conn->write_wants_read = false;
 		if (st == STOMP_IO_OK)
 		{
 			conn->out_off += n;
@@ -923,7 +926,10 @@ stomp_flush(StompConn *conn, int64_t now_ms)
 			continue;
 		}
 		if (st == STOMP_IO_WANT_READ || st == STOMP_IO_WANT_WRITE)
+		{
+			conn->write_wants_read = (st == STOMP_IO_WANT_READ);
 			break;
+		}
 		stomp_fail_writing(conn, now_ms, st == STOMP_IO_EOF ?
 						   "connection closed by STOMP broker" : t->errmsg);
 		return false;
@@ -1320,16 +1326,25 @@ stomp_conn_socket(const StompConn *conn)
 int
 stomp_conn_wait_events(const StompConn *conn)
 {
+	int			events = 0;
+
 	if (conn->transport == NULL)
 		return 0;
 	if (conn->state == STOMP_CONN_CONNECTING)
 		return conn->io_want ? conn->io_want : STOMP_WAIT_WRITE;
 	if (!stomp_session_live(conn))
 		return 0;
-	/* paused: a readable socket is no reason to wake up */
-	return (conn->paused ? 0 : STOMP_WAIT_READ) |
-		((conn->out_off < conn->out.len || conn->read_wants_write) ?
-		 STOMP_WAIT_WRITE : 0);
+	/*
+	 * Reading waits for readable (writable if TLS must write first), but
+	 * not while paused: a readable socket is no reason to wake up.  Output
+	 * waits for writable, or readable if TLS must read first, paused or
+	 * not: waiting for writable then would wake at once, over and over.
+	 */
+	if (!conn->paused)
+		events |= conn->read_wants_write ? STOMP_WAIT_WRITE : STOMP_WAIT_READ;
+	if (conn->out_off < conn->out.len)
+		events |= conn->write_wants_read ? STOMP_WAIT_READ : STOMP_WAIT_WRITE;
+	return events;
 }
 
 /*

@@ -41,12 +41,29 @@ typedef struct FakeBroker
 	StompDecoder dec;
 } FakeBroker;
 
+/*
+ * A transport over the socketpair whose reads and writes can be told to
+ * answer "try again when readable/writable" as TLS does (a TLS write may
+ * need to read, a read to write): STOMP_IO_OK lets them through.
+ * make_conn_input() uses it while stall_transport is set.
+ */
+static bool stall_transport = false;
+static StompIoStatus stall_read = STOMP_IO_OK;
+static StompIoStatus stall_write = STOMP_IO_OK;
+static const StompTransportOps *fd_ops;
+
 static void test_host_list(void);
 static void test_backoff(void);
 static void test_heartbeat_math(void);
 static void test_build_connect(void);
 static StompConn *make_conn(FakeBroker *b, int64_t hb_send, int64_t hb_recv,
 							size_t max_output, int64_t now);
+static StompIoStatus stalling_handshake(StompTransport *t);
+static StompIoStatus stalling_read(StompTransport *t, void *buf, size_t len,
+								   size_t *nread);
+static StompIoStatus stalling_write(StompTransport *t, const void *buf,
+									size_t len, size_t *nwritten);
+static void stalling_close(StompTransport *t);
 static void broker_init(FakeBroker *b, int fd);
 static void broker_free(FakeBroker *b);
 static StompFrame *broker_read(FakeBroker *b);
@@ -72,6 +89,7 @@ static void test_session_pause_heartbeats(void);
 static void test_session_room_wait(void);
 static void test_session_room_wait_paused(void);
 static void test_session_io_timeout_work(void);
+static void test_session_tls_retry(void);
 static void test_tcp(void);
 static void test_tls(void);
 
@@ -420,6 +438,40 @@ count_events(StompConn *c, StompEventType type, uint64_t *ids, int maxids,
 }
 
 /*
+ * stalling_*
+ *		The socketpair's transport, but for the status stall_read and
+ *		stall_write give its reads and writes.
+ */
+static StompIoStatus
+stalling_handshake(StompTransport *t)
+{
+	return fd_ops->handshake(t);
+}
+
+static StompIoStatus
+stalling_read(StompTransport *t, void *buf, size_t len, size_t *nread)
+{
+	if (stall_read != STOMP_IO_OK)
+		return stall_read;
+	return fd_ops->read(t, buf, len, nread);
+}
+
+static StompIoStatus
+stalling_write(StompTransport *t, const void *buf, size_t len,
+			   size_t *nwritten)
+{
+	if (stall_write != STOMP_IO_OK)
+		return stall_write;
+	return fd_ops->write(t, buf, len, nwritten);
+}
+
+static void
+stalling_close(StompTransport *t)
+{
+	fd_ops->close(t);
+}
+
+/*
  * make_conn_input
  *		A connection over one end of a new socketpair; the other end is
  *		the fake broker.  max_input bounds its inbound queue (0: default).
@@ -456,6 +508,15 @@ make_conn_input(FakeBroker *b, int64_t hb_send, int64_t hb_recv,
 	broker_init(b, sv[1]);
 	t = stomp_fd_transport_new(sv[0], err, sizeof(err));
 	CHECK(t != NULL);
+	if (stall_transport)
+	{
+		static const StompTransportOps stalling_ops = {
+			stalling_handshake, stalling_read, stalling_write, stalling_close
+		};
+
+		fd_ops = t->ops;
+		t->ops = &stalling_ops;
+	}
 	CHECK(stomp_conn_begin_transport(c, t, now));
 	return c;
 }
@@ -1516,6 +1577,90 @@ test_session_io_timeout_work(void)
 }
 
 /*
+ * test_session_tls_retry
+ *		A write that must wait for the socket to be readable (TLS reading
+ *		a handshake record while it writes) waits for readable, not for
+ *		writable, which a socket with room always is: that would wake the
+ *		worker at once, over and over, without progress.  It does so while
+ *		paused as well, else the output would never go.  A read that must
+ *		wait for writable waits for that alone.  Each goes back to the
+ *		usual wait once the transport moves.
+ */
+static void
+test_session_tls_retry(void)
+{
+	FakeBroker	b;
+	StompConn  *c;
+	StompFrame *f;
+	int			i;
+
+	stall_transport = true;
+	c = open_session(&b, 0, 0, "0,0");
+	stall_transport = false;
+
+	/* a write that needs to read */
+	stall_write = STOMP_IO_WANT_READ;
+	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, "x", 1, NULL) == STOMP_OK);
+	stomp_conn_process(c, 10);
+	CHECK(stomp_conn_pending_output(c) > 0);
+	CHECK(stomp_conn_wait_events(c) == STOMP_WAIT_READ);
+	/* ... then to write again */
+	stall_write = STOMP_IO_WANT_WRITE;
+	stomp_conn_process(c, 11);
+	CHECK(stomp_conn_wait_events(c) == (STOMP_WAIT_READ | STOMP_WAIT_WRITE));
+	stall_write = STOMP_IO_WANT_READ;
+	stomp_conn_process(c, 12);
+	CHECK(stomp_conn_wait_events(c) == STOMP_WAIT_READ);
+	/* ... and it goes */
+	stall_write = STOMP_IO_OK;
+	stomp_conn_process(c, 13);
+	CHECK(stomp_conn_pending_output(c) == 0);
+	CHECK(stomp_conn_wait_events(c) == STOMP_WAIT_READ);
+	f = broker_read(&b);
+	CHECK(f != NULL && strcmp(f->command, "SEND") == 0);
+	stomp_frame_free(f);
+
+	/* a read that needs to write: writable alone */
+	stall_read = STOMP_IO_WANT_WRITE;
+	stomp_conn_process(c, 20);
+	CHECK(stomp_conn_wait_events(c) == STOMP_WAIT_WRITE);
+	/* ... with output waiting to be written as it can */
+	stall_write = STOMP_IO_WANT_READ;
+	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, "y", 1, NULL) == STOMP_OK);
+	stomp_conn_process(c, 21);
+	CHECK(stomp_conn_wait_events(c) == (STOMP_WAIT_READ | STOMP_WAIT_WRITE));
+	stall_read = STOMP_IO_OK;
+	stall_write = STOMP_IO_OK;
+	stomp_conn_process(c, 22);
+	CHECK(stomp_conn_wait_events(c) == STOMP_WAIT_READ);
+	f = broker_read(&b);
+	CHECK(f != NULL && strcmp(f->command, "SEND") == 0);
+	stomp_frame_free(f);
+	stomp_conn_free(c);
+	broker_free(&b);
+
+	/* paused (the inbound bound reached), a write that needs to read */
+	stall_transport = true;
+	c = open_session_limits(&b, 0, 0, "0,0", 100000, 10000);
+	stall_transport = false;
+	for (i = 0; i < 3; i++)
+		broker_write_message(&b, 6000);
+	stomp_conn_process(c, 30);
+	CHECK(stomp_conn_wait_events(c) == 0);	/* paused, nothing to write */
+	stall_write = STOMP_IO_WANT_READ;
+	CHECK(stomp_conn_send(c, "/q", NULL, 0, NULL, "z", 1, NULL) == STOMP_OK);
+	stomp_conn_process(c, 31);
+	CHECK(stomp_conn_pending_output(c) > 0);
+	CHECK(stomp_conn_wait_events(c) == STOMP_WAIT_READ);
+	stall_write = STOMP_IO_OK;
+	stomp_conn_process(c, 32);
+	CHECK(stomp_conn_pending_output(c) == 0);
+	CHECK(stomp_conn_wait_events(c) == 0);
+	stomp_conn_free(c);
+	broker_free(&b);
+}
+
+/*
  * test_tcp
  *		A real non-blocking TCP connect to a loopback listener, driven by
  *		poll on what stomp_conn_wait_events() asks for; and a refused
@@ -1881,6 +2026,7 @@ test_conn_io(void)
 	test_session_room_wait();
 	test_session_room_wait_paused();
 	test_session_io_timeout_work();
+	test_session_tls_retry();
 	test_tcp();
 	test_tls();
 }
