@@ -93,7 +93,11 @@ VALUES ('01900000-0000-7000-8000-000000000061', '/queue/bh', '{}', '{"message-id
         (SELECT jsonb_object_agg('x-h' || i, 'v') FROM generate_series(1, 501) i), now() + interval '1 day'),
        ('01900000-0000-7000-8000-000000000065', '/queue/bh', '{}',
         jsonb_build_object('x-big', repeat('v', 16384)), now() + interval '1 day'),
-       ('01900000-0000-7000-8000-000000000066', '/queue/bh', '{}', '{"priority": 5}', now() + interval '1 day');
+       ('01900000-0000-7000-8000-000000000066', '/queue/bh', '{}', '{"priority": 5}', now() + interval '1 day'),
+       -- a destination as a header, dop-msg-destination: as checked where it enters
+       ('01900000-0000-7000-8000-000000000067', E'/queue/bh\r', '{}', '{}', now() + interval '1 day'),
+       ('01900000-0000-7000-8000-000000000068', '/queue/' || repeat('d', 100000), '{}', '{}', now() + interval '1 day'),
+       ('01900000-0000-7000-8000-000000000069', '/queue/' || repeat('d', 248), '{}', '{}', now() + interval '1 day');
 RESET session_replication_role;
 SELECT id, outbox.message_headers(p) IS NULL AS cannot_be_sent
   FROM outbox.published p ORDER BY id;

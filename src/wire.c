@@ -103,6 +103,7 @@ static bool wire_utf8(const char *text, size_t len, char **utf8);
 static bool header_name_sendable(const char *name, size_t len,
 								 char **reason);
 static const char *json_type_name(JsonbValue *value);
+static bool destination_sendable(const char *destination, char **reason);
 static bool whole_number(const char *text, size_t len, uint64 max);
 static bool value_refused(const char *name, const char *value, size_t len,
 						  char **reason);
@@ -277,6 +278,39 @@ outbox_wire_header_value_text(JsonbValue *value, const char *key)
 				 key, (int) value->type);
 	}
 	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Whether a stored destination can be sent, as message.c requires where a
+ * message enters (outbox_check_destination()): not empty, no control
+ * character, at most OUTBOX_MAX_DESTINATION_LEN bytes (it goes out twice,
+ * as destination and dop-msg-destination).  False with a reason if not.
+ */
+static bool
+destination_sendable(const char *destination, char **reason)
+{
+	const char *p;
+
+	if (destination[0] == '\0')
+	{
+		*reason = pstrdup("its destination is empty");
+		return false;
+	}
+	for (p = destination; *p != '\0'; p++)
+	{
+		if ((unsigned char) *p < 0x20 || *p == 0x7F)
+		{
+			*reason = pstrdup("its destination holds a line break or another control character");
+			return false;
+		}
+	}
+	if (p - destination > OUTBOX_MAX_DESTINATION_LEN)
+	{
+		*reason = psprintf("its destination is %zu bytes long; the limit is %d",
+						   (size_t) (p - destination), OUTBOX_MAX_DESTINATION_LEN);
+		return false;
+	}
+	return true;
 }
 
 /*
@@ -647,6 +681,8 @@ outbox_wire_message(const pg_uuid_t *id, const char *destination,
 	memset(wire, 0, sizeof(*wire));
 	*reason = NULL;
 
+	if (!destination_sendable(destination, reason))
+		return false;
 	if (JB_ROOT_IS_OBJECT(headers) && !JB_ROOT_IS_SCALAR(headers))
 		wire->headers = palloc(sizeof(StompHeaderPair) *
 							   (JB_ROOT_COUNT(headers) + lengthof(builtin_names)));
@@ -713,6 +749,8 @@ outbox_wire_headers(const pg_uuid_t *id, const char *destination,
 	int			i;
 
 	*reason = NULL;
+	if (!destination_sendable(destination, reason))
+		return NULL;
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	if (!each_stored_header(headers, push_stored_header, &state,
 							&correlation_id, reason))

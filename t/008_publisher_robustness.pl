@@ -176,10 +176,18 @@ for my $what (sort keys %bad)
 		INSERT INTO outbox.published (destination, body, headers, expires_at)
 		VALUES ('/queue/robust', '{"pass": "bad"}', $bad{$what}, now() + interval '1 day') RETURNING id;});
 }
-$bad_id{'empty destination'} = $node->safe_psql('postgres', q{
-	SET session_replication_role = replica;
-	INSERT INTO outbox.published (destination, body, expires_at)
-	VALUES ('', '{"pass": "bad"}', now() + interval '1 day') RETURNING id;});
+my %bad_destination = (
+	'empty destination' => q{''},
+	'destination with a line break' => q{E'/queue/robust\nx'},
+	'destination too long' => q{'/queue/' || repeat('d', 100000)},
+);
+for my $what (sort keys %bad_destination)
+{
+	$bad_id{$what} = $node->safe_psql('postgres', qq{
+		SET session_replication_role = replica;
+		INSERT INTO outbox.published (destination, body, expires_at)
+		VALUES ($bad_destination{$what}, '{"pass": "bad"}', now() + interval '1 day') RETURNING id;});
+}
 $node->safe_psql('postgres', q{
 	SET session_replication_role = replica;
 	INSERT INTO outbox.published (destination, body, headers, expires_at)
@@ -196,7 +204,8 @@ for my $what (sort keys %bad_id)
 	my ($status, $error) = split /\|/, $node->safe_psql('postgres',
 		"SELECT status || '|' || coalesce(last_error, '') FROM outbox.published WHERE id = '$bad_id{$what}'");
 	is($status, 'failed', "$what: failed");
-	like($error, $what eq 'empty destination' ? qr/destination/ : qr/header/, "$what: last_error says why ($error)");
+	like($error, $bad_destination{$what} ? qr/destination/ : qr/header/,
+		"$what: last_error says why (" . substr($error, 0, 200) . ")");
 }
 my ($seen, $frames) = OutboxTest::Outbox::drain($mq, 'robust', expect => 100, quiet => 2, keep_frames => 1);
 my ($missing) = OutboxTest::Outbox::check($node, $seen, "body->>'pass' = 'good'");
