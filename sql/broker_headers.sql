@@ -3,9 +3,12 @@
 -- of a message may be.  RabbitMQ answers a SEND with an ERROR for a
 -- message-id header, a user-id other than its login, an expiration or
 -- priority or timestamp that is not a whole number (an expiration past
--- ten years too), and makes a temporary queue for the publisher's own
--- connection for a reply-to under /temp-queue/; every ERROR ends the
--- publisher's session.  And outbox's consumers read a frame only within
+-- ten years too), a reply-to holding a "/" that is no destination it
+-- parses, and makes a temporary queue for the publisher's own connection
+-- for a reply-to under /temp-queue/; every ERROR ends the publisher's
+-- session.  It reads some x-* headers of a SEND to /queue/ as arguments
+-- of the queue it declares: an x-message-ttl of 0 would make a new queue
+-- drop every message.  And outbox's consumers read a frame only within
 -- fixed bounds of header count and size.  Such headers are refused where
 -- a message is written, and a row that holds them all the same (written
 -- under session_replication_role = replica) cannot be sent: the
@@ -29,6 +32,25 @@ SELECT h, bh_detail(h) FROM (VALUES
     ('{"user-id": "guest"}'),
     ('{"reply-to": "/temp-queue/replies"}'),
     ('{"reply-to": "/queue/replies"}'),
+    ('{"reply-to": "replies"}'),
+    ('{"reply-to": "/amq/queue/replies"}'),
+    ('{"reply-to": "/topic/replies.all"}'),
+    ('{"reply-to": "/reply-queue/r"}'),
+    ('{"reply-to": "/exchange/amq.direct"}'),
+    ('{"reply-to": "/exchange/amq.direct/replies"}'),
+    ('{"reply-to": "/queue/"}'),
+    ('{"reply-to": "/queue/a/b"}'),
+    ('{"reply-to": "/topic/a/b"}'),
+    ('{"reply-to": "/exchange/"}'),
+    ('{"reply-to": "/exchange/x/"}'),
+    ('{"reply-to": "/exchange/x/k/j"}'),
+    ('{"reply-to": "/foo"}'),
+    ('{"reply-to": "a/b"}'),
+    ('{"x-message-ttl": 0}'),
+    ('{"x-max-length": "abc"}'),
+    ('{"x-queue-type": "quorum"}'),
+    ('{"x-dead-letter-exchange": ""}'),
+    ('{"x-death": "x", "x-tenant": "t", "X-Message-TTL": 0}'),
     ('{"expiration": "60000"}'),
     ('{"expiration": 60000}'),
     ('{"expiration": "0"}'),

@@ -282,7 +282,8 @@ check_headers(Jsonb *headers, const char *origin)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("outbox message headers %s cannot be sent", origin),
-						 errdetail("%s.", reason)));
+						 errdetail("%c%s.", pg_toupper((unsigned char) reason[0]),
+								   reason + 1)));
 		}
 	}
 }

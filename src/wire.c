@@ -32,8 +32,10 @@
  * properties and refuses with an ERROR that ends the publisher's session
  * (a message-id; a user-id other than its login; an expiration, priority
  * or timestamp that is not a whole number, or an expiration past ten
- * years), a reply-to under /temp-queue/ (RabbitMQ would make a queue of
- * the publisher's own connection), and how many and how large, within
+ * years; a reply-to holding a "/" that is no destination it parses), a
+ * reply-to under /temp-queue/ (RabbitMQ would make a queue of the
+ * publisher's own connection), the headers it reads as arguments of the
+ * queue a SEND to /queue/ declares, and how many and how large, within
  * what outbox's consumers decode (the STOMP codec's StompLimits) with room
  * for the headers outbox and the broker add.  message.c refuses such
  * headers where a message is written; here they make a stored row that
@@ -76,6 +78,18 @@ static const char *const builtin_names[] = {
 
 #define BUILTIN_SENT_TIME	3	/* builtin_names[] index of the send time */
 
+/*
+ * Headers RabbitMQ reads on a SEND to /queue/ as arguments of the queue it
+ * declares (the first SEND of a session to it): as message headers they
+ * would give a new queue arguments (an x-message-ttl of 0 drops every
+ * message), or end the session on a queue declared with others.
+ */
+static const char *const queue_arguments[] = {
+	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-expires",
+	"x-max-length", "x-max-length-bytes", "x-max-priority", "x-message-ttl",
+	"x-queue-type"
+};
+
 /* RabbitMQ's longest time to live: ten years, in milliseconds */
 #define MAX_EXPIRATION_MS		UINT64CONST(315360000000)
 
@@ -104,6 +118,7 @@ static bool header_name_sendable(const char *name, size_t len,
 								 char **reason);
 static const char *json_type_name(JsonbValue *value);
 static bool destination_sendable(const char *destination, char **reason);
+static bool reply_to_sendable(const char *value);
 static bool whole_number(const char *text, size_t len, uint64 max);
 static bool value_refused(const char *name, const char *value, size_t len,
 						  char **reason);
@@ -314,6 +329,41 @@ destination_sendable(const char *destination, char **reason)
 }
 
 /*
+ * Whether RabbitMQ takes value as a reply-to: a name without "/", or a
+ * destination it parses, /queue/N, /amq/queue/N, /topic/K, /reply-queue/N
+ * or /exchange/X[/K], each part non-empty and without "/" (it refuses any
+ * other value holding a "/").  Not /temp-queue/N, which it takes, but for
+ * which it makes a queue of the sending connection, the publisher's.
+ */
+static bool
+reply_to_sendable(const char *value)
+{
+	static const char *const one_part[] = {
+		"/queue/", "/amq/queue/", "/topic/", "/reply-queue/"
+	};
+	const char *rest;
+	int			i;
+
+	if (strchr(value, '/') == NULL)
+		return true;
+	for (i = 0; i < lengthof(one_part); i++)
+	{
+		if (strncmp(value, one_part[i], strlen(one_part[i])) == 0)
+		{
+			rest = value + strlen(one_part[i]);
+			return rest[0] != '\0' && strchr(rest, '/') == NULL;
+		}
+	}
+	if (strncmp(value, "/exchange/", strlen("/exchange/")) != 0)
+		return false;
+	rest = value + strlen("/exchange/");
+	if (rest[0] == '\0' || rest[0] == '/')
+		return false;
+	rest = strchr(rest, '/');
+	return rest == NULL || (rest[1] != '\0' && strchr(rest + 1, '/') == NULL);
+}
+
+/*
  * Whether text (len bytes) is a whole number written in decimal digits
  * alone, no sign nor spaces, of at most max.
  */
@@ -343,13 +393,23 @@ whole_number(const char *text, size_t len, uint64 max)
 static bool
 value_refused(const char *name, const char *value, size_t len, char **reason)
 {
+	int			i;
+
+	for (i = 0; i < lengthof(queue_arguments); i++)
+	{
+		if (strcmp(name, queue_arguments[i]) == 0)
+		{
+			*reason = psprintf("header \"%s\" is read by RabbitMQ as an argument of the queue a SEND to /queue/ declares; give queues their arguments where they are declared, or by a policy",
+							   name);
+			return true;
+		}
+	}
 	if (strcmp(name, "message-id") == 0)
 		*reason = pstrdup("header \"message-id\" is refused by RabbitMQ on SEND: the broker sets it itself");
 	else if (strcmp(name, "user-id") == 0)
-		*reason = pstrdup("header \"user-id\" is refused by RabbitMQ unless it names the user the publisher logs in as, and the refusal closes the connection");
-	else if (strcmp(name, "reply-to") == 0 &&
-			 strncmp(value, "/temp-queue/", strlen("/temp-queue/")) == 0)
-		*reason = pstrdup("header \"reply-to\" names a /temp-queue/ destination, for which RabbitMQ would create a queue of the publisher's own connection");
+		*reason = pstrdup("header \"user-id\" is not sent: RabbitMQ takes it only if it names the user the publisher logs in as, and its refusal closes the connection");
+	else if (strcmp(name, "reply-to") == 0 && !reply_to_sendable(value))
+		*reason = pstrdup("header \"reply-to\" must be a name without \"/\" or one of /queue/N, /amq/queue/N, /topic/K, /reply-queue/N, /exchange/X and /exchange/X/K, each part non-empty and without \"/\": RabbitMQ refuses other destinations, and makes a queue of the publisher's own connection for /temp-queue/");
 	else if (strcmp(name, "expiration") == 0 &&
 			 !whole_number(value, len, MAX_EXPIRATION_MS))
 		*reason = psprintf("header \"expiration\" must be a whole number of milliseconds from 0 to " UINT64_FORMAT " (ten years, RabbitMQ's longest time to live)",
@@ -386,7 +446,7 @@ outbox_header_sendable(OutboxHeaderTally *tally, const char *name,
 	if (!outbox_wire_header_is_builtin(name, strlen(name)) &&
 		++tally->count > OUTBOX_MAX_HEADERS)
 	{
-		*reason = psprintf("it has more than %d headers of its own",
+		*reason = psprintf("the message has more than %d headers of its own",
 						   OUTBOX_MAX_HEADERS);
 		return false;
 	}
@@ -413,7 +473,7 @@ outbox_header_sendable(OutboxHeaderTally *tally, const char *name,
 	tally->bytes += bytes;
 	if (tally->bytes > OUTBOX_MAX_HEADERS_BYTES)
 	{
-		*reason = psprintf("its headers are more than %d bytes long in UTF-8, names and values",
+		*reason = psprintf("the message's headers are more than %d bytes long in UTF-8, names and values",
 						   OUTBOX_MAX_HEADERS_BYTES);
 		return false;
 	}
