@@ -46,6 +46,13 @@ SELECT set_config('t.many', string_agg('x-h' || i || ':v', ','), false)
   FROM generate_series(1, 32) i \gset
 ALTER SYSTEM SET outbox.stomp_queue_headers = :'set_config';
 ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true,x-queue-type:quorum,durable:false';
+-- spaces around names and values do not count; outbox's own headers are refused
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'x-queue-type:quorum, x-queue-type:classic';
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true, :x';
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true,x-dead-letter-exchange:dlx';
+ALTER SYSTEM SET outbox.stomp_queue_headers = ' id :5';
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true,';
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable: true, auto-delete :false , x-queue-type:quorum';
 ALTER SYSTEM SET outbox.stomp_queue_headers = '';
 ALTER SYSTEM SET outbox.exclusive_queue = 'perhaps';
 ALTER SYSTEM SET outbox.maximum_backoff = 0;

@@ -42,6 +42,8 @@
 
 #include "consumer_internal.h"
 
+static char *trim_spaces(char *text);
+
 /*
  * The consumer's own settings that a reload compares, besides the broker's
  * (an OutboxSettingsFn): a change means a new subscription.
@@ -112,18 +114,14 @@ consumer_wait_for_receipt(uint64_t receipt, int64 deadline)
 }
 
 /*
- * The pairs of outbox.stomp_queue_headers (name:value, comma-separated;
- * checked when set), without the headers the consumer sets itself.
- * Returns how many were stored in pairs; the strings are palloc'd.
+ * The pairs of outbox.stomp_queue_headers (name:value, comma-separated,
+ * spaces around names and values ignored; checked when set, settings.c),
+ * without the headers the consumer sets itself, at most max.  Returns how
+ * many were stored in pairs; the strings are palloc'd.
  */
 int
 consumer_queue_headers(StompHeaderPair *pairs, int max)
 {
-	static const char *const ours[] = {
-		"id", "destination", "ack", "receipt", "content-length",
-		"x-queue-name", "x-dead-letter-exchange", "x-dead-letter-routing-key",
-		"exclusive"
-	};
 	char	   *list = pstrdup(outbox_stomp_queue_headers);
 	char	   *item = list;
 	int			n = 0;
@@ -132,27 +130,44 @@ consumer_queue_headers(StompHeaderPair *pairs, int max)
 	{
 		char	   *next = strchr(item, ',');
 		char	   *colon;
-		int			i;
-		bool		reserved = false;
 
 		if (next != NULL)
 			*next++ = '\0';
 		colon = strchr(item, ':');
-		if (colon != NULL && colon != item)
+		if (colon != NULL)
 		{
+			char	   *name = item;
+			char	   *value = colon + 1;
+
 			*colon = '\0';
-			for (i = 0; i < lengthof(ours); i++)
-				reserved |= (strcmp(item, ours[i]) == 0);
-			if (!reserved)
+			name = trim_spaces(name);
+			value = trim_spaces(value);
+			if (name[0] != '\0' &&
+				!outbox_queue_header_reserved(name, strlen(name)))
 			{
-				pairs[n].name = item;
-				pairs[n].value = colon + 1;
+				pairs[n].name = name;
+				pairs[n].value = value;
 				n++;
 			}
 		}
 		item = next;
 	}
 	return n;
+}
+
+/*
+ * Cut the spaces around text, in place; returns its new start.
+ */
+static char *
+trim_spaces(char *text)
+{
+	char	   *end = text + strlen(text);
+
+	while (*text == ' ')
+		text++;
+	while (end > text && end[-1] == ' ')
+		*--end = '\0';
+	return text;
 }
 
 /*

@@ -61,6 +61,7 @@ extern char *outbox_stomp_queue_headers;
 
 /* items outbox.stomp_queue_headers may hold (settings.c checks) */
 #define OUTBOX_MAX_QUEUE_HEADERS	32
+extern bool outbox_queue_header_reserved(const char *name, size_t len);
 extern bool outbox_exclusive_queue;
 extern int	outbox_maximum_backoff;
 extern int	outbox_maximum_retry_attempts;

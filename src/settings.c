@@ -83,6 +83,7 @@ static bool check_host_and_ports(char **newval, void **extra, GucSource source);
 static bool check_connect_header(char **newval, void **extra, GucSource source);
 static bool check_vhost(char **newval, void **extra, GucSource source);
 static bool check_heartbeats(char **newval, void **extra, GucSource source);
+static void trim_spaces(const char **start, const char **end);
 static bool check_queue_headers(char **newval, void **extra, GucSource source);
 static const char *scan_identifier(const char *p);
 static bool check_function_name(char **newval, void **extra, GucSource source);
@@ -494,10 +495,52 @@ check_heartbeats(char **newval, void **extra, GucSource source)
 }
 
 /*
+ * The headers outbox's consumers set themselves on SUBSCRIBE, which
+ * outbox.stomp_queue_headers may not give.
+ */
+static const char *const consumer_own_headers[] = {
+	"id", "destination", "ack", "receipt", "content-length",
+	"x-queue-name", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+	"exclusive"
+};
+
+/*
+ * Whether a header name (len bytes) is one outbox's consumers set
+ * themselves on SUBSCRIBE.
+ */
+bool
+outbox_queue_header_reserved(const char *name, size_t len)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(consumer_own_headers); i++)
+	{
+		if (strlen(consumer_own_headers[i]) == len &&
+			memcmp(name, consumer_own_headers[i], len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Trim the spaces around the text [*start, *end).
+ */
+static void
+trim_spaces(const char **start, const char **end)
+{
+	while (*start < *end && **start == ' ')
+		(*start)++;
+	while (*end > *start && (*end)[-1] == ' ')
+		(*end)--;
+}
+
+/*
  * outbox.stomp_queue_headers: a comma-separated list of at most
- * OUTBOX_MAX_QUEUE_HEADERS name:value items, each name non-empty and given
- * once, no control characters anywhere.  Empty is allowed.  The consumers
- * build their SUBSCRIBE frames from it in arrays of fixed size.
+ * OUTBOX_MAX_QUEUE_HEADERS name:value items, spaces around names and
+ * values ignored, each name non-empty, given once and not one the
+ * consumers set themselves, no control characters anywhere.  Empty is
+ * allowed.  The consumers build their SUBSCRIBE frames from it in arrays
+ * of fixed size (consumer_subscribe.c reads it the same way).
  */
 static bool
 check_queue_headers(char **newval, void **extra, GucSource source)
@@ -515,14 +558,24 @@ check_queue_headers(char **newval, void **extra, GucSource source)
 	while (*item != '\0')
 	{
 		const char *end = strchr(item, ',');
-		const char *colon = strchr(item, ':');
-		size_t		len = end ? (size_t) (end - item) : strlen(item);
+		const char *item_end = end ? end : item + strlen(item);
+		const char *colon = memchr(item, ':', item_end - item);
+		const char *name = item;
+		const char *name_end = colon;
 		int			i;
 
-		if (colon == NULL || colon >= item + len || colon == item)
+		if (colon != NULL)
+			trim_spaces(&name, &name_end);
+		if (colon == NULL || name == name_end)
 		{
 			GUC_check_errdetail("\"%.*s\" is not of the form name:value.",
-								(int) len, item);
+								(int) (item_end - item), item);
+			return false;
+		}
+		if (outbox_queue_header_reserved(name, name_end - name))
+		{
+			GUC_check_errdetail("Header \"%.*s\" is set by outbox's consumers themselves.",
+								(int) (name_end - name), name);
 			return false;
 		}
 		if (n == OUTBOX_MAX_QUEUE_HEADERS)
@@ -531,15 +584,15 @@ check_queue_headers(char **newval, void **extra, GucSource source)
 								OUTBOX_MAX_QUEUE_HEADERS);
 			return false;
 		}
-		names[n] = item;
-		name_lens[n] = colon - item;
+		names[n] = name;
+		name_lens[n] = name_end - name;
 		for (i = 0; i < n; i++)
 		{
 			if (name_lens[i] == name_lens[n] &&
-				strncmp(names[i], item, name_lens[n]) == 0)
+				memcmp(names[i], name, name_lens[n]) == 0)
 			{
 				GUC_check_errdetail("Header \"%.*s\" is given more than once.",
-									(int) name_lens[n], item);
+									(int) name_lens[n], name);
 				return false;
 			}
 		}
@@ -547,6 +600,11 @@ check_queue_headers(char **newval, void **extra, GucSource source)
 		if (end == NULL)
 			break;
 		item = end + 1;
+		if (*item == '\0')
+		{
+			GUC_check_errdetail("It must not end with a comma.");
+			return false;
+		}
 	}
 	return true;
 }

@@ -28,7 +28,9 @@ my $cluster = OutboxTest::RabbitMQCluster->new(nodes => 3);
 $cluster->start;
 my ($mq1, $mq2, $mq3) = $cluster->nodes;
 
-my $quorum = 'durable:true,auto-delete:false,prefetch-count:10,x-queue-type:quorum';
+# written as an operator may write it: the spaces around names and values
+# do not count (" x-queue-type" would be no queue argument: a classic queue)
+my $quorum = 'durable:true, auto-delete:false, prefetch-count:10, x-queue-type: quorum';
 # the default maximum_backoff (an hour): a backoff that grows would show
 my $node = OutboxTest::Outbox::node('cluster', $cluster->stomp_host_and_ports, qq{
 max_worker_processes = 16
