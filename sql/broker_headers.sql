@@ -116,6 +116,8 @@ VALUES ('01900000-0000-7000-8000-000000000061', '/queue/bh', '{}', '{"message-id
        ('01900000-0000-7000-8000-000000000065', '/queue/bh', '{}',
         jsonb_build_object('x-big', repeat('v', 16384)), now() + interval '1 day'),
        ('01900000-0000-7000-8000-000000000066', '/queue/bh', '{}', '{"priority": 5}', now() + interval '1 day'),
+       ('01900000-0000-7000-8000-00000000006a', '/queue/bh', '{}', '{"x-message-ttl": 0}', now() + interval '1 day'),
+       ('01900000-0000-7000-8000-00000000006b', '/queue/bh', '{}', '{"reply-to": "/queue/"}', now() + interval '1 day'),
        -- a destination as a header, dop-msg-destination: as checked where it enters
        ('01900000-0000-7000-8000-000000000067', E'/queue/bh\r', '{}', '{}', now() + interval '1 day'),
        ('01900000-0000-7000-8000-000000000068', '/queue/' || repeat('d', 100000), '{}', '{}', now() + interval '1 day'),
