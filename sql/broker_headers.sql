@@ -8,7 +8,10 @@
 -- for a reply-to under /temp-queue/; every ERROR ends the publisher's
 -- session.  It reads some x-* headers of a SEND to /queue/ as arguments
 -- of the queue it declares: an x-message-ttl of 0 would make a new queue
--- drop every message.  And outbox's consumers read a frame only within
+-- drop every message; so are durable, auto-delete and exclusive.  It
+-- carries some as AMQP short strings, of at most 255 bytes, as it does
+-- header names: an AMQP consumer could not be given a longer one.  And
+-- outbox's consumers read a frame only within
 -- fixed bounds of header count and size.  Such headers are refused where
 -- a message is written, and a row that holds them all the same (written
 -- under session_replication_role = replica) cannot be sent: the
@@ -51,6 +54,9 @@ SELECT h, bh_detail(h) FROM (VALUES
     ('{"x-queue-type": "quorum"}'),
     ('{"x-dead-letter-exchange": ""}'),
     ('{"x-death": "x", "x-tenant": "t", "X-Message-TTL": 0}'),
+    ('{"exclusive": "true"}'),
+    ('{"auto-delete": "true"}'),
+    ('{"durable": "false"}'),
     ('{"expiration": "60000"}'),
     ('{"expiration": 60000}'),
     ('{"expiration": "0"}'),
@@ -84,8 +90,16 @@ SELECT n, bh_detail((SELECT jsonb_object_agg('x-h' || i, 'v')::text
   FROM (VALUES (500), (501)) t(n);
 SELECT n, bh_detail(jsonb_build_object('x-big', repeat('é', n))::text) AS result
   FROM (VALUES (8189), (8190)) t(n);
+-- names, and the properties RabbitMQ carries as AMQP short strings: 255
+-- bytes at most
 SELECT n, bh_detail(jsonb_build_object(repeat('k', n), 'v')::text) AS result
-  FROM (VALUES (16383), (16384)) t(n);
+  FROM (VALUES (255), (256)) t(n);
+SELECT h, n, bh_detail(jsonb_build_object(h, repeat('c', n))::text) AS result
+  FROM (VALUES ('correlation-id'), ('reply-to'), ('type'), ('app-id'),
+               ('content-encoding'), ('amqp-message-id'), ('cluster-id'),
+               ('x-long')) p(h),
+       (VALUES (255), (256)) t(n)
+ ORDER BY h, n;
 SELECT bh_detail(jsonb_build_object('x-big', 1e16380)::text) AS a_long_number;
 SELECT n, bh_detail((SELECT jsonb_object_agg('x-h' || i, repeat('v', 16000))::text
                        FROM generate_series(1, n) i)) AS result

@@ -79,16 +79,33 @@ static const char *const builtin_names[] = {
 #define BUILTIN_SENT_TIME	3	/* builtin_names[] index of the send time */
 
 /*
- * Headers RabbitMQ reads on a SEND to /queue/ as arguments of the queue it
- * declares (the first SEND of a session to it): as message headers they
- * would give a new queue arguments (an x-message-ttl of 0 drops every
- * message), or end the session on a queue declared with others.
+ * Headers RabbitMQ reads on a SEND to /queue/ as how to declare the queue
+ * (the first SEND of a session to it): its arguments and its durable,
+ * auto-delete and exclusive flags.  As message headers they would give a
+ * new queue arguments (an x-message-ttl of 0 drops every message), make it
+ * exclusive to the publisher's connection or deleted with its last
+ * consumer (and the messages with it), or end the session on a queue
+ * declared otherwise.
  */
-static const char *const queue_arguments[] = {
+static const char *const queue_declaration[] = {
 	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-expires",
 	"x-max-length", "x-max-length-bytes", "x-max-priority", "x-message-ttl",
-	"x-queue-type"
+	"x-queue-type", "durable", "auto-delete", "exclusive"
 };
+
+/*
+ * Headers RabbitMQ carries as AMQP properties of type shortstr, at most
+ * AMQP_SHORTSTR_MAX bytes: STOMP takes a longer one, but handing the
+ * message to an AMQP 0-9-1 consumer (or a shovel) then fails and closes
+ * its connection, delivery after delivery.  Header names are shortstr in
+ * AMQP's field tables too.
+ */
+static const char *const shortstr_properties[] = {
+	"correlation-id", "reply-to", "type", "app-id", "content-encoding",
+	"amqp-message-id", "cluster-id"
+};
+
+#define AMQP_SHORTSTR_MAX		255
 
 /* RabbitMQ's longest time to live: ten years, in milliseconds */
 #define MAX_EXPIRATION_MS		UINT64CONST(315360000000)
@@ -119,6 +136,7 @@ static bool header_name_sendable(const char *name, size_t len,
 static const char *json_type_name(JsonbValue *value);
 static bool destination_sendable(const char *destination, char **reason);
 static bool reply_to_sendable(const char *value);
+static bool is_shortstr_property(const char *name);
 static bool whole_number(const char *text, size_t len, uint64 max);
 static bool value_refused(const char *name, const char *value, size_t len,
 						  char **reason);
@@ -364,6 +382,22 @@ reply_to_sendable(const char *value)
 }
 
 /*
+ * Whether RabbitMQ carries header name as an AMQP short-string property.
+ */
+static bool
+is_shortstr_property(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(shortstr_properties); i++)
+	{
+		if (strcmp(name, shortstr_properties[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
  * Whether text (len bytes) is a whole number written in decimal digits
  * alone, no sign nor spaces, of at most max.
  */
@@ -395,11 +429,11 @@ value_refused(const char *name, const char *value, size_t len, char **reason)
 {
 	int			i;
 
-	for (i = 0; i < lengthof(queue_arguments); i++)
+	for (i = 0; i < lengthof(queue_declaration); i++)
 	{
-		if (strcmp(name, queue_arguments[i]) == 0)
+		if (strcmp(name, queue_declaration[i]) == 0)
 		{
-			*reason = psprintf("header \"%s\" is read by RabbitMQ as an argument of the queue a SEND to /queue/ declares; give queues their arguments where they are declared, or by a policy",
+			*reason = psprintf("header \"%s\" is read by RabbitMQ as how to declare the queue a SEND to /queue/ names; give queues their arguments where they are declared, or by a policy",
 							   name);
 			return true;
 		}
@@ -458,6 +492,19 @@ outbox_header_sendable(OutboxHeaderTally *tally, const char *name,
 		return false;
 	}
 	bytes = (uint64) strlen(name8) + strlen(value8);
+	if (strlen(name8) > AMQP_SHORTSTR_MAX)
+	{
+		*reason = psprintf("header name \"%.*s...\" is %zu bytes long in UTF-8; RabbitMQ carries header names as AMQP short strings, of at most %d bytes, which an AMQP consumer could not be given",
+						   pg_mbcliplen(name, strlen(name), 64), name,
+						   strlen(name8), AMQP_SHORTSTR_MAX);
+		return false;
+	}
+	if (is_shortstr_property(name) && strlen(value8) > AMQP_SHORTSTR_MAX)
+	{
+		*reason = psprintf("header \"%s\" is %zu bytes long in UTF-8; RabbitMQ carries it as an AMQP short string, of at most %d bytes, which an AMQP consumer could not be given",
+						   name, strlen(value8), AMQP_SHORTSTR_MAX);
+		return false;
+	}
 	if (name8 != name)
 		pfree(name8);
 	if (value8 != value)
