@@ -45,7 +45,7 @@ ALTER SYSTEM SET outbox.stomp_queue_headers = :'set_config';
 SELECT set_config('t.many', string_agg('x-h' || i || ':v', ','), false)
   FROM generate_series(1, 32) i \gset
 ALTER SYSTEM SET outbox.stomp_queue_headers = :'set_config';
-ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true,x-queue-type:quorum,durable:false';
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true,x-queue-type:quorum,durable:true';
 -- spaces around names and values do not count; outbox's own headers are refused
 ALTER SYSTEM SET outbox.stomp_queue_headers = 'x-queue-type:quorum, x-queue-type:classic';
 ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true, :x';
@@ -53,6 +53,12 @@ ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true,x-dead-letter-exchan
 ALTER SYSTEM SET outbox.stomp_queue_headers = ' id :5';
 ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true,';
 ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable: true, auto-delete :false , x-queue-type:quorum';
+-- queues that keep their messages; counts that are numbers
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true,auto-delete:true';
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:false';
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'prefetch-count:abc';
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'x-max-length:-1';
+ALTER SYSTEM SET outbox.stomp_queue_headers = 'durable:true, prefetch-count: 50, x-message-ttl:60000';
 ALTER SYSTEM SET outbox.stomp_queue_headers = '';
 ALTER SYSTEM SET outbox.exclusive_queue = 'perhaps';
 ALTER SYSTEM SET outbox.maximum_backoff = 0;

@@ -189,8 +189,8 @@ subscribe_target(void)
  * (CONSUMER_BATCH_MAX).  RabbitMQ counts a delivery's consumer_timeout
  * from when it sent it; what it sends beyond what the consumer holds waits
  * in the connection's buffers, unseen by the hold bound
- * (consumer_batch_end.c), and would be given back over and over.  A value
- * that is not a number is sent as it is, for the broker to refuse.
+ * (consumer_batch_end.c), and would be given back over and over.  The
+ * setting's check refuses a value that is not a whole number.
  */
 static int
 bounded_prefetch(StompHeaderPair *pairs, int n)

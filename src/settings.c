@@ -84,6 +84,9 @@ static bool check_connect_header(char **newval, void **extra, GucSource source);
 static bool check_vhost(char **newval, void **extra, GucSource source);
 static bool check_heartbeats(char **newval, void **extra, GucSource source);
 static void trim_spaces(const char **start, const char **end);
+static bool all_digits(const char *start, const char *end);
+static bool queue_header_value_valid(const char *name, size_t len,
+									 const char *value, const char *end);
 static bool check_queue_headers(char **newval, void **extra, GucSource source);
 static const char *scan_identifier(const char *p);
 static bool check_function_name(char **newval, void **extra, GucSource source);
@@ -535,6 +538,66 @@ trim_spaces(const char **start, const char **end)
 }
 
 /*
+ * Whether [start, end) is a whole number in decimal digits.
+ */
+static bool
+all_digits(const char *start, const char *end)
+{
+	const char *p;
+
+	if (start == end)
+		return false;
+	for (p = start; p < end; p++)
+	{
+		if (*p < '0' || *p > '9')
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Check the value [value, end) of item name (len bytes) of
+ * outbox.stomp_queue_headers, spaces around it ignored: a queue that
+ * loses what it holds (durable other than true, auto-delete other than
+ * false) is refused, and so is a count that is not a whole number, which
+ * RabbitMQ would refuse on every SUBSCRIBE.  False with a detail if not.
+ */
+static bool
+queue_header_value_valid(const char *name, size_t len, const char *value,
+						 const char *end)
+{
+	static const char *const counts[] = {
+		"prefetch-count", "x-max-length", "x-max-length-bytes",
+		"x-message-ttl", "x-expires", "x-max-priority"
+	};
+	int			i;
+
+	trim_spaces(&value, &end);
+	if (len == strlen("durable") && memcmp(name, "durable", len) == 0 &&
+		!(end - value == 4 && memcmp(value, "true", 4) == 0))
+	{
+		GUC_check_errdetail("Queues must be durable:true: a queue that is not loses its messages when the broker restarts.");
+		return false;
+	}
+	if (len == strlen("auto-delete") && memcmp(name, "auto-delete", len) == 0 &&
+		!(end - value == 5 && memcmp(value, "false", 5) == 0))
+	{
+		GUC_check_errdetail("Queues must be auto-delete:false: a queue deleted with its last consumer loses the messages it holds.");
+		return false;
+	}
+	for (i = 0; i < lengthof(counts); i++)
+	{
+		if (len == strlen(counts[i]) && memcmp(name, counts[i], len) == 0 &&
+			!all_digits(value, end))
+		{
+			GUC_check_errdetail("Header \"%s\" must be a whole number.", counts[i]);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
  * outbox.stomp_queue_headers: a comma-separated list of at most
  * OUTBOX_MAX_QUEUE_HEADERS name:value items, spaces around names and
  * values ignored, each name non-empty, given once and not one the
@@ -584,6 +647,9 @@ check_queue_headers(char **newval, void **extra, GucSource source)
 								OUTBOX_MAX_QUEUE_HEADERS);
 			return false;
 		}
+		if (!queue_header_value_valid(name, name_end - name, colon + 1,
+									  item_end))
+			return false;
 		names[n] = name;
 		name_lens[n] = name_end - name;
 		for (i = 0; i < n; i++)
