@@ -29,6 +29,15 @@
  * Every error is sticky: once stomp_decoder_next() returned -1, the stream
  * is out of sync and the connection must be dropped.
  *
+ * A MESSAGE past the limits on headers (their count, a line's length,
+ * their bytes) is not an error: the broker would deliver it again on every
+ * connection, and no other message of its queue would get through.  Its
+ * headers past a limit are dropped as they come, an over-long line without
+ * ever being held whole, but for the first of each header the receiver
+ * needs to settle it (ack, message-id, subscription, content-length, ...),
+ * and the frame says so (headers_dropped): the receiver dead-letters it.
+ * The body's limit stays an error.
+ *
  * src/stomp/stomp_decode.c
  *
  *-------------------------------------------------------------------------
@@ -44,6 +53,9 @@ static int	stomp_decode_fail(StompDecoder *dec, const char *fmt,...)
 			STOMP_PRINTF_FORMAT(2, 3);
 static int	stomp_decode_command(StompDecoder *dec);
 static int	stomp_decode_header(StompDecoder *dec);
+static int	stomp_drop_line(StompDecoder *dec);
+static bool stomp_header_kept_past_limits(const StompDecoder *dec,
+										  const char *line, size_t line_len);
 static int	stomp_decode_body(StompDecoder *dec, StompFrame **frame_out);
 static bool stomp_find_line(StompDecoder *dec, size_t *line_len,
 							size_t *eol_len);
@@ -335,6 +347,8 @@ stomp_decode_command(StompDecoder *dec)
 	if (dec->frame == NULL)
 		return stomp_decode_fail(dec, "out of memory decoding a STOMP frame");
 	dec->unescape = (strcmp(dec->frame->command, "CONNECTED") != 0);
+	dec->may_drop = (strcmp(dec->frame->command, "MESSAGE") == 0);
+	dec->dropping_line = false;
 	dec->have_length = false;
 	dec->content_length = 0;
 	dec->header_bytes = line_len + 1;
@@ -359,14 +373,23 @@ stomp_decode_header(StompDecoder *dec)
 	size_t		value_len;
 	const char *cmd = dec->frame->command;
 
+	if (dec->dropping_line)
+		return stomp_drop_line(dec);
 	if (!stomp_find_line(dec, &line_len, &eol_len))
 	{
 		size_t		avail = dec->in.len - dec->pos;
 
 		if (avail > dec->limits.max_line_len + 1)
-			return stomp_decode_fail(dec, "STOMP %s frame has a header line over %zu bytes",
-									 cmd, dec->limits.max_line_len);
-		if (avail > dec->limits.max_header_bytes + 1 - dec->header_bytes)
+		{
+			if (!dec->may_drop)
+				return stomp_decode_fail(dec, "STOMP %s frame has a header line over %zu bytes",
+										 cmd, dec->limits.max_line_len);
+			dec->frame->headers_dropped = true;
+			dec->dropping_line = true;
+			return stomp_drop_line(dec);
+		}
+		if (!dec->may_drop &&
+			avail > dec->limits.max_header_bytes + 1 - dec->header_bytes)
 			return stomp_decode_fail(dec, "STOMP %s frame headers exceed %zu bytes",
 									 cmd, dec->limits.max_header_bytes);
 		return 0;
@@ -395,16 +418,30 @@ stomp_decode_header(StompDecoder *dec)
 		return 1;
 	}
 
-	if (line_len > dec->limits.max_line_len)
-		return stomp_decode_fail(dec, "STOMP %s frame has a header line over %zu bytes",
-								 cmd, dec->limits.max_line_len);
-	if (dec->header_bytes > dec->limits.max_header_bytes ||
-		line_len + 1 > dec->limits.max_header_bytes - dec->header_bytes)
-		return stomp_decode_fail(dec, "STOMP %s frame headers exceed %zu bytes",
-								 cmd, dec->limits.max_header_bytes);
-	if (dec->frame->nheaders >= dec->limits.max_header_count)
-		return stomp_decode_fail(dec, "STOMP %s frame has more than %zu headers",
-								 cmd, dec->limits.max_header_count);
+	if (line_len > dec->limits.max_line_len ||
+		dec->header_bytes > dec->limits.max_header_bytes ||
+		line_len + 1 > dec->limits.max_header_bytes - dec->header_bytes ||
+		dec->frame->nheaders >= dec->limits.max_header_count)
+	{
+		if (!dec->may_drop)
+		{
+			if (line_len > dec->limits.max_line_len)
+				return stomp_decode_fail(dec, "STOMP %s frame has a header line over %zu bytes",
+										 cmd, dec->limits.max_line_len);
+			if (dec->frame->nheaders >= dec->limits.max_header_count)
+				return stomp_decode_fail(dec, "STOMP %s frame has more than %zu headers",
+										 cmd, dec->limits.max_header_count);
+			return stomp_decode_fail(dec, "STOMP %s frame headers exceed %zu bytes",
+									 cmd, dec->limits.max_header_bytes);
+		}
+		dec->frame->headers_dropped = true;
+		if (line_len > dec->limits.max_line_len ||
+			!stomp_header_kept_past_limits(dec, line, line_len))
+		{
+			dec->pos += line_len + eol_len;
+			return 1;
+		}
+	}
 	if (memchr(line, '\0', line_len) != NULL)
 		return stomp_decode_fail(dec, "STOMP %s frame has a NUL byte in a header line", cmd);
 	if (memchr(line, '\r', line_len) != NULL)
@@ -429,6 +466,62 @@ stomp_decode_header(StompDecoder *dec)
 	dec->header_bytes += line_len + 1;
 	dec->pos += line_len + eol_len;
 	return 1;
+}
+
+/*
+ * stomp_drop_line
+ *		Discard the header line being dropped, as it arrives, up to and
+ *		with its LF.  Returns 1 when it ended, 0 for more input.
+ */
+static int
+stomp_drop_line(StompDecoder *dec)
+{
+	const char *base = dec->in.data + dec->pos;
+	size_t		avail = dec->in.len - dec->pos;
+	const char *lf = memchr(base, '\n', avail);
+
+	dec->scan = 0;
+	if (lf == NULL)
+	{
+		/* a CR that ends the line may be the last byte: it goes too */
+		dec->pos = dec->in.len;
+		return 0;
+	}
+	dec->pos += (size_t) (lf - base) + 1;
+	dec->dropping_line = false;
+	return 1;
+}
+
+/*
+ * stomp_header_kept_past_limits
+ *		Whether a header line (raw, not unescaped) of a MESSAGE past the
+ *		limits is kept all the same: the first of each header the receiver
+ *		needs to settle the message, none of whose names holds a character
+ *		that is escaped.  At most one each, so that what is kept stays
+ *		bounded.
+ */
+static bool
+stomp_header_kept_past_limits(const StompDecoder *dec, const char *line,
+							  size_t line_len)
+{
+	static const char *const needed[] = {
+		"ack", "message-id", "subscription", "content-length",
+		"destination", "redelivered", "cap-msg-id", "dop-msg-id"
+	};
+	const char *colon = memchr(line, ':', line_len);
+	size_t		name_len;
+	size_t		i;
+
+	if (colon == NULL)
+		return false;
+	name_len = (size_t) (colon - line);
+	for (i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
+	{
+		if (strlen(needed[i]) == name_len &&
+			memcmp(line, needed[i], name_len) == 0)
+			return stomp_frame_find_header(dec->frame, needed[i]) == NULL;
+	}
+	return false;
 }
 
 /*

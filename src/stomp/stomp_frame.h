@@ -97,6 +97,8 @@ typedef struct StompFrame
 	size_t		headers_cap;
 	char	   *body;			/* NULL when body_len == 0 */
 	size_t		body_len;
+	bool		headers_dropped;	/* decoded MESSAGE: headers beyond the
+									 * decoder's limits were not kept */
 } StompFrame;
 
 extern StompFrame *stomp_frame_new(const char *command);
@@ -198,6 +200,8 @@ typedef struct StompDecoder
 	size_t		scan;			/* bytes after pos already searched */
 	StompFrame *frame;			/* frame being assembled */
 	bool		unescape;		/* unescape this frame's headers */
+	bool		may_drop;		/* a MESSAGE: drop headers past the limits */
+	bool		dropping_line;	/* inside a dropped line, up to its LF */
 	bool		have_length;	/* content-length seen */
 	size_t		content_length;
 	size_t		header_bytes;	/* command + header bytes so far */

@@ -51,6 +51,7 @@ static void test_reference_stream(void);
 static void test_splits(void);
 static void test_malformed(void);
 static void test_limits(void);
+static void test_message_past_limits(void);
 static void test_sticky_error(void);
 static void test_linear_and_compact(void);
 static void test_frame_helpers(void);
@@ -776,6 +777,161 @@ test_limits(void)
 }
 
 /*
+ * decode_dropping
+ *		Decode "data" (len bytes) with lim in one piece and byte by byte:
+ *		both must give one frame and then the next, a RECEIPT; returns the
+ *		first frame of the whole-piece decode in *first (the caller frees
+ *		it), and whether the two decodes agree.
+ */
+static bool
+decode_dropping(const char *data, size_t len, const StompLimits *lim,
+				StompFrame **first)
+{
+	FrameList	whole;
+	FrameList	bytewise;
+	size_t	   *cuts = malloc(sizeof(size_t) * (len + 1));
+	size_t		i;
+	bool		ok;
+
+	for (i = 0; i < len; i++)
+		cuts[i] = i;
+	decode_pieces(data, len, NULL, 0, &whole, lim);
+	decode_pieces(data, len, cuts, (int) len, &bytewise, lim);
+	free(cuts);
+	ok = whole.rc == 0 && whole.n == 2 && lists_equal(&whole, &bytewise) &&
+		whole.frames[0]->headers_dropped == bytewise.frames[0]->headers_dropped &&
+		strcmp(whole.frames[1]->command, "RECEIPT") == 0;
+	if (!ok)
+		printf("  expected two frames, got rc=%d n=%d \"%s\"\n",
+			   whole.rc, whole.n, whole.err);
+	*first = whole.n > 0 ? whole.frames[0] : NULL;
+	if (whole.n > 0)
+		whole.frames[0] = NULL;
+	for (i = 1; i < (size_t) whole.n; i++)
+		stomp_frame_free(whole.frames[i]);
+	whole.n = 0;
+	list_free(&whole);
+	list_free(&bytewise);
+	return ok;
+}
+
+/*
+ * test_message_past_limits
+ *		A MESSAGE past a limit on headers is still a frame, whether its
+ *		data arrives at once or byte by byte: the headers past the limit
+ *		are dropped (an over-long line as it comes), but for the first of
+ *		each the receiver needs to settle it, and the frame says so; its
+ *		body is read and the next frame follows.  Within the limits
+ *		nothing is dropped.  Other frames past a limit still fail.
+ */
+static void
+test_message_past_limits(void)
+{
+	StompLimits lim;
+	StompFrame *f = NULL;
+	char	   *big;
+	size_t		n;
+	static const char receipt[] = "RECEIPT\nreceipt-id:1\n\n";
+
+	/* too many headers: the ack after them is kept, once */
+	memset(&lim, 0, sizeof(lim));
+	lim.max_header_count = 3;
+	{
+		static const char d[] = "MESSAGE\nsubscription:s\nx:1\ny:2\nz:3\n"
+			"ack:A1\nmessage-id:m\nack:A2\ncontent-length:2\n\nhi\0"
+			"RECEIPT\nreceipt-id:1\n\n";
+
+		CHECK(decode_dropping(d, sizeof(d), &lim, &f));
+		CHECK(f != NULL && f->headers_dropped && f->nheaders == 6);
+		CHECK(f != NULL && header_is(f, 3, "ack", "A1") &&
+			  header_is(f, 4, "message-id", "m") &&
+			  header_is(f, 5, "content-length", "2"));
+		CHECK(f != NULL && f->body_len == 2 && memcmp(f->body, "hi", 2) == 0);
+		stomp_frame_free(f);
+	}
+
+	/* a header line over the limit, dropped without being held whole */
+	memset(&lim, 0, sizeof(lim));
+	lim.max_line_len = 16;
+	{
+		static const char d[] = "MESSAGE\nack:A\nx-big:0123456789abcdefghij\r\n"
+			"x-small:1\nmessage-id:0123456789abcdefghij\n\nbody\0"
+			"RECEIPT\nreceipt-id:1\n\n";
+
+		CHECK(decode_dropping(d, sizeof(d), &lim, &f));
+		/* message-id is needed, but over the line limit itself */
+		CHECK(f != NULL && f->headers_dropped && f->nheaders == 2 &&
+			  header_is(f, 0, "ack", "A") && header_is(f, 1, "x-small", "1"));
+		CHECK(f != NULL && f->body_len == 4);
+		stomp_frame_free(f);
+	}
+
+	/* the header bytes: past them only what settles it */
+	memset(&lim, 0, sizeof(lim));
+	lim.max_header_bytes = 24;	/* "MESSAGE\n" + "x:12345678\n" = 19 */
+	{
+		static const char d[] = "MESSAGE\nx:12345678\ny:12345678\nack:A\n\n\0"
+			"RECEIPT\nreceipt-id:1\n\n";
+
+		CHECK(decode_dropping(d, sizeof(d), &lim, &f));
+		CHECK(f != NULL && f->headers_dropped && f->nheaders == 2 &&
+			  header_is(f, 0, "x", "12345678") && header_is(f, 1, "ack", "A"));
+		stomp_frame_free(f);
+	}
+
+	/* within the limits, nothing is dropped */
+	memset(&lim, 0, sizeof(lim));
+	lim.max_header_count = 2;
+	{
+		static const char d[] = "MESSAGE\nack:A\nx:1\n\n\0RECEIPT\nreceipt-id:1\n\n";
+
+		CHECK(decode_dropping(d, sizeof(d), &lim, &f));
+		CHECK(f != NULL && !f->headers_dropped && f->nheaders == 2);
+		stomp_frame_free(f);
+	}
+
+	/* other frames still fail; so does a MESSAGE's body past its limit */
+	CHECK(decode_fails("ERROR\na:1\nb:2\nc:3\nd:4\n\n\0", 25, &lim, "more than 2 headers"));
+	memset(&lim, 0, sizeof(lim));
+	lim.max_body_len = 4;
+	CHECK(decode_fails("MESSAGE\nack:A\n\nabcde\0", 21, &lim, "exceeds the limit of 4"));
+
+	/* at the default limits: a header of 1 MiB, in pieces of 4 kB */
+	n = 1024 * 1024;
+	big = malloc(n + 128);
+	{
+		static const char head[] = "MESSAGE\nack:A\nx-big:";
+		static const char tail[] = "\nmessage-id:m\n\n{}";	/* and its NUL */
+		FrameList	l;
+		size_t		total = 0;
+		size_t		ncuts;
+		size_t	   *cuts;
+		size_t		i;
+
+		memcpy(big, head, strlen(head));
+		total += strlen(head);
+		memset(big + total, 'v', n);
+		total += n;
+		memcpy(big + total, tail, sizeof(tail));
+		total += sizeof(tail);
+		memcpy(big + total, receipt, sizeof(receipt));
+		total += sizeof(receipt);
+		ncuts = total / 4096;
+		cuts = malloc(sizeof(size_t) * (ncuts + 1));
+		for (i = 0; i < ncuts; i++)
+			cuts[i] = (i + 1) * 4096;
+		decode_pieces(big, total, cuts, (int) ncuts, &l, NULL);
+		CHECK(l.rc == 0 && l.n == 2 && l.frames[0]->headers_dropped &&
+			  l.frames[0]->nheaders == 2 &&
+			  header_is(l.frames[0], 1, "message-id", "m") &&
+			  l.frames[0]->body_len == 2);
+		free(cuts);
+		list_free(&l);
+	}
+	free(big);
+}
+
+/*
  * test_sticky_error
  *		After an error the decoder stays failed: no frames, no feeding,
  *		until it is reset.
@@ -932,6 +1088,7 @@ test_codec(void)
 	test_splits();
 	test_malformed();
 	test_limits();
+	test_message_past_limits();
 	test_sticky_error();
 	test_linear_and_compact();
 	test_frame_helpers();
