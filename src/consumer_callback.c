@@ -21,6 +21,9 @@
  *		    dead-lettered; but a serialization failure or deadlock (class
  *		    40) of a first delivery is NACKed with requeue, to be retried.
  *
+ * A message of another producer with more headers than the decoder reads
+ * (stomp_decode.c drops the rest) is dead-lettered unrun: its callback
+ * would see a message that is not the one sent.
  * (consumer_delivery_outcome() in src/decide/consumer_delivery.c decides.)
  * msg_id is cap-msg-id, else dop-msg-id, else message-id (which RabbitMQ
  * changes on redelivery: only for messages without a producer id).  A body
@@ -378,6 +381,21 @@ try_message(ConsumerDelivery *d, bool as_string)
 void
 consumer_handle_message(ConsumerDelivery *d)
 {
+	/* another producer's, past what the decoder reads: not run whole */
+	if (d->frame->headers_dropped)
+	{
+		ereport(WARNING,
+				(errmsg("outbox consumer of queue \"%s\": a message with more headers than a consumer reads is dead-lettered",
+						MyConsumer.queue_name),
+				 errdetail("A consumer reads at most %d headers, %d bytes a header line and %d bytes of header lines; the others were not read.",
+						   STOMP_DEFAULT_MAX_HEADER_COUNT,
+						   STOMP_DEFAULT_MAX_LINE_LEN,
+						   STOMP_DEFAULT_MAX_HEADER_BYTES)));
+		outbox_slot_set_error("a message with more headers than a consumer reads was dead-lettered");
+		d->outcome = consumer_delivery_outcome(CONSUMER_CALLBACK_HEADERS_UNREAD,
+											   NULL, d->redelivered);
+		return;
+	}
 	if (!read_message_id(d))
 	{
 		d->outcome = consumer_delivery_outcome(CONSUMER_CALLBACK_ID_UNREADABLE,

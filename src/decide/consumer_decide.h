@@ -153,7 +153,8 @@ typedef enum ConsumerCallbackEnd
 	CONSUMER_CALLBACK_REFUSED,	/* returned false or NULL */
 	CONSUMER_CALLBACK_FAILED,	/* raised an error (with its SQLSTATE) */
 	CONSUMER_CALLBACK_NO_ID,	/* no id to receive it by */
-	CONSUMER_CALLBACK_ID_UNREADABLE	/* an id with no form in the database */
+	CONSUMER_CALLBACK_ID_UNREADABLE,	/* an id with no form in the database */
+	CONSUMER_CALLBACK_HEADERS_UNREAD	/* headers past what the decoder reads */
 } ConsumerCallbackEnd;
 
 /* what becomes of a message after its transaction */

@@ -89,6 +89,7 @@ consumer_delivery_outcome(ConsumerCallbackEnd end, const char *sqlstate,
 		case CONSUMER_CALLBACK_REFUSED:
 		case CONSUMER_CALLBACK_NO_ID:
 		case CONSUMER_CALLBACK_ID_UNREADABLE:
+		case CONSUMER_CALLBACK_HEADERS_UNREAD:
 			return CONSUMER_OUTCOME_DEAD;
 	}
 	return CONSUMER_OUTCOME_DEAD;

@@ -423,6 +423,8 @@ test_delivery(void)
 	CHECK(consumer_delivery_outcome(CONSUMER_CALLBACK_REFUSED, NULL, false) == CONSUMER_OUTCOME_DEAD);
 	CHECK(consumer_delivery_outcome(CONSUMER_CALLBACK_NO_ID, NULL, false) == CONSUMER_OUTCOME_DEAD);
 	CHECK(consumer_delivery_outcome(CONSUMER_CALLBACK_ID_UNREADABLE, NULL, false) == CONSUMER_OUTCOME_DEAD);
+	CHECK(consumer_delivery_outcome(CONSUMER_CALLBACK_HEADERS_UNREAD, NULL, false) == CONSUMER_OUTCOME_DEAD);
+	CHECK(consumer_delivery_outcome(CONSUMER_CALLBACK_HEADERS_UNREAD, "40001", true) == CONSUMER_OUTCOME_DEAD);
 
 	/* class 40 on a first delivery is retried once, by the broker */
 	CHECK(consumer_delivery_outcome(CONSUMER_CALLBACK_FAILED, "40001", false) == CONSUMER_OUTCOME_REQUEUE);
