@@ -121,7 +121,7 @@ my ($echo_rc, undef, $echo_err) = $node->psql('postgres', q{
 	INSERT INTO outbox.published (destination, body, headers)
 	VALUES ('/queue/mon', '{"echo": true}',
 			'{"expiration": "NOT_FOUND - no exchange ''x'' for queue ''mon''"}')});
-like($echo_err, qr/header "expiration" must be a whole number/,
+like($echo_err, qr/header "expiration" must be a whole number/i,
 	'a header value the broker would refuse and quote is refused at INSERT');
 my $echo = $node->safe_psql('postgres', q{
 	SET session_replication_role = replica;
