@@ -264,7 +264,7 @@ consumer_send_to_dlq(StompFrame *f, char **why)
 		"persistent", "transaction", "subscription", "message-id", "ack",
 		"redelivered"
 	};
-	StompHeaderPair *pairs = palloc(sizeof(StompHeaderPair) * (f->nheaders + 1));
+	StompHeaderPair *pairs = palloc(sizeof(StompHeaderPair) * (f->nheaders + 2));
 	int			npairs = 0;
 	uint64_t	receipt;
 	size_t		i;
@@ -284,6 +284,12 @@ consumer_send_to_dlq(StompFrame *f, char **why)
 	}
 	pairs[npairs].name = "outbox-dead-lettered-from";
 	pairs[npairs++].value = MyConsumer.queue_name;
+	/* the headers past what the decoder reads are not in the copy */
+	if (f->headers_dropped)
+	{
+		pairs[npairs].name = "outbox-headers-dropped";
+		pairs[npairs++].value = "true";
+	}
 
 	while ((rc = stomp_conn_send(broker->conn,
 								 psprintf("/amq/queue/%s", MyConsumer.dlq),

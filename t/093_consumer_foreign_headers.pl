@@ -7,7 +7,8 @@
 #	dead-lettered unrun, without ending the consumer's session, and the
 #	message behind them takes effect.  Before, each such delivery ended
 #	the session and came again at the next, for ever, and nothing behind
-#	it got through.
+#	it got through.  On /amq/queue/, the copy sent to the dead-letter
+#	queue says that headers were dropped.
 
 use strict;
 use warnings;
@@ -61,6 +62,24 @@ unlike($log, qr/invalid data from STOMP broker|lost its connection/,
 is($node->safe_psql('postgres',
 		"SELECT state FROM outbox.status WHERE kind = 'consumer' AND queue = 'fq'"),
 	'connected', 'the consumer is still connected');
+
+# --- on /amq/queue/, where the consumer dead-letters by a copy ---
+
+$s = OutboxTest::Stomp->connect(host => $mq->host, port => $mq->stomp_port);
+$s->unsubscribe($s->subscribe('/queue/aq', 'declare'));
+$node->safe_psql('postgres', "SELECT outbox.subscribe('cb', '/amq/queue/aq', 'aq')");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM outbox.status WHERE kind = 'consumer' AND queue = 'aq' AND state = 'connected'"),
+	'/amq/queue/: the consumer is subscribed');
+$s->send('/amq/queue/aq', '{"n": 5}',
+	{ %too_many, 'dop-msg-id' => 'too-many-aq', persistent => 'true' });
+$s->disconnect;
+my (undef, $frames) = OutboxTest::Outbox::drain($mq, 'DLQ.aq', expect => 1,
+	keep_frames => 1);
+is(scalar(@$frames), 1, '/amq/queue/: the message was copied to the dead-letter queue');
+is($frames->[0]{headers}{'outbox-headers-dropped'}, 'true',
+	'/amq/queue/: and the copy says that headers were dropped');
+is($frames->[0]{headers}{'dop-msg-id'}, 'too-many-aq', '/amq/queue/: it is that message');
 
 $node->stop;
 $mq->stop;

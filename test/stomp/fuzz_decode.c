@@ -118,7 +118,8 @@ fuzz_decode(const uint8_t *data, size_t size, uint32_t seed, bool split,
 
 /*
  * fuzz_frames_equal
- *		Same command, headers (in order) and body.
+ *		Same command, headers (in order) and body, and the same headers
+ *		dropped or not.
  */
 static bool
 fuzz_frames_equal(const StompFrame *a, const StompFrame *b)
@@ -126,7 +127,7 @@ fuzz_frames_equal(const StompFrame *a, const StompFrame *b)
 	size_t		i;
 
 	if (strcmp(a->command, b->command) != 0 || a->nheaders != b->nheaders ||
-		a->body_len != b->body_len)
+		a->body_len != b->body_len || a->headers_dropped != b->headers_dropped)
 		return false;
 	if (a->body_len && memcmp(a->body, b->body, a->body_len) != 0)
 		return false;
