@@ -238,7 +238,14 @@ $mq->start;
 {
 	local $PostgreSQL::Test::Utils::timeout_default = 180;
 	ok($node->poll_query_until('postgres', "SELECT count(*) >= 5000 FROM effects WHERE queue = 'q_load'"),
-		'all 5000 took effect after the broker came back');
+		'all 5000 took effect after the broker came back')
+	  or diag("the messages without an effect, by status and attempts:\n",
+		$node->safe_psql('postgres', q{
+		SELECT status, retry, count(*), min(last_error) FROM outbox.published p
+		 WHERE destination = '/topic/t.load'
+		   AND NOT EXISTS (SELECT FROM effects e WHERE e.msg_id = p.id::text)
+		 GROUP BY 1, 2}),
+		"\nthe queues: ", explain($mq->list_queues));
 }
 ok($mq->wait_for_queue_count('q_load', 0, 60), 'the queue drained');
 is($node->safe_psql('postgres',
