@@ -102,14 +102,14 @@ typedef enum IsolationFetched
 static List *suspects = NIL;	/* pg_uuid_t *, in TopMemoryContext */
 
 /*
- * Where the next pipelined pass resumes while draining a backlog: after the
- * last id fetched.  Rows just sent leave entries in the index of scheduled
+ * Where the next pipelined pass resumes while draining a backlog: at the
+ * id above the last one fetched.  Rows just sent leave entries in the index of scheduled
  * rows until vacuum removes them; starting every pass at the head of that
  * index would step over ever more of them.  The scan goes back to the head
  * when the backlog is drained, and at least every RESUME_MAX_MS, for rows
  * committed late with lower ids.
  */
-static pg_uuid_t resume_after;
+static pg_uuid_t resume_from;
 static bool resume_valid = false;
 static int64 resume_since_ms = 0;
 
@@ -117,7 +117,7 @@ static IsolationFetched isolation_fetch(PassMessages *pass, char **probe);
 static void isolation_judge(PassMessages *pass, SendOutcome outcome,
 							const char *probe);
 static bool alone_waiting(void);
-static SendOutcome pipeline_chunks(PassMessages *pass, pg_uuid_t *after,
+static SendOutcome pipeline_chunks(PassMessages *pass, pg_uuid_t *from,
 								   int64 lane_started, bool *full,
 								   bool *roll_over);
 static bool pipeline_session_end(PassMessages *pass, SendOutcome outcome);
@@ -294,7 +294,7 @@ publisher_pipelined_lane(void)
 {
 	PassMessages passes[2];
 	PassMessages *pass = &passes[0];
-	pg_uuid_t	after;
+	pg_uuid_t	from;
 	int64		started = outbox_monotonic_ms();
 	bool		full = false;
 	bool		roll_over = false;
@@ -309,13 +309,13 @@ publisher_pipelined_lane(void)
 	resumed = publisher_pipeline_resumes(resume_valid, started,
 										 resume_since_ms, RESUME_MAX_MS);
 	if (resumed)
-		after = resume_after;
+		from = resume_from;
 	else
-		memset(&after, 0, sizeof(after));
+		memset(&from, 0, sizeof(from));	/* the lowest id */
 	resume_valid = false;
 
 	outbox_xact_begin(InvalidOid);
-	outcome = pipeline_chunks(pass, &after, started, &full, &roll_over);
+	outcome = pipeline_chunks(pass, &from, started, &full, &roll_over);
 	if (pass->n == 0)
 	{
 		outbox_xact_commit();
@@ -336,7 +336,7 @@ publisher_pipelined_lane(void)
 		pass = next;
 		outbox_xact_begin(InvalidOid);
 		(void) publisher_relock_in_flight(pass);
-		outcome = pipeline_chunks(pass, &after, started, &full, &roll_over);
+		outcome = pipeline_chunks(pass, &from, started, &full, &roll_over);
 	}
 	publisher_note_session_end(outcome, confirmed);
 
@@ -345,7 +345,7 @@ publisher_pipelined_lane(void)
 	{
 		if (!resumed)
 			resume_since_ms = started;
-		resume_after = after;
+		resume_from = from;
 		resume_valid = true;
 	}
 	if (outcome != SEND_ALL_CONFIRMED)
@@ -355,16 +355,16 @@ publisher_pipelined_lane(void)
 
 /*
  * One pass transaction of the pipelined lane, which started at
- * lane_started: fetch the fresh rows after *after chunk by chunk, send
+ * lane_started: fetch the fresh rows from id *from on chunk by chunk, send
  * each chunk, and mark what its predecessors' receipts confirmed, within
  * the limits of publisher_lanes.c.  Then either *roll_over: the caller
  * marks what is confirmed and commits with the rest in flight, for the
  * next transaction to take over; or the last receipts are taken in.
- * *after is the last id fetched, *full whether the last chunk was whole
- * (more may be waiting).  Returns how the session went.
+ * *from is then where the next fetch starts, *full whether the last chunk
+ * was whole (more may be waiting; never once the highest id was fetched).  Returns how the session went.
  */
 static SendOutcome
-pipeline_chunks(PassMessages *pass, pg_uuid_t *after, int64 lane_started,
+pipeline_chunks(PassMessages *pass, pg_uuid_t *from, int64 lane_started,
 				bool *full, bool *roll_over)
 {
 	PublisherPipelineLimits limits;
@@ -389,20 +389,25 @@ pipeline_chunks(PassMessages *pass, pg_uuid_t *after, int64 lane_started,
 	args[3] = outbox_held_destinations();
 	for (;;)
 	{
-		int			from = pass->n;
+		int			first = pass->n;
 		int			n;
 		int64		now;
+		pg_uuid_t	next;
 
 		/* SKIP LOCKED returns the rows we locked ourselves: go past them */
-		args[1] = UUIDPGetDatum(after);
+		args[1] = UUIDPGetDatum(from);
 		n = publisher_fetch(PUBLISHER_FETCH_FRESH, args, pass);
 		/* a fetch cut short at its byte bound left rows waiting */
 		*full = (n == outbox_published_chunk_size || pass->fetch_cut);
 		if (n == 0)
 			break;
-		*after = pass->messages[pass->n - 1].id;
+		if (publisher_scan_next_id(pass->messages[pass->n - 1].id.data,
+								   next.data))
+			*from = next;
+		else
+			*full = false;		/* the highest id: nothing is after it */
 		chunks++;
-		if (!publisher_queue_sends(pass, from, deadline))
+		if (!publisher_queue_sends(pass, first, deadline))
 			return publisher_session_end_outcome(pass);
 		now = outbox_monotonic_ms();
 		if (!publisher_pipeline_another_chunk(&limits, *full, chunks,

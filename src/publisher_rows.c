@@ -166,7 +166,7 @@ prepare_plans(void)
 		keep_generic_plan(psprintf(FETCH_COLUMNS
 								   " WHERE status = 'scheduled' AND retry = 0"
 								   "   AND next_attempt_at <= now() AND id <> ALL ($1)"
-								   "   AND id > $2 AND destination <> ALL ($4) %s"
+								   "   AND id >= $2 AND destination <> ALL ($4) %s"
 								   " ORDER BY id LIMIT $3"
 								   "   FOR UPDATE SKIP LOCKED", unpaused),
 						  4, fresh_args);

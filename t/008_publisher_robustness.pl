@@ -197,7 +197,13 @@ $node->safe_psql('postgres', q{
 	  FROM generate_series(1, 50) i;
 	INSERT INTO outbox.published (destination, body, headers, expires_at)
 	SELECT '/queue/robust', jsonb_build_object('n', i, 'pass', 'good'), '{}', now() + interval '1 day'
-	  FROM generate_series(51, 100) i;});
+	  FROM generate_series(51, 100) i;
+	-- the lowest and the highest ids: a scan in id order reaches both
+	INSERT INTO outbox.published (id, destination, body, expires_at)
+	VALUES ('00000000-0000-0000-0000-000000000000', '/queue/robust',
+			'{"n": 101, "pass": "good"}', now() + interval '1 day'),
+		   ('ffffffff-ffff-ffff-ffff-ffffffffffff', '/queue/robust',
+			'{"n": 102, "pass": "good"}', now() + interval '1 day');});
 ok(OutboxTest::Outbox::wait_sent($node, 'true', 60), 'bad rows: nothing left scheduled');
 for my $what (sort keys %bad_id)
 {
@@ -207,7 +213,7 @@ for my $what (sort keys %bad_id)
 	like($error, $bad_destination{$what} ? qr/destination/ : qr/header/,
 		"$what: last_error says why (" . substr($error, 0, 200) . ")");
 }
-my ($seen, $frames) = OutboxTest::Outbox::drain($mq, 'robust', expect => 100, quiet => 2, keep_frames => 1);
+my ($seen, $frames) = OutboxTest::Outbox::drain($mq, 'robust', expect => 102, quiet => 2, keep_frames => 1);
 my ($missing) = OutboxTest::Outbox::check($node, $seen, "body->>'pass' = 'good'");
 is($missing, 0, 'bad rows: every good row arrived');
 is(scalar(grep { $_->{body} =~ /"pass": "bad"/ } @$frames), 0, 'bad rows: none of them was sent');
@@ -226,7 +232,7 @@ for my $f (@$frames)
 	  && defined $h->{'dop-correlation-id'}
 	  && ($n > 50 || ($h->{'dop-correlation-id'} eq 'kept' && $h->{user} eq 'u'));
 }
-is($right, 100, 'bad rows: every good row has its own dop-* headers, the built-in ones winning');
+is($right, 102, 'bad rows: every good row has its own dop-* headers, the built-in ones winning');
 
 # --- a last error longer than the status keeps, in UTF-8 ---
 

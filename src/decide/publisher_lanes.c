@@ -30,6 +30,9 @@
  * chunk's rows are marked once the broker has nothing left to confirm.
  * While it drains a backlog, the next lane resumes after the last id
  * fetched, for at most resume_max_ms from the lane that started the run.
+ * Each fetch asks for the ids at or above a bound that starts at the
+ * lowest id and moves to one above the last id fetched, so that no id is
+ * out of reach: a hand-written row may hold the nil UUID or the highest.
  *
  * Error policy: none; every input gives an answer.
  * Memory: none allocated.
@@ -40,6 +43,7 @@
  */
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "publisher_lanes.h"
 
@@ -149,4 +153,28 @@ publisher_pipeline_resumes(bool resume_valid, int64_t now_ms,
 						   int64_t resume_since_ms, int64_t resume_max_ms)
 {
 	return resume_valid && now_ms - resume_since_ms < resume_max_ms;
+}
+
+/*
+ * publisher_scan_next_id
+ *		Where the pipelined lane's next fetch, which asks for ids at or
+ *		above a bound, starts after the row whose id (a UUID's 16 bytes,
+ *		compared as PostgreSQL compares them: unsigned, first byte most
+ *		significant) was the last fetched: at the id one above it in next.
+ *		False if there is none (the highest id came last: nothing is
+ *		after it).  A bound that starts at the lowest id, all zeros, and
+ *		moves so, leaves no id unseen, the lowest and the highest included.
+ */
+bool
+publisher_scan_next_id(const uint8_t *last, uint8_t *next)
+{
+	int			i;
+
+	memcpy(next, last, PUBLISHER_ID_BYTES);
+	for (i = PUBLISHER_ID_BYTES - 1; i >= 0; i--)
+	{
+		if (++next[i] != 0)
+			return true;
+	}
+	return false;
 }

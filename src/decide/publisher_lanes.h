@@ -17,6 +17,9 @@
 /* messages the isolation lane puts on the wire at a time */
 #define PUBLISHER_ALONE		1
 
+/* the bytes of a message id, a UUID */
+#define PUBLISHER_ID_BYTES	16
+
 /* Where the isolation lane takes its next message from */
 typedef enum PublisherIsolationSource
 {
@@ -50,5 +53,6 @@ extern int	publisher_pipeline_tail_target(int outstanding, int chunk_size);
 extern bool publisher_pipeline_resumes(bool resume_valid, int64_t now_ms,
 									   int64_t resume_since_ms,
 									   int64_t resume_max_ms);
+extern bool publisher_scan_next_id(const uint8_t *last, uint8_t *next);
 
 #endif							/* PUBLISHER_LANES_H */

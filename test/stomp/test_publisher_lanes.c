@@ -3,13 +3,15 @@
  * test_publisher_lanes.c
  *	  Unit tests of src/decide/publisher_lanes.c: the isolation lane's
  *	  order, the pipelined lane's window, chunks, time, roll-over and last
- *	  receipts, and where a draining lane resumes, with the clock at the
- *	  exact boundaries.
+ *	  receipts, where a draining lane resumes and where its next fetch
+ *	  starts, with the clock at the exact boundaries.
  *
  * test/stomp/test_publisher_lanes.c
  *
  *-------------------------------------------------------------------------
  */
+#include <string.h>
+
 #include "decide/publisher_lanes.h"
 #include "test_util.h"
 
@@ -89,4 +91,34 @@ test_publisher_lanes(void)
 	CHECK(publisher_pipeline_resumes(true, 9999, 0, 10000));
 	CHECK(!publisher_pipeline_resumes(true, 10000, 0, 10000));
 	CHECK(!publisher_pipeline_resumes(false, 5000, 0, 10000));
+
+	/* the next fetch starts one id above the last: carries, and the end */
+	{
+		uint8_t		last[PUBLISHER_ID_BYTES];
+		uint8_t		next[PUBLISHER_ID_BYTES];
+		uint8_t		want[PUBLISHER_ID_BYTES];
+
+		memset(last, 0, sizeof(last));
+		memset(want, 0, sizeof(want));
+		want[15] = 1;
+		CHECK(publisher_scan_next_id(last, next) &&
+			  memcmp(next, want, sizeof(want)) == 0);
+		last[14] = 0x12;
+		last[15] = 0xff;
+		want[14] = 0x13;
+		want[15] = 0x00;
+		CHECK(publisher_scan_next_id(last, next) &&
+			  memcmp(next, want, sizeof(want)) == 0);
+		memset(last, 0xff, sizeof(last));
+		last[0] = 0x7f;
+		memset(want, 0, sizeof(want));
+		want[0] = 0x80;
+		CHECK(publisher_scan_next_id(last, next) &&
+			  memcmp(next, want, sizeof(want)) == 0);
+		/* nothing is above the highest id */
+		memset(last, 0xff, sizeof(last));
+		CHECK(!publisher_scan_next_id(last, next));
+		/* the last id is left as it was */
+		CHECK(last[0] == 0xff && last[15] == 0xff);
+	}
 }
