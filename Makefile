@@ -14,6 +14,7 @@ STOMP_OBJS = \
 	src/stomp/stomp_frame.o \
 	src/stomp/stomp_heartbeat.o \
 	src/stomp/stomp_io.o \
+	src/stomp/stomp_number.o \
 	src/stomp/stomp_refusal.o \
 	src/stomp/stomp_retry.o \
 	src/stomp/stomp_tls.o

@@ -31,6 +31,7 @@
 #include "utils/varlena.h"
 
 #include "outbox.h"
+#include "stomp/stomp_number.h"
 
 /* the largest heart-beat interval accepted, in milliseconds: one hour */
 #define MAX_HEARTBEAT_MS	3600000
@@ -84,7 +85,6 @@ static bool check_connect_header(char **newval, void **extra, GucSource source);
 static bool check_vhost(char **newval, void **extra, GucSource source);
 static bool check_heartbeats(char **newval, void **extra, GucSource source);
 static void trim_spaces(const char **start, const char **end);
-static bool all_digits(const char *start, const char *end);
 static bool queue_header_value_valid(const char *name, size_t len,
 									 const char *value, const char *end);
 static bool check_queue_headers(char **newval, void **extra, GucSource source);
@@ -450,45 +450,16 @@ check_vhost(char **newval, void **extra, GucSource source)
 }
 
 /*
- * Parse a non-negative number of milliseconds from *p up to a comma or the
- * end, advancing *p; return false if there is none or it is too large.
- */
-static bool
-parse_milliseconds(const char **p, int *result)
-{
-	long		value = 0;
-	const char *s = *p;
-
-	while (*s == ' ')
-		s++;
-	if (*s < '0' || *s > '9')
-		return false;
-	while (*s >= '0' && *s <= '9')
-	{
-		value = value * 10 + (*s - '0');
-		if (value > MAX_HEARTBEAT_MS)
-			return false;
-		s++;
-	}
-	while (*s == ' ')
-		s++;
-	*result = (int) value;
-	*p = s;
-	return true;
-}
-
-/*
  * outbox.stomp_heartbeats: "outgoing,incoming" in milliseconds.
  */
 static bool
 check_heartbeats(char **newval, void **extra, GucSource source)
 {
-	const char *p = *newval;
-	int			outgoing;
-	int			incoming;
+	int64_t		outgoing;
+	int64_t		incoming;
 
-	if (!parse_milliseconds(&p, &outgoing) || *p++ != ',' ||
-		!parse_milliseconds(&p, &incoming) || *p != '\0')
+	if (!stomp_heartbeat_parse(*newval, &outgoing, &incoming) ||
+		outgoing > MAX_HEARTBEAT_MS || incoming > MAX_HEARTBEAT_MS)
 	{
 		GUC_check_errdetail("It must be two numbers of milliseconds from 0 to %d, outgoing and incoming, separated by a comma, as in \"10000,10000\".",
 							MAX_HEARTBEAT_MS);
@@ -538,24 +509,6 @@ trim_spaces(const char **start, const char **end)
 }
 
 /*
- * Whether [start, end) is a whole number in decimal digits.
- */
-static bool
-all_digits(const char *start, const char *end)
-{
-	const char *p;
-
-	if (start == end)
-		return false;
-	for (p = start; p < end; p++)
-	{
-		if (*p < '0' || *p > '9')
-			return false;
-	}
-	return true;
-}
-
-/*
  * Check the value [value, end) of item name (len bytes) of
  * outbox.stomp_queue_headers, spaces around it ignored: a queue that
  * loses what it holds (durable other than true, auto-delete other than
@@ -588,9 +541,10 @@ queue_header_value_valid(const char *name, size_t len, const char *value,
 	for (i = 0; i < lengthof(counts); i++)
 	{
 		if (len == strlen(counts[i]) && memcmp(name, counts[i], len) == 0 &&
-			!all_digits(value, end))
+			!stomp_parse_decimal(value, end - value, PG_INT64_MAX, NULL))
 		{
-			GUC_check_errdetail("Header \"%s\" must be a whole number.", counts[i]);
+			GUC_check_errdetail("Header \"%s\" must be a whole number from 0 to " INT64_FORMAT ".",
+								counts[i], PG_INT64_MAX);
 			return false;
 		}
 	}

@@ -66,6 +66,7 @@
 #include "utils/uuid.h"
 
 #include "outbox.h"
+#include "stomp/stomp_number.h"
 
 /*
  * The headers made at send time, in the order they go on the wire after
@@ -137,7 +138,6 @@ static const char *json_type_name(JsonbValue *value);
 static bool destination_sendable(const char *destination, char **reason);
 static bool reply_to_sendable(const char *value);
 static bool is_shortstr_property(const char *name);
-static bool whole_number(const char *text, size_t len, uint64 max);
 static bool value_refused(const char *name, const char *value, size_t len,
 						  char **reason);
 static bool add_header(OutboxWireMessage *wire, const char *name,
@@ -398,29 +398,6 @@ is_shortstr_property(const char *name)
 }
 
 /*
- * Whether text (len bytes) is a whole number written in decimal digits
- * alone, no sign nor spaces, of at most max.
- */
-static bool
-whole_number(const char *text, size_t len, uint64 max)
-{
-	uint64		value = 0;
-	size_t		i;
-
-	if (len == 0)
-		return false;
-	for (i = 0; i < len; i++)
-	{
-		if (text[i] < '0' || text[i] > '9')
-			return false;
-		if (value > (max - (text[i] - '0')) / 10)
-			return false;
-		value = value * 10 + (text[i] - '0');
-	}
-	return true;
-}
-
-/*
  * Whether the broker refuses this value of header name, or acts on it
  * beyond the message; *reason says why if so.
  */
@@ -445,13 +422,13 @@ value_refused(const char *name, const char *value, size_t len, char **reason)
 	else if (strcmp(name, "reply-to") == 0 && !reply_to_sendable(value))
 		*reason = pstrdup("header \"reply-to\" must be a name without \"/\" or one of /queue/N, /amq/queue/N, /topic/K, /reply-queue/N, /exchange/X and /exchange/X/K, each part non-empty and without \"/\": RabbitMQ refuses other destinations, and makes a queue of the publisher's own connection for /temp-queue/");
 	else if (strcmp(name, "expiration") == 0 &&
-			 !whole_number(value, len, MAX_EXPIRATION_MS))
+			 !stomp_parse_decimal(value, len, MAX_EXPIRATION_MS, NULL))
 		*reason = psprintf("header \"expiration\" must be a whole number of milliseconds from 0 to " UINT64_FORMAT " (ten years, RabbitMQ's longest time to live)",
 						   MAX_EXPIRATION_MS);
-	else if (strcmp(name, "priority") == 0 && !whole_number(value, len, 255))
+	else if (strcmp(name, "priority") == 0 && !stomp_parse_decimal(value, len, 255, NULL))
 		*reason = pstrdup("header \"priority\" must be a whole number from 0 to 255");
 	else if (strcmp(name, "timestamp") == 0 &&
-			 !whole_number(value, len, PG_INT64_MAX))
+			 !stomp_parse_decimal(value, len, PG_INT64_MAX, NULL))
 		*reason = pstrdup("header \"timestamp\" must be a whole number of seconds from 0 to 9223372036854775807");
 	else
 		return false;

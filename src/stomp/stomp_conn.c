@@ -52,6 +52,7 @@
 #include <string.h>
 
 #include "stomp_conn.h"
+#include "stomp_number.h"
 
 #define STOMP_DEFAULT_CONNECT_TIMEOUT_MS	30000
 #define STOMP_DEFAULT_WRITE_TIMEOUT_MS		60000
@@ -835,16 +836,10 @@ stomp_event_clear(StompEvent *event)
 static bool
 stomp_parse_receipt(const char *s, uint64_t *id)
 {
-	uint64_t	v = 0;
+	uint64_t	v;
 
-	if (s == NULL || *s == '\0')
+	if (s == NULL || !stomp_parse_decimal(s, strlen(s), UINT64_MAX, &v))
 		return false;
-	for (; *s; s++)
-	{
-		if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (uint64_t) (*s - '0');
-	}
 	*id = v;
 	return v != 0;
 }

@@ -17,6 +17,8 @@
  *		stomp_transport.h	TCP and TLS behind one function table
  *							(stomp_io.c, stomp_tls.c)
  *		stomp_frame.h		the codec: frames, buffer, encoder, decoder
+ *		stomp_number.h		whole numbers in decimal (pure; under all
+ *							of the above, and the extension's checks)
  *
  * The session runs over a transport, keeps its heart-beats and encodes and
  * decodes with the codec.  Which host to connect to, and when to try

@@ -48,6 +48,7 @@
 #include <string.h>
 
 #include "stomp_frame.h"
+#include "stomp_number.h"
 
 static int	stomp_decode_fail(StompDecoder *dec, const char *fmt,...)
 			STOMP_PRINTF_FORMAT(2, 3);
@@ -260,23 +261,11 @@ stomp_unescape(char *s, size_t len, size_t *out_len)
 static bool
 stomp_parse_length(const char *s, size_t len, size_t *out)
 {
-	size_t		v = 0;
-	size_t		i;
+	uint64_t	v;
 
-	if (len == 0)
+	if (!stomp_parse_decimal(s, len, SIZE_MAX, &v))
 		return false;
-	for (i = 0; i < len; i++)
-	{
-		size_t		d;
-
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		d = (size_t) (s[i] - '0');
-		if (v > (SIZE_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
+	*out = (size_t) v;
 	return true;
 }
 

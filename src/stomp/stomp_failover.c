@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "stomp_failover.h"
+#include "stomp_number.h"
 
 /* one host list entry cut into its host and optional port */
 typedef struct StompEntryParts
@@ -66,20 +67,11 @@ stomp_host_char_ok(char c, bool ipv6)
 static bool
 stomp_parse_port(const char *s, size_t len, int *port)
 {
-	int			v = 0;
-	size_t		i;
+	uint64_t	v;
 
-	if (len == 0 || len > 5)
+	if (len > 5 || !stomp_parse_decimal(s, len, 65535, &v) || v < 1)
 		return false;
-	for (i = 0; i < len; i++)
-	{
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (v < 1 || v > 65535)
-		return false;
-	*port = v;
+	*port = (int) v;
 	return true;
 }
 

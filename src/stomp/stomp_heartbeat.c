@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "stomp_heartbeat.h"
+#include "stomp_number.h"
 
 /* bound on a heart-beat value: about 24 days, far beyond any sane use */
 #define STOMP_HEARTBEAT_MAX_MS	((int64_t) 2147483647)
@@ -34,20 +35,11 @@ static bool stomp_parse_ms(const char *s, size_t len, int64_t *out);
 static bool
 stomp_parse_ms(const char *s, size_t len, int64_t *out)
 {
-	int64_t		v = 0;
-	size_t		i;
+	uint64_t	v;
 
-	if (len == 0)
+	if (!stomp_parse_decimal(s, len, STOMP_HEARTBEAT_MAX_MS, &v))
 		return false;
-	for (i = 0; i < len; i++)
-	{
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-		if (v > STOMP_HEARTBEAT_MAX_MS)
-			return false;
-	}
-	*out = v;
+	*out = (int64_t) v;
 	return true;
 }
 

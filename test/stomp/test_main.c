@@ -48,6 +48,8 @@ main(void)
 
 	printf("codec tests\n");
 	test_codec();
+	printf("decimal number tests\n");
+	test_number();
 	printf("connection helper tests\n");
 	test_conn_pure();
 	printf("connection tests (socketpair fake broker)\n");

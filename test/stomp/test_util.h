@@ -25,6 +25,7 @@ extern bool test_check(bool ok, const char *expr, const char *file, int line);
 
 /* test groups, one per file */
 extern void test_codec(void);
+extern void test_number(void);
 extern void test_conn_pure(void);
 extern void test_conn_io(void);
 extern void test_retry(void);
