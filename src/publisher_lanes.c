@@ -103,9 +103,9 @@ static List *suspects = NIL;	/* pg_uuid_t *, in TopMemoryContext */
 
 /*
  * Where the next pipelined pass resumes while draining a backlog: at the
- * id above the last one fetched.  Rows just sent leave entries in the index of scheduled
- * rows until vacuum removes them; starting every pass at the head of that
- * index would step over ever more of them.  The scan goes back to the head
+ * id above the last one fetched.  Rows just sent leave entries in the index
+ * of scheduled rows until vacuum removes them; starting every pass at the
+ * head of that index would step over ever more of them.  The scan goes back to the head
  * when the backlog is drained, and at least every RESUME_MAX_MS, for rows
  * committed late with lower ids.
  */
@@ -361,7 +361,8 @@ publisher_pipelined_lane(void)
  * marks what is confirmed and commits with the rest in flight, for the
  * next transaction to take over; or the last receipts are taken in.
  * *from is then where the next fetch starts, *full whether the last chunk
- * was whole (more may be waiting; never once the highest id was fetched).  Returns how the session went.
+ * was whole (more may be waiting; never once the highest id was fetched).
+ * Returns how the session went.
  */
 static SendOutcome
 pipeline_chunks(PassMessages *pass, pg_uuid_t *from, int64 lane_started,
