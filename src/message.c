@@ -29,9 +29,9 @@
  *
  * What every message must be:
  *
- * - its id a version 7 UUID dated no later than a day ahead: the
- *   publisher's scans and its retention walk the primary key in id order,
- *   and would never reach a nil id, nor for centuries a random one;
+ * - its id a version 7 UUID dated no later than a day ahead: retention
+ *   walks the primary key up to the id of its cutoff's time, and would
+ *   not reach a random id for centuries;
  * - its destination, version and headers sendable (see check_name_text()
  *   and check_headers());
  * - its frame, body and headers as the wire carries them (those made at

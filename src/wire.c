@@ -425,7 +425,8 @@ value_refused(const char *name, const char *value, size_t len, char **reason)
 			 !stomp_parse_decimal(value, len, MAX_EXPIRATION_MS, NULL))
 		*reason = psprintf("header \"expiration\" must be a whole number of milliseconds from 0 to " UINT64_FORMAT " (ten years, RabbitMQ's longest time to live)",
 						   MAX_EXPIRATION_MS);
-	else if (strcmp(name, "priority") == 0 && !stomp_parse_decimal(value, len, 255, NULL))
+	else if (strcmp(name, "priority") == 0 &&
+			 !stomp_parse_decimal(value, len, 255, NULL))
 		*reason = pstrdup("header \"priority\" must be a whole number from 0 to 255");
 	else if (strcmp(name, "timestamp") == 0 &&
 			 !stomp_parse_decimal(value, len, PG_INT64_MAX, NULL))
