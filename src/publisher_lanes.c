@@ -393,20 +393,19 @@ pipeline_chunks(PassMessages *pass, pg_uuid_t *from, int64 lane_started,
 		int			first = pass->n;
 		int			n;
 		int64		now;
-		pg_uuid_t	next;
 
-		/* SKIP LOCKED returns the rows we locked ourselves: go past them */
 		args[1] = UUIDPGetDatum(from);
 		n = publisher_fetch(PUBLISHER_FETCH_FRESH, args, pass);
-		/* a fetch cut short at its byte bound left rows waiting */
-		*full = (n == outbox_published_chunk_size || pass->fetch_cut);
 		if (n == 0)
+		{
+			*full = false;
 			break;
-		if (publisher_scan_next_id(pass->messages[pass->n - 1].id.data,
-								   next.data))
-			*from = next;
-		else
-			*full = false;		/* the highest id: nothing is after it */
+		}
+		/* SKIP LOCKED returns the rows we locked ourselves: go past them */
+		*full = publisher_pipeline_fetched(n, outbox_published_chunk_size,
+										   pass->fetch_cut,
+										   pass->messages[pass->n - 1].id.data,
+										   from->data);
 		chunks++;
 		if (!publisher_queue_sends(pass, first, deadline))
 			return publisher_session_end_outcome(pass);

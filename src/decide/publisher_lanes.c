@@ -156,25 +156,33 @@ publisher_pipeline_resumes(bool resume_valid, int64_t now_ms,
 }
 
 /*
- * publisher_scan_next_id
- *		Where the pipelined lane's next fetch, which asks for ids at or
- *		above a bound, starts after the row whose id (a UUID's 16 bytes,
- *		compared as PostgreSQL compares them: unsigned, first byte most
- *		significant) was the last fetched: at the id one above it in next.
- *		False if there is none (the highest id came last: nothing is
- *		after it).  A bound that starts at the lowest id, all zeros, and
- *		moves so, leaves no id unseen, the lowest and the highest included.
+ * publisher_pipeline_fetched
+ *		After a fetch of the pipelined lane, which asks for chunk_size rows
+ *		with ids at or above a bound, returned fetched rows (cut: it stopped
+ *		at its byte bound, rows left behind), the last of them with id last
+ *		(a UUID's 16 bytes, compared as PostgreSQL compares them: unsigned,
+ *		first byte most significant): move the bound to the id one above it
+ *		and say whether more may be waiting (the chunk was whole or cut).
+ *		Nothing is above the highest id: the bound stays and nothing more
+ *		is waiting, since a fetch from it would return the pass's own rows
+ *		again.  A bound that starts at the lowest id, all zeros, and moves
+ *		so, leaves no id unseen, the lowest and the highest included.
  */
 bool
-publisher_scan_next_id(const uint8_t *last, uint8_t *next)
+publisher_pipeline_fetched(int fetched, int chunk_size, bool cut,
+						   const uint8_t *last, uint8_t *bound)
 {
+	uint8_t		next[PUBLISHER_ID_BYTES];
 	int			i;
 
 	memcpy(next, last, PUBLISHER_ID_BYTES);
 	for (i = PUBLISHER_ID_BYTES - 1; i >= 0; i--)
 	{
 		if (++next[i] != 0)
-			return true;
+			break;
 	}
-	return false;
+	if (i < 0)
+		return false;
+	memcpy(bound, next, PUBLISHER_ID_BYTES);
+	return fetched == chunk_size || cut;
 }

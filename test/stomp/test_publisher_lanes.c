@@ -95,29 +95,43 @@ test_publisher_lanes(void)
 	/* the next fetch starts one id above the last: carries, and the end */
 	{
 		uint8_t		last[PUBLISHER_ID_BYTES];
-		uint8_t		next[PUBLISHER_ID_BYTES];
+		uint8_t		bound[PUBLISHER_ID_BYTES];
 		uint8_t		want[PUBLISHER_ID_BYTES];
 
 		memset(last, 0, sizeof(last));
 		memset(want, 0, sizeof(want));
 		want[15] = 1;
-		CHECK(publisher_scan_next_id(last, next) &&
-			  memcmp(next, want, sizeof(want)) == 0);
+		/* a whole chunk: more may wait; a short one: no more; a cut one: more */
+		CHECK(publisher_pipeline_fetched(200, 200, false, last, bound) &&
+			  memcmp(bound, want, sizeof(want)) == 0);
+		memset(bound, 0xaa, sizeof(bound));
+		CHECK(!publisher_pipeline_fetched(7, 200, false, last, bound) &&
+			  memcmp(bound, want, sizeof(want)) == 0);
+		CHECK(publisher_pipeline_fetched(7, 200, true, last, bound));
+		CHECK(publisher_pipeline_fetched(1, 1, false, last, bound));
+		/* carries */
 		last[14] = 0x12;
 		last[15] = 0xff;
 		want[14] = 0x13;
 		want[15] = 0x00;
-		CHECK(publisher_scan_next_id(last, next) &&
-			  memcmp(next, want, sizeof(want)) == 0);
+		CHECK(publisher_pipeline_fetched(200, 200, false, last, bound) &&
+			  memcmp(bound, want, sizeof(want)) == 0);
 		memset(last, 0xff, sizeof(last));
 		last[0] = 0x7f;
 		memset(want, 0, sizeof(want));
 		want[0] = 0x80;
-		CHECK(publisher_scan_next_id(last, next) &&
-			  memcmp(next, want, sizeof(want)) == 0);
-		/* nothing is above the highest id */
+		CHECK(publisher_pipeline_fetched(200, 200, false, last, bound) &&
+			  memcmp(bound, want, sizeof(want)) == 0);
+		/*
+		 * nothing is above the highest id: no more is waiting even after a
+		 * whole or a cut chunk, and the bound stays where it was
+		 */
 		memset(last, 0xff, sizeof(last));
-		CHECK(!publisher_scan_next_id(last, next));
+		memset(bound, 0x42, sizeof(bound));
+		memset(want, 0x42, sizeof(want));
+		CHECK(!publisher_pipeline_fetched(200, 200, false, last, bound));
+		CHECK(!publisher_pipeline_fetched(7, 200, true, last, bound));
+		CHECK(memcmp(bound, want, sizeof(want)) == 0);
 		/* the last id is left as it was */
 		CHECK(last[0] == 0xff && last[15] == 0xff);
 	}
