@@ -286,8 +286,8 @@ isolation_judge(PassMessages *pass, SendOutcome outcome, const char *probe)
  * and its predecessors' receipted rows marked (one statement) while up to
  * PIPELINE_WINDOW messages are in flight, in pass transactions of at most
  * PIPELINE_MESSAGES or PIPELINE_MS, each taking over the messages the one
- * before left in flight, for up to LANE_MS.  Returns whether more may be
- * waiting.
+ * before left in flight, for up to LANE_MS.  Returns whether to run it
+ * again at once (publisher_pipeline_look_again()).
  */
 bool
 publisher_pipelined_lane(void)
@@ -319,8 +319,11 @@ publisher_pipelined_lane(void)
 	if (pass->n == 0)
 	{
 		outbox_xact_commit();
-		/* nothing after the resume point: look from the head at once */
-		return resumed;
+		/*
+		 * nothing after a resume point: look from the head at once; nothing
+		 * from the head: wait to be woken
+		 */
+		return publisher_pipeline_look_again(false, resumed);
 	}
 	for (;;)
 	{
@@ -350,7 +353,7 @@ publisher_pipelined_lane(void)
 	}
 	if (outcome != SEND_ALL_CONFIRMED)
 		return pipeline_session_end(pass, outcome);
-	return full;
+	return publisher_pipeline_look_again(full, resumed);
 }
 
 /*

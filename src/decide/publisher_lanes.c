@@ -29,7 +29,9 @@
  * while the next chunk's receipts are on their way, so that only the last
  * chunk's rows are marked once the broker has nothing left to confirm.
  * While it drains a backlog, the next lane resumes after the last id
- * fetched, for at most resume_max_ms from the lane that started the run.
+ * fetched, for at most resume_max_ms from the lane that started the run,
+ * and a resumed lane that reaches the end is followed at once by one from
+ * the head.
  * Each fetch asks for the ids at or above a bound that starts at the
  * lowest id and moves to one above the last id fetched, so that no id is
  * out of reach: a hand-written row may hold the nil UUID or the highest.
@@ -153,6 +155,23 @@ publisher_pipeline_resumes(bool resume_valid, int64_t now_ms,
 						   int64_t resume_since_ms, int64_t resume_max_ms)
 {
 	return resume_valid && now_ms - resume_since_ms < resume_max_ms;
+}
+
+/*
+ * publisher_pipeline_look_again
+ *		Whether the publisher runs the pipelined lane again at once after
+ *		one that sent all it fetched, rather than waiting to be woken: while
+ *		more may be waiting, and after a lane that resumed past the head and
+ *		reached the end, since rows below where it resumed (committed late
+ *		with lower ids, their wake-up spent on the lane that resumed, or
+ *		unlocked by another session) are found only by a lane from the
+ *		head.  A row still locked when that lane passes it waits for the
+ *		next wake-up or outbox.poll_interval, as SKIP LOCKED leaves it.
+ */
+bool
+publisher_pipeline_look_again(bool more_waiting, bool resumed)
+{
+	return more_waiting || resumed;
 }
 
 /*

@@ -53,6 +53,7 @@ extern int	publisher_pipeline_tail_target(int outstanding, int chunk_size);
 extern bool publisher_pipeline_resumes(bool resume_valid, int64_t now_ms,
 									   int64_t resume_since_ms,
 									   int64_t resume_max_ms);
+extern bool publisher_pipeline_look_again(bool more_waiting, bool resumed);
 extern bool publisher_pipeline_fetched(int fetched, int chunk_size, bool cut,
 									   const uint8_t *last, uint8_t *bound);
 

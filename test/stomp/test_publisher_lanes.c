@@ -92,6 +92,15 @@ test_publisher_lanes(void)
 	CHECK(!publisher_pipeline_resumes(true, 10000, 0, 10000));
 	CHECK(!publisher_pipeline_resumes(false, 5000, 0, 10000));
 
+	/*
+	 * after a lane: again at once while more may wait, and after a resumed
+	 * lane that reached the end, for rows below where it resumed
+	 */
+	CHECK(publisher_pipeline_look_again(true, false));
+	CHECK(publisher_pipeline_look_again(true, true));
+	CHECK(publisher_pipeline_look_again(false, true));
+	CHECK(!publisher_pipeline_look_again(false, false));
+
 	/* the next fetch starts one id above the last: carries, and the end */
 	{
 		uint8_t		last[PUBLISHER_ID_BYTES];
