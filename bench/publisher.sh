@@ -19,7 +19,10 @@
 #      the BIG backlog (target: flat).  The first 9k of the 10k are timed,
 #      until the publisher counts them sent (first_chunk_ms()); the whole
 #      drain of the BIG backlog, per chunk, is chunk_ms_big_whole, against
-#      the first 9k of 10k chunk_big_whole_vs_10k.
+#      the first 9k of 10k chunk_big_whole_vs_10k; the CPU the worker and
+#      RabbitMQ used a thousand messages, for the whole 10k drain and the
+#      whole BIG one (worker_cpu_ms_per_1k_10k, _big_whole; broker_...),
+#      tells which of the two a long drain slows.
 #   3. step 2's two chunk times in the settled state (chunk_ms_10k_settled,
 #      chunk_ms_big_settled, chunk_big_vs_10k_settled).
 # The settled state is the one a real outage leaves: a backlog builds up
@@ -116,7 +119,8 @@ settle() {
 # The time per 200-message chunk of the first messages of a backlog of $1
 # rows, as fresh as it is written (with $2 "drain", then draining the
 # rest: the publisher's RssAnon before it in $bench_dir/rss_before, the
-# seconds of the whole drain in $bench_dir/whole_secs) or settled first
+# seconds of the whole drain in $bench_dir/whole_secs and the CPU ms the
+# worker and RabbitMQ used for it in $bench_dir/whole_cpu) or settled first
 # ($2 "settled", then the broker is taken out of reach).
 #
 # Timed from pointing the publisher at the broker (its reconnection and
@@ -135,7 +139,7 @@ settle() {
 # back to the head of published_scheduled_idx every 10 s, autovacuum) is in
 # the whole drain's figure.
 first_chunk_ms() {
-	local pid sent_before t_first t_rest
+	local pid sent_before t_first t_rest worker_cpu broker_cpu
 	broker_unreachable
 	empty_outbox
 	fill "$1"
@@ -143,10 +147,15 @@ first_chunk_ms() {
 	[ "$2" = drain ] && publisher_rss >"$bench_dir/rss_before"
 	read -r pid sent_before <<<"$(publisher_pid_sent)"
 	[ -n "$sent_before" ] || { echo "no publisher to time" >&2; exit 1; }
+	worker_cpu=$(cpu_ms "$pid")
+	broker_cpu=$(cpu_ms "$bench_broker_pid")
 	t_first=$(count_after_reload "$pid" $((sent_before + timed))) || exit 1
 	if [ "$2" = drain ]; then
 		t_rest=$(time_until_sent)
 		echo "$t_first + $t_rest" | bc -l >"$bench_dir/whole_secs"
+		echo "$(echo "$(cpu_ms "$pid") - $worker_cpu" | bc -l)" \
+			"$(echo "$(cpu_ms "$bench_broker_pid") - $broker_cpu" | bc -l)" \
+			>"$bench_dir/whole_cpu"
 	else
 		broker_unreachable
 	fi
@@ -256,7 +265,7 @@ drain_against_ceiling() {
 }
 
 publisher_run() {
-	local chunk_10k chunk_big
+	local chunk_10k chunk_big worker_cpu broker_cpu
 
 	# 1. the bare sender, then the drain of the same number of messages,
 	# as written and settled
@@ -266,7 +275,13 @@ publisher_run() {
 	# 2. the first 10k messages with a 10k and with a BIG backlog; memory;
 	# the whole BIG drain
 	chunk_10k=$(first_chunk_ms $first drain)
+	read -r worker_cpu broker_cpu <"$bench_dir/whole_cpu"
+	echo "worker_cpu_ms_per_1k_10k $(echo "$worker_cpu * 1000 / $first" | bc -l)"
+	echo "broker_cpu_ms_per_1k_10k $(echo "$broker_cpu * 1000 / $first" | bc -l)"
 	chunk_big=$(first_chunk_ms "$big" drain)
+	read -r worker_cpu broker_cpu <"$bench_dir/whole_cpu"
+	echo "worker_cpu_ms_per_1k_big_whole $(echo "$worker_cpu * 1000 / $big" | bc -l)"
+	echo "broker_cpu_ms_per_1k_big_whole $(echo "$broker_cpu * 1000 / $big" | bc -l)"
 	echo "rss_kB_before_big $(cat "$bench_dir/rss_before")"
 	echo "rss_kB_after_big $(publisher_rss)"
 	echo "chunk_ms_10k $chunk_10k"
