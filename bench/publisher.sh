@@ -153,9 +153,8 @@ first_chunk_ms() {
 	if [ "$2" = drain ]; then
 		t_rest=$(time_until_sent)
 		echo "$t_first + $t_rest" | bc -l >"$bench_dir/whole_secs"
-		echo "$(echo "$(cpu_ms "$pid") - $worker_cpu" | bc -l)" \
-			"$(echo "$(cpu_ms "$bench_broker_pid") - $broker_cpu" | bc -l)" \
-			>"$bench_dir/whole_cpu"
+		echo "$(cpu_ms_since "$pid" "$worker_cpu")" \
+			"$(cpu_ms_since "$bench_broker_pid" "$broker_cpu")" >"$bench_dir/whole_cpu"
 	else
 		broker_unreachable
 	fi
@@ -226,6 +225,19 @@ cpu_ms() {
 	awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
 }
 
+# CPU time a process (pid $1) has used since it had used $2 ms.
+cpu_ms_since() {
+	echo "$(cpu_ms "$1") - $2" | bc -l
+}
+
+# Print the CPU the worker ($2 ms) and RabbitMQ ($3 ms) used for $4
+# messages, a thousand messages, as the figures worker_cpu_ms_per_1k$1 and
+# broker_cpu_ms_per_1k$1.
+print_cpu_per_1k() {
+	echo "worker_cpu_ms_per_1k$1 $(echo "$2 * 1000 / $4" | bc -l)"
+	echo "broker_cpu_ms_per_1k$1 $(echo "$3 * 1000 / $4" | bc -l)"
+}
+
 # The bare sender's rate for $backlog messages, msg/s.
 ceiling_msg_s() {
 	"$bench_dir/ceiling" -h 127.0.0.1 -p "$bench_stomp_port" -n "$backlog" -w 1000 -H 2>&1 |
@@ -254,14 +266,13 @@ drain_against_ceiling() {
 	broker_cpu=$(cpu_ms "$bench_broker_pid")
 	point_publisher_at "127.0.0.1:$bench_stomp_port"
 	secs=$(time_until_sent)
-	worker_cpu=$(echo "$(cpu_ms "$pid") - $worker_cpu" | bc -l)
-	broker_cpu=$(echo "$(cpu_ms "$bench_broker_pid") - $broker_cpu" | bc -l)
+	worker_cpu=$(cpu_ms_since "$pid" "$worker_cpu")
+	broker_cpu=$(cpu_ms_since "$bench_broker_pid" "$broker_cpu")
 	bench_purge_queue bench_drain
 	echo "ceiling_msg_s$suffix $c"
 	echo "drain_msg_s$suffix $(echo "$backlog / $secs" | bc)"
 	echo "drain_vs_ceiling$suffix $(echo "$backlog / $secs / $c" | bc -l)"
-	echo "worker_cpu_ms_per_1k$suffix $(echo "$worker_cpu * 1000 / $backlog" | bc -l)"
-	echo "broker_cpu_ms_per_1k$suffix $(echo "$broker_cpu * 1000 / $backlog" | bc -l)"
+	print_cpu_per_1k "$suffix" "$worker_cpu" "$broker_cpu" "$backlog"
 }
 
 publisher_run() {
@@ -276,12 +287,10 @@ publisher_run() {
 	# the whole BIG drain
 	chunk_10k=$(first_chunk_ms $first drain)
 	read -r worker_cpu broker_cpu <"$bench_dir/whole_cpu"
-	echo "worker_cpu_ms_per_1k_10k $(echo "$worker_cpu * 1000 / $first" | bc -l)"
-	echo "broker_cpu_ms_per_1k_10k $(echo "$broker_cpu * 1000 / $first" | bc -l)"
+	print_cpu_per_1k _10k "$worker_cpu" "$broker_cpu" "$first"
 	chunk_big=$(first_chunk_ms "$big" drain)
 	read -r worker_cpu broker_cpu <"$bench_dir/whole_cpu"
-	echo "worker_cpu_ms_per_1k_big_whole $(echo "$worker_cpu * 1000 / $big" | bc -l)"
-	echo "broker_cpu_ms_per_1k_big_whole $(echo "$broker_cpu * 1000 / $big" | bc -l)"
+	print_cpu_per_1k _big_whole "$worker_cpu" "$broker_cpu" "$big"
 	echo "rss_kB_before_big $(cat "$bench_dir/rss_before")"
 	echo "rss_kB_after_big $(publisher_rss)"
 	echo "chunk_ms_10k $chunk_10k"
