@@ -2,15 +2,12 @@
 #
 # bench/capture.sh — what publishing a table costs a write.
 #
-# Four identical tables, measured side by side with pgbench, in one run:
-#   plain     no trigger;
-#   outbox    published with outbox.publish() (the C capture trigger);
-#   plpgsql   the best SQL-level alternative: a statement-level PL/pgSQL
-#             trigger over the transition table, writing the same rows
-#             (to_jsonb(row), a v7 id, the dop-* headers) into a copy of
-#             outbox.published with its indexes (but without its checks);
-#   emit      the physical floor: a statement-level trigger writing each
-#             row's JSON as one WAL record, pg_logical_emit_message().
+# Four identical tables (bench/capture_tables.sql), measured side by side
+# with pgbench, in one run: plain (no trigger), outbox (published with
+# outbox.publish(), the C capture trigger), plpgsql (the best SQL-level
+# alternative, a statement-level PL/pgSQL trigger over the transition
+# table writing the same rows into a copy of outbox.published) and emit
+# (the physical floor, one WAL record a row).
 # Two workloads: one single-row INSERT per transaction (what applications
 # do), and INSERT ... SELECT of 100 rows per statement (the trigger's own
 # cost, with less per-transaction overhead around it).  In each run the
@@ -53,49 +50,7 @@ capture_settings() {
 # the tables, the publication, the alternatives and the pgbench scripts
 capture_prepare() {
 	local t
-	bench_psql >/dev/null <<'SQL'
-CREATE EXTENSION outbox;
-CREATE TABLE bench_plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                          customer int, amount numeric(12,2), note text,
-                          created timestamptz DEFAULT now());
-CREATE TABLE bench_outbox (LIKE bench_plain INCLUDING ALL);
-CREATE TABLE bench_plpgsql (LIKE bench_plain INCLUDING ALL);
-CREATE TABLE bench_emit (LIKE bench_plain INCLUDING ALL);
-SELECT outbox.publish('bench_outbox', '/topic/bench', 'v1');
-
--- the same outbox table, filled by PL/pgSQL once per statement
-CREATE TABLE plpgsql_published (LIKE outbox.published INCLUDING ALL);
-CREATE FUNCTION plpgsql_capture() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO plpgsql_published (id, destination, version, body, headers, added, expires_at)
-    SELECT m.id, '/topic/bench.v1', 'v1', m.body,
-           jsonb_build_object('dop-msg-id', m.id::text,
-                              'dop-msg-destination', '/topic/bench.v1',
-                              'dop-msg-type', 'Published',
-                              'dop-msg-sent-time', to_jsonb(clock_timestamp()) #>> '{}',
-                              'dop-correlation-id',
-                              coalesce(nullif(current_setting('outbox.correlation_id'), ''),
-                                       gen_random_uuid()::text)),
-           clock_timestamp(), clock_timestamp() + interval '1 day'
-      FROM (SELECT outbox.uuid_generate_v7() AS id, to_jsonb(n) AS body
-              FROM new_rows n) m;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER plpgsql_capture AFTER INSERT ON bench_plpgsql
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION plpgsql_capture();
-
--- one WAL record per row, nothing stored
-CREATE FUNCTION emit_capture() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_logical_emit_message(true, 'outbox', to_jsonb(n)::text)
-       FROM new_rows n;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER emit_capture AFTER INSERT ON bench_emit
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION emit_capture();
-SQL
+	bench_psql >/dev/null <"$(dirname "${BASH_SOURCE[0]}")/capture_tables.sql"
 	for t in $tables; do
 		cat >"$bench_host/single_$t.sql" <<SQL
 \set c random(1, 100000)

@@ -6,10 +6,14 @@
 #
 # valgrind's callgrind counts the instructions of a single-user backend
 # running STATEMENTS inserts of ROWS rows each (INSERT ... SELECT) into a
-# plain table and into an identical published one, and of the same backend
-# running none; the differences are the statements' own cost.  Printed:
-# instructions per row for each table, their ratio, and where the published
-# one spends them (the heaviest functions under the capture trigger).
+# plain table, an identical published one and one captured by the PL/pgSQL
+# statement trigger of bench/capture.sh (bench/capture_tables.sql), and of
+# the same backend running none; the differences are the statements' own
+# cost.  Printed: instructions per row for each table, the published one's
+# ratio to plain, what the capture alone costs (a table's instructions
+# minus plain's) in C and in PL/pgSQL and their ratio, and where the
+# published one spends them (the heaviest functions under the capture
+# trigger).
 # The callgrind files stay in $OUT (default /tmp/outbox-capture-profile)
 # for callgrind_annotate.
 #
@@ -30,14 +34,7 @@ command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 1; }
 bench_setup
 mkdir -p "$out" && chown "$bench_user" "$out"
 bench_start_cluster "$setting" <<<""
-bench_psql >/dev/null <<'SQL'
-CREATE EXTENSION outbox;
-CREATE TABLE bench_plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                          customer int, amount numeric(12,2), note text,
-                          created timestamptz DEFAULT now());
-CREATE TABLE bench_outbox (LIKE bench_plain INCLUDING ALL);
-SELECT outbox.publish('bench_outbox', '/topic/bench', 'v1');
-SQL
+bench_psql >/dev/null <"$(dirname "${BASH_SOURCE[0]}")/capture_tables.sql"
 bench_as_user pg_ctl -D "$bench_data" -m fast -w stop >/dev/null
 
 # instructions of a single-user backend running n statements into table t
@@ -57,14 +54,18 @@ count() {
 
 echo "capture profile: $statements statements of $rows row(s), settings $setting, $(date -u '+%Y-%m-%d %H:%M UTC')"
 declare -A per_row
-for t in plain outbox; do
+for t in plain outbox plpgsql; do
 	base=$(count "$t" 0)
 	total=$(count "$t" "$statements")
 	per_row[$t]=$(( (total - base) / (statements * rows) ))
-	printf "  %-7s %9d instructions a row\n" "$t" "${per_row[$t]}"
+	printf "  %-8s %9d instructions a row\n" "$t" "${per_row[$t]}"
 done
-awk -v p="${per_row[plain]}" -v o="${per_row[outbox]}" \
-	'BEGIN { printf "  published vs plain: %.2fx the instructions\n", o / p }'
+awk -v p="${per_row[plain]}" -v o="${per_row[outbox]}" -v g="${per_row[plpgsql]}" '
+	BEGIN {
+		printf "  published vs plain: %.2fx the instructions\n", o / p
+		printf "  the capture alone (published minus plain): C %d, PL/pgSQL %d a row:" \
+			" the C path %.2fx faster\n", o - p, g - p, (g - p) / (o - p)
+	}'
 echo "  under the capture trigger, instructions a row (inclusive; the index"
 echo "  inserts include those of the written table's own primary key):"
 callgrind_annotate --inclusive=yes "$out/callgrind.outbox.$statements" 2>/dev/null |
