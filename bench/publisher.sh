@@ -25,6 +25,15 @@
 #      tells which of the two a long drain slows.
 #   3. step 2's two chunk times in the settled state (chunk_ms_10k_settled,
 #      chunk_ms_big_settled, chunk_big_vs_10k_settled).
+#   4. step 2's chunk times, whole drain and CPU to a destination no queue
+#      is bound to (/topic/bench_unrouted; figures suffixed _unrouted).
+#      RabbitMQ receipts such a message at once and keeps nothing, so the
+#      times are the publisher's own: in steps 1-3 the messages fill a
+#      queue that nothing consumes, up to BIG persistent messages, and
+#      RabbitMQ spends more on each message as that queue grows, which a
+#      deployment with consumers does not see.  What a BIG backlog costs
+#      the database (retention, dead index entries, the scan's start) is
+#      in both; only this one shows it alone.
 # The settled state is the one a real outage leaves: a backlog builds up
 # over minutes or hours, so autovacuum has vacuumed and analyzed the
 # tables, a checkpoint has written their pages and the kernel its dirty
@@ -75,7 +84,9 @@ publisher_settings() {
 publisher_prepare() {
 	bench_psql -c "CREATE EXTENSION outbox" \
 		-c "CREATE TABLE bench (id bigint PRIMARY KEY, customer int, note text)" \
-		-c "SELECT outbox.publish('bench', '/queue/bench_drain')" >/dev/null
+		-c "SELECT outbox.publish('bench', '/queue/bench_drain')" \
+		-c "CREATE TABLE bench_unrouted (LIKE bench INCLUDING ALL)" \
+		-c "SELECT outbox.publish('bench_unrouted', '/topic/bench_unrouted')" >/dev/null
 }
 
 # Point the publisher at an address; it reconnects at once on reload.
@@ -92,15 +103,17 @@ broker_unreachable() {
 		  WHERE kind = 'publisher' AND database = current_database()"
 }
 
-# Start with an empty outbox and an empty table, vacuumed.
+# Start with an empty outbox and empty tables, vacuumed.
 empty_outbox() {
-	bench_psql -c "TRUNCATE bench, outbox.published" -c "VACUUM ANALYZE outbox.published" \
+	bench_psql -c "TRUNCATE bench, bench_unrouted, outbox.published" \
+		-c "VACUUM ANALYZE outbox.published" \
 		-c "CHECKPOINT" >/dev/null
 }
 
-# Write n rows of ~100-byte bodies, the broker out of reach.
+# Write $1 rows of ~100-byte bodies into table $2 (bench by default), the
+# broker out of reach.
 fill() {
-	bench_psql -c "INSERT INTO bench SELECT i, i % 1000, 'order note for customer ' || i
+	bench_psql -c "INSERT INTO ${2:-bench} SELECT i, i % 1000, 'order note for customer ' || i
 	               FROM generate_series(1, $1) i" >/dev/null
 }
 
@@ -117,7 +130,8 @@ settle() {
 }
 
 # The time per 200-message chunk of the first messages of a backlog of $1
-# rows, as fresh as it is written (with $2 "drain", then draining the
+# rows (of table $3, bench by default), as fresh as it is written (with $2
+# "drain", then draining the
 # rest: the publisher's RssAnon before it in $bench_dir/rss_before, the
 # seconds of the whole drain in $bench_dir/whole_secs and the CPU ms the
 # worker and RabbitMQ used for it in $bench_dir/whole_cpu) or settled first
@@ -142,7 +156,7 @@ first_chunk_ms() {
 	local pid sent_before t_first t_rest worker_cpu broker_cpu
 	broker_unreachable
 	empty_outbox
-	fill "$1"
+	fill "$1" "${3:-bench}"
 	[ "$2" = settled ] && settle
 	[ "$2" = drain ] && publisher_rss >"$bench_dir/rss_before"
 	read -r pid sent_before <<<"$(publisher_pid_sent)"
@@ -305,6 +319,18 @@ publisher_run() {
 	echo "chunk_ms_10k_settled $chunk_10k"
 	echo "chunk_ms_big_settled $chunk_big"
 	echo "chunk_big_vs_10k_settled $(echo "$chunk_big / $chunk_10k" | bc -l)"
+
+	# 4. step 2 without RabbitMQ's queue: the publisher's own time
+	chunk_10k=$(first_chunk_ms $first drain bench_unrouted)
+	read -r worker_cpu broker_cpu <"$bench_dir/whole_cpu"
+	print_cpu_per_1k _10k_unrouted "$worker_cpu" "$broker_cpu" "$first"
+	chunk_big=$(first_chunk_ms "$big" drain bench_unrouted)
+	read -r worker_cpu broker_cpu <"$bench_dir/whole_cpu"
+	print_cpu_per_1k _big_whole_unrouted "$worker_cpu" "$broker_cpu" "$big"
+	echo "chunk_ms_10k_unrouted $chunk_10k"
+	echo "chunk_ms_big_unrouted $chunk_big"
+	echo "chunk_big_vs_10k_unrouted $(echo "$chunk_big / $chunk_10k" | bc -l)"
+	echo "chunk_big_whole_vs_10k_unrouted $(echo "$(cat "$bench_dir/whole_secs") * 1000 * 200 / $big / $chunk_10k" | bc -l)"
 }
 
 [ "${BENCH_SOURCED:-0}" = 1 ] || bench_main
