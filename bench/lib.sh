@@ -215,6 +215,32 @@ bench_queue_depth() {
 # Empty a queue of the private node, if it exists.
 bench_purge_queue() {
 	bench_broker_ctl purge_queue -q "$1" >/dev/null 2>&1 || true
+	bench_wait_broker_idle
+}
+
+# CPU time a process (pid $1) has used, user and system, in ms.
+bench_cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
+}
+
+# Wait, at most 60 s, until the broker is at rest: it used under 5% of a
+# core in each of two half-seconds in a row.  RabbitMQ goes on deleting
+# purged persistent messages after purge_queue returns, and what is
+# measured next would share the cores with that.
+bench_wait_broker_idle() {
+	local before after i rest=0
+	[ -n "$bench_broker_pid" ] || return 0
+	for ((i = 0; i < 120 && rest < 2; i++)); do
+		before=$(bench_cpu_ms "$bench_broker_pid")
+		sleep 0.5
+		after=$(bench_cpu_ms "$bench_broker_pid")
+		if [ "$(echo "$after - $before < 25" | bc)" = 1 ]; then
+			rest=$((rest + 1))
+		else
+			rest=0
+		fi
+	done
+	[ -z "${BENCH_DEBUG:-}" ] || echo "broker at rest after $i half-seconds" >&2
 }
 
 # Stop the node by its pid (rabbitmq-node.sh: politely, then SIGKILL) and

@@ -6,10 +6,19 @@
 #   1. the bare pipelined sender of bench/broker_ceiling.c -H (persistent,
 #      receipt each, the publisher's five dop-* headers, no database) sends
 #      BACKLOG messages; then the publisher drains a backlog of BACKLOG rows
-#      written while the broker was out of its reach.  Figures: both rates
-#      and drain_vs_ceiling, their ratio in this run (target >= 0.9), and
-#      the CPU the publisher and RabbitMQ used for the drain, in ms per
-#      1,000 messages (worker_cpu_ms_per_1k, broker_cpu_ms_per_1k).  Then
+#      written while the broker was out of its reach.  Each is timed as the
+#      bare sender times itself, from its first messages confirmed to its
+#      last: the drain from the moment the publisher's count of messages
+#      sent first moves (its reconnection and first round trip behind it)
+#      until it counts the backlog, polled every 5 ms on the server.
+#      Figures: both rates and drain_vs_ceiling, their ratio in this run
+#      (target >= 0.9); drain_msg_s_end_to_end, from pointing the publisher
+#      at the broker until every row is seen sent; the CPU RabbitMQ used
+#      for the bare sender's messages and the CPU the publisher and
+#      RabbitMQ used for the drain, in ms per 1,000 messages
+#      (ceiling_broker_cpu_ms_per_1k, worker_cpu_ms_per_1k,
+#      broker_cpu_ms_per_1k).  The broker is at rest before each
+#      (bench_purge_queue waits for it after its purge).  Then
 #      the same once the backlog has settled (below), the bare sender
 #      measured again after the fill, before the settling:
 #      drain_vs_ceiling_settled.
@@ -161,9 +170,10 @@ first_chunk_ms() {
 	[ "$2" = drain ] && publisher_rss >"$bench_dir/rss_before"
 	read -r pid sent_before <<<"$(publisher_pid_sent)"
 	[ -n "$sent_before" ] || { echo "no publisher to time" >&2; exit 1; }
-	worker_cpu=$(cpu_ms "$pid")
-	broker_cpu=$(cpu_ms "$bench_broker_pid")
+	worker_cpu=$(bench_cpu_ms "$pid")
+	broker_cpu=$(bench_cpu_ms "$bench_broker_pid")
 	t_first=$(count_after_reload "$pid" $((sent_before + timed))) || exit 1
+	t_first=${t_first%% *}
 	if [ "$2" = drain ]; then
 		t_rest=$(time_until_sent)
 		echo "$t_first + $t_rest" | bc -l >"$bench_dir/whole_secs"
@@ -197,9 +207,11 @@ publisher_pid_sent() {
 }
 
 # Point the publisher (process $1) at the broker and print the seconds
-# until it has counted $2 messages sent, polled every 5 ms on the server,
-# timed by its clock.  Fails if that publisher is gone meanwhile (a
-# restarted one counts from 0 again) or after 10 minutes.
+# until it has counted $2 messages sent, then the seconds until its count
+# first moved and what it was then (its first chunk marked: its
+# reconnection and first round trip are behind it), polled every 5 ms on
+# the server, timed by its clock.  Fails if that publisher is gone
+# meanwhile (a restarted one counts from 0 again) or after 10 minutes.
 count_after_reload() {
 	local out
 	out=$(bench_psql -c "ALTER SYSTEM SET outbox.stomp_host_and_ports = '127.0.0.1:$bench_stomp_port'" \
@@ -207,6 +219,9 @@ count_after_reload() {
 DECLARE
 	started timestamptz := clock_timestamp();
 	counted bigint;
+	before bigint;
+	first_at timestamptz;
+	first_count bigint;
 BEGIN
 	PERFORM pg_reload_conf();
 	LOOP
@@ -215,16 +230,24 @@ BEGIN
 		IF counted IS NULL THEN
 			RAISE EXCEPTION '"'the publisher (pid $1) is gone'"';
 		END IF;
+		IF before IS NULL THEN
+			before := counted;
+		ELSIF first_at IS NULL AND counted > before THEN
+			first_at := clock_timestamp();
+			first_count := counted;
+		END IF;
 		EXIT WHEN counted >= '"$2"';
 		IF clock_timestamp() - started > interval '"'10 minutes'"' THEN
 			RAISE EXCEPTION '"'the publisher counted % of $2 messages sent in 10 minutes'"', counted;
 		END IF;
 		PERFORM pg_sleep(0.005);
 	END LOOP;
-	RAISE NOTICE '"'counted after % s'"', extract(epoch FROM clock_timestamp() - started);
+	RAISE NOTICE '"'counted after % s, first % after % s'"',
+		extract(epoch FROM clock_timestamp() - started), first_count,
+		extract(epoch FROM first_at - started);
 END
 $count$' 2>&1) || { echo "$out" >&2; return 1; }
-	sed -n 's/.*counted after \([0-9.]*\) s.*/\1/p' <<<"$out"
+	sed -n 's/.*counted after \([0-9.]*\) s, first \([0-9]*\) after \([0-9.]*\) s.*/\1 \3 \2/p' <<<"$out"
 }
 
 # The publisher's own memory, not the shared buffers it touched.
@@ -234,14 +257,9 @@ publisher_rss() {
 	awk '/RssAnon/ { print $2 }' "/proc/$pid/status"
 }
 
-# CPU time a process (pid $1) has used, user and system, in ms.
-cpu_ms() {
-	awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
-}
-
 # CPU time a process (pid $1) has used since it had used $2 ms.
 cpu_ms_since() {
-	echo "$(cpu_ms "$1") - $2" | bc -l
+	echo "$(bench_cpu_ms "$1") - $2" | bc -l
 }
 
 # Print the CPU the worker ($2 ms) and RabbitMQ ($3 ms) used for $4
@@ -252,10 +270,15 @@ print_cpu_per_1k() {
 	echo "broker_cpu_ms_per_1k$1 $(echo "$3 * 1000 / $4" | bc -l)"
 }
 
-# The bare sender's rate for $backlog messages, msg/s.
+# The bare sender's rate for $backlog messages, msg/s; the CPU RabbitMQ
+# used for them, ms a thousand messages, in $bench_dir/ceiling_broker_cpu.
 ceiling_msg_s() {
+	local broker_cpu
+	broker_cpu=$(bench_cpu_ms "$bench_broker_pid")
 	"$bench_dir/ceiling" -h 127.0.0.1 -p "$bench_stomp_port" -n "$backlog" -w 1000 -H 2>&1 |
 		awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "msg/s") v = $i } END { print v }'
+	echo "$(cpu_ms_since "$bench_broker_pid" "$broker_cpu") * 1000 / $backlog" | bc -l \
+		>"$bench_dir/ceiling_broker_cpu"
 	bench_purge_queue bench_ceiling
 }
 
@@ -265,7 +288,7 @@ ceiling_msg_s() {
 # settling, which leaves RabbitMQ time after the purge of its messages).
 # Prints the figures, suffixed _settled for a settled backlog.
 drain_against_ceiling() {
-	local c secs pid sent worker_cpu broker_cpu suffix=
+	local c counted secs first_secs first_count rest pid sent worker_cpu broker_cpu suffix=
 	[ "$1" = settled ] && suffix=_settled
 	[ "$1" = written ] && c=$(ceiling_msg_s)
 	broker_unreachable
@@ -276,16 +299,19 @@ drain_against_ceiling() {
 		settle
 	fi
 	read -r pid sent <<<"$(publisher_pid_sent)"
-	worker_cpu=$(cpu_ms "$pid")
-	broker_cpu=$(cpu_ms "$bench_broker_pid")
-	point_publisher_at "127.0.0.1:$bench_stomp_port"
-	secs=$(time_until_sent)
+	worker_cpu=$(bench_cpu_ms "$pid")
+	broker_cpu=$(bench_cpu_ms "$bench_broker_pid")
+	counted=$(count_after_reload "$pid" $((sent + backlog))) || exit 1
+	read -r secs first_secs first_count <<<"$counted"
+	rest=$(time_until_sent)
 	worker_cpu=$(cpu_ms_since "$pid" "$worker_cpu")
 	broker_cpu=$(cpu_ms_since "$bench_broker_pid" "$broker_cpu")
 	bench_purge_queue bench_drain
 	echo "ceiling_msg_s$suffix $c"
-	echo "drain_msg_s$suffix $(echo "$backlog / $secs" | bc)"
-	echo "drain_vs_ceiling$suffix $(echo "$backlog / $secs / $c" | bc -l)"
+	echo "ceiling_broker_cpu_ms_per_1k$suffix $(cat "$bench_dir/ceiling_broker_cpu")"
+	echo "drain_msg_s$suffix $(echo "($sent + $backlog - $first_count) / ($secs - $first_secs)" | bc)"
+	echo "drain_vs_ceiling$suffix $(echo "($sent + $backlog - $first_count) / ($secs - $first_secs) / $c" | bc -l)"
+	echo "drain_msg_s_end_to_end$suffix $(echo "$backlog / ($secs + $rest)" | bc)"
 	print_cpu_per_1k "$suffix" "$worker_cpu" "$broker_cpu" "$backlog"
 }
 
