@@ -223,24 +223,37 @@ bench_cpu_ms() {
 	awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
 }
 
-# Wait, at most 60 s, until the broker is at rest: it used under 5% of a
-# core in each of two half-seconds in a row.  RabbitMQ goes on deleting
-# purged persistent messages after purge_queue returns, and what is
-# measured next would share the cores with that.
+# Bytes a process (pid $1) has had written to storage.
+bench_written_bytes() {
+	awk '/^write_bytes:/ { print $2 }' "/proc/$1/io"
+}
+
+# Wait, at most 120 s, until the broker is at rest: in each of two
+# half-seconds in a row it used under 5% of a core and wrote under 1 MB.
+# RabbitMQ goes on deleting purged persistent messages after purge_queue
+# returns, and what is measured next would share the cores and the disk
+# with that.  Says so if it never rests.
 bench_wait_broker_idle() {
-	local before after i rest=0
+	local cpu written i rest=0
 	[ -n "$bench_broker_pid" ] || return 0
-	for ((i = 0; i < 120 && rest < 2; i++)); do
-		before=$(bench_cpu_ms "$bench_broker_pid")
+	[ -d "/proc/$bench_broker_pid" ] || { echo "the broker (pid $bench_broker_pid) is gone" >&2; exit 1; }
+	for ((i = 0; i < 240 && rest < 2; i++)); do
+		cpu=$(bench_cpu_ms "$bench_broker_pid")
+		written=$(bench_written_bytes "$bench_broker_pid")
 		sleep 0.5
-		after=$(bench_cpu_ms "$bench_broker_pid")
-		if [ "$(echo "$after - $before < 25" | bc)" = 1 ]; then
+		cpu=$(echo "$(bench_cpu_ms "$bench_broker_pid") - $cpu < 25" | bc)
+		written=$(($(bench_written_bytes "$bench_broker_pid") - written < 1048576))
+		if [ "$cpu" = 1 ] && [ "$written" = 1 ]; then
 			rest=$((rest + 1))
 		else
 			rest=0
 		fi
 	done
-	[ -z "${BENCH_DEBUG:-}" ] || echo "broker at rest after $i half-seconds" >&2
+	if [ "$rest" -lt 2 ]; then
+		echo "bench: the broker was still busy after 120 s; measuring anyway" >&2
+	elif [ -n "${BENCH_DEBUG:-}" ]; then
+		echo "broker at rest after $i half-seconds" >&2
+	fi
 }
 
 # Stop the node by its pid (rabbitmq-node.sh: politely, then SIGKILL) and
@@ -309,7 +322,7 @@ bench_run_on() {
 bench_report() {
 	local f
 	for f in "${bench_figures[@]}"; do
-		printf "  %-28s %s\n" "$f" "$(echo "${bench_values[$1|$f]}" | bench_spread_text)"
+		printf "  %-40s %s\n" "$f" "$(echo "${bench_values[$1|$f]}" | bench_spread_text)"
 	done
 }
 

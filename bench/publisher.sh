@@ -6,19 +6,20 @@
 #   1. the bare pipelined sender of bench/broker_ceiling.c -H (persistent,
 #      receipt each, the publisher's five dop-* headers, no database) sends
 #      BACKLOG messages; then the publisher drains a backlog of BACKLOG rows
-#      written while the broker was out of its reach.  Each is timed as the
-#      bare sender times itself, from its first messages confirmed to its
-#      last: the drain from the moment the publisher's count of messages
-#      sent first moves (its reconnection and first round trip behind it)
-#      until it counts the backlog, polled every 5 ms on the server.
+#      written while the broker was out of its reach.  Both are timed from
+#      their first 200 messages confirmed to their last, the pipeline full:
+#      the bare sender with -s 200, the drain from the moment the
+#      publisher's count of messages sent first moves (its first chunk of
+#      200 marked, its reconnection and first round trip behind it) until
+#      it counts the backlog, polled every 5 ms on the server.
 #      Figures: both rates and drain_vs_ceiling, their ratio in this run
 #      (target >= 0.9); drain_msg_s_end_to_end, from pointing the publisher
 #      at the broker until every row is seen sent; the CPU RabbitMQ used
 #      for the bare sender's messages and the CPU the publisher and
 #      RabbitMQ used for the drain, in ms per 1,000 messages
 #      (ceiling_broker_cpu_ms_per_1k, worker_cpu_ms_per_1k,
-#      broker_cpu_ms_per_1k).  The broker is at rest before each
-#      (bench_purge_queue waits for it after its purge).  Then
+#      broker_cpu_ms_per_1k).  The outbox is empty and the broker at rest
+#      (bench_wait_broker_idle) before each.  Then
 #      the same once the backlog has settled (below), the bare sender
 #      measured again after the fill, before the settling:
 #      drain_vs_ceiling_settled.
@@ -60,10 +61,10 @@
 # at PostgreSQL's defaults and tuned (SETTINGS).
 #
 # Run as root: bash bench/publisher.sh
-#   full:  BACKLOG=100000 BIG=1000000 RUNS=3 (default): about 6 minutes a
-#          run and profile on this 2-core machine, 40 for both profiles
-#          (the BIG fills and the BIG drain dominate);
-#   quick: QUICK=1 (BACKLOG=20000 BIG=100000 RUNS=3): about 2 minutes a
+#   full:  BACKLOG=100000 BIG=1000000 RUNS=3 (default): about 4 minutes a
+#          run and profile on this 2-core machine, 25 for both profiles
+#          (the BIG fills and the BIG drains dominate);
+#   quick: QUICK=1 (BACKLOG=20000 BIG=100000 RUNS=3): about 3 minutes a
 #          profile.
 # bash bench/ab.sh ... publisher runs the same against two builds.
 #
@@ -132,19 +133,20 @@ now() { date +%s.%N; }
 # fill (the settled state of the header): vacuumed and analyzed the
 # tables, written their pages, and let the kernel write back its dirty
 # page cache.
+# $1 is the published table (bench by default).
 settle() {
-	bench_psql -c "VACUUM (ANALYZE) outbox.published" -c "VACUUM (ANALYZE) bench" \
+	bench_psql -c "VACUUM (ANALYZE) outbox.published" -c "VACUUM (ANALYZE) ${1:-bench}" \
 		-c "CHECKPOINT" >/dev/null
 	sync
 }
 
 # The time per 200-message chunk of the first messages of a backlog of $1
-# rows (of table $3, bench by default), as fresh as it is written (with $2
-# "drain", then draining the
-# rest: the publisher's RssAnon before it in $bench_dir/rss_before, the
-# seconds of the whole drain in $bench_dir/whole_secs and the CPU ms the
-# worker and RabbitMQ used for it in $bench_dir/whole_cpu) or settled first
-# ($2 "settled", then the broker is taken out of reach).
+# rows (of table $3, bench by default), as fresh as it is written (with
+# $2 "drain", then draining the rest: the publisher's RssAnon before it in
+# $bench_dir/rss_before, the seconds of the whole drain in
+# $bench_dir/whole_secs and the CPU ms the worker and RabbitMQ used for it
+# in $bench_dir/whole_cpu) or settled first ($2 "settled", then the broker
+# is taken out of reach).
 #
 # Timed from pointing the publisher at the broker (its reconnection and
 # the scan's start count) until it has counted $timed messages sent, as it
@@ -166,10 +168,11 @@ first_chunk_ms() {
 	broker_unreachable
 	empty_outbox
 	fill "$1" "${3:-bench}"
-	[ "$2" = settled ] && settle
+	[ "$2" = settled ] && settle "${3:-bench}"
 	[ "$2" = drain ] && publisher_rss >"$bench_dir/rss_before"
 	read -r pid sent_before <<<"$(publisher_pid_sent)"
 	[ -n "$sent_before" ] || { echo "no publisher to time" >&2; exit 1; }
+	bench_wait_broker_idle
 	worker_cpu=$(bench_cpu_ms "$pid")
 	broker_cpu=$(bench_cpu_ms "$bench_broker_pid")
 	t_first=$(count_after_reload "$pid" $((sent_before + timed))) || exit 1
@@ -210,8 +213,11 @@ publisher_pid_sent() {
 # until it has counted $2 messages sent, then the seconds until its count
 # first moved and what it was then (its first chunk marked: its
 # reconnection and first round trip are behind it), polled every 5 ms on
-# the server, timed by its clock.  Fails if that publisher is gone
-# meanwhile (a restarted one counts from 0 again) or after 10 minutes.
+# the server, timed by its clock.  Each poll commits, so that the poll holds
+# back no vacuum and no pruning of the rows the publisher marks.  Fails if
+# that publisher is gone meanwhile (a restarted one counts from 0 again),
+# if its count reached $2 at its first move (nothing left to time), or
+# after 10 minutes.
 count_after_reload() {
 	local out
 	out=$(bench_psql -c "ALTER SYSTEM SET outbox.stomp_host_and_ports = '127.0.0.1:$bench_stomp_port'" \
@@ -237,11 +243,15 @@ BEGIN
 			first_count := counted;
 		END IF;
 		EXIT WHEN counted >= '"$2"';
+		COMMIT;
 		IF clock_timestamp() - started > interval '"'10 minutes'"' THEN
 			RAISE EXCEPTION '"'the publisher counted % of $2 messages sent in 10 minutes'"', counted;
 		END IF;
 		PERFORM pg_sleep(0.005);
 	END LOOP;
+	IF first_at IS NULL OR first_count >= '"$2"' THEN
+		RAISE EXCEPTION '"'the publisher counted its % messages at once: nothing to time'"', counted;
+	END IF;
 	RAISE NOTICE '"'counted after % s, first % after % s'"',
 		extract(epoch FROM clock_timestamp() - started), first_count,
 		extract(epoch FROM first_at - started);
@@ -270,40 +280,53 @@ print_cpu_per_1k() {
 	echo "broker_cpu_ms_per_1k$1 $(echo "$3 * 1000 / $4" | bc -l)"
 }
 
-# The bare sender's rate for $backlog messages, msg/s; the CPU RabbitMQ
-# used for them, ms a thousand messages, in $bench_dir/ceiling_broker_cpu.
+# The bare sender's rate for $backlog messages, msg/s, timed from its
+# first chunk's receipts on, as a drain is (-s: the publisher's count first
+# moves once its first 200-message chunk is marked); the CPU RabbitMQ used
+# for them, ms a thousand messages, in $bench_dir/ceiling_broker_cpu.
 ceiling_msg_s() {
-	local broker_cpu
+	local broker_cpu out rate
+	bench_wait_broker_idle
 	broker_cpu=$(bench_cpu_ms "$bench_broker_pid")
-	"$bench_dir/ceiling" -h 127.0.0.1 -p "$bench_stomp_port" -n "$backlog" -w 1000 -H 2>&1 |
-		awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "msg/s") v = $i } END { print v }'
+	out=$("$bench_dir/ceiling" -h 127.0.0.1 -p "$bench_stomp_port" -n "$backlog" \
+		-w 1000 -s 200 -H 2>&1) || { echo "the bare sender failed: $out" >&2; return 1; }
 	echo "$(cpu_ms_since "$bench_broker_pid" "$broker_cpu") * 1000 / $backlog" | bc -l \
 		>"$bench_dir/ceiling_broker_cpu"
+	rate=$(awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "msg/s") v = $i } END { print v }' <<<"$out")
+	[ -n "$rate" ] || { echo "no rate from the bare sender: $out" >&2; return 1; }
 	bench_purge_queue bench_ceiling
+	echo "$rate"
 }
 
 # The bare sender, then the publisher's drain of a backlog of as many rows,
-# as fresh as it is written ($1 "written") or settled first ($1
-# "settled": the bare sender then measured after the fill, before the
-# settling, which leaves RabbitMQ time after the purge of its messages).
-# Prints the figures, suffixed _settled for a settled backlog.
+# as fresh as it is written ($1 "written": the bare sender measured on an
+# empty outbox, before the fill, whose aftermath the drain shares the
+# cores with) or settled first ($1 "settled": the bare sender measured
+# after the settling, as the drain is).  Prints the figures, suffixed
+# _settled for a settled backlog.
 drain_against_ceiling() {
-	local c counted secs first_secs first_count rest pid sent worker_cpu broker_cpu suffix=
+	local c counted secs first_secs first_count whole start pid sent worker_cpu broker_cpu suffix=
 	[ "$1" = settled ] && suffix=_settled
-	[ "$1" = written ] && c=$(ceiling_msg_s)
 	broker_unreachable
 	empty_outbox
-	fill "$backlog"
-	if [ "$1" = settled ]; then
-		c=$(ceiling_msg_s)
+	if [ "$1" = written ]; then
+		c=$(ceiling_msg_s) || exit 1
+		fill "$backlog"
+	else
+		fill "$backlog"
 		settle
+		c=$(ceiling_msg_s) || exit 1
 	fi
 	read -r pid sent <<<"$(publisher_pid_sent)"
+	[ -n "$sent" ] || { echo "no publisher to time" >&2; exit 1; }
+	bench_wait_broker_idle
 	worker_cpu=$(bench_cpu_ms "$pid")
 	broker_cpu=$(bench_cpu_ms "$bench_broker_pid")
+	start=$(now)
 	counted=$(count_after_reload "$pid" $((sent + backlog))) || exit 1
 	read -r secs first_secs first_count <<<"$counted"
-	rest=$(time_until_sent)
+	time_until_sent >/dev/null
+	whole=$(echo "$(now) - $start" | bc)
 	worker_cpu=$(cpu_ms_since "$pid" "$worker_cpu")
 	broker_cpu=$(cpu_ms_since "$bench_broker_pid" "$broker_cpu")
 	bench_purge_queue bench_drain
@@ -311,7 +334,7 @@ drain_against_ceiling() {
 	echo "ceiling_broker_cpu_ms_per_1k$suffix $(cat "$bench_dir/ceiling_broker_cpu")"
 	echo "drain_msg_s$suffix $(echo "($sent + $backlog - $first_count) / ($secs - $first_secs)" | bc)"
 	echo "drain_vs_ceiling$suffix $(echo "($sent + $backlog - $first_count) / ($secs - $first_secs) / $c" | bc -l)"
-	echo "drain_msg_s_end_to_end$suffix $(echo "$backlog / ($secs + $rest)" | bc)"
+	echo "drain_msg_s_end_to_end$suffix $(echo "$backlog / $whole" | bc)"
 	print_cpu_per_1k "$suffix" "$worker_cpu" "$broker_cpu" "$backlog"
 }
 
@@ -356,6 +379,7 @@ publisher_run() {
 	echo "chunk_ms_10k_unrouted $chunk_10k"
 	echo "chunk_ms_big_unrouted $chunk_big"
 	echo "chunk_big_vs_10k_unrouted $(echo "$chunk_big / $chunk_10k" | bc -l)"
+	echo "chunk_ms_big_whole_unrouted $(echo "$(cat "$bench_dir/whole_secs") * 1000 * 200 / $big" | bc -l)"
 	echo "chunk_big_whole_vs_10k_unrouted $(echo "$(cat "$bench_dir/whole_secs") * 1000 * 200 / $big / $chunk_10k" | bc -l)"
 }
 
