@@ -21,8 +21,7 @@
 #      broker_cpu_ms_per_1k).  The outbox is empty and the broker at rest
 #      (bench_wait_broker_idle) before each.  Then
 #      the same once the backlog has settled (below), the bare sender
-#      measured again after the fill, before the settling:
-#      drain_vs_ceiling_settled.
+#      measured again after the settling: drain_vs_ceiling_settled.
 #   2. the time per 200-message chunk of the first 10k messages sent with a
 #      10k backlog and with a BIG one (chunk_big_vs_10k, target <= 1.2), and
 #      the publisher's private memory (RssAnon) before and after draining
