@@ -436,15 +436,15 @@ main(int argc, char **argv)
 		(void) take_events(conn, &confirmed);
 		if (confirmed != before)
 			last_progress = now_ms();
+		else if (now_ms() - last_progress > STALL_TIMEOUT_MS)
+			die("no receipt for %d s (%ld of %ld confirmed)",
+				STALL_TIMEOUT_MS / 1000, confirmed, opt.count);
 		if (!timing && confirmed >= opt.skip)
 		{
 			start = now_seconds();
 			timed_from = confirmed;
 			timing = 1;
 		}
-		else if (now_ms() - last_progress > STALL_TIMEOUT_MS)
-			die("no receipt for %d s (%ld of %ld confirmed)",
-				STALL_TIMEOUT_MS / 1000, confirmed, opt.count);
 	}
 	elapsed = now_seconds() - start;
 

@@ -234,16 +234,16 @@ bench_written_bytes() {
 # returns, and what is measured next would share the cores and the disk
 # with that.  Says so if it never rests.
 bench_wait_broker_idle() {
-	local cpu written i rest=0
+	local cpu_before written_before cpu_idle disk_idle i rest=0
 	[ -n "$bench_broker_pid" ] || return 0
 	[ -d "/proc/$bench_broker_pid" ] || { echo "the broker (pid $bench_broker_pid) is gone" >&2; exit 1; }
 	for ((i = 0; i < 240 && rest < 2; i++)); do
-		cpu=$(bench_cpu_ms "$bench_broker_pid")
-		written=$(bench_written_bytes "$bench_broker_pid")
+		cpu_before=$(bench_cpu_ms "$bench_broker_pid")
+		written_before=$(bench_written_bytes "$bench_broker_pid")
 		sleep 0.5
-		cpu=$(echo "$(bench_cpu_ms "$bench_broker_pid") - $cpu < 25" | bc)
-		written=$(($(bench_written_bytes "$bench_broker_pid") - written < 1048576))
-		if [ "$cpu" = 1 ] && [ "$written" = 1 ]; then
+		cpu_idle=$(echo "$(bench_cpu_ms "$bench_broker_pid") - $cpu_before < 25" | bc)
+		disk_idle=$(($(bench_written_bytes "$bench_broker_pid") - written_before < 1048576))
+		if [ "$cpu_idle" = 1 ] && [ "$disk_idle" = 1 ]; then
 			rest=$((rest + 1))
 		else
 			rest=0

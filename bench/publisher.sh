@@ -337,29 +337,39 @@ drain_against_ceiling() {
 	print_cpu_per_1k "$suffix" "$worker_cpu" "$broker_cpu" "$backlog"
 }
 
+# The first 9k of a 10k and of a BIG backlog of table $2 (bench by
+# default), each then drained whole: their chunk times and ratio, the
+# whole BIG drain per chunk against the first 9k of 10k, and the CPU of
+# both whole drains, the figures' names suffixed $1.
+drains_10k_and_big() {
+	local chunk_10k chunk_big whole worker_cpu broker_cpu
+	chunk_10k=$(first_chunk_ms $first drain "${2:-bench}")
+	read -r worker_cpu broker_cpu <"$bench_dir/whole_cpu"
+	print_cpu_per_1k "_10k$1" "$worker_cpu" "$broker_cpu" "$first"
+	chunk_big=$(first_chunk_ms "$big" drain "${2:-bench}")
+	read -r worker_cpu broker_cpu <"$bench_dir/whole_cpu"
+	print_cpu_per_1k "_big_whole$1" "$worker_cpu" "$broker_cpu" "$big"
+	whole=$(echo "$(cat "$bench_dir/whole_secs") * 1000 * 200 / $big" | bc -l)
+	echo "chunk_ms_10k$1 $chunk_10k"
+	echo "chunk_ms_big$1 $chunk_big"
+	echo "chunk_big_vs_10k$1 $(echo "$chunk_big / $chunk_10k" | bc -l)"
+	echo "chunk_ms_big_whole$1 $whole"
+	echo "chunk_big_whole_vs_10k$1 $(echo "$whole / $chunk_10k" | bc -l)"
+}
+
 publisher_run() {
-	local chunk_10k chunk_big worker_cpu broker_cpu
+	local chunk_10k chunk_big
 
 	# 1. the bare sender, then the drain of the same number of messages,
 	# as written and settled
 	drain_against_ceiling written
 	drain_against_ceiling settled
 
-	# 2. the first 10k messages with a 10k and with a BIG backlog; memory;
-	# the whole BIG drain
-	chunk_10k=$(first_chunk_ms $first drain)
-	read -r worker_cpu broker_cpu <"$bench_dir/whole_cpu"
-	print_cpu_per_1k _10k "$worker_cpu" "$broker_cpu" "$first"
-	chunk_big=$(first_chunk_ms "$big" drain)
-	read -r worker_cpu broker_cpu <"$bench_dir/whole_cpu"
-	print_cpu_per_1k _big_whole "$worker_cpu" "$broker_cpu" "$big"
+	# 2. the first 10k messages with a 10k and with a BIG backlog, the
+	# whole BIG drain; memory around it
+	drains_10k_and_big ""
 	echo "rss_kB_before_big $(cat "$bench_dir/rss_before")"
 	echo "rss_kB_after_big $(publisher_rss)"
-	echo "chunk_ms_10k $chunk_10k"
-	echo "chunk_ms_big $chunk_big"
-	echo "chunk_big_vs_10k $(echo "$chunk_big / $chunk_10k" | bc -l)"
-	echo "chunk_ms_big_whole $(echo "$(cat "$bench_dir/whole_secs") * 1000 * 200 / $big" | bc -l)"
-	echo "chunk_big_whole_vs_10k $(echo "$(cat "$bench_dir/whole_secs") * 1000 * 200 / $big / $chunk_10k" | bc -l)"
 
 	# 3. the same in the state a real outage leaves
 	chunk_10k=$(first_chunk_ms $first settled)
@@ -369,17 +379,7 @@ publisher_run() {
 	echo "chunk_big_vs_10k_settled $(echo "$chunk_big / $chunk_10k" | bc -l)"
 
 	# 4. step 2 without RabbitMQ's queue: the publisher's own time
-	chunk_10k=$(first_chunk_ms $first drain bench_unrouted)
-	read -r worker_cpu broker_cpu <"$bench_dir/whole_cpu"
-	print_cpu_per_1k _10k_unrouted "$worker_cpu" "$broker_cpu" "$first"
-	chunk_big=$(first_chunk_ms "$big" drain bench_unrouted)
-	read -r worker_cpu broker_cpu <"$bench_dir/whole_cpu"
-	print_cpu_per_1k _big_whole_unrouted "$worker_cpu" "$broker_cpu" "$big"
-	echo "chunk_ms_10k_unrouted $chunk_10k"
-	echo "chunk_ms_big_unrouted $chunk_big"
-	echo "chunk_big_vs_10k_unrouted $(echo "$chunk_big / $chunk_10k" | bc -l)"
-	echo "chunk_ms_big_whole_unrouted $(echo "$(cat "$bench_dir/whole_secs") * 1000 * 200 / $big" | bc -l)"
-	echo "chunk_big_whole_vs_10k_unrouted $(echo "$(cat "$bench_dir/whole_secs") * 1000 * 200 / $big / $chunk_10k" | bc -l)"
+	drains_10k_and_big _unrouted bench_unrouted
 }
 
 [ "${BENCH_SOURCED:-0}" = 1 ] || bench_main
