@@ -71,7 +71,7 @@ TRUNCATE outbox.published;
 SELECT outbox.allow_destination('outbox_carol', 'publish', p)
   FROM (VALUES ('/topic/a%'), ('/topic/b_c'), (E'/topic/d\\e'), ('/topic/f.g'),
 			   ('/topic/[h]'), ('/topic/^i$'), ('/topic/j?+(k)|'), ('/topic/l.#'),
-			   ('/topic/Mixed'), ('*.end'), ('/queue/start*'), ('*/mid/*'),
+			   ('/topic/Mixed'), ('*.end'), ('/queue/start*'), ('*.mid.*'),
 			   ('/exchange/x/**y')) AS v(p);
 SET ROLE outbox_carol;
 CREATE FUNCTION carol.try(d text) RETURNS text LANGUAGE plpgsql AS $$
@@ -93,7 +93,7 @@ SELECT d, carol.try(d)
 			   ('/topic/Mixed'), ('/topic/mixed'), ('/topic/MIXED'),
 			   ('/queue/x.end'), ('/queue/.end'), ('/queue/x.end2'),
 			   ('/queue/start'), ('/queue/starting'), ('/queue/restart'),
-			   ('/topic/mid/'), ('/exchange/e/mid/k'), ('/topic/mid'),
+			   ('/topic/a.mid.'), ('/exchange/e/x.mid.k'), ('/topic/mid'),
 			   ('/exchange/x/y'), ('/exchange/x/zzy'), ('/exchange/x/yz')) AS v(d);
 -- a version suffix is part of what must match
 SELECT outbox.publish('carol.orders', '/queue/start', 'v1');

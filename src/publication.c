@@ -418,6 +418,7 @@ outbox_publish(PG_FUNCTION_ARGS)
 	Oid			relid;
 	char	   *destination;
 	char	   *version = NULL;
+	char	   *final_destination;
 	ArrayType  *fields = NULL;
 	Oid			serializer = InvalidOid;
 
@@ -441,10 +442,10 @@ outbox_publish(PG_FUNCTION_ARGS)
 	check_persistence(rel);
 	check_partition_tree(rel);
 	outbox_check_destination(destination, version);
-	outbox_check_destination_routable(destination, false);
-	outbox_check_destination_allowed(GetUserId(), "publish",
-									 version ? psprintf("%s.%s", destination, version) :
-									 destination);
+	final_destination = version ? psprintf("%s.%s", destination, version) :
+		destination;
+	outbox_check_destination_routable(final_destination, false);
+	outbox_check_destination_allowed(GetUserId(), "publish", final_destination);
 
 	if (!PG_ARGISNULL(4))
 	{

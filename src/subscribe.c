@@ -164,17 +164,8 @@ outbox_default_queue_name(const char *destination)
 static void
 check_destination(const char *destination)
 {
-	const char *queue;
-
 	outbox_check_destination(destination, NULL);
 	outbox_check_destination_routable(destination, true);
-
-	queue = outbox_destination_queue(destination);
-	if (queue != NULL && strchr(queue, '/') != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot subscribe to destination \"%s\"", destination),
-				 errdetail("A queue name cannot contain \"/\".")));
 }
 
 /*
