@@ -120,4 +120,41 @@ DROP TABLE ah_largest;
 DROP FUNCTION ah_largest();
 DROP FUNCTION ah_fits(int);
 
+-- 7. A row written before is restored as it was, whatever it holds: one
+-- the publisher sent or failed with none of outbox's headers (written
+-- under session_replication_role = replica), one failed for headers that
+-- cannot be sent; one still to be sent that cannot be now is restored
+-- with a WARNING.  Dated now, the same rows are new messages, checked.
+INSERT INTO outbox.published (id, destination, body, headers, added, expires_at, status, retry, last_error)
+VALUES ('01900000-0000-7000-8000-000000000061', '/queue/ah', '{}', '{}',
+        now() - interval '1 hour', now() + interval '1 day', 'succeeded', 0, NULL),
+       ('01900000-0000-7000-8000-000000000062', '/queue/ah', '{}', '[1, 2]',
+        now() - interval '1 hour', now() + interval '1 day', 'failed', 0, 'not an object'),
+       ('01900000-0000-7000-8000-000000000063', '/queue/ah', '{}', '{"receipt": "r"}',
+        now() - interval '1 hour', now() + interval '1 day', 'scheduled', 2, 'refused');
+SELECT id, headers, status, retry, last_error FROM outbox.published ORDER BY id;
+SELECT ah_try($$INSERT INTO outbox.published (destination, body, headers, expires_at, status, retry, last_error)
+    VALUES ('/queue/ah', '{}', '[1, 2]', now() + interval '1 day', 'failed', 0, 'not an object')$$);
+INSERT INTO outbox.published (destination, body, expires_at, status)
+VALUES ('/queue/ah', '{"n": "now"}', now() + interval '1 day', 'succeeded');
+SELECT status, retry FROM outbox.published WHERE body->>'n' = 'now';
+TRUNCATE outbox.published;
+
+-- 8. cap-msg-id, which consumers take as a message's id before
+-- dop-msg-id, is nobody's to set: by hand, by UPDATE, to send_event(), by
+-- the outbox.generate_headers function.
+SELECT ah_try($$INSERT INTO outbox.published (destination, body, headers)
+    VALUES ('/queue/ah', '{}', '{"cap-msg-id": "01900000-0000-7000-8000-000000000061"}')$$);
+INSERT INTO outbox.published (destination, body) VALUES ('/queue/ah', '{}');
+SELECT ah_try($$UPDATE outbox.published SET headers = headers || '{"cap-msg-id": "x"}'$$);
+SELECT ah_try($$SELECT outbox.send_event('/queue/ah', '{}', '{"cap-msg-id": "x"}')$$);
+CREATE FUNCTION public.ah_cap_headers(m outbox.published) RETURNS jsonb
+    LANGUAGE sql AS $$ SELECT '{"cap-msg-id": "x"}'::jsonb $$;
+SET outbox.generate_headers = 'public.ah_cap_headers';
+SELECT ah_try($$INSERT INTO outbox.published (destination, body) VALUES ('/queue/ah', '{}')$$);
+RESET outbox.generate_headers;
+DROP FUNCTION public.ah_cap_headers(outbox.published);
+SELECT count(*) FROM outbox.published;
+TRUNCATE outbox.published;
+
 DROP FUNCTION ah_try(text);

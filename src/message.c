@@ -33,7 +33,9 @@
  *   walks the primary key up to the id of its cutoff's time, and would
  *   not reach a random id for centuries;
  * - its destination, version and headers sendable (see check_name_text()
- *   and check_headers());
+ *   and check_headers()), none of them cap-msg-id, which consumers take as
+ *   the message's id before dop-msg-id (a writer could otherwise make a
+ *   message of its own take effect in place of another's);
  * - its frame, body and headers as the wire carries them (those made at
  *   send time included), no larger than outbox.max_message_size, so that
  *   the broker (RabbitMQ's max_message_size) and the publisher's output
@@ -258,6 +260,13 @@ check_headers(Jsonb *headers, const char *origin)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("outbox message header \"%s\" is reserved", key),
 						 errdetail("outbox sets destination, content-length, content-type, receipt and persistent itself, and sends no transaction.")));
+			/* the consumers' first choice of id: nobody's to choose */
+			if (strcmp(key, "cap-msg-id") == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("outbox message header \"%s\" is reserved", key),
+						 errdetail("Consumers, outbox's and django-outbox-pattern's, take cap-msg-id before dop-msg-id as the id of a message they run once: a message carrying another's id would take effect in its place."),
+						 errhint("Every message is sent with its own id as dop-msg-id; give an id of yours another name.")));
 		}
 		else if (token == WJB_VALUE)
 		{
@@ -734,12 +743,10 @@ outbox_check_stored_destination(OutboxMessage *message)
 
 /*
  * Check a completed message that is kept as it is written back (a row
- * pg_restore restores): nothing is made again for it, but what cannot be
- * sent is refused where it enters, as for any other message: its headers
- * must pass check_headers() and its frame the size limit.  A row outbox
- * completed passes both; one that only looks completed (written by hand
- * with a dop-correlation-id and an expiry of its own) is refused here
- * rather than failed by the publisher.
+ * pg_restore restores): nothing is made again for it, but its headers
+ * must pass check_headers() and its frame the size limit, as for any
+ * other message.  A row outbox completed under the same settings passes
+ * both; the writer warns of one that does not (outbox_writer.c).
  */
 void
 outbox_check_kept_message(OutboxMessage *message)
