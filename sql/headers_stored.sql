@@ -100,27 +100,27 @@ SELECT outbox.message_headers(ROW(NULL, '/queue/made-up', NULL, '{}', '{}', now(
            0, 'scheduled', NULL, now())::outbox.published) IS NULL AS no_id;
 TRUNCATE outbox.published;
 
--- 7. A completed row written back (as pg_restore does) is kept as it is,
--- whether stored by 1.0 (all five dop-* headers) or since (its correlation
--- id alone): no second version suffix, no new correlation id, its status
--- kept.  Without its correlation id, or with a dop-msg-id not its own, it
--- is a new message.
-INSERT INTO outbox.published (id, destination, version, body, headers, expires_at, status)
+-- 7. A completed row written back (as pg_restore does, with the time it
+-- was written) is kept as it is, whether stored by 1.0 (all five dop-*
+-- headers) or since (its correlation id alone): no second version suffix,
+-- no new correlation id, its status kept.  Without the version's suffix
+-- it is a new message.
+INSERT INTO outbox.published (id, destination, version, body, headers, added, expires_at, status)
 VALUES ('01900000-0000-7000-8000-000000000011', '/queue/r.v2', 'v2', '{}',
         '{"dop-correlation-id": "c-restored", "x-tenant": "t"}',
-        now() + interval '1 day', 'succeeded'),
+        now() - interval '1 hour', now() + interval '1 day', 'succeeded'),
        ('01900000-0000-7000-8000-000000000012', '/queue/r.v2', 'v2', '{}',
         '{"dop-msg-id": "01900000-0000-7000-8000-000000000012",
           "dop-msg-destination": "/queue/r.v2", "dop-msg-type": "Published",
           "dop-msg-sent-time": "2024-06-01T00:00:00+00:00",
           "dop-correlation-id": "c-restored-1.0"}',
-        now() + interval '1 day', 'succeeded'),
+        now() - interval '1 hour', now() + interval '1 day', 'succeeded'),
        ('01900000-0000-7000-8000-000000000013', '/queue/r', 'v2', '{}',
-        '{"x-tenant": "t"}', now() + interval '1 day', 'succeeded'),
+        '{"x-tenant": "t"}', now() - interval '1 hour', now() + interval '1 day', 'succeeded'),
        ('01900000-0000-7000-8000-000000000014', '/queue/r', 'v2', '{}',
         '{"dop-msg-id": "01900000-0000-7000-8000-000000000099",
           "dop-correlation-id": "c-not-its-own"}',
-        now() + interval '1 day', 'succeeded');
+        now() - interval '1 hour', now() + interval '1 day', 'succeeded');
 SELECT id, destination, status,
        CASE WHEN headers->>'dop-correlation-id' LIKE 'c-%' THEN headers->>'dop-correlation-id'
             ELSE 'a fresh one' END AS correlation,

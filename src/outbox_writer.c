@@ -17,10 +17,10 @@
  *
  * - a row inserted by hand (INSERT, COPY) passes the BEFORE INSERT trigger
  *   outbox_published_before_insert(), which completes it the same way;
- *   unless it was completed before (by 1.0, which stored all five dop-*
- *   headers, or since, which stores dop-correlation-id alone) and
- *   pg_restore writes it back (row_is_restored()): then it is kept exactly
- *   as it was dumped.
+ *   unless it was written before and pg_restore writes it back
+ *   (row_is_restored()): then it is kept exactly as it was dumped, even
+ *   if it could not be sent now (warn_if_unsendable()), since one row
+ *   refused would abort the restore of them all.
  *
  * - a row changed by UPDATE in a column of the message (id, destination,
  *   version, body, headers) passes the BEFORE UPDATE trigger
@@ -149,7 +149,11 @@ static JsonbValue *header_value(Jsonb *headers, const char *key);
 static bool header_absent_or_is(Jsonb *headers, const char *key,
 								const char *value);
 static bool destination_has_suffix(OutboxMessage *message);
-static bool row_is_restored(Relation rel, OutboxMessage *message);
+static bool bookkeeping_is_new(HeapTuple tuple, TupleDesc desc,
+							   bool *scheduled);
+static bool row_is_restored(Relation rel, HeapTuple tuple,
+							OutboxMessage *message, bool *scheduled);
+static void warn_if_unsendable(OutboxMessage *message);
 static void writer_build(PublishedWriter *w, Oid relid, bool use_cache);
 static void check_trigger(FunctionCallInfo fcinfo, const char *function,
 						  bool update);
@@ -497,36 +501,121 @@ destination_has_suffix(OutboxMessage *message)
 }
 
 /*
- * Whether a row inserted by hand is one that outbox completed before, as
- * pg_dump writes it back: it has its expiry and its dop-correlation-id (the
- * one header every completed message stores), any dop-msg-id and
- * dop-msg-destination it holds (a row stored by 1.0 holds all five dop-*
- * headers) are its own, and the inserting role may act as the table's
- * owner (as pg_restore does; nobody else may skip the generated headers),
- * and its destination carries its version's suffix.  It is kept as it is:
- * applying the version suffix and generating the headers again would
- * change a restored message, its correlation id included; but its headers
- * and size are checked (outbox_check_kept_message()), since the owner's
- * own hand insert with a dop-correlation-id and an expiry looks the same.
+ * Whether the bookkeeping columns of a row of outbox.published (tuple) are
+ * a new message's: scheduled, no attempt made, no error.  *scheduled says
+ * whether its status is.
  */
 static bool
-row_is_restored(Relation rel, OutboxMessage *message)
+bookkeeping_is_new(HeapTuple tuple, TupleDesc desc, bool *scheduled)
+{
+	Datum		value;
+	bool		isnull;
+	int			attnum;
+	bool		is_new;
+
+	value = outbox_row_column(tuple, desc, "status", &attnum, &isnull);
+	*scheduled = isnull ||
+		strcmp(DatumGetCString(DirectFunctionCall1(enum_out, value)),
+			   "scheduled") == 0;
+	is_new = *scheduled;
+	value = outbox_row_column(tuple, desc, "retry", &attnum, &isnull);
+	if (!isnull && DatumGetInt32(value) != 0)
+		is_new = false;
+	(void) outbox_row_column(tuple, desc, "last_error", &attnum, &isnull);
+	if (!isnull)
+		is_new = false;
+	return is_new;
+}
+
+/*
+ * Whether a row inserted by hand (tuple) is one written before, as pg_dump
+ * writes it back: the inserting role may act as the table's owner (as
+ * pg_restore does; nobody else may skip what a new message gets), it gives
+ * its expiry and a time written earlier than this transaction began, its
+ * destination carries its version's suffix, and either its bookkeeping is
+ * not a new message's (sent, failed, tried: written under
+ * session_replication_role = replica, such a row need have none of the
+ * headers below), or it has the dop-correlation-id every completed message
+ * stores, and any dop-msg-id and dop-msg-destination it holds (a row
+ * stored by 1.0 holds all five dop-* headers) are its own.  It is kept as
+ * it is, status included: applying the version suffix and generating the
+ * headers again would change a restored message, its correlation id
+ * included.  The owner's own hand insert with a correlation id and an
+ * expiry is dated now, and gets what a new message gets.
+ */
+static bool
+row_is_restored(Relation rel, HeapTuple tuple, OutboxMessage *message,
+				bool *scheduled)
 {
 	JsonbValue *correlation;
 	char		id[OUTBOX_UUID_TEXT_LEN + 1];
 
-	if (message->headers == NULL || message->expires_at_isnull ||
-		!has_privs_of_role(GetUserId(), rel->rd_rel->relowner))
+	if (message->expires_at_isnull ||
+		message->added >= GetCurrentTransactionStartTimestamp() ||
+		!has_privs_of_role(GetUserId(), rel->rd_rel->relowner) ||
+		!destination_has_suffix(message))
+		return false;
+	if (!bookkeeping_is_new(tuple, RelationGetDescr(rel), scheduled))
+		return true;
+	if (message->headers == NULL)
 		return false;
 	correlation = header_value(message->headers, "dop-correlation-id");
 	if (correlation == NULL || correlation->type != jbvString)
-		return false;
-	if (!destination_has_suffix(message))
 		return false;
 	outbox_uuid_text(&message->id, id);
 	return header_absent_or_is(message->headers, "dop-msg-id", id) &&
 		header_absent_or_is(message->headers, "dop-msg-destination",
 							message->destination);
+}
+
+/*
+ * Warn of a restored message still to be sent (row_is_restored()) that
+ * cannot be: its destination, headers or size refused as where a new
+ * message enters (say under an outbox.max_message_size lowered since it
+ * was written, or written under session_replication_role = replica).  It
+ * is restored all the same, since refusing it would abort the whole
+ * restore of outbox.published; the publisher fails it alone when its turn
+ * comes.  The checks raise errors, so they run in a subtransaction of
+ * their own.
+ */
+static void
+warn_if_unsendable(OutboxMessage *message)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		outbox_check_destination(message->destination, NULL);
+		outbox_check_kept_message(message);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		char		id[OUTBOX_UUID_TEXT_LEN + 1];
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+
+		outbox_uuid_text(&message->id, id);
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("restored outbox message %s cannot be sent: %s",
+						id, edata->message),
+				 edata->detail ? errdetail("%s", edata->detail) : 0,
+				 errhint("It is restored as it was; the publisher will fail it, with this reason, when its turn comes.")));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -685,16 +774,20 @@ complete_row(TriggerData *trigdata, HeapTuple tuple, bool update)
 	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
 	OutboxMessage message;
 	RowChanges	changes;
+	bool		scheduled;
 
 	check_dates(desc, tuple);
 	if (!outbox_row_read_message(tuple, desc, &message))
 		return tuple;
 
-	if (!update && row_is_restored(trigdata->tg_relation, &message))
+	if (!update &&
+		row_is_restored(trigdata->tg_relation, tuple, &message, &scheduled))
 	{
-		outbox_check_destination(message.destination, NULL);
-		outbox_check_kept_message(&message);
-		outbox_wake_publisher_at_commit();
+		if (scheduled)
+		{
+			warn_if_unsendable(&message);
+			outbox_wake_publisher_at_commit();
+		}
 		return tuple;
 	}
 
