@@ -106,15 +106,16 @@ $sql->(q{
 $sql->(OutboxTest::Wire::row_of_1_0(
 	id => '01900000-0000-7000-8000-000000000001', destination => '/queue/hw_old.v1',
 	body => '{"old": 1}', correlation => 'c-1.0', extra => { 'x-tenant' => 'old' }));
-# a row of 1.0 written back by its owner, as pg_restore does: kept as is
+# a row of 1.0 written back by its owner with every column, as pg_restore
+# does: kept as is
 $sql->(q{
-	INSERT INTO outbox.published (id, destination, version, body, headers, expires_at)
+	INSERT INTO outbox.published (id, destination, version, body, headers, added, expires_at)
 	VALUES ('01900000-0000-7000-8000-000000000002', '/queue/hw_restored.v3', 'v3', '{"old": 2}',
 		'{"dop-msg-id": "01900000-0000-7000-8000-000000000002",
 		  "dop-msg-destination": "/queue/hw_restored.v3", "dop-msg-type": "Published",
 		  "dop-msg-sent-time": "2024-06-01T00:00:00+00:00",
 		  "dop-correlation-id": "c-restored"}',
-		now() + interval '1 day');
+		now() - interval '1 hour', now() + interval '1 day');
 });
 # outbox.generate_headers set, for a hand insert and a captured row
 $sql->(q{
