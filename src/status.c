@@ -11,7 +11,10 @@
  * members of pg_monitor every worker; any other role the consumers of its
  * current database whose callbacks run as a role it has the privileges
  * of, and that database's publisher without its last error, which may
- * quote another role's message.  No slot holds a secret.
+ * quote another role's message.  No slot holds a secret; but the broker's
+ * answers in a last error may name outbox's broker user
+ * (outbox.stomp_username, superuser only), which those who may not read
+ * that setting do not see (hide_broker_user()).
  *
  * A publisher's "connected" is its own word, true when it said it: one
  * that has not finished a pass for STALLED_AFTER_MS is shown "stalled".
@@ -32,6 +35,7 @@
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
@@ -73,6 +77,7 @@ typedef enum SlotVisibility
 static int	copy_slots(SlotCopy *copies);
 static SlotVisibility slot_visibility(const OutboxWorkerSlot *slot,
 									  bool sees_all);
+static char *hide_broker_user(const char *error);
 
 /*
  * Copy the slots of running workers into copies (OUTBOX_MAX_WORKERS
@@ -128,6 +133,38 @@ slot_visibility(const OutboxWorkerSlot *slot, bool sees_all)
 }
 
 /*
+ * A worker's last error as a role that may not read outbox.stomp_username
+ * sees it: the broker's answers quote the user ("Access refused for user
+ * 'name'", and so on for vhosts and queues), so every quoted occurrence
+ * of it is replaced by the setting's name.
+ */
+static char *
+hide_broker_user(const char *error)
+{
+	StringInfoData out;
+	size_t		ulen;
+	const char *p = error;
+
+	if (outbox_stomp_username == NULL || outbox_stomp_username[0] == '\0')
+		return pstrdup(error);
+	ulen = strlen(outbox_stomp_username);
+	initStringInfo(&out);
+	while (*p != '\0')
+	{
+		if ((*p == '\'' || *p == '"') &&
+			strncmp(p + 1, outbox_stomp_username, ulen) == 0 &&
+			p[1 + ulen] == *p)
+		{
+			appendStringInfoString(&out, "(outbox.stomp_username)");
+			p += ulen + 2;
+			continue;
+		}
+		appendStringInfoChar(&out, *p++);
+	}
+	return out.data;
+}
+
+/*
  * SQL: outbox.worker_status() returns setof record: the workers the
  * caller may see.
  */
@@ -137,6 +174,7 @@ outbox_worker_status(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	SlotCopy   *copies;
 	bool		sees_all;
+	bool		sees_settings;
 	TimestampTz now = GetCurrentTimestamp();
 	int			n;
 	int			i;
@@ -152,6 +190,8 @@ outbox_worker_status(PG_FUNCTION_ARGS)
 	copies = palloc(sizeof(SlotCopy) * OUTBOX_MAX_WORKERS);
 	n = copy_slots(copies);
 	sees_all = superuser() || has_privs_of_role(GetUserId(), ROLE_PG_MONITOR);
+	sees_settings = superuser() ||
+		has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_SETTINGS);
 
 	for (i = 0; i < n; i++)
 	{
@@ -189,7 +229,8 @@ outbox_worker_status(PG_FUNCTION_ARGS)
 		values[7] = Int64GetDatum((int64) copies[i].failed);
 		values[8] = Int64GetDatum((int64) copies[i].processed);
 		values[9] = Int64GetDatum((int64) copies[i].dead_lettered);
-		values[10] = CStringGetTextDatum(copy->last_error);
+		values[10] = CStringGetTextDatum(sees_settings ? copy->last_error :
+										 hide_broker_user(copy->last_error));
 		nulls[10] = (copy->last_error[0] == '\0' ||
 					 visibility == SLOT_WITHOUT_ERROR);
 		values[11] = TimestampTzGetDatum(copy->last_error_at);

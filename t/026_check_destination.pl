@@ -12,7 +12,8 @@
 #	- odd destinations (a line break, 300 bytes) get an answer, and a
 #	  broker that does not answer is left at statement_timeout;
 #	- a refused login does not show outbox.stomp_username (superuser
-#	  only) to a granted role.
+#	  only) to a granted role, nor to a subscriber in its consumer's
+#	  last error.
 
 use strict;
 use warnings;
@@ -222,6 +223,26 @@ unlike($err, qr/intruder9x/, 'but not the user name');
 ($rc, $out, $err) = $node->psql('postgres',
 	"SELECT outbox.check_destination('/queue/mine.x')");
 like($err, qr/refused the login of user "intruder9x"/, 'a superuser is told the user');
+
+# nor in outbox.status, where a subscriber sees its own consumer's last
+# error, the broker's answer quoting the user
+$node->safe_psql('postgres', q{
+	GRANT EXECUTE ON FUNCTION outbox.subscribe(text, text, text) TO prober;
+	SELECT outbox.allow_destination('prober', 'subscribe', 'DLQ.mine.*');
+	CREATE SCHEMA prober AUTHORIZATION prober;
+	SET ROLE prober;
+	CREATE FUNCTION prober.cb(p outbox.payload) RETURNS void LANGUAGE sql AS '';
+	SELECT outbox.subscribe('prober.cb', '/queue/mine.login', 'mine.login');
+});
+ok($node->poll_query_until('postgres',
+		"SELECT last_error LIKE '%intruder9x%' FROM outbox.status WHERE queue = 'mine.login'"),
+	'the consumer cannot log in, and a superuser sees the broker name the user');
+my $seen = $node->safe_psql('postgres',
+	"SELECT last_error FROM outbox.status WHERE queue = 'mine.login'",
+	extra_params => [ '-U', 'prober' ]);
+like($seen, qr/\(outbox\.stomp_username\)/,
+	'the subscriber sees its consumer\'s error with the user replaced by the setting');
+unlike($seen, qr/intruder9x/, 'but not the user name');
 
 $c->disconnect;
 $proxy->stop;
