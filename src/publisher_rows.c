@@ -161,11 +161,17 @@ prepare_plans(void)
 	if (fetch_fresh_plan != NULL)
 		return;
 
-	/* and the destinations held apart ($n text[]) by all but the probe */
+	/*
+	 * and the destinations held apart ($n text[]) by all but the probe; a
+	 * row not due but expired (its next_attempt_at put off by hand past its
+	 * expiry) is taken, to be failed as expired rather than left pending
+	 * for ever
+	 */
 	fetch_fresh_plan =
 		keep_generic_plan(psprintf(FETCH_COLUMNS
 								   " WHERE status = 'scheduled' AND retry = 0"
-								   "   AND next_attempt_at <= now() AND id <> ALL ($1)"
+								   "   AND (next_attempt_at <= now() OR expires_at < now())"
+								   "   AND id <> ALL ($1)"
 								   "   AND id >= $2 AND destination <> ALL ($4) %s"
 								   " ORDER BY id LIMIT $3"
 								   "   FOR UPDATE SKIP LOCKED", unpaused),
@@ -189,7 +195,7 @@ prepare_plans(void)
 	fetch_probe_plan =
 		keep_generic_plan(psprintf(FETCH_COLUMNS
 								   " WHERE status = 'scheduled' AND destination = $1"
-								   "   AND next_attempt_at <= now() %s"
+								   "   AND (next_attempt_at <= now() OR expires_at < now()) %s"
 								   " ORDER BY id LIMIT 1"
 								   "   FOR UPDATE SKIP LOCKED", unpaused),
 						  1, probe_arg);

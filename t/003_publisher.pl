@@ -223,6 +223,21 @@ is($node->safe_psql('postgres', "SELECT outbox.redrive(destination => '/queue/lo
 ok(OutboxTest::Outbox::wait_sent($node, "id = '$expiring'"), 'the expired message, redriven, is sent');
 OutboxTest::Outbox::drain($mq, 'load', expect => 1);
 
+# a row whose next attempt was put off by hand past its expiry is failed
+# as expired once it expires, not left pending for ever
+my $put_off = $node->safe_psql('postgres', q{
+	BEGIN;
+	INSERT INTO outbox.published (destination, body) VALUES ('/queue/load', '{"put_off": true}');
+	UPDATE outbox.published
+	   SET next_attempt_at = 'infinity', expires_at = now() - interval '1 second',
+	       added = now() - interval '1 hour'
+	 WHERE body = '{"put_off": true}'
+	RETURNING id;
+	COMMIT;});
+ok($node->poll_query_until('postgres',
+		"SELECT status = 'failed' AND last_error LIKE 'expired at %' FROM outbox.published WHERE id = '$put_off'"),
+	'a message put off past its expiry is failed as expired');
+
 # --- SIGHUP: another broker port, a bad value keeps the last good one ---
 
 $node->append_conf('postgresql.conf', "outbox.stomp_host_and_ports = '" . $mq->stomp_host_and_port . "'\n");
