@@ -90,7 +90,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lssl -lcrypto
 
 REGRESS = capture published publish settings security ddl robustness \
-	destination_patterns destination_shapes \
+	destination_patterns destination_shapes published_columns \
 	generate_headers_path capture_config_path capture_trigger capture_writer \
 	hand_inserts partitions replay packaging monitoring rendering \
 	capture_forget published_refusal_order \

@@ -146,7 +146,8 @@ typedef enum OutboxRowColumn
 	OUTBOX_ROW_RETRY,
 	OUTBOX_ROW_STATUS,
 	OUTBOX_ROW_LAST_ERROR,
-	OUTBOX_ROW_NEXT_ATTEMPT_AT
+	OUTBOX_ROW_NEXT_ATTEMPT_AT,
+	OUTBOX_ROW_OTHER			/* added by hand: its default, else NULL */
 } OutboxRowColumn;
 
 /* how to form rows of one descriptor of outbox.published */

@@ -103,6 +103,7 @@ map_columns(TupleDesc desc, OutboxRowColumn *map)
 		map[i] = OUTBOX_ROW_DROPPED;
 		if (attr->attisdropped)
 			continue;
+		map[i] = OUTBOX_ROW_OTHER;
 		for (column = OUTBOX_ROW_ID; column < lengthof(names); column++)
 		{
 			/* the names are distinct: the first match is the only one */
@@ -112,9 +113,6 @@ map_columns(TupleDesc desc, OutboxRowColumn *map)
 				break;
 			}
 		}
-		if (map[i] == OUTBOX_ROW_DROPPED)
-			elog(ERROR, "unexpected column \"%s\" in outbox.published",
-				 NameStr(attr->attname));
 	}
 }
 
@@ -168,6 +166,7 @@ outbox_row_form(const OutboxRowFormat *format, OutboxMessage *message)
 		{
 			case OUTBOX_ROW_DROPPED:
 			case OUTBOX_ROW_LAST_ERROR:
+			case OUTBOX_ROW_OTHER:	/* the writer gives it its default */
 				nulls[i] = true;
 				break;
 			case OUTBOX_ROW_ID:

@@ -37,7 +37,9 @@
  *
  * The direct path fires no triggers on outbox.published; the columns it
  * fills that have a default in the extension script (retry, status,
- * next_attempt_at) are given the same values by outbox_row_form().
+ * next_attempt_at) are given the same values by outbox_row_form(); a
+ * column a DBA added gets its default (writer_fill_others()), and the
+ * table's NOT NULL and CHECK constraints hold, as for an INSERT.
  *
  * Errors: what cannot be sent, or may not be, is refused with an ERROR
  * that aborts the writing statement (the capture trigger's, or the
@@ -77,9 +79,11 @@
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -112,6 +116,10 @@ typedef struct PublishedWriter
 	bool		indices_open;
 	TupleTableSlot *slot;
 	OutboxRowFormat format;		/* rel's columns (outbox_row.c) */
+	int			nothers;		/* columns added by hand (OUTBOX_ROW_OTHER) */
+	int		   *other_columns;	/* their attribute numbers */
+	ExprState **other_defaults; /* their defaults, or NULL */
+	bool		check_constraints;	/* rel has NOT NULL or CHECK ones */
 	int			busy;			/* rows being written with it, up the stack */
 	bool		orphaned;		/* closed while busy: release when not */
 } PublishedWriter;
@@ -155,6 +163,8 @@ static bool row_is_restored(Relation rel, HeapTuple tuple,
 							OutboxMessage *message, bool *scheduled);
 static void warn_if_unsendable(OutboxMessage *message);
 static void writer_build(PublishedWriter *w, Oid relid, bool use_cache);
+static void writer_build_others(PublishedWriter *w);
+static HeapTuple writer_fill_others(PublishedWriter *w, HeapTuple tuple);
 static void check_trigger(FunctionCallInfo fcinfo, const char *function,
 						  bool update);
 static bool message_changed(TriggerData *trigdata);
@@ -294,7 +304,8 @@ writer_build(PublishedWriter *w, Oid relid, bool use_cache)
 	w->rel = table_open(relid, RowExclusiveLock);
 	w->estate = CreateExecutorState();
 	w->resultRelInfo = makeNode(ResultRelInfo);
-	InitResultRelInfo(w->resultRelInfo, w->rel, 1, NULL, 0);
+	/* in no range table: the executor's errors then name no columns given */
+	InitResultRelInfo(w->resultRelInfo, w->rel, 0, NULL, 0);
 	ExecOpenIndices(w->resultRelInfo, false);
 	w->indices_open = true;
 	if (use_cache)
@@ -302,6 +313,70 @@ writer_build(PublishedWriter *w, Oid relid, bool use_cache)
 	w->slot = MakeSingleTupleTableSlot(RelationGetDescr(w->rel),
 									   &TTSOpsHeapTuple);
 	outbox_writer_cache_format(w->rel, &w->format);
+	writer_build_others(w);
+}
+
+/*
+ * Prepare what the direct path gives the columns of outbox.published that
+ * outbox does not know, which a DBA may add (a tenant, a trace id): their
+ * defaults, as an INSERT would (NULL without one; stored generated columns
+ * are computed when the row is written), and the table's NOT NULL and
+ * CHECK constraints, checked as an INSERT checks them.
+ */
+static void
+writer_build_others(PublishedWriter *w)
+{
+	TupleDesc	desc = RelationGetDescr(w->rel);
+	int			i;
+
+	w->nothers = 0;
+	w->other_columns = palloc(sizeof(int) * desc->natts);
+	w->other_defaults = palloc(sizeof(ExprState *) * desc->natts);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, i);
+		Expr	   *def;
+
+		if (w->format.columns[i] != OUTBOX_ROW_OTHER || attr->attgenerated)
+			continue;
+		def = (Expr *) build_column_default(w->rel, i + 1);
+		w->other_columns[w->nothers] = i + 1;
+		w->other_defaults[w->nothers] =
+			def != NULL ? ExecPrepareExpr(def, w->estate) : NULL;
+		w->nothers++;
+	}
+	w->check_constraints = desc->constr != NULL;
+}
+
+/*
+ * Give a row of outbox.published formed by outbox_row_form() the defaults
+ * of the columns outbox does not know, evaluated in the per-tuple context
+ * (they may run the functions a DBA named).
+ */
+static HeapTuple
+writer_fill_others(PublishedWriter *w, HeapTuple tuple)
+{
+	ExprContext *econtext = GetPerTupleExprContext(w->estate);
+	Datum	   *values = palloc(sizeof(Datum) * w->nothers);
+	bool	   *nulls = palloc(sizeof(bool) * w->nothers);
+	HeapTuple	filled;
+	int			i;
+
+	for (i = 0; i < w->nothers; i++)
+	{
+		nulls[i] = true;
+		values[i] = (Datum) 0;
+		if (w->other_defaults[i] != NULL)
+			values[i] = ExecEvalExprSwitchContext(w->other_defaults[i],
+												  econtext, &nulls[i]);
+	}
+	filled = heap_modify_tuple_by_cols(tuple, RelationGetDescr(w->rel),
+									   w->nothers, w->other_columns,
+									   values, nulls);
+	heap_freetuple(tuple);
+	pfree(values);
+	pfree(nulls);
+	return filled;
 }
 
 /*
@@ -436,8 +511,18 @@ outbox_insert_published(OutboxMessage *message)
 	writers_busy++;
 	PG_TRY();
 	{
-		ExecStoreHeapTuple(outbox_row_form(&w->format, message), w->slot,
-						   false);
+		HeapTuple	tuple = outbox_row_form(&w->format, message);
+
+		if (w->nothers > 0)
+			tuple = writer_fill_others(w, tuple);
+		ExecStoreHeapTuple(tuple, w->slot, false);
+		if (w->check_constraints)
+		{
+			if (RelationGetDescr(w->rel)->constr->has_generated_stored)
+				ExecComputeStoredGenerated(w->resultRelInfo, w->estate,
+										   w->slot, CMD_INSERT);
+			ExecConstraints(w->resultRelInfo, w->slot, w->estate);
+		}
 		simple_table_tuple_insert(w->rel, w->slot);
 		ExecInsertIndexTuples(w->resultRelInfo, w->slot, w->estate, false,
 							  false, NULL, NIL);
