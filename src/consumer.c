@@ -341,7 +341,7 @@ consumer_step(void)
 	/* lost: the held messages go with it, the broker delivers them again */
 	if (!consumer_collect_messages())
 	{
-		consumer_disconnect();
+		consumer_session_lost();
 		return;
 	}
 	if (MyConsumer.nheld > 0)

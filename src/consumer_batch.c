@@ -337,7 +337,14 @@ send_action(ConsumerDelivery *d, ConsumerAction action)
 				break;
 		}
 		if (rc != STOMP_ERR_FULL)
-			return rc != STOMP_ERR_STATE;
+		{
+			if (rc == STOMP_ERR_STATE)
+				return false;
+			if (action != CONSUMER_ACTION_LEAVE &&
+				action != CONSUMER_ACTION_SEND_TO_DLQ)
+				MyConsumer.session_settled++;
+			return true;
+		}
 		if (!outbox_broker_make_room(&MyConsumer.link.broker, deadline))
 			return false;
 	}
@@ -415,7 +422,7 @@ acknowledge(ConsumerDelivery *deliveries, int n, uint64 batch_session)
 		if (!send_action(d, action))
 		{
 			/* what was not acknowledged comes back with a new connection */
-			consumer_disconnect();
+			consumer_session_lost();
 			return;
 		}
 		if (action == CONSUMER_ACTION_NACK_DEAD)
@@ -448,7 +455,7 @@ give_back_stale(ConsumerDelivery *deliveries, int n)
 		consumer_remember_given_back(d->frame, d->redelivered);
 		if (!send_action(d, CONSUMER_ACTION_NACK_REQUEUE))
 		{
-			consumer_disconnect();
+			consumer_session_lost();
 			break;
 		}
 		given++;
@@ -516,7 +523,7 @@ collect_meanwhile(uint64 batch_session)
 	if (!MyConsumer.link.connected || MyConsumer.link.session != batch_session)
 		return;
 	if (!consumer_collect_messages())
-		consumer_disconnect();
+		consumer_session_lost();
 }
 
 /*

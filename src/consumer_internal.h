@@ -72,6 +72,7 @@ typedef struct ConsumerWorker
 	char	   *who;			/* "outbox consumer of queue ...": log lines */
 	char	   *failed_what;	/* "<who> failed": a turn's caught error */
 	bool		subscribed;
+	int			session_settled;	/* ACKs and NACKs sent on the session */
 
 	/* the dead-letter queue */
 	bool		dlq_ready;		/* declared, or found */
@@ -128,6 +129,7 @@ extern int	consumer_queue_headers(StompHeaderPair *pairs, int max);
 extern bool consumer_connect_and_subscribe(void);
 extern bool consumer_wait_for_receipt(uint64_t receipt, int64 deadline);
 extern void consumer_disconnect(void);
+extern void consumer_session_lost(void);
 extern void consumer_back_off(ConsumerFailure failure, const char *what,
 							  const char *detail);
 

@@ -83,6 +83,21 @@ consumer_disconnect(void)
 }
 
 /*
+ * The session was lost (closed, a frame that could not be read, a write
+ * that could not be made): drop it, and count it among the sessions lost
+ * in a row, which back off from the second one on (worker_link.c), unless
+ * it settled a message: a broker that ends every session at once, or a
+ * frame it delivers again each time that cannot be read, would otherwise
+ * be reconnected to at once, forever.
+ */
+void
+consumer_session_lost(void)
+{
+	outbox_link_session_end(&MyConsumer.link, true, MyConsumer.session_settled);
+	consumer_disconnect();
+}
+
+/*
  * Something failed: no next try before what consumer_retry_plan() says,
  * the failure counted (shown, logged now and then) by the link's backoff.
  */
@@ -330,6 +345,7 @@ consumer_connect_and_subscribe(void)
 		return false;
 	}
 	MyConsumer.subscribed = true;
+	MyConsumer.session_settled = 0;
 	(void) outbox_link_established(&MyConsumer.link, "subscribed");
 	return true;
 }
