@@ -730,13 +730,19 @@ check_database_names(char **newval, void **extra, GucSource source)
 
 /*
  * outbox.correlation_id: at most MAX_CORRELATION_ID_LEN bytes, no control
- * characters, as it becomes a header of every message.
+ * characters, as it becomes a header of every message.  A value too long
+ * is not quoted back (PostgreSQL's message would quote all of it).
  */
 static bool
 check_correlation_id(char **newval, void **extra, GucSource source)
 {
-	if (strlen(*newval) > MAX_CORRELATION_ID_LEN)
+	size_t		len = strlen(*newval);
+
+	if (len > MAX_CORRELATION_ID_LEN)
 	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("value for parameter \"outbox.correlation_id\" is too long (%zu bytes)",
+						 len);
 		GUC_check_errdetail("It must be at most %d bytes long.",
 							MAX_CORRELATION_ID_LEN);
 		return false;
