@@ -157,6 +157,26 @@ stomp_buf_append_u64(StompBuf *buf, uint64_t value)
 }
 
 /*
+ * stomp_buf_trim
+ *		Give back what the buffer holds beyond STOMP_BUF_KEEP_CAP when its
+ *		contents fit in that.  If the allocator cannot shrink it, the
+ *		buffer stays as it was.
+ */
+void
+stomp_buf_trim(StompBuf *buf)
+{
+	char	   *newdata;
+
+	if (buf->cap <= STOMP_BUF_KEEP_CAP || buf->len + 1 > STOMP_BUF_KEEP_CAP)
+		return;
+	newdata = realloc(buf->data, STOMP_BUF_KEEP_CAP);
+	if (newdata == NULL)
+		return;
+	buf->data = newdata;
+	buf->cap = STOMP_BUF_KEEP_CAP;
+}
+
+/*
  * stomp_buf_consume
  *		Drop the first "n" bytes (used by the output queue after a partial
  *		write).  Moves the remainder down; callers that consume little by

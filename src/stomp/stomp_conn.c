@@ -932,6 +932,7 @@ stomp_flush(StompConn *conn, int64_t now_ms)
 	if (conn->out_off == conn->out.len)
 	{
 		stomp_buf_reset(&conn->out);
+		stomp_buf_trim(&conn->out);
 		conn->out_off = 0;
 		conn->write_wait_since = -1;
 	}

@@ -164,11 +164,15 @@ stomp_decoder_feed(StompDecoder *dec, const void *data, size_t len)
 	if (dec->state == STOMP_DECODE_ERROR)
 		return false;
 
-	/* compact: drop consumed bytes once they are half the buffer */
+	/*
+	 * compact: drop consumed bytes once they are half the buffer, and the
+	 * memory a huge frame left behind
+	 */
 	if (dec->pos > 0 && (dec->pos == dec->in.len || dec->pos >= dec->in.len / 2))
 	{
 		stomp_buf_consume(&dec->in, dec->pos);
 		dec->pos = 0;
+		stomp_buf_trim(&dec->in);
 	}
 	if (!stomp_buf_append(&dec->in, data, len))
 	{

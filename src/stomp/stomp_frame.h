@@ -47,6 +47,13 @@
  * it fails like an allocation failure does, leaving the buffer unchanged.
  * A zeroed StompBuf is a valid empty buffer.
  */
+/*
+ * What a buffer keeps allocated once its contents fit again
+ * (stomp_buf_trim()): one huge frame passing through a connection that
+ * lives for months does not hold its size for good.
+ */
+#define STOMP_BUF_KEEP_CAP	(1024 * 1024)
+
 typedef struct StompBuf
 {
 	char	   *data;			/* NULL until the first append */
@@ -64,6 +71,7 @@ extern bool stomp_buf_append_str(StompBuf *buf, const char *str);
 extern bool stomp_buf_append_byte(StompBuf *buf, char c);
 extern bool stomp_buf_append_u64(StompBuf *buf, uint64_t value);
 extern void stomp_buf_consume(StompBuf *buf, size_t n);
+extern void stomp_buf_trim(StompBuf *buf);
 
 /* ----------------------------------------------------------------
  * in stomp_frame.c: the frame model
