@@ -65,6 +65,8 @@ typedef struct PassMessages
 	char		refusal_text[OUTBOX_MAX_REASON_LEN];
 	/* the one destination in flight that the ERROR names, or NULL */
 	char	   *refused_destination;
+	/* why the session was given up while open (a deadline passed), or "" */
+	char		stall_text[OUTBOX_MAX_REASON_LEN];
 } PassMessages;
 
 /* How a batch of sends ended */
@@ -95,6 +97,7 @@ extern void publisher_send_init(OutboxStateMachine *machine);
 extern bool publisher_ensure_connected(void);
 extern void publisher_disconnect(void);
 extern void publisher_note_session_end(SendOutcome outcome, int confirmed);
+extern const char *publisher_session_lost_reason(const PassMessages *pass);
 extern bool publisher_queue_sends(PassMessages *pass, int from, int64 deadline);
 extern SendOutcome publisher_collect_receipts(PassMessages *pass,
 											  int max_outstanding,

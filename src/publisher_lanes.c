@@ -183,7 +183,7 @@ publisher_isolation_lane(void)
 			{
 				/* not its fault: it stays a suspect, uncharged */
 				remember_suspects(pass.messages, 1);
-				outbox_slot_set_error(stomp_conn_error(publisher_link.broker.conn));
+				outbox_slot_set_error(publisher_session_lost_reason(&pass));
 			}
 			publisher_disconnect();
 			if (outcome == SEND_CONNECTION_LOST)
@@ -479,7 +479,7 @@ static bool
 pipeline_session_end(PassMessages *pass, SendOutcome outcome)
 {
 	PublisherSessionVerdict verdict;
-	const char *error = stomp_conn_error(publisher_link.broker.conn);
+	const char *error = publisher_session_lost_reason(pass);
 
 	verdict = publisher_pipelined_verdict(outcome == SEND_BROKER_ERROR,
 										  pass->refusal,

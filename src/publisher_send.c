@@ -113,6 +113,18 @@ publisher_note_session_end(SendOutcome outcome, int confirmed)
 }
 
 /*
+ * Why the session of pass was lost: the connection's reason if it closed,
+ * else the deadline that passed while it was open.
+ */
+const char *
+publisher_session_lost_reason(const PassMessages *pass)
+{
+	const char *error = stomp_conn_error(publisher_link.broker.conn);
+
+	return error[0] != '\0' ? error : pass->stall_text;
+}
+
+/*
  * Remember that receipt confirms the pass's message number index.
  */
 static void
@@ -158,6 +170,10 @@ publisher_queue_sends(PassMessages *pass, int from, int64 deadline)
 			continue;
 		/* waits while the output buffer is full, until deadline */
 		result = outbox_link_send(&publisher_link, &wire, &m->receipt, deadline);
+		if (result == STOMP_ERR_FULL)
+			snprintf(pass->stall_text, sizeof(pass->stall_text),
+					 "the broker stopped reading what was written to it: the output stayed full for %d s",
+					 CHUNK_RECEIPT_TIMEOUT_MS / 1000);
 		if (result == STOMP_ERR_STATE || result == STOMP_ERR_FULL)
 			return false;
 		if (result == STOMP_ERR_INVALID || result == STOMP_ERR_TOO_LARGE)
@@ -260,7 +276,13 @@ publisher_collect_receipts(PassMessages *pass, int max_outstanding, int64 deadli
 		if (pass->outstanding <= max_outstanding)
 			return SEND_ALL_CONFIRMED;
 		if (outbox_monotonic_ms() >= deadline)
+		{
+			if (pass->stall_text[0] == '\0')
+				snprintf(pass->stall_text, sizeof(pass->stall_text),
+						 "%d message(s) sent were neither confirmed nor refused by the broker within %d s",
+						 pass->outstanding, CHUNK_RECEIPT_TIMEOUT_MS / 1000);
 			return SEND_CONNECTION_LOST;
+		}
 		outbox_broker_wait_interruptible(&publisher_link.broker, deadline);
 	}
 }
